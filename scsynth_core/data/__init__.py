@@ -1,0 +1,1 @@
+"""Data: downloads, readers, checks, preparation recipes, splits and the bundled demo dataset."""

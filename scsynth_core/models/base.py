@@ -1,0 +1,323 @@
+"""The model interface, the registry and generation helpers shared by every model family.
+
+Every family subclasses :class:`GenerativeModel` and implements ``_fit``, ``_sample_chunk``,
+``_get_state`` and ``_set_state``. The base class owns what must behave the same everywhere: presets and
+overrides, input checks, label handling for conditional sampling, chunked generation into a sparse AnnData,
+and the checkpoint file format (one ``torch.save`` of plain tensors and Python values, loadable with
+``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scsynth_core.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+#: Registry name -> "module:Class". Families are imported only when a name is used.
+_REGISTRY: dict[str, str] = {
+    "upsample": "scsynth_core.models.baselines:UpsampleModel",
+    "noise": "scsynth_core.models.baselines:NoiseModel",
+}
+
+#: Representations a model may train on; transforms live in :mod:`scsynth_core.data.preprocess`.
+REPRESENTATIONS = ("counts", "lsn", "log1p")
+
+
+def available_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type[GenerativeModel]:
+    """Return the class registered as ``name``; unknown names raise a :class:`ConfigError` listing the known ones."""
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model '{name}' (available: {', '.join(available_models())})") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+class _LazyRegistry(Mapping):
+    """Read-only mapping name -> class that imports a family on first access."""
+
+    def __getitem__(self, name: str) -> type[GenerativeModel]:
+        if name not in _REGISTRY:
+            raise KeyError(name)
+        return get_model_class(name)
+
+    def __iter__(self):
+        return iter(available_models())
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+MODELS: Mapping[str, type[GenerativeModel]] = _LazyRegistry()
+
+
+class GenerativeModel(ABC):
+    """A generative model of single-cell expression profiles.
+
+    Subclasses set the class attributes and implement the four private hooks. Hyperparameters come from a
+    named preset (``"paper"``: the paper's settings; ``"demo"``: a shrunk schedule for minutes on a CPU, same
+    method) updated by keyword overrides; unknown keys are rejected.
+
+    Parameters
+    ----------
+    preset
+        Name of a preset in ``presets``.
+    **overrides
+        Hyperparameters replacing the preset's values.
+    """
+
+    name: ClassVar[str]
+    representation: ClassVar[str]
+    conditional: ClassVar[bool] = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        if preset not in self.presets:
+            raise ConfigError(f"model '{self.name}': unknown preset '{preset}' (available: {', '.join(self.presets)})")
+        params = dict(self.presets[preset])
+        unknown = sorted(set(overrides) - set(params))
+        if unknown:
+            raise ConfigError(
+                f"model '{self.name}': unknown hyperparameter(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(params)) or 'none'})"
+            )
+        params.update(overrides)
+        self.preset = preset
+        self.params: dict[str, Any] = params
+        self.var_names: list[str] | None = None
+        self.label_key: str | None = None
+        self.categories: list[str] | None = None
+        self.class_frequencies: np.ndarray | None = None
+        self.n_train: int = 0
+        self.seed: int | None = None
+
+    # -- public API -------------------------------------------------------------------------------------------
+    def fit(
+        self,
+        adata: ad.AnnData,
+        *,
+        label_key: str | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        max_steps: int | None = None,
+        progress: bool = True,
+        checkpoint: str | Path | None = None,
+    ) -> dict[str, list]:
+        """Train on ``adata`` (raw counts in ``X``) and return the training history (column -> values).
+
+        ``checkpoint``: a file to save training state to periodically and to resume from if it exists.
+        """
+        from scsynth_core.data.checks import check_counts, check_labels, check_not_empty
+
+        where = f"model '{self.name}' training data"
+        check_not_empty(adata, where=where)
+        check_counts(adata.X, where=f"{where} (X)")
+        if self.conditional and label_key is None:
+            raise ConfigError(f"model '{self.name}' is conditional: a label_key (obs column) is required")
+        if label_key is not None:
+            check_labels(adata, label_key, where=where)
+            labels = adata.obs[label_key].astype(str)
+            self.categories = sorted(labels.unique())
+            counts = labels.value_counts().reindex(self.categories).to_numpy(dtype=float)
+            self.class_frequencies = counts / counts.sum()
+        self.label_key = label_key
+        self.var_names = [str(v) for v in adata.var_names]
+        self.n_train = int(adata.n_obs)
+        self.seed = int(seed)
+        return self._fit(
+            adata, seed=int(seed), device=device, max_steps=max_steps, progress=progress, checkpoint=checkpoint
+        )
+
+    def sample(
+        self,
+        n_cells: int,
+        *,
+        labels: Sequence[str] | Mapping[str, int] | None = None,
+        seed: int = 0,
+        batch_size: int = 10_000,
+        progress: bool = False,
+    ) -> ad.AnnData:
+        """Generate ``n_cells`` cells in chunks of ``batch_size``.
+
+        ``labels``: ``None`` (holistic generation; conditional models draw labels with the training
+        frequencies), a sequence of ``n_cells`` labels, or a dict ``{label: count}`` summing to ``n_cells``.
+        Returns an AnnData with sparse ``X`` in the model's output space, the training genes, ``obs['cluster']``
+        for conditional models and ``uns['scsynth']`` describing the run.
+        """
+        import anndata as ad
+        from tqdm.auto import tqdm
+
+        if self.var_names is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
+        n_cells = int(n_cells)
+        if n_cells < 1:
+            raise ConfigError(f"n_cells must be a positive integer, got {n_cells}")
+        rng = np.random.default_rng(seed)
+        cell_labels = self._resolve_labels(n_cells, labels, rng)
+        self._start_sampling(seed)
+        chunks = []
+        with tqdm(total=n_cells, desc=f"generate {self.name}", unit="cells", disable=not progress) as bar:
+            for start in range(0, n_cells, batch_size):
+                stop = min(start + batch_size, n_cells)
+                chunk_labels = None if cell_labels is None else cell_labels[start:stop]
+                chunk = self._sample_chunk(stop - start, chunk_labels, rng)
+                chunks.append(sp.csr_matrix(chunk, dtype=np.float32))
+                bar.update(stop - start)
+        X = sp.vstack(chunks, format="csr")
+        obs = pd.DataFrame(index=[f"{self.name}_{i}" for i in range(n_cells)])
+        if cell_labels is not None:
+            obs["cluster"] = pd.Categorical(cell_labels, categories=self.categories)
+        uns = {"scsynth": self.describe() | {"seed": int(seed), "n_generated": n_cells}}
+        return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=self.var_names), uns=uns)
+
+    def describe(self) -> dict[str, Any]:
+        """Model name, representation, preset, hyperparameters and training facts (recorded in outputs)."""
+        return {
+            "model": self.name,
+            "representation": self.representation,
+            "conditional": self.conditional,
+            "preset": self.preset,
+            "params": dict(self.params),
+            "n_train": self.n_train,
+            "train_seed": self.seed,
+            "label_key": self.label_key,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Save hyperparameters, genes, labels and the fitted state in one file (written atomically)."""
+        import torch
+
+        from scsynth_core._io import atomic_path
+
+        if self.var_names is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: nothing to save")
+        payload = {
+            "format": 1,
+            "model": self.name,
+            "preset": self.preset,
+            "params": self.params,
+            "var_names": self.var_names,
+            "label_key": self.label_key,
+            "categories": self.categories,
+            "class_frequencies": None if self.class_frequencies is None else torch.as_tensor(self.class_frequencies),
+            "n_train": self.n_train,
+            "seed": self.seed,
+            "state": self._get_state(),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> GenerativeModel:
+        """Load a model saved by :meth:`save` (any family when called on the base class)."""
+        import torch
+
+        path = Path(path)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            name = payload["model"]
+        except FileNotFoundError:
+            raise DataError(f"{path}: model file not found") from None
+        except Exception as exc:
+            raise DataError(f"{path}: not a scsynth model file ({type(exc).__name__}: {exc})") from None
+        klass = get_model_class(name)
+        if cls is not GenerativeModel and not issubclass(klass, cls):
+            raise DataError(f"{path}: holds model '{name}', not '{cls.name}'")
+        model = klass(payload["preset"], **payload["params"])
+        model.var_names = list(payload["var_names"])
+        model.label_key = payload["label_key"]
+        model.categories = payload["categories"]
+        freqs = payload["class_frequencies"]
+        model.class_frequencies = None if freqs is None else freqs.numpy()
+        model.n_train = payload["n_train"]
+        model.seed = payload["seed"]
+        model._set_state(payload["state"], device=device)
+        return model
+
+    # -- hooks for subclasses ---------------------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
+        """Train on checked data; return the history."""
+
+    def _start_sampling(self, seed: int) -> None:
+        """Called once before the chunks of one ``sample`` call (e.g. to seed torch)."""
+
+    @abstractmethod
+    def _sample_chunk(self, n: int, labels: np.ndarray | None, rng: np.random.Generator):
+        """Return ``n`` generated cells (sparse or dense, n x genes) for the given labels."""
+
+    @abstractmethod
+    def _get_state(self) -> dict[str, Any]:
+        """The fitted state as plain tensors and Python values."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
+        """Restore what :meth:`_get_state` returned."""
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def _resolve_labels(self, n_cells: int, labels, rng: np.random.Generator) -> np.ndarray | None:
+        """Turn the ``labels`` argument of :meth:`sample` into one label per cell (or ``None``)."""
+        if labels is None:
+            if not self.conditional:
+                return None
+            # Holistic generation from a conditional model: labels drawn with the training frequencies.
+            idx = rng.choice(len(self.categories), size=n_cells, p=self.class_frequencies)
+            return np.asarray(self.categories, dtype=object)[idx]
+        if not self.conditional:
+            raise ConfigError(f"model '{self.name}' is not conditional: sample() takes no labels")
+        if isinstance(labels, Mapping):
+            total = sum(int(v) for v in labels.values())
+            if total != n_cells:
+                raise ConfigError(f"labels dict asks for {total} cells in total, but n_cells is {n_cells}")
+            out = np.concatenate([np.full(int(c), str(k), dtype=object) for k, c in labels.items()])
+        else:
+            out = np.asarray([str(v) for v in labels], dtype=object)
+            if len(out) != n_cells:
+                raise ConfigError(f"got {len(out)} labels for {n_cells} cells")
+        unknown = sorted(set(out) - set(self.categories))
+        if unknown:
+            raise ConfigError(
+                f"model '{self.name}': unknown label(s) {', '.join(unknown)} (trained on: {', '.join(self.categories)})"
+            )
+        return out
+
+
+def load_model(path: str | Path, device: str = "auto") -> GenerativeModel:
+    """Load any saved scsynth model."""
+    return GenerativeModel.load(path, device=device)
+
+
+def csr_to_state(X) -> dict[str, Any]:
+    """A CSR matrix as plain tensors (so checkpoints load with ``weights_only=True``)."""
+    import torch
+
+    X = sp.csr_matrix(X)
+    return {
+        "data": torch.as_tensor(X.data),
+        "indices": torch.as_tensor(X.indices.astype(np.int64)),
+        "indptr": torch.as_tensor(X.indptr.astype(np.int64)),
+        "shape": list(X.shape),
+    }
+
+
+def csr_from_state(state: Mapping[str, Any]) -> sp.csr_matrix:
+    """Inverse of :func:`csr_to_state`."""
+    return sp.csr_matrix(
+        (state["data"].numpy(), state["indices"].numpy(), state["indptr"].numpy()), shape=tuple(state["shape"])
+    )
