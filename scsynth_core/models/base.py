@@ -85,6 +85,8 @@ class GenerativeModel(ABC):
     name: ClassVar[str]
     representation: ClassVar[str]
     conditional: ClassVar[bool] = False
+    #: Conditional models that can also be fitted without labels (then they generate holistically only).
+    labels_optional: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
@@ -128,7 +130,7 @@ class GenerativeModel(ABC):
         where = f"model '{self.name}' training data"
         check_not_empty(adata, where=where)
         check_counts(adata.X, where=f"{where} (X)")
-        if self.conditional and label_key is None:
+        if self.conditional and label_key is None and not self.labels_optional:
             raise ConfigError(f"model '{self.name}' is conditional: a label_key (obs column) is required")
         if label_key is not None:
             check_labels(adata, label_key, where=where)
@@ -274,13 +276,15 @@ class GenerativeModel(ABC):
     def _resolve_labels(self, n_cells: int, labels, rng: np.random.Generator) -> np.ndarray | None:
         """Turn the ``labels`` argument of :meth:`sample` into one label per cell (or ``None``)."""
         if labels is None:
-            if not self.conditional:
+            if self.categories is None:
                 return None
             # Holistic generation from a conditional model: labels drawn with the training frequencies.
             idx = rng.choice(len(self.categories), size=n_cells, p=self.class_frequencies)
             return np.asarray(self.categories, dtype=object)[idx]
         if not self.conditional:
             raise ConfigError(f"model '{self.name}' is not conditional: sample() takes no labels")
+        if self.categories is None:
+            raise ConfigError(f"model '{self.name}' was fitted without labels: sample() takes no labels")
         if isinstance(labels, Mapping):
             total = sum(int(v) for v in labels.values())
             if total != n_cells:

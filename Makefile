@@ -1,0 +1,42 @@
+# scsynth: two commands for a new user.
+#   make demo   create .venv (if needed), install, run the default workflow offline, render the report
+#   make test   create .venv (if needed), install, run the full test suite
+# Variables: CORES (default all), PYTEST_ARGS, TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu to force the
+# CPU build of torch on a machine whose default index would serve the CUDA build).
+
+VENV        ?= .venv
+PYTHON      ?= python3
+CORES       ?= all
+PYTEST_ARGS ?=
+TORCH_INDEX ?=
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.scsynth-installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install demo report test dryrun clean
+
+install: $(STAMP)
+
+# torch first and pinned: anything else would let scvi-tools/lightning pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES)
+	$(MAKE) report
+
+report: install
+	$(BIN)/snakemake --report results/report.html
+
+dryrun: install
+	$(BIN)/snakemake -n
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf results logs .snakemake

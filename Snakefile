@@ -1,0 +1,29 @@
+# scsynth: deep generative models for single-cell RNA-seq, from raw data to each paper's figures.
+# Data flow: download -> import -> prepare -> split -> train -> generate -> evaluate -> figures -> report.
+# The science lives in the scsynth_core package; rules only wire files together.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/prepare.smk"
+include: "rules/split.smk"
+include: "rules/train.smk"
+include: "rules/generate.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

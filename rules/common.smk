@@ -1,0 +1,77 @@
+# Everything that is not a rule: config validation, the dataset registry, wildcard constraints,
+# input functions and target builders.
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from scsynth_core.config import check_config, model_settings
+from scsynth_core.data.registry import load_registry
+from scsynth_core.errors import ScsynthError
+from scsynth_core.models import available_models
+
+# Types and defaults first (schema), then names (models, datasets, presets, hyperparameters).
+validate(config, "../config/schema.yaml")
+try:
+    REGISTRY = load_registry(config["registry"])
+    check_config(config, REGISTRY)
+except ScsynthError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}")
+
+EXPERIMENTS = config["experiments"]
+# Training and generation run on a GPU exactly when the config asks for one.
+GPU = 1 if config["device"] == "cuda" else 0
+
+
+wildcard_constraints:
+    dataset="|".join(sorted(REGISTRY)),
+    model="|".join(available_models()),
+    experiment="|".join(EXPERIMENTS),
+    seed=r"\d+",
+
+
+RUN = "results/{experiment}/{dataset}/{model}/seed{seed}"
+LOGS = "logs/{experiment}/{dataset}/{model}/seed{seed}"
+
+
+def dataset_spec(wildcards):
+    return REGISTRY[wildcards.dataset]
+
+
+def import_inputs(wildcards):
+    """What importing a dataset needs: the download manifest, a local file, or nothing (bundled)."""
+    spec = dataset_spec(wildcards)
+    if spec["source"] == "url":
+        return {"manifest": f"resources/datasets/{wildcards.dataset}/manifest.json"}
+    if spec["source"] == "local":
+        return {"local": spec["path"]}
+    return {}
+
+
+def train_settings(wildcards):
+    return model_settings(config, wildcards.model)
+
+
+def experiment_config(wildcards):
+    return config[wildcards.experiment]
+
+
+def realism_targets():
+    section = config["realism"]
+    runs = expand(
+        RUN + "/metrics.json",
+        experiment="realism",
+        dataset=section["datasets"],
+        model=section["models"],
+        seed=section["seeds"],
+    )
+    figures = expand(
+        "results/realism/{dataset}/figures/embedding_seed{seed}.png",
+        dataset=section["datasets"],
+        seed=section["seeds"],
+    )
+    return runs + figures + ["results/realism/summary.tsv"]
+
+
+def all_targets():
+    builders = {"realism": realism_targets}
+    return [target for experiment in EXPERIMENTS for target in builders[experiment]()]

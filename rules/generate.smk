@@ -1,0 +1,19 @@
+rule generate_cells:
+    input:
+        model=RUN + "/model.pt",
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+    output:
+        RUN + "/generated.h5ad",
+    params:
+        device=config["device"],
+    log:
+        LOGS + "/generate.log",
+    benchmark:
+        RUN + "/generate_benchmark.tsv"
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+    script:
+        "../workflow_scripts/generate_cells.py"

@@ -1,0 +1,22 @@
+rule train_model:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+    output:
+        model=RUN + "/model.pt",
+        train_log=RUN + "/train_log.tsv",
+    params:
+        settings=train_settings,
+        device=config["device"],
+        checkpoint=RUN + "/checkpoint.pt",
+    log:
+        LOGS + "/train.log",
+    benchmark:
+        RUN + "/train_benchmark.tsv"
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../workflow_scripts/train_model.py"

@@ -1,0 +1,164 @@
+"""``scsynth``: the workflow's steps on a user's own files, without Snakemake.
+
+Each sub-command calls the same function in :mod:`scsynth_core.steps` as the corresponding workflow rule::
+
+    scsynth prepare  --input my.h5ad --recipe marouf --label-key cell_type --output prepared.h5ad
+    scsynth split    --input prepared.h5ad --test-fraction 0.3 --seed 0 --output split.tsv
+    scsynth train    --input prepared.h5ad --split split.tsv --model upsample --output model.pt
+    scsynth generate --model model.pt --n-cells 1000 --output generated.h5ad
+    scsynth evaluate --real prepared.h5ad --split split.tsv --generated generated.h5ad --output metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import yaml
+
+from scsynth_core import steps
+from scsynth_core.errors import ConfigError, ScsynthError
+
+
+def _key_values(pairs: list[str]) -> dict:
+    """``["lr=0.001", "layers=[64, 64]"]`` -> ``{"lr": 0.001, "layers": [64, 64]}`` (values parsed as YAML)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set: expected KEY=VALUE, got '{pair}'")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scsynth", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('scsynth_core').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("models", help="list the registered models")
+
+    p = sub.add_parser("download", help="download a registered dataset")
+    p.add_argument("--registry", default="config/datasets.yaml")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--dest-dir", required=True)
+
+    p = sub.add_parser("prepare", help="run a preparation recipe on an h5ad of raw counts")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--recipe", default="scanpy_default", help="marouf | treppner | scanpy_default")
+    p.add_argument("--label-key", help="obs column with cell types (optional)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe parameters")
+
+    p = sub.add_parser("split", help="balanced train/test split as an index file")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--test-fraction", type=float, default=0.3)
+    p.add_argument("--label-key", default="cluster")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a model")
+    p.add_argument("--input", required=True, help="prepared h5ad (counts in X)")
+    p.add_argument("--output", required=True, help="model file to write (.pt)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--split", help="split file; train on its 'train' cells")
+    p.add_argument("--train-log", help="training log TSV (default: beside the model)")
+    p.add_argument("--preset", default="paper", help="paper | demo")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
+    p.add_argument("--label-key", default="cluster")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--checkpoint", help="checkpoint file to resume from / save to")
+
+    p = sub.add_parser("generate", help="generate cells from a trained model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--n-cells", type=int)
+    p.add_argument("--labels", help="LABEL=COUNT,... for conditional models")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=10_000)
+
+    p = sub.add_parser("evaluate", help="compare generated with real cells")
+    p.add_argument("--real", required=True)
+    p.add_argument("--generated", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--split", help="split file; compare with its 'test' cells")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        _dispatch(args)
+    except ScsynthError as exc:
+        print(f"scsynth: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    cmd = args.command
+    if cmd == "models":
+        from scsynth_core.models import available_models, get_model_class
+
+        for name in available_models():
+            klass = get_model_class(name)
+            kind = "conditional" if klass.conditional else "unconditional"
+            print(f"{name}\t{klass.representation}\t{kind}\tpresets: {', '.join(klass.presets)}")
+    elif cmd == "download":
+        steps.download_dataset(registry=args.registry, dataset=args.dataset, dest_dir=args.dest_dir)
+    elif cmd == "prepare":
+        steps.prepare_dataset(
+            input=args.input,
+            output=args.output,
+            recipe=args.recipe,
+            label_key=args.label_key,
+            seed=args.seed,
+            params=_key_values(args.set),
+        )
+    elif cmd == "split":
+        steps.split_dataset(
+            input=args.input,
+            output=args.output,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            label_key=args.label_key,
+        )
+    elif cmd == "train":
+        steps.train_model(
+            prepared=args.input,
+            output=args.output,
+            train_log=args.train_log or f"{args.output}.train_log.tsv",
+            model=args.model,
+            split=args.split,
+            preset=args.preset,
+            params=_key_values(args.set),
+            label_key=args.label_key,
+            seed=args.seed,
+            device=args.device,
+            max_steps=args.max_steps,
+            checkpoint=args.checkpoint,
+        )
+    elif cmd == "generate":
+        steps.generate_cells(
+            model=args.model,
+            output=args.output,
+            n_cells=args.n_cells,
+            labels=steps.parse_label_counts(args.labels) if args.labels else None,
+            seed=args.seed,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
+    elif cmd == "evaluate":
+        steps.evaluate_realism(real=args.real, generated=args.generated, output=args.output, split=args.split)
+        print(json.dumps(json.loads(open(args.output).read()), indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Semantic checks of a workflow configuration, after JSON-Schema validation of types.
+
+The schema (``config/schema.yaml``) checks types and fills defaults; this module checks what a schema cannot:
+that every model is registered, every dataset is in the registry, and every preset and hyperparameter exists.
+Each problem is a one-line :class:`~scsynth_core.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scsynth_core.errors import ConfigError
+
+
+def model_settings(config: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """Preset, hyperparameter overrides and step limit for ``model`` (defaults from the top-level preset)."""
+    own = dict(config.get("models", {}).get(model, {}))
+    return {
+        "preset": own.get("preset", config.get("preset", "paper")),
+        "params": dict(own.get("params", {})),
+        "max_steps": own.get("max_steps"),
+    }
+
+
+def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for unknown models, datasets, presets or hyperparameters."""
+    from scsynth_core.models import available_models, get_model_class
+
+    known = available_models()
+    for experiment in config.get("experiments", []):
+        section = config.get(experiment, {})
+        for model in section.get("models", []):
+            if model not in known:
+                raise ConfigError(f"config: {experiment}.models: unknown model '{model}' (available: {', '.join(known)})")
+        for dataset in section.get("datasets", []):
+            if dataset not in registry:
+                raise ConfigError(
+                    f"config: {experiment}.datasets: unknown dataset '{dataset}' "
+                    f"(registered: {', '.join(sorted(registry))})"
+                )
+    for model in config.get("models", {}):
+        if model not in known:
+            raise ConfigError(f"config: models: unknown model '{model}' (available: {', '.join(known)})")
+    used = {m for e in config.get("experiments", []) for m in config.get(e, {}).get("models", [])}
+    for model in sorted(used | set(config.get("models", {}))):
+        settings = model_settings(config, model)
+        # Instantiating validates the preset name and every hyperparameter key, without training.
+        try:
+            get_model_class(model)(settings["preset"], **settings["params"])
+        except ConfigError as exc:
+            raise ConfigError(f"config: models.{model}: {exc}") from None

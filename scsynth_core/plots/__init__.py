@@ -1,0 +1,1 @@
+"""Figures: one function per figure type, pure matplotlib/scanpy, each returns a Figure."""

@@ -1,0 +1,313 @@
+"""The workflow's steps as plain functions of paths and values.
+
+Each Snakemake rule's script and each ``scsynth`` CLI sub-command calls exactly one of these, so both run the
+same code. Steps read inputs, call the library, and write every output atomically. They know nothing about
+Snakemake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scsynth_core import _io
+from scsynth_core.errors import ConfigError, ScsynthError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    import anndata as ad
+
+log = logging.getLogger("scsynth")
+
+
+# -- running a step with its log ------------------------------------------------------------------------------
+def run_logged(log_path: str | Path | None, func: Callable[..., Any], /, **kwargs: Any) -> None:
+    """Run ``func(**kwargs)`` with stdout, stderr and logging sent to ``log_path``.
+
+    A :class:`ScsynthError` ends the process with status 1 after writing its one-line message to the log and to
+    the original stderr (so Snakemake shows it); any other exception keeps its traceback in the log.
+    """
+    stderr = sys.stderr
+    with contextlib.ExitStack() as stack:
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(log_path, "w", buffering=1))
+            stack.enter_context(contextlib.redirect_stdout(handle))
+            stack.enter_context(contextlib.redirect_stderr(handle))
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+        )
+        try:
+            func(**kwargs)
+        except ScsynthError as exc:
+            log.error("%s", exc)
+            print(f"scsynth error: {exc}", file=stderr)
+            raise SystemExit(1) from None
+
+
+def _set_threads(threads: int | None) -> None:
+    """Use the cores the scheduler gave this job, not every core of the node."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+# -- data -----------------------------------------------------------------------------------------------------
+def download_dataset(*, registry: str | Path, dataset: str, dest_dir: str | Path, progress: bool = True) -> None:
+    """Download every file of a ``source: url`` dataset and write ``dest_dir/manifest.json``."""
+    from scsynth_core.data.registry import fetch_dataset_files, get_dataset, load_registry
+
+    spec = get_dataset(load_registry(registry), dataset)
+    if spec["source"] != "url":
+        raise ConfigError(f"{registry}: dataset '{dataset}' has source '{spec['source']}', nothing to download")
+    fetch_dataset_files(dataset, spec, dest_dir, progress=progress)
+
+
+def import_dataset(
+    *, registry: str | Path, dataset: str, output: str | Path, manifest: str | Path | None = None, base_dir: str = "."
+) -> None:
+    """Build ``raw.h5ad`` (integer counts, source labels) for a registered dataset."""
+    from scsynth_core.data.registry import get_dataset, load_raw_dataset, load_registry
+
+    spec = get_dataset(load_registry(registry), dataset)
+    files = None
+    if manifest is not None:
+        entries = json.loads(Path(manifest).read_text())
+        files = {key: Path(entry["path"]) for key, entry in entries.items()}
+    adata = load_raw_dataset(dataset, spec, files=files, base_dir=base_dir)
+    log.info("imported %s: %d cells x %d genes", dataset, adata.n_obs, adata.n_vars)
+    _io.write_h5ad(output, adata)
+
+
+def prepare_dataset(
+    *,
+    input: str | Path,
+    output: str | Path,
+    recipe: str,
+    label_key: str | None = None,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """Run a preparation recipe: counts in ``X``, ``obs['cluster']``; see :mod:`scsynth_core.data.preprocess`."""
+    from scsynth_core.data.checks import check_counts, read_h5ad
+    from scsynth_core.data.preprocess import prepare
+
+    adata = read_h5ad(input)
+    check_counts(adata.X, where=f"{input} (X)")
+    prepared = prepare(adata, recipe=recipe, label_key=label_key, seed=seed, **dict(params or {}))
+    log.info(
+        "prepared with recipe %s: %d cells x %d genes, %d clusters",
+        recipe,
+        prepared.n_obs,
+        prepared.n_vars,
+        prepared.obs["cluster"].nunique(),
+    )
+    _io.write_h5ad(output, prepared)
+
+
+def split_dataset(
+    *,
+    input: str | Path,
+    output: str | Path,
+    seed: int,
+    test_fraction: float | None = None,
+    test_cells: int | None = None,
+    label_key: str = "cluster",
+) -> None:
+    """Write the balanced train/test split of a prepared dataset as an index file (cell, split)."""
+    from scsynth_core.data.checks import check_labels, read_h5ad
+    from scsynth_core.data.split import balanced_split, write_split
+
+    adata = read_h5ad(input, backed=True)
+    check_labels(adata, label_key, where=str(input))
+    split = balanced_split(adata.obs[label_key], test_fraction=test_fraction, test_cells=test_cells, seed=seed)
+    write_split(output, split)
+
+
+def load_prepared(path: str | Path, split: str | Path | None = None, *, subset: str | None = None) -> ad.AnnData:
+    """Read a prepared dataset, attach ``obs['split']`` from an index file and optionally keep one subset."""
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.data.split import apply_split, read_split
+
+    adata = read_h5ad(path)
+    if split is not None:
+        adata = apply_split(adata, read_split(split))
+    if subset is not None:
+        if "split" not in adata.obs:
+            raise ConfigError(f"{path}: selecting the '{subset}' cells needs a split file")
+        adata = adata[adata.obs["split"] == subset].copy()
+    return adata
+
+
+# -- models ---------------------------------------------------------------------------------------------------
+def train_model(
+    *,
+    prepared: str | Path,
+    output: str | Path,
+    train_log: str | Path,
+    model: str,
+    split: str | Path | None = None,
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    label_key: str | None = "cluster",
+    seed: int = 0,
+    device: str = "auto",
+    max_steps: int | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> None:
+    """Train one model on the training cells and save it with its training log."""
+    _set_threads(threads)
+    from scsynth_core.models import get_model_class
+    from scsynth_core.models.training import history_frame
+
+    adata = load_prepared(prepared, split, subset="train" if split is not None else None)
+    klass = get_model_class(model)
+    instance = klass(preset, **dict(params or {}))
+    use_labels = label_key if (klass.conditional or klass.labels_optional) else None
+    t0 = time.perf_counter()
+    history = instance.fit(
+        adata,
+        label_key=use_labels,
+        seed=seed,
+        device=device,
+        max_steps=max_steps,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
+    log.info("trained %s on %d cells in %.1f s", model, adata.n_obs, time.perf_counter() - t0)
+    _io.write_tsv(train_log, history_frame(history))
+    instance.save(output)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+
+
+def parse_label_counts(text: str) -> dict[str, int]:
+    """``"B=100,T=50"`` -> ``{"B": 100, "T": 50}`` (the CLI's ``--labels``)."""
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, sep, count = item.rpartition("=")
+        if not sep or not label or not count.isdigit():
+            raise ConfigError(f"--labels: expected LABEL=COUNT[,LABEL=COUNT...], got '{item}'")
+        out[label] = int(count)
+    return out
+
+
+def generate_cells(
+    *,
+    model: str | Path,
+    output: str | Path,
+    n_cells: int | None = None,
+    labels: Mapping[str, int] | Sequence[str] | None = None,
+    like: str | Path | None = None,
+    like_split: str | Path | None = None,
+    like_subset: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int = 10_000,
+    threads: int | None = None,
+) -> None:
+    """Generate cells from a saved model.
+
+    The number of cells is ``n_cells``, or the size of a reference set (``like`` + optional split/subset, e.g.
+    the test cells). Conditional models given a reference set generate its label composition.
+    """
+    from scsynth_core.models import load_model
+
+    _set_threads(threads)
+    instance = load_model(model, device=device)
+    if like is not None:
+        reference = load_prepared(like, like_split, subset=like_subset)
+        n_cells = reference.n_obs
+        if labels is None and instance.categories is not None and instance.label_key in reference.obs:
+            wanted = reference.obs[instance.label_key].astype(str)
+            known = set(instance.categories)
+            labels = [label for label in wanted if label in known]
+            n_cells = len(labels)
+    if n_cells is None:
+        raise ConfigError("generate: give n_cells or a reference dataset (like=...)")
+    t0 = time.perf_counter()
+    generated = instance.sample(n_cells, labels=labels, seed=seed, batch_size=batch_size, progress=True)
+    elapsed = time.perf_counter() - t0
+    generated.uns["scsynth"]["generation_seconds"] = round(elapsed, 3)
+    log.info("generated %d cells in %.2f s (%.0f cells/s)", n_cells, elapsed, n_cells / max(elapsed, 1e-9))
+    _io.write_h5ad(output, generated)
+
+
+# -- evaluation -----------------------------------------------------------------------------------------------
+def evaluate_realism(
+    *,
+    real: str | Path,
+    generated: str | Path,
+    output: str | Path,
+    split: str | Path | None = None,
+    subset: str | None = "test",
+    train_log: str | Path | None = None,
+) -> None:
+    """Compare generated cells with real (test) cells and write ``metrics.json``."""
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.summary import basic_statistics
+
+    real_cells = load_prepared(real, split, subset=subset if split is not None else None)
+    fake = read_h5ad(generated)
+    metrics: dict[str, Any] = {"model": fake.uns.get("scsynth", {}), "real_subset": subset}
+    metrics |= basic_statistics(real_cells, fake)
+    if train_log is not None:
+        import pandas as pd
+
+        history = pd.read_csv(train_log, sep="\t")
+        metrics["train_steps"] = int(history["step"].max()) if len(history) else 0
+        if "time_s" in history:
+            metrics["train_seconds"] = float(history["time_s"].max())
+    _io.write_json(output, metrics)
+
+
+def summarise_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
+    """Collect ``metrics.json`` files into one TSV (one row per run; run identity taken from the path)."""
+    import pandas as pd
+
+    rows = []
+    for path in map(Path, inputs):
+        metrics = json.loads(path.read_text())
+        # .../{experiment}/{dataset}/{model}/{replicate}/metrics.json
+        replicate, model, dataset, experiment = (p.name for p in path.parents[:4])
+        row = {"experiment": experiment, "dataset": dataset, "model": model, "replicate": replicate}
+        row |= {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+        rows.append(row)
+    _io.write_tsv(output, pd.DataFrame(rows))
+
+
+# -- figures --------------------------------------------------------------------------------------------------
+def plot_realism_embedding(
+    *,
+    real: str | Path,
+    generated: Mapping[str, str | Path],
+    output: str | Path,
+    split: str | Path | None = None,
+    subset: str | None = "test",
+    seed: int = 0,
+    title: str = "",
+) -> None:
+    """UMAP of real (test) cells with each model's generated cells (one panel per model)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.plots.embedding import embedding_frame, plot_embedding
+
+    real_cells = load_prepared(real, split, subset=subset if split is not None else None)
+    sets = {name: read_h5ad(path) for name, path in generated.items()}
+    fig = plot_embedding(embedding_frame(real_cells, sets, seed=seed), title=title)
+    with _io.atomic_path(output) as tmp:
+        fig.savefig(tmp, dpi=150, format=Path(output).suffix.lstrip(".") or "png")
+    plt.close(fig)

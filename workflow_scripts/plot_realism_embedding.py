@@ -1,0 +1,12 @@
+from scsynth_core.steps import plot_realism_embedding, run_logged
+
+run_logged(
+    snakemake.log[0],
+    plot_realism_embedding,
+    real=snakemake.input.prepared,
+    split=snakemake.input.split,
+    generated=dict(zip(snakemake.params.models, snakemake.input.generated)),
+    output=snakemake.output[0],
+    seed=int(snakemake.wildcards.seed),
+    title=f"{snakemake.wildcards.dataset}, seed {snakemake.wildcards.seed}",
+)
