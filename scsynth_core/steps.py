@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from scsynth_core import _io
 from scsynth_core.errors import ConfigError, ScsynthError
 
+from collections.abc import Mapping
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
 
     import anndata as ad
 
@@ -74,13 +76,10 @@ def import_dataset(
     *, registry: str | Path, dataset: str, output: str | Path, manifest: str | Path | None = None, base_dir: str = "."
 ) -> None:
     """Build ``raw.h5ad`` (integer counts, source labels) for a registered dataset."""
-    from scsynth_core.data.registry import get_dataset, load_raw_dataset, load_registry
+    from scsynth_core.data.registry import get_dataset, load_raw_dataset, load_registry, read_manifest
 
     spec = get_dataset(load_registry(registry), dataset)
-    files = None
-    if manifest is not None:
-        entries = json.loads(Path(manifest).read_text())
-        files = {key: Path(entry["path"]) for key, entry in entries.items()}
+    files = None if manifest is None else read_manifest(manifest)
     adata = load_raw_dataset(dataset, spec, files=files, base_dir=base_dir)
     log.info("imported %s: %d cells x %d genes", dataset, adata.n_obs, adata.n_vars)
     _io.write_h5ad(output, adata)
@@ -169,9 +168,9 @@ def train_model(
     from scsynth_core.models import get_model_class
     from scsynth_core.models.training import history_frame
 
-    adata = load_prepared(prepared, split, subset="train" if split is not None else None)
     klass = get_model_class(model)
-    instance = klass(preset, **dict(params or {}))
+    instance = klass(preset, **dict(params or {}))  # checks preset and hyperparameters before reading data
+    adata = load_prepared(prepared, split, subset="train" if split is not None else None)
     use_labels = label_key if (klass.conditional or klass.labels_optional) else None
     t0 = time.perf_counter()
     history = instance.fit(
@@ -232,8 +231,10 @@ def generate_cells(
             known = set(instance.categories)
             labels = [label for label in wanted if label in known]
             n_cells = len(labels)
+    if n_cells is None and labels is not None:
+        n_cells = sum(labels.values()) if isinstance(labels, Mapping) else len(labels)
     if n_cells is None:
-        raise ConfigError("generate: give n_cells or a reference dataset (like=...)")
+        raise ConfigError("generate: give n_cells, labels or a reference dataset (like=...)")
     t0 = time.perf_counter()
     generated = instance.sample(n_cells, labels=labels, seed=seed, batch_size=batch_size, progress=True)
     elapsed = time.perf_counter() - t0

@@ -1,0 +1,93 @@
+"""The ``scsynth`` command on a user's h5ad: the same steps as the workflow, with one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from scsynth_core.cli import main
+
+
+@pytest.fixture
+def user_h5ad(tmp_path, demo_counts):
+    path = tmp_path / "user.h5ad"
+    demo_counts.write_h5ad(path)
+    return path
+
+
+def test_cli_chain_prepare_split_train_generate_evaluate(tmp_path, user_h5ad, capsys):
+    prepared, split = tmp_path / "prepared.h5ad", tmp_path / "split.tsv"
+    model, generated, metrics = tmp_path / "model.pt", tmp_path / "gen.h5ad", tmp_path / "metrics.json"
+    assert main(["prepare", "--input", str(user_h5ad), "--output", str(prepared), "--recipe", "scanpy_default",
+                 "--label-key", "bulk_labels"]) == 0
+    assert main(["split", "--input", str(prepared), "--output", str(split), "--seed", "3"]) == 0
+    assert main(["train", "--input", str(prepared), "--split", str(split), "--model", "upsample",
+                 "--output", str(model)]) == 0
+    prep = ad.read_h5ad(prepared)
+    labels = prep.obs["cluster"].value_counts().index[:2]
+    request = f"{labels[0]}=40,{labels[1]}=10"
+    assert main(["generate", "--model", str(model), "--output", str(generated), "--labels", request]) == 0
+    gen = ad.read_h5ad(generated)
+    counts = gen.obs["cluster"].value_counts()
+    assert counts[counts > 0].to_dict() == {labels[0]: 40, labels[1]: 10}
+    train_cells = pd.read_csv(split, sep="\t").query("split == 'train'")["cell"]
+    train_rows = {tuple(r) for r in prep[train_cells].X.toarray()}
+    assert all(tuple(r) in train_rows for r in gen.X.toarray())  # upsampling never leaks test cells
+    assert main(["evaluate", "--real", str(prepared), "--split", str(split), "--generated", str(generated),
+                 "--output", str(metrics)]) == 0
+    result = json.loads(metrics.read_text())
+    assert result["n_generated"] == 50 and result["n_real"] == (pd.read_csv(split, sep="\t")["split"] == "test").sum()
+
+
+def _bad_copy(tmp_path, demo_counts, how):
+    adata = demo_counts.copy()
+    adata.X = adata.X.astype(np.float32)
+    if how == "negative":
+        adata.X.data[5] = -3
+    elif how == "nan":
+        adata.X.data[5] = np.nan
+    path = tmp_path / f"{how}.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize(("how", "message"), [("negative", "negative values"), ("nan", "NaN")])
+def test_bad_counts_give_one_line_error_and_no_output(tmp_path, demo_counts, capsys, how, message):
+    path = _bad_copy(tmp_path, demo_counts, how)
+    out = tmp_path / "prepared.h5ad"
+    assert main(["prepare", "--input", str(path), "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(path) in err[0]
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_corrupt_file_and_missing_label_column(tmp_path, user_h5ad, capsys):
+    corrupt = tmp_path / "corrupt.h5ad"
+    corrupt.write_bytes(user_h5ad.read_bytes()[:5000])
+    assert main(["prepare", "--input", str(corrupt), "--output", str(tmp_path / "p.h5ad")]) == 1
+    assert "not a readable h5ad file" in capsys.readouterr().err
+    assert main(["prepare", "--input", str(user_h5ad), "--output", str(tmp_path / "p.h5ad"),
+                 "--label-key", "celltype"]) == 1
+    err = capsys.readouterr().err
+    assert "obs['celltype'] does not exist" in err and "bulk_labels" in err
+    assert not (tmp_path / "p.h5ad").exists()
+
+
+def test_unknown_model_and_bad_labels_argument(tmp_path, user_h5ad, capsys):
+    assert main(["train", "--input", str(user_h5ad), "--model", "nope", "--output", str(tmp_path / "m.pt")]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path / "m.pt"), "--output", str(tmp_path / "g.h5ad"),
+                 "--labels", "B=x"]) == 1
+    assert "LABEL=COUNT" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    proc = subprocess.run([sys.executable, "-m", "scsynth_core.cli", "models"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "upsample\tcounts\tconditional" in proc.stdout

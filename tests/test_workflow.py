@@ -1,0 +1,160 @@
+"""The Snakemake workflow: dry runs, config validation, bad input, and a real run of the default config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_utils import REPO, SNAKEMAKE, copy_workflow, snakemake
+
+STAGES = [
+    "import_dataset",
+    "prepare_dataset",
+    "split_dataset",
+    "train_model",
+    "generate_cells",
+    "evaluate_realism",
+    "plot_realism_embedding",
+    "summarise_realism",
+    "all",
+]
+
+
+@pytest.fixture
+def wf(tmp_path):
+    return copy_workflow(tmp_path / "wf")
+
+
+def _job_stats(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    stats = {}
+    for line in lines[start + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        stats[parts[0]] = int(parts[1])
+    return stats
+
+
+def test_dry_run_lists_every_stage(wf):
+    proc = snakemake(wf, "-n", check=True)
+    stats = _job_stats(proc.stdout)
+    assert set(STAGES) <= set(stats), stats
+    assert stats["train_model"] == 2 and stats["generate_cells"] == 2  # upsample and noise, one seed
+    assert not (wf / "results").exists()
+
+
+def _configfile(wf, text):
+    """Write an extra config file (merged over config/config.yaml) and return the CLI arguments for it."""
+    path = wf / "extra_config.yaml"
+    path.write_text(text)
+    return ["--configfile", "config/config.yaml", str(path)]
+
+
+def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
+    extra = _configfile(wf, "realism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n")
+    proc = snakemake(wf, "-n", *extra, check=True)
+    stats = _job_stats(proc.stdout)
+    assert stats["download_dataset"] == 1
+    assert stats["split_dataset"] == 2 and stats["train_model"] == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("realism: {datasets: [pbmc68k_demo], models: [scgann]}", "unknown model 'scgann'"),
+        ("realism: {datasets: [nope], models: [noise]}", "unknown dataset 'nope'"),
+        ("realism: {datasets: [pbmc68k_demo], models: [noise], seeds: many}", "'many' is not of type 'array'"),
+        ("realism: {datasets: [pbmc68k_demo], models: [noise], test_fraction: 1.5}", "1.5 is greater than"),
+        ("device: gpu", "'gpu' is not one of"),
+        ("models: {noise: {preset: huge}}", "unknown preset 'huge'"),
+        ("models: {noise: {params: {lr: 1}}}", "unknown hyperparameter"),
+        ("experiments: [realism]\nunknown_key: 1", "Additional properties are not allowed"),
+    ],
+)
+def test_bad_config_fails_before_any_job(wf, override, message):
+    proc = snakemake(wf, "-n", *_configfile(wf, override + "\n"))
+    assert proc.returncode != 0
+    assert message in proc.stdout
+    assert "Job stats" not in proc.stdout
+
+
+def test_corrupt_local_dataset_fails_with_one_line_error_and_no_output(wf):
+    (wf / "data").mkdir()
+    (wf / "data" / "broken.h5ad").write_bytes(b"\x89HDF\r\n this is not hdf5")
+    registry = wf / "config" / "datasets.yaml"
+    registry.write_text(
+        registry.read_text()
+        + "\nbroken:\n  source: local\n  path: data/broken.h5ad\n  format: h5ad\n  recipe: scanpy_default\n"
+    )
+    proc = snakemake(wf, "--cores", "1", "results/data/broken/raw.h5ad")
+    assert proc.returncode != 0
+    log = (wf / "logs" / "data" / "broken" / "import.log").read_text()
+    assert "data/broken.h5ad" in log and "not a readable h5ad file" in log
+    assert not (wf / "results" / "data" / "broken" / "raw.h5ad").exists()
+    assert not list((wf / "results" / "data" / "broken").glob("*.part"))
+
+
+def _outputs(workdir):
+    """The results a run must reproduce exactly: split files and generated matrices."""
+    splits = {p.name: p.read_bytes() for p in sorted((workdir / "results/data/pbmc68k_demo/splits").glob("*.tsv"))}
+    generated = {
+        p.parent.parent.name: ad.read_h5ad(p).X.toarray()
+        for p in sorted((workdir / "results/realism/pbmc68k_demo").glob("*/seed0/generated.h5ad"))
+    }
+    return splits, generated
+
+
+@pytest.mark.slow
+def test_default_run_report_and_rerun_after_kill(tmp_path):
+    first = copy_workflow(tmp_path / "first")
+    snakemake(first, "--cores", "2", check=True)
+    results = first / "results"
+    summary = pd.read_csv(results / "realism" / "summary.tsv", sep="\t")
+    assert sorted(summary["model"]) == ["noise", "upsample"]
+    assert (summary["n_generated"] == summary["n_real"]).all()
+    upsample = json.loads((results / "realism/pbmc68k_demo/upsample/seed0/metrics.json").read_text())
+    noise = json.loads((results / "realism/pbmc68k_demo/noise/seed0/metrics.json").read_text())
+    # Resampled real cells match real gene means closely; the noise baseline destroys the zeros.
+    assert upsample["gene_mean_pearson"] > 0.95
+    assert noise["zero_fraction_generated"] < 0.5 * upsample["zero_fraction_generated"]
+    assert (results / "realism/pbmc68k_demo/figures/embedding_seed0.png").stat().st_size > 10_000
+    assert (first / "logs/realism/pbmc68k_demo/noise/seed0/train.log").exists()
+    assert (results / "realism/pbmc68k_demo/noise/seed0/train_benchmark.tsv").exists()
+
+    snakemake(first, "--report", "report.html", check=True)
+    html = (first / "report.html").read_text(errors="replace")
+    assert "embedding_seed0.png" in html and "summary.tsv" in html
+
+    # A second run, killed mid-way, then resumed with --rerun-incomplete, gives identical results.
+    second = copy_workflow(tmp_path / "second")
+    proc = subprocess.Popen(
+        [*SNAKEMAKE, "--cores", "1"], cwd=second, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    target = second / "results/data/pbmc68k_demo/prepared.h5ad"
+    deadline = time.time() + 600
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (second / "results/realism/summary.tsv").exists()
+    # A hard kill leaves Snakemake's lock behind: unlock, then finish what the killed run left incomplete.
+    snakemake(second, "--unlock", check=True)
+    snakemake(second, "--cores", "2", "--rerun-incomplete", check=True)
+    splits_a, gen_a = _outputs(first)
+    splits_b, gen_b = _outputs(second)
+    assert splits_a == splits_b and len(splits_a) == 1
+    assert gen_a.keys() == gen_b.keys() == {"noise", "upsample"}
+    for name in gen_a:
+        np.testing.assert_array_equal(gen_a[name], gen_b[name])
