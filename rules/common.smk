@@ -55,21 +55,34 @@ def experiment_config(wildcards):
     return config[wildcards.experiment]
 
 
+def realism_runs(dataset, seed, filename):
+    """``{model: path}`` of ``filename`` for every model run and the real control of one dataset and seed."""
+    paths = {
+        model: f"results/realism/{dataset}/{model}/seed{seed}/{filename}"
+        for model in config["realism"]["models"]
+    }
+    paths["real_control"] = f"results/realism/{dataset}/real_control/seed{seed}/{filename}"
+    return paths
+
+
 def realism_targets():
     section = config["realism"]
-    runs = expand(
-        RUN + "/metrics.json",
-        experiment="realism",
-        dataset=section["datasets"],
-        model=section["models"],
-        seed=section["seeds"],
-    )
-    figures = expand(
-        "results/realism/{dataset}/figures/embedding_seed{seed}.png",
-        dataset=section["datasets"],
-        seed=section["seeds"],
-    )
-    return runs + figures + ["results/realism/summary.tsv"]
+    targets = ["results/realism/leaderboard.tsv"]
+    for dataset in section["datasets"]:
+        targets += [f"results/realism/{dataset}/summary.tsv", f"results/realism/{dataset}/figures/leaderboard.png"]
+        for seed in section["seeds"]:
+            figures = f"results/realism/{dataset}/figures"
+            targets.append(f"{figures}/roc_seed{seed}.png")
+            targets += [
+                f"{figures}/embedding_{method}_{colour}_seed{seed}.png"
+                for method in section["embeddings"]
+                for colour in ("set", "cluster", "marker")
+            ]
+            targets += [
+                f"results/realism/{dataset}/{model}/seed{seed}/correlation_heatmap.png"
+                for model in section["models"]
+            ]
+    return targets
 
 
 def all_targets():

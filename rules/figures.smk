@@ -1,43 +1,131 @@
-rule plot_realism_embedding:
+FIGURES = "results/realism/{dataset}/figures"
+
+
+rule plot_realism_embeddings:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
         split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+        markers=REFERENCE + "/markers.tsv",
         generated=expand(
             "results/realism/{{dataset}}/{model}/seed{{seed}}/generated.h5ad",
             model=config["realism"]["models"],
         ),
     output:
-        report(
-            "results/realism/{dataset}/figures/embedding_seed{seed}.png",
-            caption="../report/embedding.rst",
-            category="Realism",
-            subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "seed": "{seed}", "figure": "UMAP co-embedding"},
-        ),
+        **{
+            f"{method}_{colour}": report(
+                f"{FIGURES}/embedding_{method}_{colour}_seed{{seed}}.png",
+                caption="../report/embedding.rst",
+                category="Realism",
+                subcategory="{dataset}",
+                labels={
+                    "dataset": "{dataset}",
+                    "seed": "{seed}",
+                    "figure": f"{method.upper()} by {colour}",
+                },
+            )
+            for method in config["realism"]["embeddings"]
+            for colour in ("set", "cluster", "marker")
+        },
     params:
         models=config["realism"]["models"],
     log:
-        "logs/realism/{dataset}/figures/embedding_seed{seed}.log",
+        "logs/realism/{dataset}/figures/embeddings_seed{seed}.log",
+    resources:
+        mem_mb=8000,
     script:
-        "../workflow_scripts/plot_realism_embedding.py"
+        "../workflow_scripts/plot_realism_embeddings.py"
+
+
+rule plot_realism_roc:
+    input:
+        rocs=lambda w: list(realism_runs(w.dataset, w.seed, "roc.tsv").values()),
+        metrics=lambda w: list(realism_runs(w.dataset, w.seed, "metrics.json").values()),
+    output:
+        report(
+            FIGURES + "/roc_seed{seed}.png",
+            caption="../report/roc.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "seed": "{seed}", "figure": "ROC curves"},
+        ),
+    params:
+        names=lambda w: list(realism_runs(w.dataset, w.seed, "roc.tsv")),
+    log:
+        "logs/realism/{dataset}/figures/roc_seed{seed}.log",
+    script:
+        "../workflow_scripts/plot_realism_roc.py"
+
+
+rule plot_correlation_heatmap:
+    input:
+        RUN + "/marker_correlation.tsv",
+    output:
+        report(
+            RUN + "/correlation_heatmap.png",
+            caption="../report/correlation_heatmap.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={
+                "dataset": "{dataset}",
+                "seed": "{seed}",
+                "figure": "marker correlations: {model}",
+            },
+        ),
+    log:
+        LOGS + "/correlation_heatmap.log",
+    script:
+        "../workflow_scripts/plot_correlation_heatmap.py"
 
 
 rule summarise_realism:
     input:
-        expand(
-            "results/realism/{dataset}/{model}/seed{seed}/metrics.json",
-            dataset=config["realism"]["datasets"],
-            model=config["realism"]["models"],
-            seed=config["realism"]["seeds"],
-        ),
+        lambda w: [
+            path
+            for seed in config["realism"]["seeds"]
+            for path in realism_runs(w.dataset, seed, "metrics.json").values()
+        ],
     output:
         report(
-            "results/realism/summary.tsv",
+            "results/realism/{dataset}/summary.tsv",
             caption="../report/realism_summary.rst",
             category="Realism",
-            labels={"table": "summary"},
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "summary"},
         ),
     log:
-        "logs/realism/summary.log",
+        "logs/realism/{dataset}/summary.log",
     script:
         "../workflow_scripts/summarise_realism.py"
+
+
+rule plot_realism_leaderboard:
+    input:
+        "results/realism/{dataset}/summary.tsv",
+    output:
+        report(
+            FIGURES + "/leaderboard.png",
+            caption="../report/leaderboard.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "leaderboard"},
+        ),
+    log:
+        "logs/realism/{dataset}/figures/leaderboard.log",
+    script:
+        "../workflow_scripts/plot_realism_leaderboard.py"
+
+
+rule realism_leaderboard:
+    input:
+        expand("results/realism/{dataset}/summary.tsv", dataset=config["realism"]["datasets"]),
+    output:
+        report(
+            "results/realism/leaderboard.tsv",
+            caption="../report/leaderboard_table.rst",
+            category="Realism",
+            labels={"table": "leaderboard"},
+        ),
+    log:
+        "logs/realism/leaderboard.log",
+    script:
+        "../workflow_scripts/realism_leaderboard.py"

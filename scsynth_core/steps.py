@@ -244,71 +244,291 @@ def generate_cells(
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------
+def build_realism_reference(
+    *,
+    prepared: str | Path,
+    representation: str | Path,
+    markers: str | Path,
+    split: str | Path | None = None,
+    label_key: str = "cluster",
+    n_components: int = 50,
+    marker_genes_per_cluster: int = 5,
+    seed: int = 0,
+) -> None:
+    """Fit, once per dataset, what every realism evaluation shares.
+
+    The PCA of log(LSN + 1) on the real cells (Marouf 2020; fitted on all real cells, train and test, because
+    a PCA fitted on a few hundred test cells alone inflates real-vs-real AUC, see
+    :mod:`scsynth_core.metrics.representation`) and the top DE genes of every cluster (ACTIVA eq. 7).
+    """
+    import pandas as pd
+
+    from scsynth_core.metrics.correlation import top_de_genes
+    from scsynth_core.metrics.representation import fit_representation
+
+    real = load_prepared(prepared, split)
+    fit_representation(real, n_components=n_components, seed=seed).save(representation)
+    genes = top_de_genes(real, groupby=label_key, n_genes=marker_genes_per_cluster)
+    _io.write_tsv(markers, pd.DataFrame({"gene": genes}))
+
+
+def _read_markers(path: str | Path) -> list[str]:
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t")["gene"].astype(str).tolist()
+
+
+def _realism_of(
+    real_test: ad.AnnData,
+    generated: ad.AnnData,
+    *,
+    representation: str | Path,
+    markers: str | Path,
+    n_trees: int,
+    seed: int,
+    threads: int,
+):
+    """Every realism metric of one generated set against the real test cells: (metrics dict, ROC frame, heatmap)."""
+    from scsynth_core.metrics.correlation import correlation_discrepancy, marker_correlation_frame
+    from scsynth_core.metrics.realism import realism_metrics
+    from scsynth_core.metrics.representation import SharedRepresentation
+    from scsynth_core.metrics.summary import basic_statistics
+
+    rep = SharedRepresentation.load(representation)
+    metrics, rf = realism_metrics(
+        real_test, generated, representation=rep, n_trees=n_trees, seed=seed, n_jobs=threads, return_rf=True
+    )
+    genes = _read_markers(markers)
+    metrics["correlation_discrepancy"] = correlation_discrepancy(real_test, generated, genes)
+    metrics["n_marker_genes"] = len(genes)
+    metrics |= basic_statistics(real_test, generated)
+    return metrics, rf.roc_frame(), marker_correlation_frame(real_test, generated, genes)
+
+
+def _write_realism(metrics, roc, heatmap, *, output: str | Path, roc_out: str | Path, heatmap_out: str | Path) -> None:
+    _io.write_tsv(roc_out, roc)
+    _io.write_tsv(heatmap_out, heatmap, index=True)
+    _io.write_json(output, metrics)
+    log.info("realism: AUC %.3f +- %.3f, MMD %.4f", metrics["rf_auc_mean"], metrics["rf_auc_sd"], metrics["mmd"])
+
+
 def evaluate_realism(
     *,
     real: str | Path,
     generated: str | Path,
     output: str | Path,
+    representation: str | Path,
+    markers: str | Path,
+    roc: str | Path,
+    heatmap: str | Path,
     split: str | Path | None = None,
-    subset: str | None = "test",
-    train_log: str | Path | None = None,
+    train_benchmark: str | Path | None = None,
+    n_trees: int = 1000,
+    seed: int = 0,
+    threads: int = 1,
 ) -> None:
-    """Compare generated cells with real (test) cells and write ``metrics.json``."""
+    """Compare generated with real test cells (Marouf 2020 Fig. 1-2; ACTIVA Tables 1-2) and write the results.
+
+    ``output``: metrics.json (RF AUC mean/sd and error, MMD, correlation discrepancy, basic statistics, training
+    and generation seconds); ``roc``: per-fold ROC curves; ``heatmap``: marker-gene correlations (generated lower
+    triangle, real upper).
+    """
     from scsynth_core.data.checks import read_h5ad
-    from scsynth_core.metrics.summary import basic_statistics
 
-    real_cells = load_prepared(real, split, subset=subset if split is not None else None)
+    real_test = load_prepared(real, split, subset="test" if split is not None else None)
     fake = read_h5ad(generated)
-    metrics: dict[str, Any] = {"model": fake.uns.get("scsynth", {}), "real_subset": subset}
-    metrics |= basic_statistics(real_cells, fake)
-    if train_log is not None:
-        import pandas as pd
+    metrics, roc_frame, heat = _realism_of(
+        real_test, fake, representation=representation, markers=markers, n_trees=n_trees, seed=seed, threads=threads
+    )
+    info = dict(fake.uns.get("scsynth", {}))
+    metrics["model"] = info.get("model", "unknown")
+    metrics["generate_seconds"] = info.get("generation_seconds")
+    metrics["train_seconds"] = _benchmark_seconds(train_benchmark)
+    metrics["params"] = info.get("params", {})
+    _write_realism(metrics, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap)
 
-        history = pd.read_csv(train_log, sep="\t")
-        metrics["train_steps"] = int(history["step"].max()) if len(history) else 0
-        if "time_s" in history:
-            metrics["train_seconds"] = float(history["time_s"].max())
-    _io.write_json(output, metrics)
+
+def evaluate_real_control(
+    *,
+    real: str | Path,
+    split: str | Path,
+    output: str | Path,
+    representation: str | Path,
+    markers: str | Path,
+    roc: str | Path,
+    heatmap: str | Path,
+    n_trees: int = 1000,
+    seed: int = 0,
+    threads: int = 1,
+) -> None:
+    """Positive control (Marouf 2020, "real vs real"): real training cells scored as if they were generated.
+
+    As many training cells as test cells are drawn without replacement (``seed``), so the control sees the same
+    set sizes as a model; its AUC should sit near 0.5.
+    """
+    import numpy as np
+
+    cells = load_prepared(real, split)
+    test = cells[cells.obs["split"] == "test"].copy()
+    train = cells[cells.obs["split"] == "train"]
+    rows = np.random.default_rng(seed).choice(train.n_obs, size=min(test.n_obs, train.n_obs), replace=False)
+    control = train[np.sort(rows)].copy()
+    metrics, roc_frame, heat = _realism_of(
+        test, control, representation=representation, markers=markers, n_trees=n_trees, seed=seed, threads=threads
+    )
+    metrics |= {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
+    _write_realism(metrics, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap)
+
+
+def _benchmark_seconds(path: str | Path | None) -> float | None:
+    """Wall seconds from a Snakemake benchmark file (column ``s``), if there is one."""
+    if path is None or not Path(path).exists():
+        return None
+    import pandas as pd
+
+    return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+
+
+#: Leading columns of realism summaries (issue contract); other scalar metrics follow.
+SUMMARY_COLUMNS = [
+    "dataset",
+    "model",
+    "replicate",
+    "n_real",
+    "n_generated",
+    "rf_auc_mean",
+    "rf_auc_sd",
+    "rf_error",
+    "mmd",
+    "correlation_discrepancy",
+    "train_seconds",
+    "generate_seconds",
+]
+#: Metrics the leaderboard reports (mean and sd over replicates).
+LEADERBOARD_METRICS = ["rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "train_seconds", "generate_seconds"]
 
 
 def summarise_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
-    """Collect ``metrics.json`` files into one TSV (one row per run; run identity taken from the path)."""
+    """Collect ``metrics.json`` files into one TSV, one row per model and replicate.
+
+    Run identity comes from the path ``.../{dataset}/{model}/{replicate}/metrics.json``.
+    """
     import pandas as pd
 
     rows = []
     for path in map(Path, inputs):
         metrics = json.loads(path.read_text())
-        # .../{experiment}/{dataset}/{model}/{replicate}/metrics.json
-        replicate, model, dataset, experiment = (p.name for p in path.parents[:4])
-        row = {"experiment": experiment, "dataset": dataset, "model": model, "replicate": replicate}
-        row |= {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
-        rows.append(row)
-    _io.write_tsv(output, pd.DataFrame(rows))
+        replicate, model, dataset = (p.name for p in path.parents[:3])
+        row = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+        rows.append(row | {"dataset": dataset, "model": model, "replicate": replicate})
+    frame = pd.DataFrame(rows)
+    ordered = [c for c in SUMMARY_COLUMNS if c in frame] + sorted(c for c in frame if c not in SUMMARY_COLUMNS)
+    _io.write_tsv(output, frame[ordered])
+
+
+def leaderboard(*, summaries: Sequence[str | Path], output: str | Path) -> None:
+    """Cross-model leaderboard: mean and sd over replicates of the main metrics, per dataset, sorted by AUC."""
+    import pandas as pd
+
+    frame = pd.concat([pd.read_csv(path, sep="\t") for path in summaries], ignore_index=True)
+    metrics = [m for m in LEADERBOARD_METRICS if m in frame]
+    table = frame.groupby(["dataset", "model"])[metrics].agg(["mean", "std"])
+    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    table.insert(0, "replicates", frame.groupby(["dataset", "model"]).size())
+    table = table.reset_index().sort_values(["dataset", "rf_auc_mean_mean"], key=_abs_from_half)
+    _io.write_tsv(output, table.round(4))
+
+
+def _abs_from_half(column):
+    # AUC ranks by distance from 0.5 (0.5 = indistinguishable from real); other sort keys stay as they are.
+    return (column - 0.5).abs() if column.name == "rf_auc_mean_mean" else column
 
 
 # -- figures --------------------------------------------------------------------------------------------------
-def plot_realism_embedding(
-    *,
-    real: str | Path,
-    generated: Mapping[str, str | Path],
-    output: str | Path,
-    split: str | Path | None = None,
-    subset: str | None = "test",
-    seed: int = 0,
-    title: str = "",
-) -> None:
-    """UMAP of real (test) cells with each model's generated cells (one panel per model)."""
+def _save_figure(fig, output: str | Path) -> None:
+    """Save a Figure atomically (format from the suffix) and free it."""
+    import matplotlib.pyplot as plt
+
+    with _io.atomic_path(output) as tmp:
+        fig.savefig(tmp, dpi=150, format=Path(output).suffix.lstrip(".") or "png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def _use_agg() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+
+def plot_realism_embeddings(
+    *,
+    real: str | Path,
+    generated: Mapping[str, str | Path],
+    markers: str | Path,
+    outputs: Mapping[str, str | Path],
+    split: str | Path | None = None,
+    seed: int = 0,
+    title: str = "",
+) -> None:
+    """Co-embeddings of real test and generated cells (Marouf 2020 Fig. 1-2; ACTIVA Fig. 2-3).
+
+    ``outputs`` maps ``"{method}_{colour}"`` (method ``umap`` or ``tsne``; colour ``set``, ``cluster`` or
+    ``marker``) to a file; each method is embedded once and drawn in every requested colouring. ``marker``
+    colours by the first marker gene of the dataset.
+    """
+    _use_agg()
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.plots.embedding import embedding_frame, plot_embedding
 
-    real_cells = load_prepared(real, split, subset=subset if split is not None else None)
+    real_cells = load_prepared(real, split, subset="test" if split is not None else None)
     sets = {name: read_h5ad(path) for name, path in generated.items()}
-    fig = plot_embedding(embedding_frame(real_cells, sets, seed=seed), title=title)
-    with _io.atomic_path(output) as tmp:
-        fig.savefig(tmp, dpi=150, format=Path(output).suffix.lstrip(".") or "png")
-    plt.close(fig)
+    marker = _read_markers(markers)[0]
+    by_method: dict[str, dict[str, Path]] = {}
+    for key, path in outputs.items():
+        method, _, colour = key.partition("_")
+        by_method.setdefault(method, {})[colour] = Path(path)
+    for method, files in by_method.items():
+        frame = embedding_frame(real_cells, sets, seed=seed, method=method, genes=[marker])
+        for colour, path in files.items():
+            color_by = marker if colour == "marker" else colour
+            _save_figure(plot_embedding(frame, title=f"{title} ({method}, {color_by})", color_by=color_by), path)
+
+
+def plot_realism_roc(
+    *, rocs: Mapping[str, str | Path], metrics: Mapping[str, str | Path], output: str | Path, title: str = ""
+) -> None:
+    """ROC curves of the real-vs-generated forests, every model and the real control on one axes."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.plots.roc import plot_roc_comparison
+
+    curves, aucs = {}, {}
+    for name, path in rocs.items():
+        frame = pd.read_csv(path, sep="\t")
+        curves[name] = [(g["fpr"].to_numpy(), g["tpr"].to_numpy()) for _, g in frame.groupby("fold", sort=True)]
+        result = json.loads(Path(metrics[name]).read_text())
+        aucs[name] = (result["rf_auc_mean"], result["rf_auc_sd"])
+    _save_figure(plot_roc_comparison(curves, aucs, title=title), output)
+
+
+def plot_correlation_heatmap(*, heatmap: str | Path, output: str | Path, title: str = "") -> None:
+    """Marker-gene correlation heatmap (ACTIVA Fig. 4): generated lower triangle, real upper triangle."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.plots.heatmap import plot_correlation_heatmap as draw
+
+    _save_figure(draw(pd.read_csv(heatmap, sep="\t", index_col=0), title=title), output)
+
+
+def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = "") -> None:
+    """Realism leaderboard figure: one panel per metric, models on x, replicate points and mean bars."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.plots.disentanglement import plot_leaderboard as draw
+
+    frame = pd.read_csv(summary, sep="\t")
+    metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy") if m in frame]
+    _save_figure(draw(frame, metrics=metrics, references={"rf_auc_mean": 0.5, "rf_error": 0.5}, title=title), output)

@@ -21,9 +21,15 @@ STAGES = [
     "split_dataset",
     "train_model",
     "generate_cells",
+    "build_realism_reference",
     "evaluate_realism",
-    "plot_realism_embedding",
+    "evaluate_real_control",
+    "plot_realism_embeddings",
+    "plot_realism_roc",
+    "plot_correlation_heatmap",
     "summarise_realism",
+    "plot_realism_leaderboard",
+    "realism_leaderboard",
     "all",
 ]
 
@@ -120,21 +126,33 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     first = copy_workflow(tmp_path / "first")
     snakemake(first, "--cores", "2", check=True)
     results = first / "results"
-    summary = pd.read_csv(results / "realism" / "summary.tsv", sep="\t")
-    assert sorted(summary["model"]) == ["noise", "upsample"]
+    summary = pd.read_csv(results / "realism/pbmc68k_demo/summary.tsv", sep="\t")
+    assert list(summary.columns[:12]) == [
+        "dataset", "model", "replicate", "n_real", "n_generated", "rf_auc_mean", "rf_auc_sd", "rf_error", "mmd",
+        "correlation_discrepancy", "train_seconds", "generate_seconds",
+    ]  # fmt: skip
+    rows = summary.set_index("model")
+    assert sorted(rows.index) == ["noise", "real_control", "upsample"]
     assert (summary["n_generated"] == summary["n_real"]).all()
-    upsample = json.loads((results / "realism/pbmc68k_demo/upsample/seed0/metrics.json").read_text())
-    noise = json.loads((results / "realism/pbmc68k_demo/noise/seed0/metrics.json").read_text())
-    # Resampled real cells match real gene means closely; the noise baseline destroys the zeros.
-    assert upsample["gene_mean_pearson"] > 0.95
-    assert noise["zero_fraction_generated"] < 0.5 * upsample["zero_fraction_generated"]
-    assert (results / "realism/pbmc68k_demo/figures/embedding_seed0.png").stat().st_size > 10_000
+    # The positive control is near chance; Poisson noise on every gene is trivially detected.
+    assert 0.35 < rows.loc["real_control", "rf_auc_mean"] < 0.65
+    assert rows.loc["noise", "rf_auc_mean"] > 0.9 and rows.loc["noise", "rf_error"] < 0.15
+    assert rows.loc["noise", "mmd"] > 10 * abs(rows.loc["upsample", "mmd"])
+    assert rows.loc["upsample", "gene_mean_pearson"] > 0.95
+    assert rows.loc["noise", "zero_fraction_generated"] < 0.5 * rows.loc["upsample", "zero_fraction_generated"]
+    assert rows.loc["noise", "train_seconds"] > 0 and rows.loc["noise", "generate_seconds"] >= 0
+    figures = results / "realism/pbmc68k_demo/figures"
+    for name in ["roc_seed0", "leaderboard", "embedding_umap_set_seed0", "embedding_tsne_marker_seed0"]:
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+    leaderboard = pd.read_csv(results / "realism/leaderboard.tsv", sep="\t")
+    assert leaderboard["model"].iloc[0] in {"real_control", "upsample"} and leaderboard["model"].iloc[-1] == "noise"
     assert (first / "logs/realism/pbmc68k_demo/noise/seed0/train.log").exists()
     assert (results / "realism/pbmc68k_demo/noise/seed0/train_benchmark.tsv").exists()
 
     snakemake(first, "--report", "report.html", check=True)
     html = (first / "report.html").read_text(errors="replace")
-    assert "embedding_seed0.png" in html and "summary.tsv" in html
+    for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png"]:
+        assert name in html, name
 
     # A second run, killed mid-way, then resumed with --rerun-incomplete, gives identical results.
     second = copy_workflow(tmp_path / "second")
@@ -148,7 +166,7 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (second / "results/realism/summary.tsv").exists()
+    assert not (second / "results/realism/leaderboard.tsv").exists()
     # A hard kill leaves Snakemake's lock behind: unlock, then finish what the killed run left incomplete.
     snakemake(second, "--unlock", check=True)
     snakemake(second, "--cores", "2", "--rerun-incomplete", check=True)

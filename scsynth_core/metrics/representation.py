@@ -34,21 +34,57 @@ def log_lsn(X, target_sum: float = LSN_TARGET) -> sp.csr_matrix:
 
 @dataclass
 class SharedRepresentation:
-    """PCA of log(LSN + 1) fitted on real cells; ``transform`` projects any cells with the same genes."""
+    """PCA of log(LSN + 1) fitted on real cells; ``transform`` projects any cells with the same genes.
 
-    pca: object
+    Holds the gene means and loadings themselves (not an estimator object), so it is saved as a small ``.npz``
+    once per dataset and every evaluation job loads the same projection.
+    """
+
+    mean: np.ndarray  # (genes,) mean of log(LSN + 1) over the real cells
+    components: np.ndarray  # (n_components, genes) principal axes
     var_names: list[str]
     target_sum: float = LSN_TARGET
 
     @property
     def n_components(self) -> int:
-        return int(self.pca.n_components_)
+        return int(self.components.shape[0])
 
     def transform(self, adata) -> np.ndarray:
-        """Project cells (raw counts or LSN values: both are re-normalised to ``target_sum``)."""
-        if list(adata.var_names) != self.var_names:
+        """Project cells (raw counts or LSN values: both are re-normalised to ``target_sum``).
+
+        Centring is applied after the product (X W^T - mean W^T), so sparse input is never densified.
+        """
+        if list(map(str, adata.var_names)) != self.var_names:
             raise DataError("cells to project have different genes than the real cells the PCA was fitted on")
-        return self.pca.transform(log_lsn(adata.X, self.target_sum)).astype(np.float32)
+        X = log_lsn(adata.X, self.target_sum)
+        return (np.asarray(X @ self.components.T) - self.mean @ self.components.T).astype(np.float32)
+
+    def save(self, path) -> None:
+        """Write the projection as ``.npz`` (atomically)."""
+        from scsynth_core._io import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                mean=self.mean,
+                components=self.components,
+                var_names=np.asarray(self.var_names, dtype=str),
+                target_sum=self.target_sum,
+            )
+
+    @classmethod
+    def load(cls, path) -> SharedRepresentation:
+        """Read a projection written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(
+                    mean=data["mean"],
+                    components=data["components"],
+                    var_names=[str(v) for v in data["var_names"]],
+                    target_sum=float(data["target_sum"]),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: not a saved representation ({type(exc).__name__}: {exc})") from None
 
 
 def fit_representation(real, *, n_components: int = N_COMPONENTS, seed: int = 0) -> SharedRepresentation:
@@ -63,4 +99,8 @@ def fit_representation(real, *, n_components: int = N_COMPONENTS, seed: int = 0)
         raise DataError(f"too few real cells/genes for a PCA representation ({real.n_obs} x {real.n_vars})")
     pca = PCA(n_components=min(n_components, n_cap), svd_solver="arpack", random_state=seed)
     pca.fit(log_lsn(real.X))
-    return SharedRepresentation(pca=pca, var_names=[str(v) for v in real.var_names])
+    return SharedRepresentation(
+        mean=pca.mean_.astype(np.float64),
+        components=pca.components_.astype(np.float64),
+        var_names=[str(v) for v in real.var_names],
+    )

@@ -1,12 +1,13 @@
-from scsynth_core.steps import plot_realism_embedding, run_logged
+from scsynth_core.steps import plot_realism_embeddings, run_logged
 
 run_logged(
     snakemake.log[0],
-    plot_realism_embedding,
+    plot_realism_embeddings,
     real=snakemake.input.prepared,
     split=snakemake.input.split,
+    markers=snakemake.input.markers,
     generated=dict(zip(snakemake.params.models, snakemake.input.generated)),
-    output=snakemake.output[0],
+    outputs=dict(snakemake.output.items()),
     seed=int(snakemake.wildcards.seed),
     title=f"{snakemake.wildcards.dataset}, seed {snakemake.wildcards.seed}",
 )

@@ -1,0 +1,16 @@
+from scsynth_core.steps import evaluate_real_control, run_logged
+
+run_logged(
+    snakemake.log[0],
+    evaluate_real_control,
+    real=snakemake.input.prepared,
+    split=snakemake.input.split,
+    representation=snakemake.input.representation,
+    markers=snakemake.input.markers,
+    output=snakemake.output.metrics,
+    roc=snakemake.output.roc,
+    heatmap=snakemake.output.heatmap,
+    n_trees=snakemake.params.n_trees,
+    seed=int(snakemake.wildcards.seed),
+    threads=snakemake.threads,
+)

@@ -1,0 +1,10 @@
+from scsynth_core.steps import plot_correlation_heatmap, run_logged
+
+w = snakemake.wildcards
+run_logged(
+    snakemake.log[0],
+    plot_correlation_heatmap,
+    heatmap=snakemake.input[0],
+    output=snakemake.output[0],
+    title=f"{w.model} on {w.dataset} (seed {w.seed}): generated lower, real upper",
+)

@@ -1,0 +1,3 @@
+from scsynth_core.steps import leaderboard, run_logged
+
+run_logged(snakemake.log[0], leaderboard, summaries=list(snakemake.input), output=snakemake.output[0])
