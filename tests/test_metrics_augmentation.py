@@ -90,3 +90,19 @@ def test_errors(rare_target):
         augmentation_f1(trX, trY, teX, teY, target="t", n_trees=5, compare_with=["zzz"])
     with pytest.raises(DataError, match="n_extra"):
         augmentation_protocol(trX, trY, teX, teY, target="t", generated_pcs=gen[:10], n_extra=50, n_trees=5)
+
+
+def test_protocol_with_several_generators_shares_the_real_variants():
+    rng = np.random.default_rng(3)
+    train = np.vstack([rng.normal(0, 1, (200, 5)), rng.normal(3, 1, (5, 5))])
+    train_y = np.array(["rest"] * 200 + ["t"] * 5)
+    test = np.vstack([rng.normal(0, 1, (100, 5)), rng.normal(3, 1, (100, 5))])
+    test_y = np.array(["rest"] * 100 + ["t"] * 100)
+    good, bad = rng.normal(3, 1, (300, 5)), rng.normal(0, 1, (300, 5))  # bad "generator" makes rest-like cells
+    df = augmentation_protocol(train, train_y, test, test_y, target="t", generated_pcs={"good": good, "bad": bad},
+                               n_extra=200, n_trees=30, seed=0)  # fmt: skip
+    rest = df[df["comparison"] == "rest"].set_index(["variant", "source"])["f1"]
+    assert sorted(rest.index) == [("augmented", "bad"), ("augmented", "good"), ("downsampled", "real"),
+                                  ("upsampled", "real")]  # fmt: skip
+    assert rest[("augmented", "good")] > rest[("downsampled", "real")] + 0.1
+    assert rest[("augmented", "bad")] < rest[("augmented", "good")] - 0.1

@@ -17,14 +17,14 @@ Marouf 2020 add 5,000 cells, Heydari 2022 1,500.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from scsynth_core.errors import DataError
 
-VARIANTS = ("downsampled", "upsampled", "augmented")
+VARIANTS = ("downsampled", "upsampled", "augmented")  # in the order the protocol reports them
 
 
 def _check_pcs(x, name: str) -> np.ndarray:
@@ -146,7 +146,9 @@ def augmentation_protocol(
     train_pcs, train_labels, test_pcs, test_labels, target, n_trees, seed, n_jobs, compare_with
         As in :func:`augmentation_f1` (the training set already holds the downsampled target cluster).
     generated_pcs
-        Generated target cells, projected into the same representation.
+        Generated target cells, projected into the same representation; or ``{name: cells}`` for several
+        generators (e.g. models), each giving one ``augmented`` row set while the ``downsampled`` and
+        ``upsampled`` forests are trained once.
     n_extra
         Cells added in the upsampled and augmented variants (default: all generated cells). The upsampled variant
         draws them with replacement from the real target training cells; the augmented variant uses ``n_extra``
@@ -155,33 +157,36 @@ def augmentation_protocol(
     Returns
     -------
     pandas.DataFrame
-        Tidy rows ``variant`` (downsampled / upsampled / augmented), ``comparison`` ("rest" or the other
-        cluster), ``f1``, plus ``n_extra`` and ``n_target_train`` (real target cells in training).
+        Tidy rows ``variant`` (downsampled / upsampled / augmented), ``source`` ("real" or the generator's
+        name), ``comparison`` ("rest" or the other cluster), ``f1``, plus ``n_extra`` and ``n_target_train``
+        (real target cells in training).
     """
-    generated = _check_pcs(generated_pcs, "generated cells")
+    sets = dict(generated_pcs) if isinstance(generated_pcs, Mapping) else {"generated": generated_pcs}
+    sets = {name: _check_pcs(pcs, f"generated cells ({name})") for name, pcs in sets.items()}
     train_X = _check_pcs(train_pcs, "training cells")
     labels = np.asarray(train_labels).astype(str)
-    n_extra = len(generated) if n_extra is None else int(n_extra)
-    if n_extra > len(generated):
-        raise DataError(f"n_extra = {n_extra} but only {len(generated)} generated cells were given")
+    n_extra = min(len(g) for g in sets.values()) if n_extra is None else int(n_extra)
+    for name, generated in sets.items():
+        if n_extra > len(generated):
+            raise DataError(f"n_extra = {n_extra} but only {len(generated)} generated cells were given ({name})")
     kept = train_X[labels == str(target)]
     if len(kept) == 0:
         raise DataError(f"target cluster {target!r} has no training cells to upsample")
     rng = np.random.default_rng(seed)
-    extras = {
-        "downsampled": None,
-        "upsampled": kept[rng.integers(0, len(kept), n_extra)],
-        "augmented": generated[np.sort(rng.choice(len(generated), n_extra, replace=False))],
-    }
+    # (variant, source of the extra cells, extra cells); the two real-data variants are shared by every set.
+    runs = [("downsampled", "real", None), ("upsampled", "real", kept[rng.integers(0, len(kept), n_extra)])]
+    runs += [
+        ("augmented", name, g[np.sort(rng.choice(len(g), n_extra, replace=False))]) for name, g in sets.items()
+    ]
     rows = []
-    for variant in VARIANTS:
+    for variant, source, extra in runs:
         scores = augmentation_f1(
             train_X,
             labels,
             test_pcs,
             test_labels,
             target=target,
-            extra_pcs=extras[variant],
+            extra_pcs=extra,
             n_trees=n_trees,
             seed=seed,
             n_jobs=n_jobs,
@@ -191,9 +196,10 @@ def augmentation_protocol(
             rows.append(
                 {
                     "variant": variant,
+                    "source": source,
                     "comparison": comparison,
                     "f1": f1,
-                    "n_extra": 0 if extras[variant] is None else n_extra,
+                    "n_extra": 0 if extra is None else n_extra,
                     "n_target_train": int(len(kept)),
                 }
             )

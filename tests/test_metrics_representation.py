@@ -1,0 +1,47 @@
+"""The shared representation: PCA of log(LSN + 1) fitted on real cells, saved once, projected everywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.decomposition import PCA
+
+from scsynth_core.errors import DataError
+from scsynth_core.metrics.representation import SharedRepresentation, fit_representation, log_lsn
+
+
+def test_log_lsn_known_answer():
+    X = sp.csr_matrix(np.array([[1.0, 3.0, 0.0], [0.0, 0.0, 0.0]]))
+    out = log_lsn(X, target_sum=4).toarray()
+    np.testing.assert_allclose(out, [[np.log(2.0), np.log(4.0), 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_projection_equals_sklearn_pca_and_survives_save_load(demo_counts, tmp_path):
+    rep = fit_representation(demo_counts, seed=0)
+    assert rep.n_components == 50  # 700 cells // 5 = 140 > 50
+    reference = PCA(50, svd_solver="arpack", random_state=0).fit(log_lsn(demo_counts.X))
+    np.testing.assert_allclose(rep.transform(demo_counts), reference.transform(log_lsn(demo_counts.X)), atol=1e-4)
+    rep.save(tmp_path / "rep.npz")
+    loaded = SharedRepresentation.load(tmp_path / "rep.npz")
+    np.testing.assert_array_equal(loaded.transform(demo_counts), rep.transform(demo_counts))
+    assert loaded.var_names == rep.var_names
+
+
+def test_small_sets_get_fewer_components_and_lsn_input_projects_like_counts(demo_counts):
+    small = demo_counts[:100].copy()
+    rep = fit_representation(small)
+    assert rep.n_components == 20  # capped at n_cells // 5
+    lsn = small.copy()
+    lib = np.asarray(lsn.X.sum(1)).ravel()
+    lsn.X = sp.csr_matrix(sp.diags(20_000 / lib) @ lsn.X)
+    np.testing.assert_allclose(rep.transform(lsn), rep.transform(small), atol=1e-4)
+
+
+def test_mismatched_genes_and_bad_files(demo_counts, tmp_path):
+    rep = fit_representation(demo_counts[:200].copy())
+    with pytest.raises(DataError, match="different genes"):
+        rep.transform(demo_counts[:, :100].copy())
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(DataError, match="not a saved representation"):
+        SharedRepresentation.load(tmp_path / "bad.npz")
