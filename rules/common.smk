@@ -27,10 +27,36 @@ wildcard_constraints:
     model="|".join(available_models()),
     experiment="|".join(EXPERIMENTS),
     seed=r"\d+",
+    fraction=r"0?\.\d+|1(\.0)?",
+    replicate=r"seed\d+|frac(0?\.\d+|1(\.0)?)_seed\d+",
 
 
-RUN = "results/{experiment}/{dataset}/{model}/seed{seed}"
-LOGS = "logs/{experiment}/{dataset}/{model}/seed{seed}"
+# One run = one model trained and sampled for one replicate of one experiment: realism replicates are
+# "seed{seed}" (a balanced split), augmentation replicates "frac{fraction}_seed{seed}" (a downsampling).
+RUN = "results/{experiment}/{dataset}/{model}/{replicate}"
+LOGS = "logs/{experiment}/{dataset}/{model}/{replicate}"
+REALISM_RUN = "results/realism/{dataset}/{model}/seed{seed}"
+REALISM_LOGS = "logs/realism/{dataset}/{model}/seed{seed}"
+
+
+def balanced_split(dataset, test_fraction, seed):
+    return f"results/data/{dataset}/splits/test{test_fraction}_seed{seed}.tsv"
+
+
+def realism_split(wildcards):
+    return balanced_split(wildcards.dataset, config["realism"]["test_fraction"], wildcards.seed)
+
+
+def replicate_seed(wildcards):
+    """The seed of a run (training and generation), from its replicate name."""
+    return int(wildcards.replicate.rpartition("seed")[2])
+
+
+def run_split(wildcards):
+    """The split file whose 'train' cells a run trains on."""
+    if wildcards.experiment == "augmentation":
+        return f"results/augmentation/{wildcards.dataset}/splits/{wildcards.replicate}.tsv"
+    return balanced_split(wildcards.dataset, config["realism"]["test_fraction"], replicate_seed(wildcards))
 
 
 def dataset_spec(wildcards):
@@ -45,6 +71,18 @@ def import_inputs(wildcards):
     if spec["source"] == "local":
         return {"local": spec["path"]}
     return {}
+
+
+def generation_request(wildcards, input):
+    """Keyword arguments of the generation step for this run's experiment."""
+    if wildcards.experiment == "augmentation":
+        section = config["augmentation"]
+        return {
+            "target": section["target"],
+            "target_of": input.prepared,
+            "n_cells": max([section["n_generated"], *section["n_generated_sweep"]]),
+        }
+    return {"like": input.prepared, "like_split": input.split, "like_subset": "test"}
 
 
 def train_settings(wildcards):
@@ -85,6 +123,20 @@ def realism_targets():
     return targets
 
 
+def augmentation_targets():
+    section = config["augmentation"]
+    targets = []
+    for dataset in section["datasets"]:
+        targets += [f"results/augmentation/{dataset}/f1.tsv", f"results/augmentation/{dataset}/figures/f1_vs_fraction.png"]
+        targets += [
+            f"results/augmentation/{dataset}/{model}/frac{fraction}_seed{section['seeds'][0]}/tsne_target.png"
+            for model in section["models"]
+            for fraction in section["embedding_fractions"]
+            if fraction in section["fractions"]
+        ]
+    return targets
+
+
 def all_targets():
-    builders = {"realism": realism_targets}
+    builders = {"realism": realism_targets, "augmentation": augmentation_targets}
     return [target for experiment in EXPERIMENTS for target in builders[experiment]()]

@@ -22,19 +22,19 @@ rule build_realism_reference:
 rule evaluate_realism:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
-        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
-        generated=RUN + "/generated.h5ad",
-        train_benchmark=RUN + "/train_benchmark.tsv",
+        split=realism_split,
+        generated=REALISM_RUN + "/generated.h5ad",
+        train_benchmark=REALISM_RUN + "/train_benchmark.tsv",
         representation=REFERENCE + "/representation.npz",
         markers=REFERENCE + "/markers.tsv",
     output:
-        metrics=RUN + "/metrics.json",
-        roc=RUN + "/roc.tsv",
-        heatmap=RUN + "/marker_correlation.tsv",
+        metrics=REALISM_RUN + "/metrics.json",
+        roc=REALISM_RUN + "/roc.tsv",
+        heatmap=REALISM_RUN + "/marker_correlation.tsv",
     params:
         n_trees=config["realism"]["rf_trees"],
     log:
-        LOGS + "/evaluate.log",
+        REALISM_LOGS + "/evaluate.log",
     threads: 2
     resources:
         mem_mb=8000,
@@ -45,7 +45,7 @@ rule evaluate_realism:
 rule evaluate_real_control:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
-        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+        split=realism_split,
         representation=REFERENCE + "/representation.npz",
         markers=REFERENCE + "/markers.tsv",
     output:
@@ -61,3 +61,51 @@ rule evaluate_real_control:
         mem_mb=8000,
     script:
         "../workflow_scripts/evaluate_real_control.py"
+
+
+AUG = "results/augmentation/{dataset}"
+
+
+rule evaluate_augmentation:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=AUG + "/splits/frac{fraction}_seed{seed}.tsv",
+        generated=expand(
+            AUG + "/{model}/frac{{fraction}}_seed{{seed}}/generated.h5ad",
+            model=config["augmentation"]["models"],
+            allow_missing=True,
+        ),
+    output:
+        AUG + "/f1/frac{fraction}_seed{seed}.tsv",
+    params:
+        models=config["augmentation"]["models"],
+        section=config["augmentation"],
+    log:
+        "logs/augmentation/{dataset}/evaluate_frac{fraction}_seed{seed}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+    script:
+        "../workflow_scripts/evaluate_augmentation.py"
+
+
+rule summarise_augmentation:
+    input:
+        expand(
+            AUG + "/f1/frac{fraction}_seed{seed}.tsv",
+            fraction=config["augmentation"]["fractions"],
+            seed=config["augmentation"]["seeds"],
+            allow_missing=True,
+        ),
+    output:
+        report(
+            AUG + "/f1.tsv",
+            caption="../report/augmentation_table.rst",
+            category="Augmentation",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "F1 per fraction, seed and variant"},
+        ),
+    log:
+        "logs/augmentation/{dataset}/summary.log",
+    script:
+        "../workflow_scripts/concat_tables.py"

@@ -4,7 +4,7 @@ FIGURES = "results/realism/{dataset}/figures"
 rule plot_realism_embeddings:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
-        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+        split=realism_split,
         markers=REFERENCE + "/markers.tsv",
         generated=expand(
             "results/realism/{{dataset}}/{model}/seed{{seed}}/generated.h5ad",
@@ -58,10 +58,10 @@ rule plot_realism_roc:
 
 rule plot_correlation_heatmap:
     input:
-        RUN + "/marker_correlation.tsv",
+        REALISM_RUN + "/marker_correlation.tsv",
     output:
         report(
-            RUN + "/correlation_heatmap.png",
+            REALISM_RUN + "/correlation_heatmap.png",
             caption="../report/correlation_heatmap.rst",
             category="Realism",
             subcategory="{dataset}",
@@ -72,7 +72,7 @@ rule plot_correlation_heatmap:
             },
         ),
     log:
-        LOGS + "/correlation_heatmap.log",
+        REALISM_LOGS + "/correlation_heatmap.log",
     script:
         "../workflow_scripts/plot_correlation_heatmap.py"
 
@@ -129,3 +129,46 @@ rule realism_leaderboard:
         "logs/realism/leaderboard.log",
     script:
         "../workflow_scripts/realism_leaderboard.py"
+
+
+rule plot_augmentation_f1:
+    input:
+        AUG + "/f1.tsv",
+    output:
+        report(
+            AUG + "/figures/f1_vs_fraction.png",
+            caption="../report/augmentation_f1.rst",
+            category="Augmentation",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "F1 vs kept fraction"},
+        ),
+    params:
+        n_extra=config["augmentation"]["n_generated"],
+    log:
+        "logs/augmentation/{dataset}/figures/f1.log",
+    script:
+        "../workflow_scripts/plot_augmentation_f1.py"
+
+
+rule plot_augmentation_embedding:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=AUG + "/splits/frac{fraction}_seed{seed}.tsv",
+        generated=AUG + "/{model}/frac{fraction}_seed{seed}/generated.h5ad",
+    output:
+        report(
+            AUG + "/{model}/frac{fraction}_seed{seed}/tsne_target.png",
+            caption="../report/augmentation_tsne.rst",
+            category="Augmentation",
+            subcategory="{dataset}",
+            labels={
+                "dataset": "{dataset}",
+                "figure": "t-SNE of the target cluster: {model}, {fraction}, seed {seed}",
+            },
+        ),
+    params:
+        target=config["augmentation"]["target"],
+    log:
+        "logs/augmentation/{dataset}/{model}/frac{fraction}_seed{seed}/tsne.log",
+    script:
+        "../workflow_scripts/plot_augmentation_embedding.py"

@@ -2,11 +2,13 @@ rule generate_cells:
     input:
         model=RUN + "/model.pt",
         prepared="results/data/{dataset}/prepared.h5ad",
-        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+        split=run_split,
     output:
         RUN + "/generated.h5ad",
     params:
+        request=generation_request,
         device=config["device"],
+        seed=replicate_seed,
     log:
         LOGS + "/generate.log",
     benchmark:

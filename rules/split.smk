@@ -2,10 +2,28 @@ rule split_dataset:
     input:
         "results/data/{dataset}/prepared.h5ad",
     output:
-        "results/data/{dataset}/splits/balanced_seed{seed}.tsv",
-    params:
-        test_fraction=config["realism"]["test_fraction"],
+        "results/data/{dataset}/splits/test{fraction}_seed{seed}.tsv",
     log:
-        "logs/data/{dataset}/split_seed{seed}.log",
+        "logs/data/{dataset}/split_test{fraction}_seed{seed}.log",
     script:
         "../workflow_scripts/split_dataset.py"
+
+
+rule downsample_cluster:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=lambda w: balanced_split(
+            w.dataset, config["augmentation"]["test_fraction"], config["augmentation"]["split_seed"]
+        ),
+    output:
+        expand(
+            "results/augmentation/{{dataset}}/splits/frac{fraction}_seed{{seed}}.tsv",
+            fraction=config["augmentation"]["fractions"],
+        ),
+    params:
+        fractions=config["augmentation"]["fractions"],
+        target=config["augmentation"]["target"],
+    log:
+        "logs/augmentation/{dataset}/downsample_seed{seed}.log",
+    script:
+        "../workflow_scripts/downsample_cluster.py"

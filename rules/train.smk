@@ -1,7 +1,7 @@
 rule train_model:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
-        split="results/data/{dataset}/splits/balanced_seed{seed}.tsv",
+        split=run_split,
     output:
         model=RUN + "/model.pt",
         train_log=RUN + "/train_log.tsv",
@@ -9,6 +9,7 @@ rule train_model:
         settings=train_settings,
         device=config["device"],
         checkpoint=RUN + "/checkpoint.pt",
+        seed=replicate_seed,
     log:
         LOGS + "/train.log",
     benchmark:

@@ -39,6 +39,13 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                     f"config: {experiment}.datasets: unknown dataset '{dataset}' "
                     f"(registered: {', '.join(sorted(registry))})"
                 )
+    if "augmentation" in config.get("experiments", []):
+        for model in config["augmentation"]["models"]:
+            if model in known and not get_model_class(model).conditional:
+                raise ConfigError(
+                    f"config: augmentation.models: model '{model}' is not conditional and cannot generate the "
+                    "target cluster"
+                )
     for model in config.get("models", {}):
         if model not in known:
             raise ConfigError(f"config: models: unknown model '{model}' (available: {', '.join(known)})")

@@ -209,6 +209,8 @@ def generate_cells(
     like: str | Path | None = None,
     like_split: str | Path | None = None,
     like_subset: str | None = None,
+    target: str | None = None,
+    target_of: str | Path | None = None,
     seed: int = 0,
     device: str = "auto",
     batch_size: int = 10_000,
@@ -217,7 +219,9 @@ def generate_cells(
     """Generate cells from a saved model.
 
     The number of cells is ``n_cells``, or the size of a reference set (``like`` + optional split/subset, e.g.
-    the test cells). Conditional models given a reference set generate its label composition.
+    the test cells). Conditional models given a reference set generate its label composition. ``target`` (a
+    cluster, or ``"auto"`` = the second largest cluster of the prepared dataset ``target_of``) asks for
+    ``n_cells`` cells of that one cluster, as the augmentation experiment does.
     """
     from scsynth_core.models import load_model
 
@@ -231,6 +235,13 @@ def generate_cells(
             known = set(instance.categories)
             labels = [label for label in wanted if label in known]
             n_cells = len(labels)
+    if target is not None:
+        from scsynth_core.data.checks import read_h5ad
+        from scsynth_core.data.split import resolve_target_cluster
+
+        if target == "auto":
+            target = resolve_target_cluster(read_h5ad(target_of, backed=True).obs["cluster"])
+        labels = {str(target): int(n_cells)}
     if n_cells is None and labels is not None:
         n_cells = sum(labels.values()) if isinstance(labels, Mapping) else len(labels)
     if n_cells is None:
@@ -444,6 +455,88 @@ def _abs_from_half(column):
     return (column - 0.5).abs() if column.name == "rf_auc_mean_mean" else column
 
 
+# -- augmentation (Marouf 2020 Fig. 3; Heydari 2022 Fig. 6) ------------------------------------------------------
+def downsample_dataset(
+    *,
+    prepared: str | Path,
+    split: str | Path,
+    outputs: Mapping[float, str | Path],
+    target: str = "auto",
+    seed: int = 0,
+) -> None:
+    """Write one split file per kept fraction of the target cluster's training cells (nested levels)."""
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.data.split import downsampled_splits, read_split, resolve_target_cluster, write_split
+
+    labels = read_h5ad(prepared, backed=True).obs["cluster"].astype(str)
+    cluster = resolve_target_cluster(labels, target)
+    splits = downsampled_splits(read_split(split), labels, cluster=cluster, levels=list(outputs), seed=seed)
+    for level, series in splits.items():
+        write_split(outputs[level], series)
+    log.info("downsampled cluster %s to %s", cluster, ", ".join(f"{k:g}" for k in outputs))
+
+
+def evaluate_augmentation(
+    *,
+    prepared: str | Path,
+    split: str | Path,
+    generated: Mapping[str, str | Path],
+    output: str | Path,
+    fraction: float,
+    seed: int,
+    target: str = "auto",
+    n_extra: int = 5000,
+    sweep: Sequence[int] = (),
+    compare_with: Sequence[str] = (),
+    n_trees: int = 1000,
+    threads: int = 1,
+) -> None:
+    """F1 of the target cluster for the downsampled, upsampled and augmented classifiers (Marouf 2020 Fig. 3).
+
+    The PCA (50 components, log(LSN + 1)) is fitted on the downsampled training cells only; test cells and
+    generated cells are projected. Rows: ``variant``, ``source`` (real or the model), ``comparison`` (rest or a
+    named cluster), ``f1``, ``n_extra``, plus ``fraction`` and ``seed``. ``sweep`` adds augmented rows for
+    other numbers of generated cells (Marouf: 100 to 12,000).
+    """
+    import pandas as pd
+
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.data.split import resolve_target_cluster
+    from scsynth_core.metrics.augmentation import augmentation_f1, augmentation_protocol
+    from scsynth_core.metrics.representation import fit_representation
+
+    cells = load_prepared(prepared, split)
+    cluster = resolve_target_cluster(cells.obs["cluster"], target)
+    train = cells[cells.obs["split"] == "train"].copy()
+    test = cells[cells.obs["split"] == "test"].copy()
+    rep = fit_representation(train, seed=seed)
+    train_pcs, test_pcs = rep.transform(train), rep.transform(test)
+    train_y, test_y = train.obs["cluster"].astype(str).to_numpy(), test.obs["cluster"].astype(str).to_numpy()
+    gen_pcs = {name: rep.transform(read_h5ad(path)) for name, path in generated.items()}
+    common = dict(target=cluster, n_trees=n_trees, seed=seed, n_jobs=threads, compare_with=list(compare_with))
+    frame = augmentation_protocol(train_pcs, train_y, test_pcs, test_y, generated_pcs=gen_pcs, n_extra=n_extra, **common)
+    rows = [frame]
+    for n in sorted(set(sweep) - {n_extra}):
+        for name, pcs in gen_pcs.items():
+            extra = pcs[: min(n, len(pcs))]
+            scores = augmentation_f1(train_pcs, train_y, test_pcs, test_y, extra_pcs=extra, **common)
+            rows.append(
+                pd.DataFrame(
+                    {"variant": "augmented", "source": name, "comparison": list(scores), "f1": list(scores.values()),
+                     "n_extra": len(extra), "n_target_train": int((train_y == cluster).sum())}
+                )  # fmt: skip
+            )
+    result = pd.concat(rows, ignore_index=True).assign(fraction=fraction, seed=seed, target=cluster)
+    _io.write_tsv(output, result)
+
+
+def concat_tables(*, inputs: Sequence[str | Path], output: str | Path) -> None:
+    """Concatenate TSV tables with the same columns (e.g. per-replicate F1 tables into one)."""
+    import pandas as pd
+
+    _io.write_tsv(output, pd.concat([pd.read_csv(p, sep="\t") for p in inputs], ignore_index=True))
+
+
 # -- figures --------------------------------------------------------------------------------------------------
 def _save_figure(fig, output: str | Path) -> None:
     """Save a Figure atomically (format from the suffix) and free it."""
@@ -532,3 +625,38 @@ def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = ""
     frame = pd.read_csv(summary, sep="\t")
     metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy") if m in frame]
     _save_figure(draw(frame, metrics=metrics, references={"rf_auc_mean": 0.5, "rf_error": 0.5}, title=title), output)
+
+
+def plot_augmentation_f1(*, table: str | Path, output: str | Path, n_extra: int, title: str = "") -> None:
+    """F1 of the target cluster against the kept fraction, per variant, seed range shaded (Marouf 2020 Fig. 3a)."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.plots.augmentation import plot_f1_vs_fraction
+
+    frame = pd.read_csv(table, sep="\t")
+    frame = frame[(frame["variant"] != "augmented") | (frame["n_extra"] == n_extra)]  # the sweep has its own rows
+    models = frame.loc[frame["variant"] == "augmented", "source"].nunique()
+    if models > 1:  # one curve per generator
+        augmented = frame["variant"] == "augmented"
+        frame.loc[augmented, "variant"] = "augmented (" + frame.loc[augmented, "source"] + ")"
+    _save_figure(plot_f1_vs_fraction(frame, title=title), output)
+
+
+def plot_augmentation_embedding(
+    *, prepared: str | Path, split: str | Path, generated: str | Path, output: str | Path, target: str = "auto",
+    seed: int = 0, title: str = "",
+) -> None:
+    """t-SNE of generated target cells with the real target test cells no generator saw (Marouf 2020 Fig. 3)."""
+    _use_agg()
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.data.split import resolve_target_cluster
+    from scsynth_core.plots.embedding import embedding_frame, plot_embedding
+
+    cells = load_prepared(prepared, split)
+    cluster = resolve_target_cluster(cells.obs["cluster"], target)
+    real = cells[(cells.obs["split"] == "test") & (cells.obs["cluster"].astype(str) == cluster)].copy()
+    fake = read_h5ad(generated)
+    fake = fake[: min(fake.n_obs, max(real.n_obs, 500))].copy()
+    frame = embedding_frame(real, {"generated": fake}, seed=seed, method="tsne", cluster_key=None)
+    _save_figure(plot_embedding(frame, title=title), output)

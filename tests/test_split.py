@@ -204,3 +204,32 @@ def test_read_split_errors(tmp_path):
         S.read_split(bad)
     with pytest.raises(DataError, match="tab/newline"):
         S.write_split(tmp_path / "x.tsv", ["ok", "bad\tname"])
+
+
+def test_resolve_target_cluster():
+    from scsynth_core.data.split import resolve_target_cluster
+
+    labels = pd.Series(list("aaaabbbcc" + "dd"), index=[f"c{i}" for i in range(11)])
+    assert resolve_target_cluster(labels) == "b"
+    assert resolve_target_cluster(labels, "c") == "c"
+    tie = pd.Series(list("aaabbbcc"), index=[f"c{i}" for i in range(8)])
+    assert resolve_target_cluster(tie) == "b"  # a and b tie at 3: sorted by name, a first
+    with pytest.raises(DataError, match="target cluster 'z' not found"):
+        resolve_target_cluster(labels, "z")
+
+
+def test_downsampled_splits_are_nested_and_never_touch_test_cells():
+    from scsynth_core.data.split import downsampled_splits
+
+    names = [f"c{i}" for i in range(200)]
+    labels = pd.Series(["t"] * 100 + ["o"] * 100, index=names)
+    split = S.balanced_split(labels, test_fraction=0.3, seed=0)
+    out = downsampled_splits(split, labels, cluster="t", levels=[0.5, 0.1, 0.02], seed=4)
+    target_train = set(split[(split == "train") & (labels == "t")].index)  # 70 cells
+    kept = {level: set(s[s == "train"].index) & target_train for level, s in out.items()}
+    assert [len(kept[level]) for level in (0.5, 0.1, 0.02)] == [35, 7, 1]
+    assert kept[0.02] <= kept[0.1] <= kept[0.5]
+    for level, s in out.items():
+        assert (s[split == "test"] == "test").all()
+        assert (s[(split == "train") & (labels == "o")] == "train").all()
+        assert set(s[s == "held_out"].index) == target_train - kept[level]

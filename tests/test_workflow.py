@@ -30,6 +30,11 @@ STAGES = [
     "summarise_realism",
     "plot_realism_leaderboard",
     "realism_leaderboard",
+    "downsample_cluster",
+    "evaluate_augmentation",
+    "summarise_augmentation",
+    "plot_augmentation_f1",
+    "plot_augmentation_embedding",
     "all",
 ]
 
@@ -56,7 +61,9 @@ def test_dry_run_lists_every_stage(wf):
     proc = snakemake(wf, "-n", check=True)
     stats = _job_stats(proc.stdout)
     assert set(STAGES) <= set(stats), stats
-    assert stats["train_model"] == 2 and stats["generate_cells"] == 2  # upsample and noise, one seed
+    # realism: upsample and noise, one seed; augmentation: upsample x 3 fractions x 2 seeds
+    assert stats["train_model"] == 2 + 6 and stats["generate_cells"] == 2 + 6
+    assert stats["downsample_cluster"] == 2 and stats["evaluate_augmentation"] == 6
     assert not (wf / "results").exists()
 
 
@@ -68,7 +75,7 @@ def _configfile(wf, text):
 
 
 def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
-    extra = _configfile(wf, "realism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n")
+    extra = _configfile(wf, "experiments: [realism]\nrealism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n")
     proc = snakemake(wf, "-n", *extra, check=True)
     stats = _job_stats(proc.stdout)
     assert stats["download_dataset"] == 1
@@ -86,6 +93,8 @@ def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
         ("models: {noise: {preset: huge}}", "unknown preset 'huge'"),
         ("models: {noise: {params: {lr: 1}}}", "unknown hyperparameter"),
         ("experiments: [realism]\nunknown_key: 1", "Additional properties are not allowed"),
+        ("augmentation: {datasets: [pbmc68k_demo], models: [noise]}", "'noise' is not conditional"),
+        ("augmentation: {datasets: [pbmc68k_demo], models: [upsample], fractions: [0.5, 2]}", "2 is greater than"),
     ],
 )
 def test_bad_config_fails_before_any_job(wf, override, message):
@@ -114,6 +123,9 @@ def test_corrupt_local_dataset_fails_with_one_line_error_and_no_output(wf):
 def _outputs(workdir):
     """The results a run must reproduce exactly: split files and generated matrices."""
     splits = {p.name: p.read_bytes() for p in sorted((workdir / "results/data/pbmc68k_demo/splits").glob("*.tsv"))}
+    splits |= {
+        p.name: p.read_bytes() for p in sorted((workdir / "results/augmentation/pbmc68k_demo/splits").glob("*.tsv"))
+    }
     generated = {
         p.parent.parent.name: ad.read_h5ad(p).X.toarray()
         for p in sorted((workdir / "results/realism/pbmc68k_demo").glob("*/seed0/generated.h5ad"))
@@ -149,9 +161,18 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     assert (first / "logs/realism/pbmc68k_demo/noise/seed0/train.log").exists()
     assert (results / "realism/pbmc68k_demo/noise/seed0/train_benchmark.tsv").exists()
 
+    f1 = pd.read_csv(results / "augmentation/pbmc68k_demo/f1.tsv", sep="\t")
+    assert set(f1["variant"]) == {"downsampled", "upsampled", "augmented"}
+    assert sorted(f1["fraction"].unique()) == [0.05, 0.1, 0.5] and sorted(f1["seed"].unique()) == [0, 1]
+    assert f1["target"].nunique() == 1 and f1["f1"].between(0, 1).all()
+    # Fewer kept cells, worse classifier: the trend of Marouf Fig. 3 without augmentation.
+    down = f1[f1["variant"] == "downsampled"].groupby("fraction")["f1"].mean()
+    assert down[0.5] > down[0.05]
+    assert (results / "augmentation/pbmc68k_demo/figures/f1_vs_fraction.png").stat().st_size > 10_000
+
     snakemake(first, "--report", "report.html", check=True)
     html = (first / "report.html").read_text(errors="replace")
-    for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png"]:
+    for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png", "f1_vs_fraction.png"]:
         assert name in html, name
 
     # A second run, killed mid-way, then resumed with --rerun-incomplete, gives identical results.
@@ -172,7 +193,7 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     snakemake(second, "--cores", "2", "--rerun-incomplete", check=True)
     splits_a, gen_a = _outputs(first)
     splits_b, gen_b = _outputs(second)
-    assert splits_a == splits_b and len(splits_a) == 1
+    assert splits_a == splits_b and len(splits_a) == 1 + 6
     assert gen_a.keys() == gen_b.keys() == {"noise", "upsample"}
     for name in gen_a:
         np.testing.assert_array_equal(gen_a[name], gen_b[name])

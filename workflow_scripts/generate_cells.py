@@ -1,15 +1,14 @@
 from scsynth_core.steps import generate_cells, run_logged
 
-# Realism protocol: as many generated cells as real test cells (with their cluster composition).
+# What to generate depends on the experiment (see generation_request in rules/common.smk): realism asks for as
+# many cells as the real test set, with its cluster composition; augmentation for N cells of the target cluster.
 run_logged(
     snakemake.log[0],
     generate_cells,
     model=snakemake.input.model,
     output=snakemake.output[0],
-    like=snakemake.input.prepared,
-    like_split=snakemake.input.split,
-    like_subset="test",
-    seed=int(snakemake.wildcards.seed),
+    **snakemake.params.request,
+    seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

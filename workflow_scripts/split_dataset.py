@@ -6,5 +6,5 @@ run_logged(
     input=snakemake.input[0],
     output=snakemake.output[0],
     seed=int(snakemake.wildcards.seed),
-    test_fraction=snakemake.params.test_fraction,
+    test_fraction=float(snakemake.wildcards.fraction),
 )

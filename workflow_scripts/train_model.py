@@ -12,7 +12,7 @@ run_logged(
     preset=settings["preset"],
     params=settings["params"],
     max_steps=settings["max_steps"],
-    seed=int(snakemake.wildcards.seed),
+    seed=snakemake.params.seed,
     device=snakemake.params.device,
     checkpoint=snakemake.params.checkpoint,
     threads=snakemake.threads,

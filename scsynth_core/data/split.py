@@ -158,6 +158,44 @@ def nested_downsample(labels: pd.Series, *, cluster: str, levels: Sequence[float
     return {level: order[: max(1, math.floor(_exact(level) * n))].tolist() for level in levels}
 
 
+def resolve_target_cluster(labels: pd.Series, target: str = "auto") -> str:
+    """The cluster to downsample: a named label, or ``"auto"`` = the second largest cluster.
+
+    Marouf et al. 2020 downsample PBMC cluster 2, the second largest (15,008 cells), as their rare population.
+    """
+    counts = labels.astype(str).value_counts()
+    if target == "auto":
+        if len(counts) < 2:
+            raise DataError("augmentation needs at least two clusters to pick the second largest as the target")
+        # Ties broken by label so the choice never depends on row order.
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[1][0]
+    if str(target) not in counts.index:
+        raise DataError(f"target cluster '{target}' not found (clusters: {', '.join(sorted(counts.index))})")
+    return str(target)
+
+
+def downsampled_splits(split: pd.Series, labels: pd.Series, *, cluster: str, levels: Sequence[float],
+                       seed: int) -> dict[float, pd.Series]:
+    """Nested downsampling of one cluster's TRAINING cells, as complete split series (Marouf 2020 Fig. 3).
+
+    For each level, the training cells of every other cluster stay ``train``, the kept cells of ``cluster``
+    (nested prefixes of one permutation, :func:`nested_downsample`) are ``train``, its other training cells
+    become ``held_out``, and ``test`` cells are untouched, so no generator ever sees the cluster's test cells.
+    """
+    labels = labels.reindex(split.index)
+    train = split[split == "train"].index
+    kept = nested_downsample(labels.loc[train], cluster=cluster, levels=levels, seed=seed)
+    is_target_train = (split == "train") & (labels.astype(str) == str(cluster))
+    out = {}
+    for level, names in kept.items():
+        series = split.astype(object).copy()
+        series[is_target_train] = "held_out"
+        series[pd.Index(names)] = "train"
+        out[level] = series
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------------------------

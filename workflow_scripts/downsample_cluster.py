@@ -1,0 +1,11 @@
+from scsynth_core.steps import downsample_dataset, run_logged
+
+run_logged(
+    snakemake.log[0],
+    downsample_dataset,
+    prepared=snakemake.input.prepared,
+    split=snakemake.input.split,
+    outputs=dict(zip(snakemake.params.fractions, snakemake.output)),
+    target=snakemake.params.target,
+    seed=int(snakemake.wildcards.seed),
+)
