@@ -103,7 +103,9 @@ def embedding_frame(
     if cluster_key is not None and any(cluster_key in cells.obs for cells in sets.values()):
         frame["cluster"] = np.concatenate(
             [
-                cells.obs[cluster_key].astype(str).to_numpy() if cluster_key in cells.obs else [UNLABELLED] * cells.n_obs
+                cells.obs[cluster_key].astype(str).to_numpy()
+                if cluster_key in cells.obs
+                else np.full(cells.n_obs, UNLABELLED, dtype=object)
                 for cells in sets.values()
             ]
         )
@@ -147,7 +149,8 @@ def plot_embedding(
         ``"set"``: one panel per generated set, real cells grey beneath that set's cells (Marouf Fig. 2).
         ``"cluster"``: one panel per set (real first), cells coloured by the ``cluster`` column with one shared
         legend (ACTIVA Fig. 3). Any other frame column (a gene): one panel per set, cells coloured by that
-        value on one continuous colour scale shared by all panels, with a colour bar (ACTIVA Fig. 3).
+        value on one continuous colour scale shared by all panels, with a colour bar (ACTIVA Fig. 3); cells
+        with higher values are drawn on top.
     method
         ``"umap"`` or ``"tsne"`` for the axis labels; default ``frame.attrs["method"]``, else UMAP.
     cmap
@@ -188,6 +191,7 @@ def plot_embedding(
                     ax.scatter(sub["x"], sub["y"], s=point_size, color=palette[cluster], linewidths=0,
                                label=cluster, rasterized=True)  # fmt: skip
         else:
+            cells = cells.iloc[np.argsort(cells[color_by].to_numpy(dtype=float), kind="stable")]  # high on top
             scatter = ax.scatter(cells["x"], cells["y"], s=point_size, c=cells[color_by].to_numpy(dtype=float),
                                  cmap=cmap, vmin=vmin, vmax=vmax, linewidths=0, rasterized=True)  # fmt: skip
         ax.set_title(name)
