@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--generated", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--split", help="split file; compare with its 'test' cells")
+    p.add_argument("--label-key", default="cluster", help="obs column for marker genes (correlation discrepancy)")
+    p.add_argument("--rf-trees", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -156,7 +159,15 @@ def _dispatch(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
         )
     elif cmd == "evaluate":
-        steps.evaluate_realism(real=args.real, generated=args.generated, output=args.output, split=args.split)
+        steps.evaluate_cells(
+            real=args.real,
+            generated=args.generated,
+            output=args.output,
+            split=args.split,
+            label_key=args.label_key,
+            n_trees=args.rf_trees,
+            seed=args.seed,
+        )
         print(json.dumps(json.loads(open(args.output).read()), indent=2))
 
 

@@ -293,8 +293,8 @@ def _realism_of(
     real_test: ad.AnnData,
     generated: ad.AnnData,
     *,
-    representation: str | Path,
-    markers: str | Path,
+    representation,
+    genes: Sequence[str],
     n_trees: int,
     seed: int,
     threads: int,
@@ -302,23 +302,28 @@ def _realism_of(
     """Every realism metric of one generated set against the real test cells: (metrics dict, ROC frame, heatmap)."""
     from scsynth_core.metrics.correlation import correlation_discrepancy, marker_correlation_frame
     from scsynth_core.metrics.realism import realism_metrics
-    from scsynth_core.metrics.representation import SharedRepresentation
     from scsynth_core.metrics.summary import basic_statistics
 
-    rep = SharedRepresentation.load(representation)
     metrics, rf = realism_metrics(
-        real_test, generated, representation=rep, n_trees=n_trees, seed=seed, n_jobs=threads, return_rf=True
-    )
-    genes = _read_markers(markers)
-    metrics["correlation_discrepancy"] = correlation_discrepancy(real_test, generated, genes)
+        real_test, generated, representation=representation, n_trees=n_trees, seed=seed, n_jobs=threads,
+        return_rf=True,
+    )  # fmt: skip
+    metrics["correlation_discrepancy"] = correlation_discrepancy(real_test, generated, genes) if genes else None
     metrics["n_marker_genes"] = len(genes)
     metrics |= basic_statistics(real_test, generated)
-    return metrics, rf.roc_frame(), marker_correlation_frame(real_test, generated, genes)
+    heatmap = marker_correlation_frame(real_test, generated, genes) if genes else None
+    return metrics, rf.roc_frame(), heatmap
+
+
+def _load_reference(representation: str | Path, markers: str | Path):
+    from scsynth_core.metrics.representation import SharedRepresentation
+
+    return SharedRepresentation.load(representation), _read_markers(markers)
 
 
 def _write_realism(metrics, roc, heatmap, *, output: str | Path, roc_out: str | Path, heatmap_out: str | Path) -> None:
     _io.write_tsv(roc_out, roc)
-    _io.write_tsv(heatmap_out, heatmap, index=True)
+    _io.write_tsv(heatmap_out, heatmap, index=True)  # the reference rule always provides marker genes
     _io.write_json(output, metrics)
     log.info("realism: AUC %.3f +- %.3f, MMD %.4f", metrics["rf_auc_mean"], metrics["rf_auc_sd"], metrics["mmd"])
 
@@ -348,8 +353,9 @@ def evaluate_realism(
 
     real_test = load_prepared(real, split, subset="test" if split is not None else None)
     fake = read_h5ad(generated)
+    rep, genes = _load_reference(representation, markers)
     metrics, roc_frame, heat = _realism_of(
-        real_test, fake, representation=representation, markers=markers, n_trees=n_trees, seed=seed, threads=threads
+        real_test, fake, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
     )
     info = dict(fake.uns.get("scsynth", {}))
     metrics["model"] = info.get("model", "unknown")
@@ -357,6 +363,37 @@ def evaluate_realism(
     metrics["train_seconds"] = _benchmark_seconds(train_benchmark)
     metrics["params"] = info.get("params", {})
     _write_realism(metrics, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap)
+
+
+def evaluate_cells(
+    *,
+    real: str | Path,
+    generated: str | Path,
+    output: str | Path,
+    split: str | Path | None = None,
+    label_key: str | None = "cluster",
+    n_trees: int = 1000,
+    seed: int = 0,
+    threads: int = 1,
+) -> None:
+    """The realism metrics of one generated set without a workflow (the ``scsynth evaluate`` command).
+
+    The shared PCA and the marker genes are fitted on all real cells, as the workflow's reference rule does;
+    generated cells are compared with the real test cells when a split is given, else with all real cells.
+    Without a label column the correlation discrepancy is skipped.
+    """
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.correlation import top_de_genes
+    from scsynth_core.metrics.representation import fit_representation
+
+    cells = load_prepared(real, split)
+    rep = fit_representation(cells, seed=seed)
+    genes = top_de_genes(cells, groupby=label_key) if label_key and label_key in cells.obs else []
+    real_test = cells[cells.obs["split"] == "test"].copy() if split is not None else cells
+    metrics, _, _ = _realism_of(
+        real_test, read_h5ad(generated), representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
+    )
+    _io.write_json(output, metrics)
 
 
 def evaluate_real_control(
@@ -384,8 +421,9 @@ def evaluate_real_control(
     train = cells[cells.obs["split"] == "train"]
     rows = np.random.default_rng(seed).choice(train.n_obs, size=min(test.n_obs, train.n_obs), replace=False)
     control = train[np.sort(rows)].copy()
+    rep, genes = _load_reference(representation, markers)
     metrics, roc_frame, heat = _realism_of(
-        test, control, representation=representation, markers=markers, n_trees=n_trees, seed=seed, threads=threads
+        test, control, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
     )
     metrics |= {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
     _write_realism(metrics, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap)
