@@ -9,5 +9,7 @@ rule download_dataset:
     retries: 2
     resources:
         runtime=240,
+    conda:
+        "../envs/download.yaml"
     script:
         "../workflow_scripts/download_dataset.py"

@@ -15,6 +15,8 @@ rule build_realism_reference:
         "logs/realism/{dataset}/reference.log",
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/build_realism_reference.py"
 
@@ -38,6 +40,8 @@ rule evaluate_realism:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/evaluate_realism.py"
 
@@ -59,6 +63,8 @@ rule evaluate_real_control:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/evaluate_real_control.py"
 
@@ -85,6 +91,8 @@ rule evaluate_augmentation:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/evaluate_augmentation.py"
 
@@ -107,5 +115,7 @@ rule summarise_augmentation:
         ),
     log:
         "logs/augmentation/{dataset}/summary.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/concat_tables.py"

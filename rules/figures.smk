@@ -32,6 +32,8 @@ rule plot_realism_embeddings:
         "logs/realism/{dataset}/figures/embeddings_seed{seed}.log",
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_realism_embeddings.py"
 
@@ -52,6 +54,8 @@ rule plot_realism_roc:
         names=lambda w: list(realism_runs(w.dataset, w.seed, "roc.tsv")),
     log:
         "logs/realism/{dataset}/figures/roc_seed{seed}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_realism_roc.py"
 
@@ -73,6 +77,8 @@ rule plot_correlation_heatmap:
         ),
     log:
         REALISM_LOGS + "/correlation_heatmap.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_correlation_heatmap.py"
 
@@ -94,6 +100,8 @@ rule summarise_realism:
         ),
     log:
         "logs/realism/{dataset}/summary.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/summarise_realism.py"
 
@@ -111,6 +119,8 @@ rule plot_realism_leaderboard:
         ),
     log:
         "logs/realism/{dataset}/figures/leaderboard.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_realism_leaderboard.py"
 
@@ -127,6 +137,8 @@ rule realism_leaderboard:
         ),
     log:
         "logs/realism/leaderboard.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/realism_leaderboard.py"
 
@@ -146,6 +158,8 @@ rule plot_augmentation_f1:
         n_extra=config["augmentation"]["n_generated"],
     log:
         "logs/augmentation/{dataset}/figures/f1.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_augmentation_f1.py"
 
@@ -170,5 +184,7 @@ rule plot_augmentation_embedding:
         target=config["augmentation"]["target"],
     log:
         "logs/augmentation/{dataset}/{model}/frac{fraction}_seed{seed}/tsne.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_augmentation_embedding.py"

@@ -17,5 +17,7 @@ rule generate_cells:
     resources:
         gpu=GPU,
         mem_mb=8000,
+    conda:
+        "../envs/models.yaml"
     script:
         "../workflow_scripts/generate_cells.py"

@@ -9,6 +9,8 @@ rule import_dataset:
         "logs/data/{dataset}/import.log",
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/import_dataset.py"
 
@@ -26,5 +28,7 @@ rule prepare_dataset:
         "logs/data/{dataset}/prepare.log",
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/prepare_dataset.py"

@@ -5,6 +5,8 @@ rule split_dataset:
         "results/data/{dataset}/splits/test{fraction}_seed{seed}.tsv",
     log:
         "logs/data/{dataset}/split_test{fraction}_seed{seed}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/split_dataset.py"
 
@@ -25,5 +27,7 @@ rule downsample_cluster:
         target=config["augmentation"]["target"],
     log:
         "logs/augmentation/{dataset}/downsample_seed{seed}.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/downsample_cluster.py"

@@ -19,5 +19,7 @@ rule train_model:
         gpu=GPU,
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../envs/models.yaml"
     script:
         "../workflow_scripts/train_model.py"

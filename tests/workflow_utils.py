@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ["Snakefile", "rules", "config", "workflow_scripts", "report", "profiles"]
+WORKFLOW_PARTS = ["Snakefile", "rules", "config", "workflow_scripts", "report", "profiles", "envs"]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
