@@ -1,6 +1,8 @@
 # Everything that is not a rule: config validation, the dataset registry, wildcard constraints,
 # input functions and target builders.
 
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 

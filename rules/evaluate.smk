@@ -6,8 +6,8 @@ rule build_realism_reference:
     input:
         "results/data/{dataset}/prepared.h5ad",
     output:
-        representation=REFERENCE + "/representation.npz",
-        markers=REFERENCE + "/markers.tsv",
+        representation=os.path.join(REFERENCE, "representation.npz"),
+        markers=os.path.join(REFERENCE, "markers.tsv"),
     params:
         n_components=config["realism"]["n_components"],
         marker_genes_per_cluster=config["realism"]["marker_genes_per_cluster"],
@@ -25,18 +25,18 @@ rule evaluate_realism:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
         split=realism_split,
-        generated=REALISM_RUN + "/generated.h5ad",
-        train_benchmark=REALISM_RUN + "/train_benchmark.tsv",
-        representation=REFERENCE + "/representation.npz",
-        markers=REFERENCE + "/markers.tsv",
+        generated=os.path.join(REALISM_RUN, "generated.h5ad"),
+        train_benchmark=os.path.join(REALISM_RUN, "train_benchmark.tsv"),
+        representation=os.path.join(REFERENCE, "representation.npz"),
+        markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
-        metrics=REALISM_RUN + "/metrics.json",
-        roc=REALISM_RUN + "/roc.tsv",
-        heatmap=REALISM_RUN + "/marker_correlation.tsv",
+        metrics=os.path.join(REALISM_RUN, "metrics.json"),
+        roc=os.path.join(REALISM_RUN, "roc.tsv"),
+        heatmap=os.path.join(REALISM_RUN, "marker_correlation.tsv"),
     params:
         n_trees=config["realism"]["rf_trees"],
     log:
-        REALISM_LOGS + "/evaluate.log",
+        os.path.join(REALISM_LOGS, "evaluate.log"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -50,12 +50,12 @@ rule evaluate_real_control:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
         split=realism_split,
-        representation=REFERENCE + "/representation.npz",
-        markers=REFERENCE + "/markers.tsv",
+        representation=os.path.join(REFERENCE, "representation.npz"),
+        markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
-        metrics=CONTROL + "/metrics.json",
-        roc=CONTROL + "/roc.tsv",
-        heatmap=CONTROL + "/marker_correlation.tsv",
+        metrics=os.path.join(CONTROL, "metrics.json"),
+        roc=os.path.join(CONTROL, "roc.tsv"),
+        heatmap=os.path.join(CONTROL, "marker_correlation.tsv"),
     params:
         n_trees=config["realism"]["rf_trees"],
     log:
@@ -75,14 +75,14 @@ AUG = "results/augmentation/{dataset}"
 rule evaluate_augmentation:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
-        split=AUG + "/splits/frac{fraction}_seed{seed}.tsv",
+        split=os.path.join(AUG, "splits/frac{fraction}_seed{seed}.tsv"),
         generated=expand(
-            AUG + "/{model}/frac{{fraction}}_seed{{seed}}/generated.h5ad",
+            os.path.join(AUG, "{model}/frac{{fraction}}_seed{{seed}}/generated.h5ad"),
             model=config["augmentation"]["models"],
             allow_missing=True,
         ),
     output:
-        AUG + "/f1/frac{fraction}_seed{seed}.tsv",
+        os.path.join(AUG, "f1/frac{fraction}_seed{seed}.tsv"),
     params:
         models=config["augmentation"]["models"],
         section=config["augmentation"],
@@ -100,14 +100,14 @@ rule evaluate_augmentation:
 rule summarise_augmentation:
     input:
         expand(
-            AUG + "/f1/frac{fraction}_seed{seed}.tsv",
+            os.path.join(AUG, "f1/frac{fraction}_seed{seed}.tsv"),
             fraction=config["augmentation"]["fractions"],
             seed=config["augmentation"]["seeds"],
             allow_missing=True,
         ),
     output:
         report(
-            AUG + "/f1.tsv",
+            os.path.join(AUG, "f1.tsv"),
             caption="../report/augmentation_table.rst",
             category="Augmentation",
             subcategory="{dataset}",

@@ -5,7 +5,7 @@ rule plot_realism_embeddings:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
         split=realism_split,
-        markers=REFERENCE + "/markers.tsv",
+        markers=os.path.join(REFERENCE, "markers.tsv"),
         generated=expand(
             "results/realism/{{dataset}}/{model}/seed{{seed}}/generated.h5ad",
             model=config["realism"]["models"],
@@ -44,7 +44,7 @@ rule plot_realism_roc:
         metrics=lambda w: list(realism_runs(w.dataset, w.seed, "metrics.json").values()),
     output:
         report(
-            FIGURES + "/roc_seed{seed}.png",
+            os.path.join(FIGURES, "roc_seed{seed}.png"),
             caption="../report/roc.rst",
             category="Realism",
             subcategory="{dataset}",
@@ -62,10 +62,10 @@ rule plot_realism_roc:
 
 rule plot_correlation_heatmap:
     input:
-        REALISM_RUN + "/marker_correlation.tsv",
+        os.path.join(REALISM_RUN, "marker_correlation.tsv"),
     output:
         report(
-            REALISM_RUN + "/correlation_heatmap.png",
+            os.path.join(REALISM_RUN, "correlation_heatmap.png"),
             caption="../report/correlation_heatmap.rst",
             category="Realism",
             subcategory="{dataset}",
@@ -76,7 +76,7 @@ rule plot_correlation_heatmap:
             },
         ),
     log:
-        REALISM_LOGS + "/correlation_heatmap.log",
+        os.path.join(REALISM_LOGS, "correlation_heatmap.log"),
     conda:
         "../envs/analysis.yaml"
     script:
@@ -111,7 +111,7 @@ rule plot_realism_leaderboard:
         "results/realism/{dataset}/summary.tsv",
     output:
         report(
-            FIGURES + "/leaderboard.png",
+            os.path.join(FIGURES, "leaderboard.png"),
             caption="../report/leaderboard.rst",
             category="Realism",
             subcategory="{dataset}",
@@ -145,10 +145,10 @@ rule realism_leaderboard:
 
 rule plot_augmentation_f1:
     input:
-        AUG + "/f1.tsv",
+        os.path.join(AUG, "f1.tsv"),
     output:
         report(
-            AUG + "/figures/f1_vs_fraction.png",
+            os.path.join(AUG, "figures/f1_vs_fraction.png"),
             caption="../report/augmentation_f1.rst",
             category="Augmentation",
             subcategory="{dataset}",
@@ -167,11 +167,11 @@ rule plot_augmentation_f1:
 rule plot_augmentation_embedding:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
-        split=AUG + "/splits/frac{fraction}_seed{seed}.tsv",
-        generated=AUG + "/{model}/frac{fraction}_seed{seed}/generated.h5ad",
+        split=os.path.join(AUG, "splits/frac{fraction}_seed{seed}.tsv"),
+        generated=os.path.join(AUG, "{model}/frac{fraction}_seed{seed}/generated.h5ad"),
     output:
         report(
-            AUG + "/{model}/frac{fraction}_seed{seed}/tsne_target.png",
+            os.path.join(AUG, "{model}/frac{fraction}_seed{seed}/tsne_target.png"),
             caption="../report/augmentation_tsne.rst",
             category="Augmentation",
             subcategory="{dataset}",

@@ -1,18 +1,18 @@
 rule generate_cells:
     input:
-        model=RUN + "/model.pt",
+        model=os.path.join(RUN, "model.pt"),
         prepared="results/data/{dataset}/prepared.h5ad",
         split=run_split,
     output:
-        RUN + "/generated.h5ad",
+        os.path.join(RUN, "generated.h5ad"),
     params:
         request=generation_request,
         device=config["device"],
         seed=replicate_seed,
     log:
-        LOGS + "/generate.log",
+        os.path.join(LOGS, "generate.log"),
     benchmark:
-        RUN + "/generate_benchmark.tsv"
+        os.path.join(RUN, "generate_benchmark.tsv")
     threads: 2
     resources:
         gpu=GPU,

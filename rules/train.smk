@@ -3,17 +3,17 @@ rule train_model:
         prepared="results/data/{dataset}/prepared.h5ad",
         split=run_split,
     output:
-        model=RUN + "/model.pt",
-        train_log=RUN + "/train_log.tsv",
+        model=os.path.join(RUN, "model.pt"),
+        train_log=os.path.join(RUN, "train_log.tsv"),
     params:
         settings=train_settings,
         device=config["device"],
-        checkpoint=RUN + "/checkpoint.pt",
+        checkpoint=os.path.join(RUN, "checkpoint.pt"),
         seed=replicate_seed,
     log:
-        LOGS + "/train.log",
+        os.path.join(LOGS, "train.log"),
     benchmark:
-        RUN + "/train_benchmark.tsv"
+        os.path.join(RUN, "train_benchmark.tsv")
     threads: 2
     resources:
         gpu=GPU,

@@ -164,12 +164,6 @@ def test_lint_finds_nothing_about_rules(tmp_path):
     assert proc.returncode == 0 or lints, proc.stdout[-3000:]  # exit 1 always comes with a listed lint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules compose paths as RUN + '/model.pt' (lints 'Path composition with +' and 'Absolute path'); "
-    "fixing it means rewriting paths in train/generate/evaluate/figures.smk with f-strings or os.path.join. "
-    "Remove this marker when `snakemake --lint` is clean.",
-)
 def test_lint_is_clean(tmp_path):
     wf = copy_workflow(tmp_path / "wf")
     proc = snakemake(wf, "--lint")
