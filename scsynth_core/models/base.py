@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, str] = {
     "upsample": "scsynth_core.models.baselines:UpsampleModel",
     "noise": "scsynth_core.models.baselines:NoiseModel",
+    "activa": "scsynth_core.models.activa:ACTIVA",
 }
 
 #: Representations a model may train on; transforms live in :mod:`scsynth_core.data.preprocess`.
