@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from slurm_cluster import SlurmCluster, missing_binaries
-from workflow_utils import REPO, SNAKEMAKE, copy_workflow, snakemake
+from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 
 SLURM_PROFILE = ["--profile", "profiles/slurm", "--workflow-profile", "profiles/slurm-local"]
 # The realism experiment with both baselines, a small forest and no embeddings: every stage of the workflow
@@ -44,27 +44,6 @@ def cluster():
         pytest.skip("the test cluster runs slurmctld/slurmd as root (SlurmUser=root): run the tests as root")
     with SlurmCluster() as c:
         yield c
-
-
-def _configfile(wf, text: str) -> list[str]:
-    path = wf / "extra_config.yaml"
-    path.write_text(text)
-    return ["--configfile", "config/config.yaml", str(path)]
-
-
-def _job_stats(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: count}, without the target rule 'all' (never submitted)."""
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
-    stats = {}
-    for line in lines[start + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        stats[parts[0]] = int(parts[1])
-    stats.pop("total", None)
-    stats.pop("all", None)
-    return stats
 
 
 def _rule_of(job: dict[str, str]) -> str:
@@ -144,13 +123,15 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, tmp_p
     """
     local = copy_workflow(tmp_path / "local")
     local_run = subprocess.Popen(
-        [*SNAKEMAKE, "--cores", "2", *_configfile(local, FAST_REALISM)],
+        [*SNAKEMAKE, "--cores", "2", *configfile_args(local, FAST_REALISM)],
         cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
     wf = copy_workflow(tmp_path / "slurm")
-    extra = _configfile(wf, "device: cuda\n" + FAST_REALISM)
-    expected = _job_stats(snakemake(wf, "-n", *SLURM_PROFILE, *extra, check=True).stdout)
+    extra = configfile_args(wf, "device: cuda\n" + FAST_REALISM)
+    expected = job_stats(snakemake(wf, "-n", *SLURM_PROFILE, *extra, check=True).stdout)
+    for row in ("total", "all"):  # not submitted jobs
+        expected.pop(row, None)
     assert sum(expected.values()) == 17 and expected["train_model"] == 2, expected
 
     t0 = time.monotonic()

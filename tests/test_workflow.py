@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import REPO, SNAKEMAKE, copy_workflow, snakemake
+from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 
 STAGES = [
     "import_dataset",
@@ -44,22 +44,9 @@ def wf(tmp_path):
     return copy_workflow(tmp_path / "wf")
 
 
-def _job_stats(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a dry run into {rule: count}."""
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
-    stats = {}
-    for line in lines[start + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        stats[parts[0]] = int(parts[1])
-    return stats
-
-
 def test_dry_run_lists_every_stage(wf):
     proc = snakemake(wf, "-n", check=True)
-    stats = _job_stats(proc.stdout)
+    stats = job_stats(proc.stdout)
     assert set(STAGES) <= set(stats), stats
     # realism: upsample and noise, one seed; augmentation: upsample x 3 fractions x 2 seeds
     assert stats["train_model"] == 2 + 6 and stats["generate_cells"] == 2 + 6
@@ -67,17 +54,10 @@ def test_dry_run_lists_every_stage(wf):
     assert not (wf / "results").exists()
 
 
-def _configfile(wf, text):
-    """Write an extra config file (merged over config/config.yaml) and return the CLI arguments for it."""
-    path = wf / "extra_config.yaml"
-    path.write_text(text)
-    return ["--configfile", "config/config.yaml", str(path)]
-
-
 def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
-    extra = _configfile(wf, "experiments: [realism]\nrealism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n")
+    extra = configfile_args(wf, "experiments: [realism]\nrealism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n")
     proc = snakemake(wf, "-n", *extra, check=True)
-    stats = _job_stats(proc.stdout)
+    stats = job_stats(proc.stdout)
     assert stats["download_dataset"] == 1
     assert stats["split_dataset"] == 2 and stats["train_model"] == 2
 
@@ -98,7 +78,7 @@ def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
     ],
 )
 def test_bad_config_fails_before_any_job(wf, override, message):
-    proc = snakemake(wf, "-n", *_configfile(wf, override + "\n"))
+    proc = snakemake(wf, "-n", *configfile_args(wf, override + "\n"))
     assert proc.returncode != 0
     assert message in proc.stdout
     assert "Job stats" not in proc.stdout

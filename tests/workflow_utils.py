@@ -37,3 +37,23 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = False
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
     return proc
+
+
+def configfile_args(workdir: Path, text: str) -> list[str]:
+    """Write an extra config file (merged over config/config.yaml) and return the CLI arguments for it."""
+    path = workdir / "extra_config.yaml"
+    path.write_text(text)
+    return ["--configfile", "config/config.yaml", str(path)]
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count} (``total`` and ``all`` rows included)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
+    stats = {}
+    for line in lines[start + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        stats[parts[0]] = int(parts[1])
+    return stats

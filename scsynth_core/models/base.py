@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, str] = {
     "upsample": "scsynth_core.models.baselines:UpsampleModel",
     "noise": "scsynth_core.models.baselines:NoiseModel",
+    "scgan": "scsynth_core.models.scgan:ScGAN",
+    "cscgan": "scsynth_core.models.scgan:CscGAN",
     "activa": "scsynth_core.models.activa:ACTIVA",
 }
 
