@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
+from workflow_utils import SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 
 STAGES = [
     "import_dataset",
