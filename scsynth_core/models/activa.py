@@ -127,7 +127,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
-from scsynth_core.errors import ConfigError, DataError, TrainingError
+from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.training import (
     Checkpointer,
@@ -862,15 +862,10 @@ class ACTIVA(GenerativeModel):
         total = p["epochs"] * steps_per_epoch if max_steps is None else min(max_steps, p["epochs"] * steps_per_epoch)
 
         ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        state = ckpt.load()
+        identity = {"model": self.name, "shape": [n_cells, n_genes], "categories": self.categories}
+        state = ckpt.load(identity=identity)  # refuses a checkpoint of another model or other data
         epoch, step, history = 0, 0, None
         if state is not None:
-            if state.get("model") != self.name or state.get("shape") != [n_cells, n_genes] or (
-                    state.get("categories") != self.categories):
-                raise TrainingError(
-                    f"{ckpt.path}: checkpoint was written by another model or for other data "
-                    f"({state.get('model')}, {state.get('shape')}); delete it to start afresh"
-                )
             encoder.load_state_dict(state["encoder"])
             decoder.load_state_dict(state["decoder"])
             opt_e.load_state_dict(state["opt_e"])

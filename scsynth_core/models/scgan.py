@@ -95,7 +95,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
-from scsynth_core.errors import ConfigError, TrainingError
+from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.training import (
     Checkpointer,
@@ -588,16 +588,11 @@ class ScGAN(GenerativeModel):
         freqs = None if not n_classes else torch.as_tensor(self.class_frequencies, dtype=torch.float32, device=dev)
 
         ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        state = ckpt.load()
+        identity = {"model": self.name, "shape": [n_cells, n_genes], "categories": self.categories}
+        state = ckpt.load(identity=identity)  # refuses a checkpoint of another model or other data
         step = 0
         history = None
         if state is not None:
-            if state.get("model") != self.name or state.get("shape") != [n_cells, n_genes] or (
-                    state.get("categories") != self.categories):
-                raise TrainingError(
-                    f"{ckpt.path}: checkpoint was written by another model or for other data "
-                    f"({state.get('model')}, {state.get('shape')}); delete it to start afresh"
-                )
             generator.load_state_dict(state["generator"])
             critic.load_state_dict(state["critic"])
             opt_g.load_state_dict(state["opt_g"])

@@ -157,7 +157,12 @@ class Checkpointer:
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self, *, identity: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The saved state, or ``None`` when there is none.
+
+        ``identity``: values the checkpoint must hold under the same keys (e.g. model name, data shape, labels);
+        a checkpoint written by another model or for other data is refused instead of silently resumed.
+        """
         import torch
 
         if self.path is None or not self.path.exists():
@@ -166,6 +171,12 @@ class Checkpointer:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise TrainingError(f"{self.path}: cannot resume from checkpoint ({type(exc).__name__}: {exc})") from None
+        if identity is not None and any(state.get(key) != value for key, value in identity.items()):
+            found = ", ".join(str(state.get(key)) for key in identity)
+            raise TrainingError(
+                f"{self.path}: checkpoint was written by another model or for other data ({found}); "
+                "delete it to start afresh"
+            )
         log.info("resuming from %s at step %s", self.path, state.get("step"))
         return state
 
