@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/generate.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/pilot.smk"
 
 
 rule all:

@@ -31,6 +31,8 @@ wildcard_constraints:
     seed=r"\d+",
     fraction=r"0?\.\d+|1(\.0)?",
     replicate=r"seed\d+|frac(0?\.\d+|1(\.0)?)_seed\d+",
+    size=r"\d+",
+    batch=r"\d+",
 
 
 # One run = one model trained and sampled for one replicate of one experiment: realism replicates are
@@ -109,7 +111,11 @@ def realism_targets():
     section = config["realism"]
     targets = ["results/realism/leaderboard.tsv"]
     for dataset in section["datasets"]:
-        targets += [f"results/realism/{dataset}/summary.tsv", f"results/realism/{dataset}/figures/leaderboard.png"]
+        targets += [
+            f"results/realism/{dataset}/summary.tsv",
+            f"results/realism/{dataset}/training_times.tsv",
+            f"results/realism/{dataset}/figures/leaderboard.png",
+        ]
         for seed in section["seeds"]:
             figures = f"results/realism/{dataset}/figures"
             targets.append(f"{figures}/roc_seed{seed}.png")
@@ -139,6 +145,42 @@ def augmentation_targets():
     return targets
 
 
+def pilot_batches():
+    """The configured seeds in consecutive chunks of ``seeds_per_job`` (one job each)."""
+    seeds, size = config["pilot"]["seeds"], config["pilot"]["seeds_per_job"]
+    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+
+
+def pilot_batch_seeds(wildcards):
+    return pilot_batches()[int(wildcards.batch)]
+
+
+def pilot_runs(dataset, filename):
+    """Paths of ``filename`` (with ``{batch}``) for every model, pilot size and batch of one dataset."""
+    section = config["pilot"]
+    return [
+        f"results/pilot/{dataset}/{model}/size{size}/" + filename.format(batch=batch)
+        for model in section["models"]
+        for size in section["pilot_sizes"]
+        for batch in range(len(pilot_batches()))
+    ]
+
+
+def pilot_examples(dataset):
+    """``{model: path}`` of the first replicate's synthetic cells at the largest pilot size."""
+    size = max(config["pilot"]["pilot_sizes"])
+    return {m: f"results/pilot/{dataset}/{m}/size{size}/batch0_example.h5ad" for m in config["pilot"]["models"]}
+
+
+def pilot_targets():
+    targets = []
+    for dataset in config["pilot"]["datasets"]:
+        base = f"results/pilot/{dataset}"
+        targets += [f"{base}/{name}" for name in ("replicates.tsv", "count_difference.tsv", "zero_inflation.tsv")]
+        targets += [f"{base}/figures/{name}.png" for name in ("dbi", "ari", "mad_table", "gene_marginals")]
+    return targets
+
+
 def all_targets():
-    builders = {"realism": realism_targets, "augmentation": augmentation_targets}
+    builders = {"realism": realism_targets, "augmentation": augmentation_targets, "pilot": pilot_targets}
     return [target for experiment in EXPERIMENTS for target in builders[experiment]()]

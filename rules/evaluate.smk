@@ -119,3 +119,33 @@ rule summarise_augmentation:
         "../envs/analysis.yaml"
     script:
         "../workflow_scripts/concat_tables.py"
+
+
+rule realism_training_times:
+    input:
+        train_logs=lambda w: [
+            f"results/realism/{w.dataset}/{model}/seed{seed}/train_log.tsv"
+            for model in config["realism"]["models"]
+            for seed in config["realism"]["seeds"]
+        ],
+        benchmarks=lambda w: [
+            f"results/realism/{w.dataset}/{model}/seed{seed}/train_benchmark.tsv"
+            for model in config["realism"]["models"]
+            for seed in config["realism"]["seeds"]
+        ],
+    output:
+        report(
+            "results/realism/{dataset}/training_times.tsv",
+            caption="../report/training_times.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "training time at equal quality"},
+        ),
+    params:
+        device=config["device"],
+    log:
+        "logs/realism/{dataset}/training_times.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/realism_training_times.py"

@@ -46,6 +46,13 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                     f"config: augmentation.models: model '{model}' is not conditional and cannot generate the "
                     "target cluster"
                 )
+    if "pilot" in config.get("experiments", []):
+        for model in config["pilot"]["models"]:
+            if model in known and get_model_class(model).representation != "counts":
+                raise ConfigError(
+                    f"config: pilot.models: model '{model}' generates {get_model_class(model).representation} "
+                    "values; the pilot experiment compares count matrices"
+                )
     for model in config.get("models", {}):
         if model not in known:
             raise ConfigError(f"config: models: unknown model '{model}' (available: {', '.join(known)})")

@@ -219,7 +219,8 @@ def generate_cells(
     """Generate cells from a saved model.
 
     The number of cells is ``n_cells``, or the size of a reference set (``like`` + optional split/subset, e.g.
-    the test cells). Conditional models given a reference set generate its label composition. ``target`` (a
+    the test cells). Conditional models given a reference set generate its label composition, except models
+    whose labelled cells are filtered holistic samples (ACTIVA), which generate holistically. ``target`` (a
     cluster, or ``"auto"`` = the second largest cluster of the prepared dataset ``target_of``) asks for
     ``n_cells`` cells of that one cluster, as the augmentation experiment does.
     """
@@ -230,7 +231,8 @@ def generate_cells(
     if like is not None:
         reference = load_prepared(like, like_split, subset=like_subset)
         n_cells = reference.n_obs
-        if labels is None and instance.categories is not None and instance.label_key in reference.obs:
+        imposes_labels = instance.categories is not None and not instance.labels_by_filtering
+        if labels is None and imposes_labels and instance.label_key in reference.obs:
             wanted = reference.obs[instance.label_key].astype(str)
             known = set(instance.categories)
             labels = [label for label in wanted if label in known]
@@ -486,6 +488,35 @@ def leaderboard(*, summaries: Sequence[str | Path], output: str | Path) -> None:
     table.insert(0, "replicates", frame.groupby(["dataset", "model"]).size())
     table = table.reset_index().sort_values(["dataset", "rf_auc_mean_mean"], key=_abs_from_half)
     _io.write_tsv(output, table.round(4))
+
+
+def training_times(
+    *, train_logs: Sequence[str | Path], output: str | Path, device: str | None = None
+) -> None:
+    """Training-time comparison of one dataset's runs at a common quality level (Heydari 2022, Table 1).
+
+    ``train_logs``: ``.../{dataset}/{model}/{replicate}/train_log.tsv`` files; the job's wall time is read from
+    the ``train_benchmark.tsv`` beside each one when it exists. ``device`` is recorded (same hardware).
+    """
+    import pandas as pd
+
+    from scsynth_core.metrics.training_time import training_time_table
+
+    histories, walls, identity = {}, {}, {}
+    for path in map(Path, train_logs):
+        replicate, model, dataset = (p.name for p in path.parents[:3])
+        key = f"{model}/{replicate}"
+        histories[key] = pd.read_csv(path, sep="\t")
+        identity[key] = {"dataset": dataset, "model": model, "replicate": replicate}
+        wall = _benchmark_seconds(path.parent / "train_benchmark.tsv")
+        if wall is not None:
+            walls[key] = wall
+    table = training_time_table(histories, wall_seconds=walls)
+    ids = pd.DataFrame([identity[run] for run in table["run"]])
+    table = pd.concat([ids, table.drop(columns="run")], axis=1)
+    if device is not None:
+        table.insert(3, "device", device)
+    _io.write_tsv(output, table.sort_values(["seconds_to_quality", "model"]).round(4))
 
 
 def _abs_from_half(column):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
+from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 
 STAGES = [
     "import_dataset",
@@ -29,6 +29,7 @@ STAGES = [
     "summarise_realism",
     "plot_realism_leaderboard",
     "realism_leaderboard",
+    "realism_training_times",
     "downsample_cluster",
     "evaluate_augmentation",
     "summarise_augmentation",
@@ -51,6 +52,21 @@ def test_dry_run_lists_every_stage(wf):
     assert stats["train_model"] == 2 + 6 and stats["generate_cells"] == 2 + 6
     assert stats["downsample_cluster"] == 2 and stats["evaluate_augmentation"] == 6
     assert not (wf / "results").exists()
+
+
+@pytest.mark.parametrize("experiment", sorted(p.name for p in (REPO / "config/experiments").glob("*.yaml")))
+def test_every_experiment_config_dry_runs_with_one_training_per_model_and_replicate(wf, experiment):
+    import yaml
+
+    settings = yaml.safe_load((wf / "config/experiments" / experiment).read_text())
+    proc = snakemake(wf, "-n", "--configfile", "config/config.yaml", f"config/experiments/{experiment}", check=True)
+    stats = job_stats(proc.stdout)
+    expected = 0
+    for name in settings["experiments"]:
+        section = settings[name]
+        replicates = len(section["seeds"]) * len(section.get("fractions", [None]))
+        expected += len(section["datasets"]) * len(section["models"]) * replicates
+    assert stats["train_model"] == expected, stats
 
 
 def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):

@@ -264,7 +264,7 @@ def _pca_graph(work: ad.AnnData, *, n_pcs: int, n_neighbors: int, seed: int, rec
     return sp.csr_matrix(work.obsp["connectivities"]), {"n_comps_used": n_comps, "n_neighbors_used": k}
 
 
-def _communities(conn: sp.csr_matrix, *, method: str, resolution: float, seed: int, use_weights: bool) -> np.ndarray:
+def graph_communities(conn: sp.csr_matrix, *, method: str, resolution: float, seed: int, use_weights: bool) -> np.ndarray:
     """Louvain (igraph multilevel) or Leiden (igraph, modularity, 2 iterations) on the undirected kNN graph.
 
     scanpy's ``tl.louvain(flavor="igraph")`` ignores ``resolution``, so igraph is called directly.
@@ -414,7 +414,7 @@ def marouf(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, re
             work, info = _zheng17(X, n_top_genes=n_top_genes)
             conn, graph_info = _pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="marouf")
         record.update(info, **graph_info, cluster_source="louvain")
-        raw_clusters = _communities(conn, method="louvain", resolution=resolution, seed=seed, use_weights=use_weights)
+        raw_clusters = graph_communities(conn, method="louvain", resolution=resolution, seed=seed, use_weights=use_weights)
     cells, genes = _filter_masks(X, min_genes=min_genes, min_cells=min_cells)
     cluster, names = _by_size(raw_clusters[cells])
     if cluster_from_labels:
@@ -509,7 +509,7 @@ def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, 
         sc.pp.scale(work, max_value=scale_max)
         conn, graph_info = _pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="treppner")
     record.update(graph_info)
-    membership = _communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True)
+    membership = graph_communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True)
     cluster, _ = _by_size(membership)
     genes_final = np.zeros_like(genes)
     genes_final[np.flatnonzero(genes)[hvg]] = True
@@ -541,7 +541,7 @@ def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int
         sc.pp.log1p(work)
         conn, graph_info = _pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="scanpy_default")
     record.update(graph_info, cluster_source="leiden")
-    cluster, _ = _by_size(_communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True))
+    cluster, _ = _by_size(graph_communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True))
     return _assemble(adata, X, cells, genes, cluster, record)
 
 

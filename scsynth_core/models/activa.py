@@ -75,7 +75,9 @@ History (``train_log.tsv``): one row per epoch with ``step`` (cumulative optimis
 ``phase`` (``classifier`` for ACTINN pre-training rows, whose ``step`` counts classifier iterations; ``vae``;
 ``introspective``), epoch means of ``vae_loss``, ``encoder_loss`` (``L_E``), ``decoder_loss`` (``L_G``),
 ``kl_real``, ``kl_rec``, ``kl_fake``, ``rec`` (``L_AE``), ``ct`` (``L_CT``), ``classifier_loss`` and
-``classifier_accuracy`` (training minibatches), ``epoch_s`` and the elapsed ``time_s``.
+``classifier_accuracy`` (training minibatches), ``epoch_s``, the elapsed ``time_s`` and, every ``monitor_every``
+epochs, scGAN's monitor statistics (``monitor_mean_distance``, ``monitor_sparsity_difference``,
+``monitor_hvg_overlap``; :mod:`scsynth_core.models.monitors`).
 
 ``max_steps`` counts optimisation steps (minibatch updates of the VAE/introspective phases, the history's
 ``step``; classifier pre-training steps are not counted). ``fit(max_steps=...)`` (or the ``max_steps``
@@ -129,6 +131,7 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.monitors import lsn_statistics, monitor_cells, monitor_metrics, n_top_genes
 from scsynth_core.models.training import (
     Checkpointer,
     TrainLog,
@@ -708,6 +711,8 @@ _PAPER: dict[str, Any] = {
     "classifier_lr_decay": 0.95,
     "classifier_decay_every": 1000,
     "checkpoint_every": 5,
+    "monitor_every": 10,
+    "monitor_cells": 3000,
     "type_threshold": 0.0,
     "max_draw_factor": 100,
 }
@@ -716,6 +721,8 @@ _DEMO: dict[str, Any] = _PAPER | {
     "epochs": 150,
     "classifier_epochs": 200,
     "checkpoint_every": 25,
+    "monitor_every": 5,
+    "monitor_cells": 300,
 }
 
 
@@ -738,12 +745,16 @@ class ACTIVA(GenerativeModel):
       ``classifier_weight_decay`` 0.005,
       ``classifier_lr_decay`` 0.95 every ``classifier_decay_every`` 1,000 iterations
     - ``checkpoint_every`` 5 (epochs), ``type_threshold`` 0, ``max_draw_factor`` 100
+    - ``monitor_every`` 10 (epochs; demo 5) and ``monitor_cells`` 3,000 (demo 300; 0 disables): scGAN's
+      model-selection statistics of generated vs training cells (:mod:`scsynth_core.models.monitors`), logged
+      so that the training-time comparison can measure time to a common quality level; not in the paper
     """
 
     name = "activa"
     representation = "lsn"
     conditional = True
     labels_optional = True
+    labels_by_filtering = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO)}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
@@ -759,9 +770,10 @@ class ACTIVA(GenerativeModel):
     def _check_params(self) -> None:
         p, name = self.params, self.name
         for key in ("latent_dim", "batch_size", "epochs", "classifier_epochs", "classifier_decay_every",
-                    "checkpoint_every", "max_draw_factor"):
+                    "checkpoint_every", "max_draw_factor", "monitor_every"):
             _check_positive_int(name, p, key)
-        _check_positive_int(name, p, "warmup_epochs", minimum=0)
+        for key in ("warmup_epochs", "monitor_cells"):
+            _check_positive_int(name, p, key, minimum=0)
         if p["batch_size"] < 2:
             raise ConfigError(f"model '{name}': batch_size must be >= 2 (batch normalisation)")
         if p["max_steps"] is not None:
@@ -852,6 +864,10 @@ class ACTIVA(GenerativeModel):
         n_types = 0 if codes is None else len(self.categories)
 
         threshold = self._output_threshold(X)
+        # Monitor cells (scGAN's model-selection statistics, for the training-time comparison); diagnostics only.
+        monitor_rows, _ = monitor_cells(n_cells, p["monitor_cells"], seed=seed, holdout=False)
+        n_top = n_top_genes(n_genes)
+        monitor_real = lsn_statistics(lsn(X[monitor_rows]), n_top) if len(monitor_rows) else None
         rng = seed_everything(seed)
         encoder, decoder, classifier = self._build(n_genes, n_types, dev, threshold)
         fused = dev.type in ("cpu", "cuda")
@@ -911,6 +927,17 @@ class ACTIVA(GenerativeModel):
             opt_d.step()
             return terms
 
+        def monitors() -> dict[str, float]:
+            if monitor_real is None:
+                return {}
+            z = torch.randn(len(monitor_rows), p["latent_dim"], generator=torch.Generator().manual_seed(seed))
+            decoder.eval()
+            try:
+                cells, _, _ = decode_csr(decoder, z.to(dev))
+            finally:
+                decoder.train()
+            return monitor_metrics(monitor_real, cells, n_top)
+
         encoder.train()
         decoder.train()
         bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
@@ -941,9 +968,11 @@ class ACTIVA(GenerativeModel):
                     n_batches += 1
                     bar.update(1)
                 means = {key: value / n_batches for key, value in sums.items()}
+                epoch_s = round(time.perf_counter() - t0, 3)
+                due_monitor = epoch % p["monitor_every"] == 0 or step >= total
                 train_log.append(step, epoch=epoch, phase=phase,
                                  **{k: means[k] for k in LOSS_COLUMNS if k in means},
-                                 epoch_s=round(time.perf_counter() - t0, 3))
+                                 epoch_s=epoch_s, **(monitors() if due_monitor else {}))
                 shown = {k: f"{means[k]:.4g}" for k in ("rec", "kl_real", "kl_rec", "kl_fake", "ct") if k in means}
                 bar.set_postfix(epoch=epoch, **shown, refresh=False)
                 complete = n_batches == steps_per_epoch

@@ -31,6 +31,10 @@ _REGISTRY: dict[str, str] = {
     "scgan": "scsynth_core.models.scgan:ScGAN",
     "cscgan": "scsynth_core.models.scgan:CscGAN",
     "activa": "scsynth_core.models.activa:ACTIVA",
+    "vae": "scsynth_core.models.vae:VAE", "betatcvae": "scsynth_core.models.vae:BetaTCVAE", "wgangp": "scsynth_core.models.michigan:WGANGP", "michigan": "scsynth_core.models.michigan:MichiGAN",
+    "scdbm": "scsynth_core.models.scdbm:ScDBM",
+    "pca": "scsynth_core.models.classic:PPCAModel", "gmm": "scsynth_core.models.classic:GMMModel",
+    "scvi_posterior": "scsynth_core.models.scvi:ScviPosterior", "scvi_prior": "scsynth_core.models.scvi:ScviPrior",
 }
 
 #: Representations a model may train on; transforms live in :mod:`scsynth_core.data.preprocess`.
@@ -90,6 +94,9 @@ class GenerativeModel(ABC):
     conditional: ClassVar[bool] = False
     #: Conditional models that can also be fitted without labels (then they generate holistically only).
     labels_optional: ClassVar[bool] = False
+    #: Label-specific cells are holistic samples filtered by a classifier (ACTIVA): a reference set's
+    #: composition is then not imposed (the paper generates holistically for its realism metrics).
+    labels_by_filtering: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:

@@ -221,3 +221,60 @@ def plot_mad_table(
     if title:
         ax.set_title(title)
     return fig
+
+
+def example_genes(X, n_genes: int = 4) -> np.ndarray:
+    """Column indices of ``n_genes`` genes spread over the range of mean expression (highest to lowest quantile
+    of the expressed genes), as the high/medium/low examples of Treppner Supplementary Fig. 3-4."""
+    import scipy.sparse as sp
+
+    means = np.asarray(X.mean(axis=0)).ravel() if sp.issparse(X) else np.asarray(X).mean(axis=0)
+    expressed = np.flatnonzero(means > 0)
+    if expressed.size == 0:
+        return np.arange(min(n_genes, len(means)))
+    order = expressed[np.argsort(-means[expressed], kind="stable")]
+    picks = np.linspace(0, len(order) - 1, min(n_genes, len(order))).round().astype(int)
+    return order[np.unique(picks)]
+
+
+@styled
+def plot_gene_marginals(
+    sets: dict[str, object],
+    gene_names: Sequence[str],
+    *,
+    genes: Sequence[int] | None = None,
+    n_genes: int = 4,
+    title: str = "",
+) -> Figure:
+    """Count distributions of example genes in the original data and in each synthetic set (Treppner
+    Supplementary Fig. 3-4): one panel per gene, one step histogram (fraction of cells per count) per set.
+
+    ``sets``: name -> cells x genes count matrix (dense or sparse), the first being the original data (drawn in
+    black); ``genes``: column indices (default :func:`example_genes` of the first set).
+    """
+    import scipy.sparse as sp
+
+    names = list(sets)
+    first = sets[names[0]]
+    cols = list(genes) if genes is not None else list(example_genes(first, n_genes))
+    colors = colors_for(names[1:])
+    fig, axes = new_figure(1, len(cols), panel_size=(3.0, 2.8))
+    for ax, col in zip(axes[0], cols):
+        columns = {}
+        for name in names:
+            X = sets[name]
+            values = X[:, col].toarray().ravel() if sp.issparse(X) else np.asarray(X)[:, col]
+            columns[name] = np.rint(values).astype(np.int64)
+        top = int(max(np.percentile(v, 99) for v in columns.values())) + 1
+        bins = np.arange(-0.5, top + 1.5)
+        for name, values in columns.items():
+            weights = np.full(len(values), 1.0 / max(len(values), 1))
+            ax.hist(np.minimum(values, top), bins=bins, weights=weights, histtype="step", lw=1.4,
+                    color="black" if name == names[0] else colors[name], label=name)
+        ax.set_title(str(gene_names[col]))
+        ax.set_xlabel("counts (last bin: 99th percentile and above)")
+    axes[0, 0].set_ylabel("fraction of cells")
+    axes[0, -1].legend(frameon=False, fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,157 @@
+# The pilot experiment (Treppner et al. 2021): train on pilot subsamples, generate the original data's size,
+# compare with the original. One job trains several seeds of one model and pilot size (see seeds_per_job).
+
+PILOT = "results/pilot/{dataset}"
+PILOT_RUN = "results/pilot/{dataset}/{model}/size{size}"
+PILOT_LOGS = "logs/pilot/{dataset}/{model}/size{size}"
+
+
+rule pilot_reference:
+    input:
+        "results/data/{dataset}/prepared.h5ad",
+    output:
+        os.path.join(PILOT, "reference.h5ad"),
+    params:
+        n_pcs=config["pilot"]["n_pcs"],
+        n_neighbors=config["pilot"]["n_neighbors"],
+    log:
+        "logs/pilot/{dataset}/reference.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/pilot_reference.py"
+
+
+rule pilot_replicates:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        reference=os.path.join(PILOT, "reference.h5ad"),
+    output:
+        table=os.path.join(PILOT_RUN, "batch{batch}.tsv"),
+        example=os.path.join(PILOT_RUN, "batch{batch}_example.h5ad"),
+    params:
+        settings=train_settings,
+        seeds=pilot_batch_seeds,
+        replace=config["pilot"]["replace"],
+        resolution=config["pilot"]["resolution"],
+        n_neighbors=config["pilot"]["n_neighbors"],
+        device=config["device"],
+    log:
+        os.path.join(PILOT_LOGS, "batch{batch}.log"),
+    benchmark:
+        os.path.join(PILOT_RUN, "batch{batch}_benchmark.tsv")
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/models.yaml"
+    script:
+        "../workflow_scripts/pilot_replicates.py"
+
+
+rule pilot_zero_inflation:
+    input:
+        "results/data/{dataset}/prepared.h5ad",
+    output:
+        "results/pilot/{dataset}/{model}/zero_inflation.json",
+    params:
+        settings=train_settings,
+        size=max(config["pilot"]["pilot_sizes"]),
+        seed=config["pilot"]["seeds"][0],
+        fraction=config["pilot"]["added_zeros"],
+        replace=config["pilot"]["replace"],
+        device=config["device"],
+    log:
+        "logs/pilot/{dataset}/{model}/zero_inflation.log",
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+    conda:
+        "../envs/models.yaml"
+    script:
+        "../workflow_scripts/pilot_zero_inflation.py"
+
+
+rule pilot_summary:
+    input:
+        tables=lambda w: pilot_runs(w.dataset, "batch{batch}.tsv"),
+        zeros=lambda w: [f"results/pilot/{w.dataset}/{m}/zero_inflation.json" for m in config["pilot"]["models"]],
+    output:
+        replicates=report(
+            os.path.join(PILOT, "replicates.tsv"),
+            caption="../report/pilot_replicates.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "every replicate"},
+        ),
+        table1=report(
+            os.path.join(PILOT, "count_difference.tsv"),
+            caption="../report/pilot_table1.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "Table 1: cluster count differences"},
+        ),
+        zeros=report(
+            os.path.join(PILOT, "zero_inflation.tsv"),
+            caption="../report/pilot_zeros.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "added-zeros check"},
+        ),
+        overhead=os.path.join(PILOT, "job_overhead.json"),
+    log:
+        "logs/pilot/{dataset}/summary.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/pilot_summary.py"
+
+
+rule pilot_figures:
+    input:
+        replicates=os.path.join(PILOT, "replicates.tsv"),
+        reference=os.path.join(PILOT, "reference.h5ad"),
+        examples=lambda w: list(pilot_examples(w.dataset).values()),
+    output:
+        dbi=report(
+            os.path.join(PILOT, "figures/dbi.png"),
+            caption="../report/pilot_boxplots.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig. 2: Davies-Bouldin index"},
+        ),
+        ari=report(
+            os.path.join(PILOT, "figures/ari.png"),
+            caption="../report/pilot_boxplots.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "adjusted Rand index"},
+        ),
+        mad=report(
+            os.path.join(PILOT, "figures/mad_table.png"),
+            caption="../report/pilot_mad.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Fig. 3: per-gene MAD table"},
+        ),
+        marginals=report(
+            os.path.join(PILOT, "figures/gene_marginals.png"),
+            caption="../report/pilot_marginals.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Supp. Fig. 3-4: gene marginals"},
+        ),
+    params:
+        models=config["pilot"]["models"],
+        n_genes=config["pilot"]["example_genes"],
+    log:
+        "logs/pilot/{dataset}/figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/pilot_figures.py"

@@ -1,0 +1,273 @@
+"""Steps of the ``pilot`` experiment (Treppner et al. 2021, "Synthetic single cell RNA sequencing data from
+small pilot studies using deep generative models", Sci Rep 11:9403; Methods, Fig. 1-3, Table 1).
+
+A pilot study is a subsample of the original data whose size is a multiple of a 384-well plate. A model trained
+on the pilot generates as many cells as the original data; the synthetic set is judged against the original
+(:mod:`scsynth_core.metrics.pilot`). Pilots are drawn with replacement by default, as the authors' code does
+(``replace: false`` draws without).
+
+Per-job start-up (importing torch, scanpy and compiling numba code) costs tens of seconds, and the paper's grid is
+540 trainings per dataset, so one job runs several replicates (seeds) of one model and pilot size:
+:func:`run_pilot_replicates` records the job's start-up separately from the replicates' work so the overhead
+can be reported (``job_overhead_seconds``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scsynth_core import _io
+from scsynth_core.errors import ConfigError, DataError
+
+log = logging.getLogger("scsynth")
+
+#: Columns of a replicate table, in order (metrics follow).
+REPLICATE_COLUMNS = ["dataset", "model", "pilot_size", "seed", "n_unique_pilot_cells", "n_synthetic"]
+#: Metrics summarised per model and pilot size (Fig. 2-3, Table 1).
+PILOT_METRICS = ["dbi_synthetic", "ari", "count_difference", "mad_median", "mad_iqr", "mad_cv", "mad_zero_fraction"]
+
+
+def _process_seconds() -> float:
+    """Seconds since this process started (the job's start-up, when called first thing in a step)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def pilot_indices(n_cells: int, size: int, *, seed: int, replace: bool = True) -> np.ndarray:
+    """Rows of a pilot subsample of ``size`` cells (Treppner 2021, Methods "Pilot studies")."""
+    if size < 2:
+        raise ConfigError(f"pilot size must be at least 2 cells, got {size}")
+    if not replace and size > n_cells:
+        raise DataError(f"a pilot of {size} cells drawn without replacement needs at least {size} cells, "
+                        f"the dataset has {n_cells}")
+    rng = np.random.default_rng([int(seed), int(size)])
+    return np.sort(rng.choice(n_cells, size=size, replace=replace))
+
+
+def draw_pilot(adata, size: int, *, seed: int, replace: bool = True):
+    """The pilot cells (a copy; cells drawn twice get unique names ``<cell>-<k>``)."""
+    import warnings
+
+    rows = pilot_indices(adata.n_obs, size, seed=seed, replace=replace)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Observation names are not unique")  # made unique next
+        pilot = adata[rows].copy()
+    pilot.obs_names_make_unique()
+    return pilot
+
+
+def build_reference(*, prepared: str | Path, output: str | Path, n_pcs: int, n_neighbors: int, seed: int = 0) -> None:
+    """The original data's embedding and ground truth, once per dataset (see :mod:`scsynth_core.metrics.pilot`)."""
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.pilot import build_pilot_reference
+
+    original = read_h5ad(prepared)
+    reference = build_pilot_reference(original, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed)
+    _io.write_h5ad(output, reference)
+
+
+def run_pilot_replicates(
+    *,
+    prepared: str | Path,
+    reference: str | Path,
+    output: str | Path,
+    example: str | Path,
+    dataset: str,
+    model: str,
+    size: int,
+    seeds: Sequence[int],
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    max_steps: int | None = None,
+    replace: bool = True,
+    resolution: float = 0.4,
+    n_neighbors: int = 20,
+    device: str = "auto",
+    threads: int | None = None,
+) -> None:
+    """Train ``model`` on one pilot per seed, generate the original data's size, evaluate; one row per seed.
+
+    ``example``: the first seed's synthetic cells in the reference embedding (``obsm["X_umap"]``, transferred and
+    fresh cluster labels), for the figures. The table holds ``train_seconds``, ``generate_seconds``,
+    ``evaluate_seconds`` per replicate and, for the whole job, ``job_seconds`` and ``job_overhead_seconds`` (process
+    start-up, imports and loading the data: everything that is not a replicate's own work).
+    """
+    startup = _process_seconds()
+    t_step = time.perf_counter()
+    import pandas as pd
+
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.pilot import ReferenceSpace, evaluate_pilot_set
+    from scsynth_core.models import get_model_class
+    from scsynth_core.steps import _set_threads
+
+    _set_threads(threads)
+    klass = get_model_class(model)
+    if klass.representation != "counts":
+        raise ConfigError(f"pilot: model '{model}' generates {klass.representation} values; the pilot experiment "
+                          "compares count matrices (use a count model: noise, scdbm, scvi_prior, scvi_posterior)")
+    klass(preset, **dict(params or {}))  # reject bad hyperparameters before reading data
+    if not seeds:
+        raise ConfigError("pilot: no seeds given")
+    original = read_h5ad(prepared)
+    ref = read_h5ad(reference)
+    space = ReferenceSpace(ref)
+    work_seconds = 0.0
+    rows = []
+    for i, seed in enumerate(seeds):
+        t0 = time.perf_counter()
+        pilot = draw_pilot(original, size, seed=seed, replace=replace)
+        instance = klass(preset, **dict(params or {}))
+        instance.fit(pilot, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
+        t1 = time.perf_counter()
+        synthetic = instance.sample(original.n_obs, seed=seed, progress=True)
+        t2 = time.perf_counter()
+        metrics = evaluate_pilot_set(ref, synthetic, space=space, resolution=resolution, n_neighbors=n_neighbors,
+                                     seed=seed)
+        t3 = time.perf_counter()
+        embedded = metrics.pop("embedded")
+        if i == 0:
+            embedded.X = synthetic.X  # counts, for the marginal-distribution figures
+            embedded.uns["pilot"] = {"dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed)}
+            _io.write_h5ad(example, embedded)
+        work_seconds += time.perf_counter() - t0
+        rows.append({
+            "dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed),
+            "n_unique_pilot_cells": int(len(np.unique(pilot.obs_names.str.replace(r"-\d+$", "", regex=True)))),
+            **metrics,
+            "train_seconds": round(t1 - t0, 3), "generate_seconds": round(t2 - t1, 3),
+            "evaluate_seconds": round(t3 - t2, 3),
+        })
+        log.info("pilot %s size %d seed %d: DBI %.3f (original %.3f), ARI %.3f, %.1f s", model, size, seed,
+                 metrics["dbi_synthetic"], metrics["dbi_original"], metrics.get("ari", float("nan")), t3 - t0)
+    job = startup + time.perf_counter() - t_step
+    table = pd.DataFrame(rows)
+    table["job_seconds"] = round(job, 3)
+    table["job_overhead_seconds"] = round(job - work_seconds, 3)
+    _io.write_tsv(output, table)
+
+
+def summarise(
+    *,
+    inputs: Sequence[str | Path],
+    zero_checks: Sequence[str | Path],
+    output: str | Path,
+    table1: str | Path,
+    zeros: str | Path,
+    overhead: str | Path,
+) -> None:
+    """One dataset's tables: every replicate, Table 1 (cluster count differences), the added-zeros check and the
+    per-job start-up overhead (JSON: jobs, total job and overhead seconds, overhead fraction)."""
+    import pandas as pd
+
+    frames = [pd.read_csv(path, sep="\t") for path in inputs]
+    table = pd.concat(frames, ignore_index=True).sort_values(["model", "pilot_size", "seed"], kind="stable")
+    _io.write_tsv(output, table)
+    _io.write_tsv(table1, count_difference_table(table))
+    checks = [json.loads(Path(path).read_text()) for path in zero_checks]
+    _io.write_tsv(zeros, pd.DataFrame([
+        {key: check[key] for key in ("model", "pilot_size", "seed", "added_zeros", "zero_fraction_original")} | run
+        for check in checks for run in check["runs"]
+    ]))
+    job = sum(float(f["job_seconds"].iloc[0]) for f in frames)
+    spent = sum(float(f["job_overhead_seconds"].iloc[0]) for f in frames)
+    _io.write_json(overhead, {"jobs": len(frames), "job_seconds_total": round(job, 2),
+                              "overhead_seconds_total": round(spent, 2),
+                              "overhead_fraction": round(spent / job, 4) if job > 0 else None})
+
+
+def count_difference_table(replicates):
+    """Treppner 2021 Table 1: the per-cluster cell-count difference (summed over clusters) by model and pilot
+    size, mean and sd over seeds (columns ``mean_<size>``, ``sd_<size>``)."""
+    wide = replicates.pivot_table(index="model", columns="pilot_size", values="count_difference",
+                                  aggfunc=["mean", "std"])
+    wide.columns = [f"{'sd' if stat == 'std' else stat}_{size}" for stat, size in wide.columns]
+    return wide.reset_index().round(1)
+
+
+def figures(
+    *,
+    replicates: str | Path,
+    reference: str | Path,
+    examples: Mapping[str, str | Path],
+    dataset: str,
+    outputs: Mapping[str, str | Path],
+    n_genes: int = 4,
+) -> None:
+    """Treppner 2021 Fig. 2 (DBI with the original's as a line; ARI), Fig. 3 (MAD table, ranks within pilot size)
+    and Supplementary Fig. 3-4 (count distributions of example genes at the largest pilot size)."""
+    import pandas as pd
+
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.plots.pilot import plot_gene_marginals, plot_mad_table, plot_metric_boxplots
+    from scsynth_core.steps import _save_figure, _use_agg
+
+    _use_agg()
+    table = pd.read_csv(replicates, sep="\t")
+    dbi = plot_metric_boxplots(table, metric="dbi_synthetic", reference=float(table["dbi_original"].iloc[0]),
+                               title=f"{dataset}: Davies-Bouldin index of synthetic cells")
+    _save_figure(dbi, outputs["dbi"])
+    _save_figure(plot_metric_boxplots(table, metric="ari", title=f"{dataset}: ARI"), outputs["ari"])
+    names = {"mad_median": "median", "mad_iqr": "iqr", "mad_cv": "cv", "mad_zero_fraction": "zeros"}
+    tidy = table.melt(id_vars=["model", "pilot_size", "seed"], value_vars=list(names), var_name="statistic",
+                      value_name="mad").replace({"statistic": names})
+    _save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
+    ref = read_h5ad(reference)
+    sets = {"original": ref.layers["counts"]} | {model: read_h5ad(path).X for model, path in examples.items()}
+    size = max(table["pilot_size"])
+    fig = plot_gene_marginals(sets, ref.var_names, n_genes=n_genes, title=f"{dataset}: pilot of {size} cells")
+    _save_figure(fig, outputs["marginals"])
+
+
+def zero_inflation_check(
+    *,
+    prepared: str | Path,
+    output: str | Path,
+    model: str,
+    size: int,
+    seed: int = 0,
+    fraction: float = 0.2,
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    max_steps: int | None = None,
+    replace: bool = True,
+    device: str = "auto",
+    threads: int | None = None,
+) -> None:
+    """Treppner 2021, Results "zero inflation": set ``fraction`` of the pilot's non-zero entries to zero, train,
+    and compare zero fractions. A model that does not impute keeps the added zeros: its synthetic zero fraction
+    follows the zeroed pilot, not the original data."""
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.summary import zero_fraction
+    from scsynth_core.models import get_model_class
+    from scsynth_core.steps import _set_threads
+
+    _set_threads(threads)
+    if not 0 < fraction < 1:
+        raise ConfigError(f"pilot: added_zeros must be in (0, 1), got {fraction}")
+    original = read_h5ad(prepared)
+    pilot = draw_pilot(original, size, seed=seed, replace=replace)
+    zeroed = pilot.copy()
+    X = zeroed.X.tocsr().astype(np.float32)
+    rng = np.random.default_rng([int(seed), 20])
+    X.data[rng.random(X.nnz) < fraction] = 0
+    X.eliminate_zeros()
+    zeroed.X = X
+    rows = []
+    for name, data in (("pilot", pilot), ("pilot_with_added_zeros", zeroed)):
+        instance = get_model_class(model)(preset, **dict(params or {}))
+        instance.fit(data, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
+        synthetic = instance.sample(original.n_obs, seed=seed)
+        rows.append({"training_set": name, "zero_fraction_training": zero_fraction(data.X),
+                     "zero_fraction_synthetic": zero_fraction(synthetic.X)})
+    result = {"model": model, "pilot_size": int(size), "seed": int(seed), "added_zeros": fraction,
+              "zero_fraction_original": zero_fraction(original.X), "runs": rows}
+    _io.write_json(output, json.loads(json.dumps(result)))
