@@ -31,7 +31,6 @@ wildcard_constraints:
     seed=r"\d+",
     fraction=r"0?\.\d+|1(\.0)?",
     replicate=r"seed\d+|frac(0?\.\d+|1(\.0)?)_seed\d+",
-    size=r"\d+",
     batch=r"\d+",
 
 
@@ -146,30 +145,31 @@ def augmentation_targets():
 
 
 def pilot_batches():
-    """The configured seeds in consecutive chunks of ``seeds_per_job`` (one job each)."""
-    seeds, size = config["pilot"]["seeds"], config["pilot"]["seeds_per_job"]
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    """The (pilot size, seed) grid, sizes ascending then seeds, in chunks of ``replicates_per_job`` (one job each)."""
+    section = config["pilot"]
+    grid = [[size, seed] for size in sorted(section["pilot_sizes"]) for seed in section["seeds"]]
+    k = section["replicates_per_job"]
+    return [grid[i : i + k] for i in range(0, len(grid), k)]
 
 
-def pilot_batch_seeds(wildcards):
+def pilot_batch_replicates(wildcards):
     return pilot_batches()[int(wildcards.batch)]
 
 
 def pilot_runs(dataset, filename):
-    """Paths of ``filename`` (with ``{batch}``) for every model, pilot size and batch of one dataset."""
-    section = config["pilot"]
+    """Paths of ``filename`` (with ``{batch}``) for every model and batch of one dataset."""
     return [
-        f"results/pilot/{dataset}/{model}/size{size}/" + filename.format(batch=batch)
-        for model in section["models"]
-        for size in section["pilot_sizes"]
+        f"results/pilot/{dataset}/{model}/" + filename.format(batch=batch)
+        for model in config["pilot"]["models"]
         for batch in range(len(pilot_batches()))
     ]
 
 
 def pilot_examples(dataset):
-    """``{model: path}`` of the first replicate's synthetic cells at the largest pilot size."""
-    size = max(config["pilot"]["pilot_sizes"])
-    return {m: f"results/pilot/{dataset}/{m}/size{size}/batch0_example.h5ad" for m in config["pilot"]["models"]}
+    """``{model: path}`` of the example synthetic set at the largest pilot size and the first seed."""
+    largest = [max(config["pilot"]["pilot_sizes"]), config["pilot"]["seeds"][0]]
+    batch = next(b for b, replicates in enumerate(pilot_batches()) if largest in replicates)
+    return {m: f"results/pilot/{dataset}/{m}/batch{batch}_example.h5ad" for m in config["pilot"]["models"]}
 
 
 def pilot_targets():

@@ -1,9 +1,10 @@
 # The pilot experiment (Treppner et al. 2021): train on pilot subsamples, generate the original data's size,
-# compare with the original. One job trains several seeds of one model and pilot size (see seeds_per_job).
+# compare with the original. One job trains several replicates (pilot size, seed) of one model
+# (replicates_per_job), so start-up is paid once per batch.
 
 PILOT = "results/pilot/{dataset}"
-PILOT_RUN = "results/pilot/{dataset}/{model}/size{size}"
-PILOT_LOGS = "logs/pilot/{dataset}/{model}/size{size}"
+PILOT_RUN = "results/pilot/{dataset}/{model}"
+PILOT_LOGS = "logs/pilot/{dataset}/{model}"
 
 
 rule pilot_reference:
@@ -33,7 +34,7 @@ rule pilot_replicates:
         example=os.path.join(PILOT_RUN, "batch{batch}_example.h5ad"),
     params:
         settings=train_settings,
-        seeds=pilot_batch_seeds,
+        replicates=pilot_batch_replicates,
         replace=config["pilot"]["replace"],
         resolution=config["pilot"]["resolution"],
         n_neighbors=config["pilot"]["n_neighbors"],

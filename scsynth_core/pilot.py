@@ -7,7 +7,7 @@ on the pilot generates as many cells as the original data; the synthetic set is 
 (``replace: false`` draws without).
 
 Per-job start-up (importing torch, scanpy and compiling numba code) costs tens of seconds, and the paper's grid is
-540 trainings per dataset, so one job runs several replicates (seeds) of one model and pilot size:
+540 trainings per dataset, so one job runs several replicates (pilot size and seed) of one model:
 :func:`run_pilot_replicates` records the job's start-up separately from the replicates' work so the overhead
 can be reported (``job_overhead_seconds``).
 """
@@ -82,8 +82,7 @@ def run_pilot_replicates(
     example: str | Path,
     dataset: str,
     model: str,
-    size: int,
-    seeds: Sequence[int],
+    replicates: Sequence[Sequence[int]],
     preset: str = "paper",
     params: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
@@ -93,10 +92,11 @@ def run_pilot_replicates(
     device: str = "auto",
     threads: int | None = None,
 ) -> None:
-    """Train ``model`` on one pilot per seed, generate the original data's size, evaluate; one row per seed.
+    """Train ``model`` on one pilot per replicate ``(pilot size, seed)``, generate the original data's size and
+    evaluate; one row per replicate.
 
-    ``example``: the first seed's synthetic cells in the reference embedding (``obsm["X_umap"]``, transferred and
-    fresh cluster labels), for the figures. The table holds ``train_seconds``, ``generate_seconds``,
+    ``example``: the synthetic cells of the batch's first replicate at its largest pilot size, in the reference
+    embedding (``obsm["X_umap"]``, transferred and fresh cluster labels), for the figures. The table holds ``train_seconds``, ``generate_seconds``,
     ``evaluate_seconds`` per replicate and, for the whole job, ``job_seconds`` and ``job_overhead_seconds`` (process
     start-up, imports and loading the data: everything that is not a replicate's own work).
     """
@@ -115,14 +115,17 @@ def run_pilot_replicates(
         raise ConfigError(f"pilot: model '{model}' generates {klass.representation} values; the pilot experiment "
                           "compares count matrices (use a count model: noise, scdbm, scvi_prior, scvi_posterior)")
     klass(preset, **dict(params or {}))  # reject bad hyperparameters before reading data
-    if not seeds:
-        raise ConfigError("pilot: no seeds given")
+    if not replicates:
+        raise ConfigError("pilot: no replicates given")
+    replicates = [(int(size), int(seed)) for size, seed in replicates]
+    largest = max(size for size, _ in replicates)
+    example_at = next(i for i, (size, _) in enumerate(replicates) if size == largest)
     original = read_h5ad(prepared)
     ref = read_h5ad(reference)
     space = ReferenceSpace(ref)
     work_seconds = 0.0
     rows = []
-    for i, seed in enumerate(seeds):
+    for i, (size, seed) in enumerate(replicates):
         t0 = time.perf_counter()
         pilot = draw_pilot(original, size, seed=seed, replace=replace)
         instance = klass(preset, **dict(params or {}))
@@ -134,7 +137,7 @@ def run_pilot_replicates(
                                      seed=seed)
         t3 = time.perf_counter()
         embedded = metrics.pop("embedded")
-        if i == 0:
+        if i == example_at:
             embedded.X = synthetic.X  # counts, for the marginal-distribution figures
             embedded.uns["pilot"] = {"dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed)}
             _io.write_h5ad(example, embedded)
@@ -203,7 +206,7 @@ def figures(
     n_genes: int = 4,
 ) -> None:
     """Treppner 2021 Fig. 2 (DBI with the original's as a line; ARI), Fig. 3 (MAD table, ranks within pilot size)
-    and Supplementary Fig. 3-4 (count distributions of example genes at the largest pilot size)."""
+    and Supplementary Fig. 3-4 (count distributions of example genes; ``examples``: model -> example file)."""
     import pandas as pd
 
     from scsynth_core.data.checks import read_h5ad
@@ -221,9 +224,10 @@ def figures(
                       value_name="mad").replace({"statistic": names})
     _save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
     ref = read_h5ad(reference)
-    sets = {"original": ref.layers["counts"]} | {model: read_h5ad(path).X for model, path in examples.items()}
-    size = max(table["pilot_size"])
-    fig = plot_gene_marginals(sets, ref.var_names, n_genes=n_genes, title=f"{dataset}: pilot of {size} cells")
+    loaded = {model: read_h5ad(path) for model, path in examples.items()}
+    sets = {"original": ref.layers["counts"]} | {model: cells.X for model, cells in loaded.items()}
+    size = max(cells.uns["pilot"]["pilot_size"] for cells in loaded.values())
+    fig = plot_gene_marginals(sets, ref.var_names, n_genes=n_genes, title=f"{dataset}: pilots of {size} cells")
     _save_figure(fig, outputs["marginals"])
 
 

@@ -51,14 +51,19 @@ def run_logged(log_path: str | Path | None, func: Callable[..., Any], /, **kwarg
             log.error("%s", exc)
             print(f"scsynth error: {exc}", file=stderr)
             raise SystemExit(1) from None
+        except Exception:
+            log.exception("step %s failed", getattr(func, "__name__", func))  # the traceback, in the rule's log
+            raise
 
 
 def _set_threads(threads: int | None) -> None:
     """Use the cores the scheduler gave this job, not every core of the node."""
     if threads:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(int(threads))
+        threadpool_limits(int(threads))  # BLAS/OpenMP of numpy, scipy and scikit-learn too
 
 
 # -- data -----------------------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ def test_a_faithful_copy_scores_like_the_original(reference, three_clusters):
     assert (embedded.obs["transferred"].to_numpy() == three_clusters.obs["cluster"].to_numpy()).all()
 
 
+@pytest.mark.filterwarnings("ignore:Observation names are not unique")
 def test_a_set_of_one_cluster_has_the_known_count_difference(reference, three_clusters):
     only_first = three_clusters[np.r_[np.arange(100), np.arange(100), np.arange(100)]].copy()
     only_first.obs_names_make_unique()

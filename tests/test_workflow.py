@@ -35,6 +35,11 @@ STAGES = [
     "summarise_augmentation",
     "plot_augmentation_f1",
     "plot_augmentation_embedding",
+    "pilot_reference",
+    "pilot_replicates",
+    "pilot_zero_inflation",
+    "pilot_summary",
+    "pilot_figures",
     "all",
 ]
 
@@ -50,6 +55,8 @@ def test_dry_run_lists_every_stage(wf):
     assert set(STAGES) <= set(stats), stats
     # realism: upsample and noise, one seed; augmentation: upsample x 3 fractions x 2 seeds
     assert stats["train_model"] == 2 + 6 and stats["generate_cells"] == 2 + 6
+    # pilot: 3 sizes x 3 seeds of the noise baseline in one job (replicates_per_job 9)
+    assert stats["pilot_replicates"] == 1 and stats["pilot_zero_inflation"] == 1
     assert stats["downsample_cluster"] == 2 and stats["evaluate_augmentation"] == 6
     assert not (wf / "results").exists()
 
@@ -64,9 +71,14 @@ def test_every_experiment_config_dry_runs_with_one_training_per_model_and_replic
     expected = 0
     for name in settings["experiments"]:
         section = settings[name]
+        if name == "pilot":  # trained inside pilot_replicates jobs, replicates_per_job at a time
+            grid = len(section["seeds"]) * len(section["pilot_sizes"])
+            batches = -(-grid // section["replicates_per_job"])
+            assert stats["pilot_replicates"] == len(section["datasets"]) * len(section["models"]) * batches
+            continue
         replicates = len(section["seeds"]) * len(section.get("fractions", [None]))
         expected += len(section["datasets"]) * len(section["models"]) * replicates
-    assert stats["train_model"] == expected, stats
+    assert stats.get("train_model", 0) == expected, stats
 
 
 def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
@@ -165,15 +177,28 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     assert down[0.5] > down[0.05]
     assert (results / "augmentation/pbmc68k_demo/figures/f1_vs_fraction.png").stat().st_size > 10_000
 
+    pilot = pd.read_csv(results / "pilot/pbmc68k_demo/replicates.tsv", sep="\t")
+    assert len(pilot) == 3 * 3 and set(pilot["model"]) == {"noise"}  # 3 pilot sizes x 3 seeds
+    assert (pilot["n_synthetic"] == 700).all() and pilot["dbi_original"].nunique() == 1
+    # Poisson noise on every count blurs the clusters: worse (higher) DBI than the original data's.
+    assert (pilot["dbi_synthetic"] > pilot["dbi_original"]).all() and pilot["ari"].between(-1, 1).all()
+    zeros = pd.read_csv(results / "pilot/pbmc68k_demo/zero_inflation.tsv", sep="\t").set_index("training_set")
+    assert zeros.loc["pilot_with_added_zeros", "zero_fraction_training"] > zeros.loc["pilot", "zero_fraction_training"]
+    for name in ["dbi", "ari", "mad_table", "gene_marginals"]:
+        assert (results / f"pilot/pbmc68k_demo/figures/{name}.png").stat().st_size > 10_000, name
+
     snakemake(first, "--report", "report.html", check=True)
     html = (first / "report.html").read_text(errors="replace")
-    for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png", "f1_vs_fraction.png"]:
+    for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png", "f1_vs_fraction.png",
+                 "training_times.tsv", "dbi.png", "count_difference.tsv"]:
         assert name in html, name
 
     # A second run, killed mid-way, then resumed with --rerun-incomplete, gives identical results.
     second = copy_workflow(tmp_path / "second")
+    # (realism and augmentation only: the resume property is the same for every experiment)
+    only = ["--config", "experiments=[realism,augmentation]"]
     proc = subprocess.Popen(
-        [*SNAKEMAKE, "--cores", "1"], cwd=second, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*SNAKEMAKE, "--cores", "1", *only], cwd=second, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     target = second / "results/data/pbmc68k_demo/prepared.h5ad"
@@ -185,7 +210,7 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     assert not (second / "results/realism/leaderboard.tsv").exists()
     # A hard kill leaves Snakemake's lock behind: unlock, then finish what the killed run left incomplete.
     snakemake(second, "--unlock", check=True)
-    snakemake(second, "--cores", "2", "--rerun-incomplete", check=True)
+    snakemake(second, "--cores", "2", "--rerun-incomplete", *only, check=True)
     splits_a, gen_a = _outputs(first)
     splits_b, gen_b = _outputs(second)
     assert splits_a == splits_b and len(splits_a) == 1 + 6

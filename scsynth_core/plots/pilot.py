@@ -247,10 +247,10 @@ def plot_gene_marginals(
     title: str = "",
 ) -> Figure:
     """Count distributions of example genes in the original data and in each synthetic set (Treppner
-    Supplementary Fig. 3-4): one panel per gene, one step histogram (fraction of cells per count) per set.
+    Supplementary Fig. 3-4): one panel per gene, one histogram (fraction of cells per count) per set.
 
-    ``sets``: name -> cells x genes count matrix (dense or sparse), the first being the original data (drawn in
-    black); ``genes``: column indices (default :func:`example_genes` of the first set).
+    ``sets``: name -> cells x genes count matrix (dense or sparse), the first being the original data (filled
+    grey; the others are coloured lines); ``genes``: column indices (default :func:`example_genes` of the first set).
     """
     import scipy.sparse as sp
 
@@ -269,8 +269,12 @@ def plot_gene_marginals(
         bins = np.arange(-0.5, top + 1.5)
         for name, values in columns.items():
             weights = np.full(len(values), 1.0 / max(len(values), 1))
-            ax.hist(np.minimum(values, top), bins=bins, weights=weights, histtype="step", lw=1.4,
-                    color="black" if name == names[0] else colors[name], label=name)
+            if name == names[0]:  # the original data: a grey filled histogram behind the synthetic sets' lines
+                ax.hist(np.minimum(values, top), bins=bins, weights=weights, histtype="stepfilled", color="0.8",
+                        label=name)
+            else:
+                ax.hist(np.minimum(values, top), bins=bins, weights=weights, histtype="step", lw=1.4,
+                        color=colors[name], label=name)
         ax.set_title(str(gene_names[col]))
         ax.set_xlabel("counts (last bin: 99th percentile and above)")
     axes[0, 0].set_ylabel("fraction of cells")
