@@ -159,7 +159,7 @@ def pilot_batch_replicates(wildcards):
 def pilot_runs(dataset, filename):
     """Paths of ``filename`` (with ``{batch}``) for every model and batch of one dataset."""
     return [
-        f"results/pilot/{dataset}/{model}/" + filename.format(batch=batch)
+        os.path.join(f"results/pilot/{dataset}/{model}", filename.format(batch=batch))
         for model in config["pilot"]["models"]
         for batch in range(len(pilot_batches()))
     ]

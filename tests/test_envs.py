@@ -38,7 +38,13 @@ MODEL_ONLY = {"torch", "scvi-tools", "lightning", "pyro-ppl", "torchmetrics"}
 INSTALL_TOOLS = {"pip"}
 BUILD_TOOLS = {"setuptools", "wheel"}
 # Which environment each rule uses.
-RULE_ENVS = {"download_dataset": "download", "train_model": "models", "generate_cells": "models"}
+RULE_ENVS = {
+    "download_dataset": "download",
+    "train_model": "models",
+    "generate_cells": "models",
+    "pilot_replicates": "models",
+    "pilot_zero_inflation": "models",
+}
 DEFAULT_ENV = "analysis"
 
 
@@ -176,7 +182,7 @@ def test_analysis_rules_run_without_torch(tmp_path):
     """The data and evaluation rules (envs/analysis.yaml, no torch) really do not import torch.
 
     A stub package that refuses to import shadows torch; import, preparation, splits, the downsampling, the
-    realism reference and the real-vs-real evaluation then run as usual.
+    realism reference, the real-vs-real evaluation and the pilot reference then run as usual.
     """
     blocker = tmp_path / "no_torch" / "torch"
     blocker.mkdir(parents=True)
@@ -188,6 +194,7 @@ def test_analysis_rules_run_without_torch(tmp_path):
         "results/data/pbmc68k_demo/splits/test0.3_seed0.tsv",
         "results/augmentation/pbmc68k_demo/splits/frac0.5_seed0.tsv",
         "results/realism/pbmc68k_demo/real_control/seed0/metrics.json",
+        "results/pilot/pbmc68k_demo/reference.h5ad",
     ]
     proc = subprocess.run(
         [*SNAKEMAKE, "--cores", "2", *targets, "--configfile", "config/config.yaml", "small_forest.yaml"],

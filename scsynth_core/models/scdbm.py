@@ -1,0 +1,1080 @@
+"""scDBM (Treppner et al. 2021, Sci Rep 11:9403): a deep Boltzmann machine with a negative-binomial visible layer.
+
+The model trains on raw integer counts and generates integer counts. It follows the paper's Methods ("Single-cell
+deep Boltzmann machine", eq. 3-9) and the reference implementation (MTreppner/scDBM.jl, a fork of
+BoltzmannMachines.jl: ``rbmtraining.jl``, ``gibbssampling.jl``, ``dbmtraining.jl``, ``optimizers.jl``). Where the
+two differ, the default follows the paper or a setting that learns, and the reference behaviour is an option.
+
+Model (paper eq. 3-8)
+---------------------
+Visible counts ``v`` (genes), two Bernoulli hidden layers ``h1``, ``h2``. Energy::
+
+    E(v, h1, h2) = -sum_g [a_g v_g + log C(v_g + theta_g - 1, v_g)] - v' W1 h1 - h1' W2 h2 - d1' h1 - c2' h2
+
+with ``d1 = c1 + b1`` (the hidden bias of the first RBM plus the visible bias of the second, summed when the
+pretrained RBMs are stacked, as in BoltzmannMachines.jl). Conditionals:
+
+* ``p(v_g | h1)``: negative binomial with inverse dispersion ``theta_g`` and natural parameter
+  ``eta_g = a_g + W1[g] h1 = log(mu_g / (mu_g + theta_g))``, i.e. mean ``mu_g = theta_g e^eta / (1 - e^eta)``.
+  It is a distribution only while ``eta < 0`` for every hidden state: after every update ``W1 <= 0`` and
+  ``a <= -1e-10`` (the paper's constraints; Li et al. 2019, exponential-family RBMs).
+* ``p(h1 | v, h2) = sigmoid(d1 + W1' v + W2 h2)`` on raw counts; ``p(h2 | h1) = sigmoid(c2 + W2' h1)``.
+
+:class:`NegativeBinomialDBM` holds these tensors and the conditionals; :func:`fit_nb_dispersion` is the Fisher
+scoring of ``theta`` on its own.
+
+Training
+--------
+1. Layer-wise pretraining (Salakhutdinov & Hinton 2009, as the reference's ``stackrbms(predbm=true)``): the NB-RBM
+   ``v - h1`` with doubled bottom-up input (``p(h1 | v) = sigmoid(2 (c1 + W1' v))``), then the Bernoulli RBM
+   ``h1 - h2`` on ``p(h1 | v)`` of the data with doubled top-down input (``p(h1 | h2) = sigmoid(2 (b1 + W2 h2))``).
+   Both by persistent contrastive divergence: ``pretrain_chains`` persistent chains (default one per minibatch
+   cell, as the reference), ``cd_steps`` Gibbs steps per update; the model statistics use the chains' hidden
+   states and the conditional visible means given them (Rao-Blackwellised; the reference also ends its negative
+   phase on visible means, but never samples the visible layer). Minibatches of ``batch_size`` shuffled cells,
+   the last partial batch kept. Initialisation as the reference: ``W1 = -U(0.0005, 0.002)``,
+   ``a = log(m / (m + theta_init))`` (``m`` the gene's mean count), ``W2 ~ N(0, 1 / H1)``, the second RBM's
+   visible bias at the logit of its data's mean.
+2. Inverse dispersion (paper eq. 9): every ``dispersion_every`` NB-RBM epochs ``theta`` is re-estimated per gene by
+   regularised Fisher scoring (:func:`fit_nb_dispersion`: penalised log-likelihood ``l(theta) - lambda / theta^2``,
+   ``dispersion_iter`` = 20 iterations, tolerance 1e-6, ``theta >= 0.01``). The means paired with the counts:
+   ``dispersion_mean="reconstruction"`` (default) = each training cell's conditional mean given its hidden
+   probabilities; ``"chains"`` = the reference: the model chains' visible means of the epoch, paired with the data
+   rows by position (unrelated cells, so ``theta`` then also absorbs between-cell variation). The first estimate
+   starts from the reference's moment value, later ones from the current ``theta``. With ``eta`` fixed a new
+   ``theta`` would rescale every mean (by about ``theta_new / theta_old`` for small means), which the reference
+   accepts; ``dispersion_keep_means=True`` (default) shifts ``a_g`` by ``log((m_g + theta_old) / (m_g +
+   theta_new))`` so that a cell at the gene's mean count keeps its mean. ``finetune_dispersion=True`` also
+   re-estimates during fine-tuning (the reference does not; default False).
+3. DBM fine-tuning (Salakhutdinov & Hinton 2009; reference ``traindbm!``): data term from the mean-field posterior
+   (``h1``, ``h2`` probabilities; bottom-up start with doubled weights, fixed-point iterations until the largest
+   change is < ``meanfield_tol`` or ``meanfield_max_iter``), model term from ``finetune_particles`` persistent
+   Gibbs chains (``finetune_gibbs_steps`` per update; ``finetune_model_term="exact"`` replaces them by the exact
+   expectation over all ``2^H1`` hidden states, ``H1 <= 16``). ``finetune_batch_size``: minibatch size (default
+   64, as pretraining); ``None`` = the reference: one full-batch update per epoch (streamed in blocks, never
+   densified as a whole). Learning rate ``finetune_learning_rate * 11 / (10 + epoch)`` (the reference's decay).
+
+Updates are gradient ascent on the log-likelihood (data minus model statistics, the reference's
+``LoglikelihoodOptimizer``), then the constraints are enforced by projection (``W1 = min(W1, 0)``,
+``a = min(a, -1e-10)``), as the reference.
+
+Learning rates and the optimizer
+--------------------------------
+The reference notebooks pass per-epoch vectors whose first 3,500 (Segerstolpe) or 6,000 (supplement) entries are
+1e-11; with 60 epochs every epoch uses 1e-11, and the Bernoulli RBM and fine-tuning also use 1e-11, so the weights
+stay at their initial values (``../shared/reference/MODELS.md``). ``lr_schedule="reference"`` reproduces this
+whatever the rates set here (NB-RBM epoch ``e`` uses entry ``e`` of ``[1e-11] * 3500 + [5e-5] * 1000 +
+[1e-5] * 10000``, the Bernoulli RBM 1e-11, fine-tuning ``1e-11 * 11 / (10 + epoch)``); with ``optimizer="sgd"``
+it is the reference's training as published. Measured on PBMC 4k (``benchmarks/bench_scdbm.py``, 2,990 training
+cells): held-out NLL 748.8 per cell, no better than independent per-gene NBs (744.0).
+
+Defaults that learn (``lr_schedule="standard"``): ``learning_rate`` 0.1 (NB-RBM), ``learning_rate_rbm2`` 0.1,
+``finetune_learning_rate`` 0.01, with ``optimizer="scaled"``: the NB layer's updates (``a``, ``W1`` rows) are
+divided by the model's conditional count variance ``E[mu (mu + theta) / theta]`` of the gene (its Fisher
+information for ``a_g``, from the model term; floored at 1), a positive diagonal preconditioner, so the fixed
+points are those of the likelihood. Plain gradient steps on counts scale with the counts: a rate that moves
+lowly expressed genes throws highly expressed ones across ``eta = 0``, which is why the reference needs tiny
+rates. Two safeguards of the NB natural parameters, whose mean grows like ``theta / |eta|`` near 0: a step of
+``a`` or ``W1`` goes at most half-way to 0 and at most 1 down (one step onto the boundary gave a mean of 1e9 and
+then ``a = -3.6e7`` on PBMC 4k). The rates were chosen on PBMC 4k and a two-cluster NB mixture: higher pretraining rates
+diverged or lost a cell type; on PBMC 4k fine-tuning at 0.01 moved the training NLL from 704.2 to 699.8 per
+cell, at 0.1 to 744.6 (held-out 691.7 vs 734.5; independent per-gene NBs 744.0).
+
+Presets
+-------
+* ``paper``: the paper's notebook (Segerstolpe, ``scDBM_notebook.jl``): hidden sizes [4, 2], 60 NB-RBM epochs, 40
+  Bernoulli-RBM epochs, 10 fine-tuning epochs, batch 64, ``theta`` initialised at 0.5, lambda 1.0, dispersion every
+  5 epochs, 100 fine-tuning particles with 5 Gibbs steps, generation after 50 Gibbs steps from random states.
+* ``paper_supplement``: the supplement's model (hidden [64, 16], lambda 2.5, batch 16, 30 Gibbs steps).
+* ``demo``: ``paper`` with 20 + 10 + 5 epochs (PBMC 4k, 2,990 x 2,000: 24 s on one busy core).
+
+Gibbs sampling (``gibbs_scheme``)
+---------------------------------
+``"blocked"`` (the paper's sampler; the reference updates all layers from the previous state at once, this is
+the valid odd/even order): ``v ~ p(v | h1)`` and ``h2 ~ p(h2 | h1)``, then ``h1 ~ p(h1 | v, h2)``.
+``"collapsed"`` (default): ``v`` is summed out analytically (``sum_v`` of an NB kernel is ``(1 - e^eta)^-theta``),
+so ``h1 ~ p(h1 | h2)`` is drawn over all ``2^H1`` states at once (``H1 <= 10``; unit by unit above), then
+``h2 ~ p(h2 | h1)``. Both leave the same DBM distribution invariant (tested against the exact marginal), but the
+blocked chain must pass through counts between cell types to change type: on a two-cluster mixture its
+persistent chains stayed in one type, the model term was biased and the fine-tuned DBM put all mass on one
+state (exact NLL 140 -> 187 per cell); with the collapsed chains fine-tuning lowered it to 127 (generating
+mixture: 123).
+On PBMC 4k 50 blocked steps from random states give 133 cells/s with library sizes that still reflect the random
+start (median 948), 50 collapsed steps 5,800 cells/s matching the exact sampler (median 1,134 vs 1,180; real
+902). The scheme is used by the fine-tuning chains and by generation. With ``H1 > 10`` the unit-by-unit chain
+mixes as slowly as the blocked one (16 units on the two-cluster mixture: fine-tuning raised the reconstruction
+NLL from 126 to 217), so larger first layers (``paper_supplement``) need ``finetune_epochs=0`` or care.
+
+A limitation of the model rather than of this code: hidden units can only lower means (``W1 <= 0``) and read raw
+counts, so a cell type's high marker genes must be the "off" state of the units that detect the other types.
+On the test's two-cluster mixture (reciprocal marker sets; 7 data/training seeds, the test's 100 + 50 + 50
+epochs) the paper's [4, 2] layers end at an exact NLL of 131-145 per cell (generating mixture ~123) with 39-52%
+of the Gibbs-generated cells nearest the average of the two cluster profiles; [8, 4] layers end at 125-139 with
+7-18%, and in 2 of 7 seeds one cluster's marker genes stay partly averaged (mean |log1p error| of its cells'
+mean 0.30 and 0.53, otherwise <= 0.21).
+
+Generation
+----------
+``sampler="gibbs"`` (default, the paper): chains start from uniform random ``h1`` (the reference's
+``initparticles``); after ``burn_in`` Gibbs steps a cell is ``v ~ p(v | h1)``: negative binomial drawn as a
+gamma-Poisson mixture (``lambda ~ Gamma(theta, mu / theta)``, ``v ~ Poisson(lambda)``, the reference's
+construction). By default every cell has its own chain; ``sample_chains=k`` runs ``k`` chains that emit a cell
+every ``thinning`` steps after the burn-in. ``sampler="exact"``: ``p(h1)`` with ``v`` and ``h2`` summed out is
+enumerated over its ``2^H1`` states (``H1 <= 16``) and ``h1`` drawn directly: exact samples of the same model.
+Cells come out in CSR chunks of integer counts; same seed, same cells.
+
+History (``train_log.tsv``): one row per epoch: ``step`` (updates so far, all phases), ``epoch`` (all phases),
+``phase`` (``nb_rbm``, ``bernoulli_rbm``, ``dbm``), ``phase_epoch``, ``lr``, ``recon_nll`` (negative
+log-likelihood per cell of up to ``monitor_cells`` training cells under their reconstruction through the layers
+trained so far), ``nll`` (exact negative log-likelihood per cell of the same cells under the DBM assembled from
+the current parameters, :meth:`NegativeBinomialDBM.log_likelihood`; only while ``H1 <= 12``), ``theta_median``,
+``theta_min``, ``theta_max``, ``epoch_s`` and the elapsed ``time_s``. ``max_steps`` counts parameter updates;
+``fit(max_steps=...)`` stops early. Checkpoints are written every ``checkpoint_every`` epochs (parameters,
+chains, random states, history): a resumed run ends with the same parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from scsynth_core.errors import ConfigError
+from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.training import (
+    Checkpointer,
+    TrainLog,
+    check_finite,
+    dense_rows,
+    get_rng_state,
+    minibatches,
+    progress_bar,
+    resolve_device,
+    seed_everything,
+    set_rng_state,
+)
+
+log = logging.getLogger(__name__)
+
+#: Upper bound of the NB natural parameters ``a`` (paper: ``a_m <= -1e-10``).
+A_MAX = -1e-10
+#: Largest Poisson rate drawn (a guard against ``eta`` next to 0, where the NB mean explodes).
+MAX_RATE = 1e8
+#: Hidden-layer size up to which ``p(h1)`` is enumerated (exact sampler) and the exact likelihood is monitored.
+EXACT_MAX_HIDDEN = 16
+MONITOR_MAX_HIDDEN = 12
+ENUMERATE_MAX_HIDDEN = 10
+
+OPTIMIZERS = ("scaled", "sgd")
+#: Smallest NB variance used to scale the NB layer's updates (optimizer "scaled").
+VAR_FLOOR = 1.0
+#: Largest decrease of an NB natural parameter (``a``, ``W1``) in one update.
+MAX_NB_STEP = 1.0
+LR_SCHEDULES = ("standard", "reference")
+DISPERSION_MEANS = ("reconstruction", "chains")
+SAMPLERS = ("gibbs", "exact")
+GIBBS_SCHEMES = ("collapsed", "blocked")
+PHASES = ("nb_rbm", "bernoulli_rbm", "dbm")
+
+#: The reference notebook's per-epoch NB-RBM learning rates (``lr_rbm`` in scDBM_notebook.jl).
+REFERENCE_NB_RBM_LR = ((3500, 1e-11), (1000, 5e-5), (10000, 1e-5))
+REFERENCE_LR = 1e-11
+
+
+# --------------------------------------------------------------------------------------- negative binomial
+def nb_mean(eta: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Mean ``theta e^eta / (1 - e^eta)`` of the NB with natural parameter ``eta < 0`` (paper eq. 6).
+
+    ``eta`` below -60 counts as -60 (mean ``< 1e-26 theta``): smaller means are zero for every purpose, and
+    subnormal floats would slow every operation on them down a hundredfold."""
+    return theta / torch.expm1((-eta).clamp(max=60.0))
+
+
+def nb_log_prob(y: torch.Tensor, eta: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``log p(y)`` of NB counts in natural form: ``y eta + theta log(1 - e^eta) + log C(y + theta - 1, y)``."""
+    return (y * eta + theta * torch.log(-torch.expm1(eta)) + torch.lgamma(y + theta) - torch.lgamma(theta)
+            - torch.lgamma(y + 1.0))
+
+
+def sample_nb(mean: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """NB counts with the given means (cells x genes) and per-gene ``theta``, as a gamma-Poisson mixture."""
+    shape = theta.expand_as(mean).contiguous()
+    rate = torch._standard_gamma(shape, generator=generator) * (mean / theta)
+    return torch.poisson(rate.clamp_(max=MAX_RATE), generator=generator)
+
+
+@contextlib.contextmanager
+def _flush_denormals():
+    """Treat subnormal floats as zero on the CPU (process-wide in torch; switched back on exit). Means of genes
+    that are almost never expressed underflow, and x86 CPUs process subnormal numbers up to ~100x slower."""
+    enabled = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if enabled:
+            torch.set_flush_denormal(False)
+
+
+def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    return torch.bernoulli(p, generator=generator)
+
+
+def _gumbel_argmax(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One categorical draw per row with probabilities ``softmax(logits)`` (Gumbel-max)."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    return (logits - torch.log(-torch.log(u.clamp_(min=1e-12)))).argmax(1)
+
+
+# -------------------------------------------------------------------------------------------- Fisher scoring
+def _nonzeros(X, start: int, stop: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row (within the block), column and value of every non-zero of rows ``start:stop`` (float64 values)."""
+    if sp.issparse(X):
+        block = sp.coo_matrix(X[start:stop])
+        rows, cols, vals = block.row, block.col, block.data
+    elif isinstance(X, torch.Tensor):
+        block = X[start:stop]
+        rows, cols = block.nonzero(as_tuple=True)
+        return rows.to(device), cols.to(device), block[rows, cols].to(device, torch.float64)
+    else:
+        block = np.asarray(X[start:stop])
+        rows, cols = np.nonzero(block)
+        vals = block[rows, cols]
+    return (torch.as_tensor(rows.astype(np.int64), device=device), torch.as_tensor(cols.astype(np.int64),
+            device=device), torch.as_tensor(np.asarray(vals, dtype=np.float64), device=device))
+
+
+def _mean_block(mu, start: int, stop: int, n_genes: int, device: torch.device) -> torch.Tensor:
+    if callable(mu):
+        block = mu(start, stop)
+    else:
+        block = mu if np.ndim(mu) == 1 else mu[start:stop]
+    block = torch.as_tensor(np.asarray(block) if not isinstance(block, torch.Tensor) else block)
+    block = block.to(device, torch.float64)
+    if block.ndim == 1:
+        block = block.expand(stop - start, n_genes)
+    return block.clamp(min=1e-8)
+
+
+def fit_nb_dispersion(
+    X,
+    mu,
+    *,
+    lam: float = 1.0,
+    n_iter: int = 20,
+    theta0=None,
+    tol: float = 1e-6,
+    theta_min: float = 0.01,
+    theta_max: float = 1e6,
+    block_rows: int = 4096,
+    cache_elements: int = 1 << 24,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Per-gene NB inverse dispersion ``theta`` for counts with known means, by regularised Fisher scoring.
+
+    Treppner et al. 2021, eq. 9: for every gene ``g`` maximise
+    ``sum_i log NB(y_ig | mu_ig, theta_g) - lam / theta_g^2`` by the iteration
+    ``theta <- theta + (score + 2 lam / theta^3) / (info + 6 lam / theta^4)`` with the observed information
+    (MASS ``theta.ml`` style, as the reference's ``mle_for_θ``), all genes at once. A gene stops when its step is
+    ``<= tol``; ``theta`` is floored at ``theta_min`` before every iteration (the reference's 0.01) and each step
+    stays within a factor of 10 (a step with non-positive information doubles or halves ``theta`` in the
+    direction of the score). ``lam = 0`` gives the plain maximum-likelihood estimate.
+
+    Parameters
+    ----------
+    X
+        Counts, cells x genes (scipy sparse, numpy or torch). Streamed in blocks of ``block_rows`` cells.
+    mu
+        NB means: an array (cells x genes, or one value per gene) or a callable ``(start, stop) -> means`` of the
+        cells ``start:stop``. Blocks are kept (float64) while ``cells x genes <= cache_elements``, otherwise
+        re-read on every iteration.
+    lam
+        Penalty weight ``lambda`` (reference notebooks: 1.0, 2.5).
+    n_iter
+        Maximum number of iterations (reference: 20).
+    theta0
+        Start value (scalar or per gene). ``None``: the reference's moment value ``n / sum_i (y_i / mu_i - 1)^2``.
+
+    Returns
+    -------
+    ``theta`` per gene (float64 array).
+    """
+    n, n_genes = X.shape
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    if n < 1:
+        raise ConfigError("fit_nb_dispersion: no cells")
+
+    def load(start: int) -> tuple[torch.Tensor, ...]:
+        stop = min(start + block_rows, n)
+        return (*_nonzeros(X, start, stop, dev), _mean_block(mu, start, stop, n_genes, dev))
+
+    starts = range(0, n, block_rows)
+    cached = [load(start) for start in starts] if n * n_genes <= cache_elements else None
+
+    def blocks():
+        yield from cached if cached is not None else (load(start) for start in starts)
+
+    if theta0 is None:  # the reference's start: n / sum (y / mu - 1)^2, zeros contributing 1 each
+        acc = torch.zeros(n_genes, dtype=torch.float64, device=dev)
+        for rows, cols, vals, m in blocks():
+            r = vals / m[rows, cols]
+            acc.index_add_(0, cols, r * (r - 2.0))
+        theta = n / (n + acc)
+        theta = torch.where(theta > 0, theta, torch.full_like(theta, theta_max))
+    else:
+        theta = torch.as_tensor(np.asarray(theta0, dtype=np.float64), device=dev).expand(n_genes).clone()
+    theta = theta.nan_to_num(nan=1.0, posinf=theta_max).clamp(theta_min, theta_max)
+    active = torch.ones(n_genes, dtype=torch.bool, device=dev)
+    for _ in range(int(n_iter)):
+        genes = active.nonzero().squeeze(1)  # only genes still moving are computed
+        position = torch.full((n_genes,), -1, dtype=torch.long, device=dev)
+        position[genes] = torch.arange(len(genes), device=dev)
+        th_g = theta[genes].clamp(min=theta_min)
+        # Sums over cells: dense terms in mu, sparse terms in the non-zero counts (for y = 0 the digamma and
+        # trigamma differences vanish).
+        s_log = torch.zeros(len(genes), dtype=torch.float64, device=dev)  # sum log(mu + theta)
+        s_inv = torch.zeros_like(s_log)  # sum 1 / (mu + theta)
+        s_inv2 = torch.zeros_like(s_log)  # sum 1 / (mu + theta)^2
+        t_dig = torch.zeros_like(s_log)  # sum_nz digamma(y + theta) - digamma(theta)
+        t_tri = torch.zeros_like(s_log)  # sum_nz trigamma(y + theta) - trigamma(theta)
+        t_y1 = torch.zeros_like(s_log)  # sum_nz y / (mu + theta)
+        t_y2 = torch.zeros_like(s_log)  # sum_nz y / (mu + theta)^2
+        for rows, cols, vals, m in blocks():
+            inv = (m if len(genes) == n_genes else m[:, genes]) + th_g
+            s_log += inv.log().sum(0)
+            inv.reciprocal_()
+            s_inv += inv.sum(0)
+            s_inv2 += inv.square().sum(0)
+            keep = active[cols]
+            r, c, y = rows[keep], position[cols[keep]], vals[keep]
+            th = th_g[c]
+            inv_nz = inv[r, c]
+            t_dig.index_add_(0, c, torch.special.digamma(y + th) - torch.special.digamma(th))
+            t_tri.index_add_(0, c, torch.special.polygamma(1, y + th) - torch.special.polygamma(1, th))
+            t_y1.index_add_(0, c, y * inv_nz)
+            t_y2.index_add_(0, c, y * inv_nz.square())
+        score = t_dig + n * (th_g.log() + 1.0) - s_log - (t_y1 + th_g * s_inv) + 2.0 * lam / th_g**3
+        info = -t_tri - n / th_g + 2.0 * s_inv - (t_y2 + th_g * s_inv2) + 6.0 * lam / th_g**4
+        step = score / info
+        usable = torch.isfinite(step) & (info > 0)
+        step = torch.where(usable, step, torch.where(score > 0, th_g, -0.5 * th_g))
+        theta[genes] = torch.minimum(torch.maximum(th_g + step, th_g / 10), th_g * 10).clamp(theta_min, theta_max)
+        active[genes[usable & (step.abs() <= tol)]] = False
+        if not bool(active.any()):
+            break
+    return theta.clamp(theta_min, theta_max).cpu().numpy()
+
+
+# -------------------------------------------------------------------------------------------------- machine
+class NegativeBinomialDBM:
+    """Parameters and conditionals of scDBM (paper eq. 3-8): NB visible layer, Bernoulli ``h1`` and ``h2``.
+
+    Tensors: ``W1`` (genes x H1, ``<= 0``), ``a`` (genes, ``<= -1e-10``), ``c1`` (H1, first RBM's hidden bias),
+    ``b1`` (H1, second RBM's visible bias; the DBM's ``h1`` bias is ``c1 + b1``), ``W2`` (H1 x H2), ``c2`` (H2),
+    ``theta`` (genes, NB inverse dispersion).
+    """
+
+    KEYS = ("W1", "a", "c1", "b1", "W2", "c2", "theta")
+
+    def __init__(self, **tensors: torch.Tensor) -> None:
+        missing = set(self.KEYS) - set(tensors)
+        if missing:
+            raise ValueError(f"missing parameters: {sorted(missing)}")
+        for key in self.KEYS:
+            setattr(self, key, tensors[key])
+
+    @classmethod
+    def initial(cls, gene_means: np.ndarray, hidden: tuple[int, int], *, theta0: float, device: torch.device,
+                dtype=torch.float32) -> NegativeBinomialDBM:
+        """The reference's initialisation: ``W1 = -U(0.0005, 0.002)``, ``a = log(m / (m + theta0))`` (so the
+        hidden-off means are the genes' mean counts), ``W2 ~ N(0, 1 / H1)``, zero hidden biases. Uses torch's
+        global random state."""
+        h1, h2 = hidden
+        n_genes = len(gene_means)
+        m = torch.as_tensor(gene_means, dtype=torch.float64)
+        theta = torch.full((n_genes,), float(theta0), dtype=torch.float64)
+        a = torch.log(m / (m + theta)).clamp(max=A_MAX)
+        W1 = -(0.0005 + 0.0015 * torch.rand(n_genes, h1))
+        W2 = torch.randn(h1, h2) / math.sqrt(h1)
+        tensors = {"W1": W1, "a": a, "c1": torch.zeros(h1), "b1": torch.zeros(h1), "W2": W2, "c2": torch.zeros(h2),
+                   "theta": theta}
+        return cls(**{k: v.to(device, dtype) for k, v in tensors.items()})
+
+    @property
+    def hidden_sizes(self) -> tuple[int, int]:
+        return int(self.W1.shape[1]), int(self.W2.shape[1])
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, k).detach().cpu().clone() for k in self.KEYS}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, torch.Tensor], device: torch.device) -> NegativeBinomialDBM:
+        return cls(**{k: state[k].to(device).clone() for k in cls.KEYS})
+
+    def project_(self) -> None:
+        """Enforce the paper's constraints ``W1 <= 0`` and ``a <= -1e-10`` (every ``eta < 0``)."""
+        self.W1.clamp_(max=0.0)
+        self.a.clamp_(max=A_MAX)
+
+    # -- energy and conditionals (paper eq. 3-8) ---------------------------------------------------------------
+    def energy(self, v: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+        """``E(v, h1, h2)`` per row (float64)."""
+        f = {k: getattr(self, k).double() for k in self.KEYS}
+        v, h1, h2 = v.double(), h1.double(), h2.double()
+        base = torch.lgamma(v + f["theta"]) - torch.lgamma(f["theta"]) - torch.lgamma(v + 1.0)
+        return -((v * f["a"] + base).sum(1) + ((v @ f["W1"]) * h1).sum(1) + ((h1 @ f["W2"]) * h2).sum(1)
+                 + h1 @ (f["c1"] + f["b1"]) + h2 @ f["c2"])
+
+    def eta(self, h1: torch.Tensor) -> torch.Tensor:
+        """NB natural parameters ``a + W1 h1`` (cells x genes), all ``< 0`` under the constraints."""
+        return torch.addmm(self.a, h1, self.W1.t())
+
+    def visible_mean(self, h1: torch.Tensor) -> torch.Tensor:
+        """``E[v | h1]`` (paper eq. 6)."""
+        return nb_mean(self.eta(h1), self.theta)
+
+    def h1_prob(self, v: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+        """``p(h1 = 1 | v, h2)`` in the DBM (paper eq. 7)."""
+        return torch.sigmoid(self.c1 + self.b1 + v @ self.W1 + h2 @ self.W2.t())
+
+    def h2_prob(self, h1: torch.Tensor) -> torch.Tensor:
+        """``p(h2 = 1 | h1)`` (paper eq. 8); also the second RBM's bottom-up conditional."""
+        return torch.sigmoid(torch.addmm(self.c2, h1, self.W2))
+
+    def rbm1_hidden_prob(self, v: torch.Tensor) -> torch.Tensor:
+        """First RBM during pretraining: ``p(h1 | v) = sigmoid(2 (c1 + W1' v))`` (doubled bottom-up input)."""
+        return torch.sigmoid(2.0 * torch.addmm(self.c1, v, self.W1))
+
+    def rbm2_visible_prob(self, h2: torch.Tensor) -> torch.Tensor:
+        """Second RBM during pretraining: ``p(h1 | h2) = sigmoid(2 (b1 + W2 h2))`` (doubled top-down input)."""
+        return torch.sigmoid(2.0 * torch.addmm(self.b1, h2, self.W2.t()))
+
+    def mean_field(self, v: torch.Tensor, *, tol: float = 1e-3,
+                   max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-field posterior ``(q(h1), q(h2))`` of cells ``v``: bottom-up start with doubled weights
+        (Salakhutdinov & Hinton 2012), then fixed-point updates until the largest change is ``< tol``."""
+        bottom_up = v @ self.W1
+        mu1 = torch.sigmoid(self.c1 + self.b1 + 2.0 * bottom_up)
+        mu2 = self.h2_prob(mu1)
+        for _ in range(int(max_iter)):
+            new1 = torch.sigmoid(self.c1 + self.b1 + bottom_up + mu2 @ self.W2.t())
+            new2 = self.h2_prob(new1)
+            delta = torch.maximum((new1 - mu1).abs().max(), (new2 - mu2).abs().max())
+            mu1, mu2 = new1, new2
+            if float(delta) < tol:
+                break
+        return mu1, mu2
+
+    def gibbs(self, h1: torch.Tensor, steps: int, generator: torch.Generator | None = None, *,
+              scheme: str = "blocked") -> torch.Tensor:
+        """``steps`` Gibbs steps from hidden states ``h1`` (chains x H1); returns the new ``h1``.
+
+        ``"blocked"`` (the paper): ``v ~ p(v | h1)`` and ``h2 ~ p(h2 | h1)``, then ``h1 ~ p(h1 | v, h2)``.
+        ``"collapsed"``: ``h2 ~ p(h2 | h1)``, then ``h1 ~ p(h1 | h2)`` with ``v`` summed out analytically
+        (:meth:`visible_log_norm`): the whole layer at once over its ``2^H1`` states when ``H1 <=``
+        ``ENUMERATE_MAX_HIDDEN``, else unit by unit. Both leave the DBM's distribution invariant; the collapsed
+        chain does not have to cross the low-probability counts between two cell types.
+        """
+        if scheme == "blocked":
+            for _ in range(int(steps)):
+                v = sample_nb(self.visible_mean(h1), self.theta, generator)
+                h2 = bernoulli(self.h2_prob(h1), generator)
+                h1 = bernoulli(self.h1_prob(v, h2), generator)
+            return h1
+        if self.hidden_sizes[0] <= ENUMERATE_MAX_HIDDEN:
+            states = self.hidden_states().to(h1.dtype)
+            base = (self.visible_log_norm(states.double()) + states.double() @ (self.c1 + self.b1).double())
+            base = base.to(h1.dtype)
+            for _ in range(int(steps)):
+                h2 = bernoulli(self.h2_prob(h1), generator)
+                logits = base + (h2 @ self.W2.t()) @ states.t()  # chains x states
+                h1 = states[_gumbel_argmax(logits, generator)]
+            return h1
+        h1 = h1.clone()
+        eta = self.eta(h1)
+        for _ in range(int(steps)):
+            h2 = bernoulli(self.h2_prob(h1), generator)
+            bias = self.c1 + self.b1 + h2 @ self.W2.t()
+            for j in range(h1.shape[1]):  # one hidden unit at a time (a loop over units, not genes)
+                w = self.W1[:, j]
+                eta_off = eta - h1[:, j:j + 1] * w
+                log_norm_on = torch.log(-torch.expm1(eta_off + w))
+                log_norm_off = torch.log(-torch.expm1(eta_off))
+                log_odds = bias[:, j] - ((log_norm_on - log_norm_off) * self.theta).sum(1)
+                h1[:, j] = bernoulli(torch.sigmoid(log_odds), generator)
+                eta = eta_off + h1[:, j:j + 1] * w
+        return h1
+
+    def visible_log_norm(self, h1: torch.Tensor) -> torch.Tensor:
+        """``log sum_v exp(v' (a + W1 h1)) prod_g C(v_g + theta_g - 1, v_g) = -sum_g theta_g log(1 - e^eta_g)``
+        per row of ``h1`` (float64): the visible layer summed out of the energy."""
+        eta = torch.addmm(self.a.double(), h1.double(), self.W1.double().t())
+        return -(self.theta.double() * torch.log(-torch.expm1(eta))).sum(1)
+
+    # -- exact quantities for small H1 -------------------------------------------------------------------------
+    def hidden_states(self) -> torch.Tensor:
+        """All ``2^H1`` binary ``h1`` states (rows), in binary-counting order with unit 0 most significant."""
+        h1 = self.hidden_sizes[0]
+        states = torch.tensor(list(itertools.product((0.0, 1.0), repeat=h1)), dtype=torch.float64)
+        return states.to(self.W1.device)
+
+    def h1_log_weights(self, states: torch.Tensor, *, block: int = 1024) -> torch.Tensor:
+        """Unnormalised ``log p(h1)`` of each state with ``v`` and ``h2`` summed out:
+        ``d1' h1 + sum_k softplus(c2_k + W2[:, k]' h1) - sum_g theta_g log(1 - e^eta_g(h1))``."""
+        f = {k: getattr(self, k).double() for k in self.KEYS}
+        out = []
+        for start in range(0, states.shape[0], block):
+            s = states[start:start + block]
+            visible = self.visible_log_norm(s)
+            top = torch.nn.functional.softplus(torch.addmm(f["c2"], s, f["W2"])).sum(1)
+            out.append(s @ (f["c1"] + f["b1"]) + top + visible)
+        return torch.cat(out)
+
+    def log_likelihood(self, v: torch.Tensor) -> torch.Tensor:
+        """Exact ``log p(v)`` per cell (float64), summing over all ``2^H1`` states (small ``H1`` only)."""
+        f = {k: getattr(self, k).double() for k in self.KEYS}
+        states = self.hidden_states()
+        log_z = torch.logsumexp(self.h1_log_weights(states), 0)
+        v = v.double()
+        eta = torch.addmm(f["a"], states, f["W1"].t())  # states x genes
+        base = (torch.lgamma(v + f["theta"]) - torch.lgamma(f["theta"]) - torch.lgamma(v + 1.0)).sum(1)
+        top = torch.nn.functional.softplus(torch.addmm(f["c2"], states, f["W2"])).sum(1)
+        # log p~(v, h1) with h2 summed out, for every cell x state; then sum over states and normalise
+        joint = v @ eta.t() + (states @ (f["c1"] + f["b1"]) + top)[None, :]
+        return base + torch.logsumexp(joint, 1) - log_z
+
+
+def _check_int(name: str, p: Mapping[str, Any], key: str, *, minimum: int = 1, allow_none: bool = False) -> None:
+    value = p[key]
+    if allow_none and value is None:
+        return
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"model '{name}': {key} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(name: str, p: Mapping[str, Any], key: str, *, positive: bool = True) -> None:
+    value = p[key]
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise ConfigError(f"model '{name}': {key} must be a number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigError(f"model '{name}': {key} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------------- model
+_PAPER: dict[str, Any] = {
+    "hidden_sizes": [4, 2],
+    "pretrain_epochs": [60, 40],
+    "finetune_epochs": 10,
+    "batch_size": 64,
+    "finetune_batch_size": 64,
+    "optimizer": "scaled",
+    "lr_schedule": "standard",
+    "learning_rate": 0.1,
+    "learning_rate_rbm2": 0.1,
+    "finetune_learning_rate": 0.01,
+    "cd_steps": 1,
+    "pretrain_chains": None,
+    "finetune_particles": 100,
+    "finetune_gibbs_steps": 5,
+    "finetune_model_term": "chains",
+    "meanfield_tol": 1e-3,
+    "meanfield_max_iter": 50,
+    "theta_init": 0.5,
+    "dispersion_every": 5,
+    "dispersion_lambda": 1.0,
+    "dispersion_iter": 20,
+    "dispersion_mean": "reconstruction",
+    "finetune_dispersion": False,
+    "dispersion_keep_means": True,
+    "sampler": "gibbs",
+    "gibbs_scheme": "collapsed",
+    "burn_in": 50,
+    "sample_chains": None,
+    "thinning": 1,
+    "monitor_cells": 1000,
+    "checkpoint_every": 10,
+    "max_steps": None,
+}
+_SUPPLEMENT: dict[str, Any] = _PAPER | {
+    "hidden_sizes": [64, 16],
+    "dispersion_lambda": 2.5,
+    "batch_size": 16,
+    "finetune_batch_size": 16,
+    "burn_in": 30,
+}
+_DEMO: dict[str, Any] = _PAPER | {
+    "pretrain_epochs": [20, 10],
+    "finetune_epochs": 5,
+    "checkpoint_every": 5,
+}
+
+
+class ScDBM(GenerativeModel):
+    """scDBM: negative-binomial deep Boltzmann machine on raw counts (Treppner et al. 2021).
+
+    ``fit(adata)`` pretrains the NB-RBM (with Fisher scoring of ``theta``) and the Bernoulli RBM, then fine-tunes
+    the DBM; ``sample(n)`` draws integer counts by Gibbs sampling (see the module docstring for the equations,
+    the departures from the reference code and the measured behaviour). Hyperparameters (``paper`` preset =
+    the paper's notebook; ``demo`` = fewer epochs; ``paper_supplement`` = the supplement's larger model):
+
+    - ``hidden_sizes`` [4, 2], ``pretrain_epochs`` [60, 40] (NB-RBM, Bernoulli RBM), ``finetune_epochs`` 10,
+      ``batch_size`` 64, ``finetune_batch_size`` 64 (``None``: one full-batch update per epoch, the reference)
+    - ``optimizer`` ``"scaled"`` | ``"sgd"``; ``lr_schedule`` ``"standard"`` | ``"reference"``;
+      ``learning_rate`` 0.1, ``learning_rate_rbm2`` 0.1, ``finetune_learning_rate`` 0.01 (decayed by
+      ``11 / (10 + epoch)``)
+    - ``cd_steps`` 1, ``pretrain_chains`` None (= ``batch_size``), ``finetune_particles`` 100,
+      ``finetune_gibbs_steps`` 5, ``finetune_model_term`` ``"chains"`` | ``"exact"``, ``meanfield_tol`` 1e-3,
+      ``meanfield_max_iter`` 50
+    - ``theta_init`` 0.5, ``dispersion_every`` 5 (epochs), ``dispersion_lambda`` 1.0, ``dispersion_iter`` 20,
+      ``dispersion_mean`` ``"reconstruction"`` | ``"chains"``, ``finetune_dispersion`` False,
+      ``dispersion_keep_means`` True
+    - ``sampler`` ``"gibbs"`` | ``"exact"``, ``gibbs_scheme`` ``"collapsed"`` | ``"blocked"`` (also used by the
+      fine-tuning chains), ``burn_in`` 50, ``sample_chains`` None (one chain per cell), ``thinning`` 1
+    - ``monitor_cells`` 1000, ``checkpoint_every`` 10 (epochs), ``max_steps`` None (parameter updates)
+
+    Departures from the paper's notebook, each measured in the module docstring: learning rates that learn and
+    the ``scaled`` optimizer (the reference's 1e-11 leave the weights untrained: ``lr_schedule="reference"``,
+    ``optimizer="sgd"``), minibatch fine-tuning (reference: ``finetune_batch_size=None``), collapsed Gibbs chains
+    (paper: ``gibbs_scheme="blocked"``) and mean-preserving dispersion updates (``dispersion_keep_means``).
+    """
+
+    name = "scdbm"
+    representation = "counts"
+    conditional = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO),
+                                                    "paper_supplement": dict(_SUPPLEMENT)}
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        self._check_params()
+        self._machine: NegativeBinomialDBM | None = None
+        self._device = torch.device("cpu")
+        self._sampling: dict[str, Any] | None = None
+
+    # -- hyperparameters --------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        p, name = self.params, self.name
+        for key, n_items in (("hidden_sizes", 2), ("pretrain_epochs", 2)):
+            value = p[key]
+            if (not isinstance(value, (list, tuple)) or len(value) != n_items
+                    or any(not isinstance(x, (int, np.integer)) or isinstance(x, bool) for x in value)):
+                raise ConfigError(f"model '{name}': {key} must be a list of {n_items} integers, got {value!r}")
+        if min(p["hidden_sizes"]) < 1:
+            raise ConfigError(f"model '{name}': hidden_sizes must be positive, got {p['hidden_sizes']!r}")
+        if min(p["pretrain_epochs"]) < 0:
+            raise ConfigError(f"model '{name}': pretrain_epochs must be >= 0, got {p['pretrain_epochs']!r}")
+        for key in ("batch_size", "cd_steps", "finetune_particles", "finetune_gibbs_steps", "meanfield_max_iter",
+                    "dispersion_every", "dispersion_iter", "thinning", "monitor_cells", "checkpoint_every"):
+            _check_int(name, p, key)
+        _check_int(name, p, "finetune_epochs", minimum=0)
+        _check_int(name, p, "burn_in", minimum=0)
+        for key in ("finetune_batch_size", "pretrain_chains", "sample_chains", "max_steps"):
+            _check_int(name, p, key, allow_none=True)
+        for key in ("learning_rate", "learning_rate_rbm2", "finetune_learning_rate", "dispersion_lambda"):
+            _check_number(name, p, key, positive=False)
+        for key in ("meanfield_tol", "theta_init"):
+            _check_number(name, p, key)
+        choices = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "dispersion_mean": DISPERSION_MEANS,
+                   "sampler": SAMPLERS, "gibbs_scheme": GIBBS_SCHEMES, "finetune_model_term": ("chains", "exact")}
+        for key, allowed in choices.items():
+            if p[key] not in allowed:
+                raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
+        for key in ("finetune_dispersion", "dispersion_keep_means"):
+            if not isinstance(p[key], bool):
+                raise ConfigError(f"model '{name}': {key} must be true or false")
+        for key, value in (("sampler", "exact"), ("finetune_model_term", "exact")):
+            if p[key] == value and p["hidden_sizes"][0] > EXACT_MAX_HIDDEN:
+                raise ConfigError(f"model '{name}': {key} 'exact' enumerates 2^H1 states; needs hidden_sizes[0] "
+                                  f"<= {EXACT_MAX_HIDDEN}, got {p['hidden_sizes'][0]}")
+
+    # -- learning rates ---------------------------------------------------------------------------------------
+    def lr_at(self, phase: str, epoch: int) -> float:
+        """Learning rate of 1-based ``epoch`` of ``phase`` under ``lr_schedule``."""
+        p = self.params
+        reference = p["lr_schedule"] == "reference"
+        if phase == "nb_rbm":
+            if not reference:
+                return float(p["learning_rate"])
+            remaining = epoch
+            for count, value in REFERENCE_NB_RBM_LR:
+                if remaining <= count:
+                    return value
+                remaining -= count
+            return REFERENCE_NB_RBM_LR[-1][1]
+        if phase == "bernoulli_rbm":
+            return REFERENCE_LR if reference else float(p["learning_rate_rbm2"])
+        base = REFERENCE_LR if reference else float(p["finetune_learning_rate"])
+        return base * 11.0 / (10.0 + epoch)
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
+        with _flush_denormals():
+            return self._train(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
+                               checkpoint=checkpoint)
+
+    def _train(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
+        p = self.params
+        max_steps = p["max_steps"] if max_steps is None else int(max_steps)
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"model '{self.name}': max_steps must be >= 1, got {max_steps}")
+        dev = resolve_device(device)
+        X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(np.asarray(adata.X))
+        n_cells, n_genes = X.shape
+        gene_means = np.maximum(np.asarray(X.mean(axis=0), dtype=np.float64).ravel(), 0.5 / n_cells)
+        h1_size, h2_size = (int(h) for h in p["hidden_sizes"])
+
+        rng = seed_everything(seed)
+        machine = NegativeBinomialDBM.initial(gene_means, (h1_size, h2_size), theta0=p["theta_init"], device=dev)
+        trainer = _Trainer(self, machine, X, gene_means, dev)
+        schedule = [(phase, e) for phase, epochs in zip(PHASES, [*p["pretrain_epochs"], p["finetune_epochs"]])
+                    for e in range(1, int(epochs) + 1)]
+        total = sum(trainer.steps_per_epoch(phase) for phase, _ in schedule)
+        total = total if max_steps is None else min(total, max_steps)
+
+        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
+        state = ckpt.load(identity={"model": self.name, "shape": [n_cells, n_genes]})
+        done, step, history = 0, 0, None
+        if state is not None:
+            trainer.machine = machine = NegativeBinomialDBM.from_state(state["machine"], dev)
+            trainer.load_chains(state["chains"])
+            trainer.dispersion_fitted = bool(state["dispersion_fitted"])
+            set_rng_state(rng, state["rng"])
+            done, step, history = int(state["epoch"]), int(state["step"]), state["history"]
+        train_log = TrainLog(history)
+
+        bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
+        try:
+            for index in range(done, len(schedule)):
+                if step >= total:
+                    break
+                phase, epoch = schedule[index]
+                t0 = time.perf_counter()
+                lr = self.lr_at(phase, epoch)
+                n_updates = trainer.run_epoch(phase, epoch, lr, rng, limit=total - step)
+                step += n_updates
+                bar.update(n_updates)
+                if n_updates < trainer.steps_per_epoch(phase):
+                    break  # stopped by max_steps inside the epoch: no row, no checkpoint
+                if trainer.dispersion_due(phase, epoch):
+                    trainer.update_dispersion(phase)
+                monitors = trainer.monitor(phase)
+                check_finite({k: v for k, v in monitors.items() if v is not None}, step=step, model=self.name)
+                theta = machine.theta
+                train_log.append(step, epoch=index + 1, phase=phase, phase_epoch=epoch, lr=lr, **monitors,
+                                 theta_median=float(theta.median()), theta_min=float(theta.min()),
+                                 theta_max=float(theta.max()), epoch_s=round(time.perf_counter() - t0, 3))
+                bar.set_postfix(phase=phase, epoch=epoch, recon_nll=f"{monitors['recon_nll']:.4g}", refresh=False)
+                if ckpt.due(index + 1) and step < total:
+                    ckpt.save({"model": self.name, "shape": [n_cells, n_genes], "epoch": index + 1, "step": step,
+                               "machine": machine.state(), "chains": trainer.chain_state(),
+                               "dispersion_fitted": trainer.dispersion_fitted, "rng": get_rng_state(rng),
+                               "history": train_log.history})
+        finally:
+            bar.close()
+        self._machine, self._device = machine, dev
+        return train_log.history
+
+    # -- generation -------------------------------------------------------------------------------------------
+    @property
+    def machine(self) -> NegativeBinomialDBM:
+        """The fitted :class:`NegativeBinomialDBM`."""
+        if self._machine is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() first")
+        return self._machine
+
+    def _start_sampling(self, seed: int) -> None:
+        self._sampling = {"h1": None, "leftover": None}
+        _ = self.machine
+
+    def _sample_chunk(self, n, labels, rng):
+        machine, p = self.machine, self.params
+        gen = torch.Generator(self._device).manual_seed(int(rng.integers(0, 2**63 - 1)))
+        with torch.inference_mode(), _flush_denormals():
+            if p["sampler"] == "exact":
+                states = machine.hidden_states()
+                weights = torch.softmax(machine.h1_log_weights(states), 0)
+                idx = torch.multinomial(weights, n, replacement=True, generator=gen)
+                h1 = states[idx].to(machine.W1.dtype)
+                cells = sample_nb(machine.visible_mean(h1), machine.theta, gen)
+            elif p["sample_chains"] is None:
+                h1 = bernoulli(torch.full((n, machine.hidden_sizes[0]), 0.5, device=self._device), gen)
+                h1 = machine.gibbs(h1, p["burn_in"], gen, scheme=p["gibbs_scheme"])
+                cells = sample_nb(machine.visible_mean(h1), machine.theta, gen)
+            else:
+                cells = self._thinned_chunk(n, gen)
+        return _to_csr(cells)
+
+    def _thinned_chunk(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` cells from ``sample_chains`` persistent chains, one cell per chain every ``thinning`` steps."""
+        machine, p, state = self.machine, self.params, self._sampling
+        parts = [] if state["leftover"] is None else [state["leftover"]]
+        have = sum(x.shape[0] for x in parts)
+        while have < n:
+            if state["h1"] is None:
+                h1 = bernoulli(torch.full((p["sample_chains"], machine.hidden_sizes[0]), 0.5, device=self._device),
+                               gen)
+                state["h1"] = machine.gibbs(h1, p["burn_in"], gen, scheme=p["gibbs_scheme"])
+            else:
+                state["h1"] = machine.gibbs(state["h1"], p["thinning"], gen, scheme=p["gibbs_scheme"])
+            parts.append(sample_nb(machine.visible_mean(state["h1"]), machine.theta, gen))
+            have += parts[-1].shape[0]
+        cells = torch.cat(parts)
+        state["leftover"] = cells[n:] if cells.shape[0] > n else None
+        return cells[:n]
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return {"machine": self.machine.state()}
+
+    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
+        self._device = resolve_device(device)
+        self._machine = NegativeBinomialDBM.from_state(state["machine"], self._device)
+
+
+def _to_csr(cells: torch.Tensor) -> sp.csr_matrix:
+    """Integer-valued counts (cells x genes) as a float32 CSR matrix, converted in row blocks."""
+    rows = max(1, (1 << 22) // max(cells.shape[1], 1))
+    blocks = [sp.csr_matrix(cells[i:i + rows].to(torch.float32).cpu().numpy()) for i in range(0, cells.shape[0], rows)]
+    if not blocks:
+        return sp.csr_matrix((0, cells.shape[1]), dtype=np.float32)
+    return sp.vstack(blocks, format="csr")
+
+
+class _Trainer:
+    """One training run besides the parameters: persistent chains, the updates of each phase, the dispersion
+    re-estimation and the monitor (a fixed subset of training cells)."""
+
+    def __init__(self, model: ScDBM, machine: NegativeBinomialDBM, X: sp.csr_matrix, gene_means: np.ndarray,
+                 device: torch.device) -> None:
+        self.model, self.machine, self.X, self.device = model, machine, X, device
+        self.p = model.params
+        self.n_cells = X.shape[0]
+        self.gene_means = torch.as_tensor(gene_means, dtype=torch.float32, device=device)
+        self.chains: dict[str, torch.Tensor | None] = {phase: None for phase in PHASES}
+        self.dispersion_fitted = False
+        self.chain_means: list[torch.Tensor] = []
+        self.collect_means = False
+        monitor_rng = np.random.default_rng(self.model.seed)  # independent of the training stream (resume)
+        n_monitor = min(self.p["monitor_cells"], self.n_cells)
+        self.monitor_rows = np.sort(monitor_rng.choice(self.n_cells, n_monitor, replace=False))
+
+    # -- bookkeeping ------------------------------------------------------------------------------------------
+    def steps_per_epoch(self, phase: str) -> int:
+        size = self.p["finetune_batch_size"] if phase == "dbm" else self.p["batch_size"]
+        return 1 if size is None else math.ceil(self.n_cells / size)
+
+    def chain_state(self) -> dict[str, torch.Tensor | None]:
+        """The persistent chains of every phase, for checkpoints."""
+        return {k: None if v is None else v.detach().cpu().clone() for k, v in self.chains.items()}
+
+    def load_chains(self, state: Mapping[str, torch.Tensor | None]) -> None:
+        self.chains = {k: None if state.get(k) is None else state[k].to(self.device) for k in PHASES}
+
+    def _batch(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(dense_rows(self.X, rows)).to(self.device)
+
+    def _row_blocks(self, rows: np.ndarray, block: int = 4096):
+        for start in range(0, len(rows), block):
+            yield self._batch(rows[start:start + block])
+
+    # -- one epoch --------------------------------------------------------------------------------------------
+    def run_epoch(self, phase: str, epoch: int, lr: float, rng: np.random.Generator, *, limit: int) -> int:
+        """Train one epoch of ``phase``; returns the number of updates made (fewer when ``limit`` is reached)."""
+        self.chain_means = []
+        self.collect_means = self.p["dispersion_mean"] == "chains" and self.dispersion_due(phase, epoch)
+        size = self.p["finetune_batch_size"] if phase == "dbm" else self.p["batch_size"]
+        if size is None:
+            batches = [rng.permutation(self.n_cells)]
+        else:
+            batches = minibatches(self.X, batch_size=size, rng=rng, drop_last=False)
+        update = {"nb_rbm": self._nb_rbm_update, "bernoulli_rbm": self._bernoulli_rbm_update,
+                  "dbm": self._dbm_update}[phase]
+        if phase == "bernoulli_rbm" and epoch == 1 and self.chains["bernoulli_rbm"] is None:
+            self._init_second_rbm()
+        n = 0
+        for rows in batches:
+            if n >= limit:
+                break
+            update(rows, lr)
+            n += 1
+        return n
+
+    def _persistent(self, phase: str, width: int, count: int) -> torch.Tensor:
+        """The persistent chains of ``phase``, started at first use from uniform random states (the reference)."""
+        if self.chains[phase] is None:
+            self.chains[phase] = bernoulli(torch.full((count, width), 0.5, device=self.device))
+        return self.chains[phase]
+
+    # -- updates ----------------------------------------------------------------------------------------------
+    def _row_scale(self, v_model: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``1 / E_model[Var(v_g | h1)]`` per gene (``None`` for plain SGD): the NB part of the Fisher information of
+        ``a_g``, from the model term's conditional means ``v_model`` (rows: chains, or hidden states with
+        probabilities ``weight``), ``E[mu (mu + theta) / theta]``. (The variance of ``mu`` across states is left
+        out: it would freeze a gene whose mean is huge in a few states.)
+
+        Floored at one count^2 (``VAR_FLOOR``): below that, minibatch noise of rare genes would dominate the
+        scaled steps. The variance grows like ``1 / eta^2`` near the boundary ``eta = 0``, so steps shrink there.
+        """
+        if self.p["optimizer"] != "scaled":
+            return None
+        theta = self.machine.theta
+        if weight is None:
+            weight = torch.full((v_model.shape[0],), 1.0 / v_model.shape[0], device=v_model.device)
+        var = weight @ (v_model * (v_model + theta) / theta)
+        return 1.0 / var.clamp(min=VAR_FLOOR)
+
+    def _update(self, lr: float, **grads: torch.Tensor) -> None:
+        """Gradient ascent ``param += lr * grad``, then the constraints (``W1 <= 0``, ``a <= -1e-10``).
+
+        A step of an NB natural parameter (``a``, ``W1``, both ``<= 0``) goes at most half way to 0 and at most
+        ``MAX_NB_STEP`` down: the NB mean grows like ``theta / |eta|`` as ``eta -> 0``, so one step onto the
+        boundary would give a mean of ~1e10 (and a minibatch gradient of that size throws ``eta`` to -1e7)."""
+        for key, g in grads.items():
+            step = g * lr
+            param = getattr(self.machine, key)
+            if key in ("a", "W1"):
+                step = torch.minimum(step.clamp(min=-MAX_NB_STEP), -0.5 * param)
+            param.add_(step)
+        self.machine.project_()
+
+    def _rbm_gradients(self, pos, neg, row_scale: torch.Tensor | None = None):
+        """Log-likelihood gradient of one RBM layer from data (``pos = (v, h)``) and model (``neg``) statistics:
+        ``<v h'>_data - <v h'>_model`` and the bias differences; ``row_scale`` scales the visible units' rows."""
+        (v, h), (vn, hn) = pos, neg
+        g_w = v.t() @ h / len(v) - vn.t() @ hn / len(vn)
+        g_v = v.mean(0) - vn.mean(0)
+        if row_scale is not None:
+            g_w, g_v = g_w * row_scale[:, None], g_v * row_scale
+        return g_w, g_v, h.mean(0) - hn.mean(0)
+
+    def _nb_rbm_update(self, rows: np.ndarray, lr: float) -> None:
+        m, p = self.machine, self.p
+        v = self._batch(rows)
+        h_data = m.rbm1_hidden_prob(v)
+        h = self._persistent("nb_rbm", m.hidden_sizes[0], p["pretrain_chains"] or p["batch_size"])
+        for _ in range(p["cd_steps"]):
+            h = bernoulli(m.rbm1_hidden_prob(sample_nb(m.visible_mean(h), m.theta)))
+        self.chains["nb_rbm"] = h
+        v_model = m.visible_mean(h)  # E[v | h]: the visible statistics of the chains, without sampling noise
+        if self.collect_means:
+            self.chain_means.append(v_model)
+        g_w, g_a, g_c = self._rbm_gradients((v, h_data), (v_model, h), self._row_scale(v_model))
+        self._update(lr, W1=g_w, a=g_a, c1=g_c)
+
+    def _init_second_rbm(self) -> None:
+        """The reference's start of a Bernoulli RBM: visible bias = logit of the mean data probability."""
+        total = torch.zeros_like(self.machine.b1)
+        for v in self._row_blocks(np.arange(self.n_cells)):
+            total += self.machine.rbm1_hidden_prob(v).sum(0)
+        mean = (total / self.n_cells).clamp(1e-6, 1 - 1e-6)
+        self.machine.b1.copy_(torch.log(mean / (1 - mean)))
+
+    def _bernoulli_rbm_update(self, rows: np.ndarray, lr: float) -> None:
+        m, p = self.machine, self.p
+        x = m.rbm1_hidden_prob(self._batch(rows))  # the second RBM's data: p(h1 | v) of the cells
+        h_data = m.h2_prob(x)
+        h = self._persistent("bernoulli_rbm", m.hidden_sizes[1], p["pretrain_chains"] or p["batch_size"])
+        for _ in range(p["cd_steps"]):
+            h = bernoulli(m.h2_prob(bernoulli(m.rbm2_visible_prob(h))))
+        self.chains["bernoulli_rbm"] = h
+        x_model = m.rbm2_visible_prob(h)
+        g_w, g_b, g_c = self._rbm_gradients((x, h_data), (x_model, h))
+        self._update(lr, W2=g_w, b1=g_b, c2=g_c)
+
+    def _dbm_update(self, rows: np.ndarray, lr: float) -> None:
+        m, p = self.machine, self.p
+        # data term: mean-field posterior, sums accumulated over blocks (a full batch is never densified at once)
+        s_vh, s_hh = torch.zeros_like(m.W1), torch.zeros_like(m.W2)
+        s_v, s_h1, s_h2 = torch.zeros_like(m.a), torch.zeros_like(m.c1), torch.zeros_like(m.c2)
+        for v in self._row_blocks(rows):
+            mu1, mu2 = m.mean_field(v, tol=p["meanfield_tol"], max_iter=p["meanfield_max_iter"])
+            s_vh += v.t() @ mu1
+            s_hh += mu1.t() @ mu2
+            s_v += v.sum(0)
+            s_h1 += mu1.sum(0)
+            s_h2 += mu2.sum(0)
+        n = len(rows)
+        # model term: weighted hidden states h1 (v and h2 enter through their conditional expectations given h1)
+        if p["finetune_model_term"] == "exact":  # every one of the 2^H1 states, weighted by p(h1)
+            h1 = m.hidden_states().to(m.W1.dtype)
+            weight = torch.softmax(m.h1_log_weights(h1.double()), 0).to(m.W1.dtype)
+        else:  # the persistent Gibbs chains
+            h1 = m.gibbs(self._persistent("dbm", m.hidden_sizes[0], p["finetune_particles"]),
+                         p["finetune_gibbs_steps"], scheme=p["gibbs_scheme"])
+            self.chains["dbm"] = h1
+            weight = torch.full((h1.shape[0],), 1.0 / h1.shape[0], device=self.device)
+        v_model, h2_model = m.visible_mean(h1), m.h2_prob(h1)
+        g_w1 = s_vh / n - v_model.t() @ (h1 * weight[:, None])
+        g_a = s_v / n - weight @ v_model
+        scale = self._row_scale(v_model, weight)
+        if scale is not None:
+            g_w1, g_a = g_w1 * scale[:, None], g_a * scale
+        self._update(lr, W1=g_w1, a=g_a, c1=s_h1 / n - weight @ h1,
+                     W2=s_hh / n - (h1 * weight[:, None]).t() @ h2_model, c2=s_h2 / n - weight @ h2_model)
+
+    # -- dispersion ---------------------------------------------------------------------------------------------
+    def dispersion_due(self, phase: str, epoch: int) -> bool:
+        if phase == "bernoulli_rbm" or (phase == "dbm" and not self.p["finetune_dispersion"]):
+            return False
+        return epoch % self.p["dispersion_every"] == 0
+
+    def _reconstruction_means(self, phase: str) -> Callable[[int, int], torch.Tensor]:
+        m, p = self.machine, self.p
+
+        def means(start: int, stop: int) -> torch.Tensor:
+            v = self._batch(np.arange(start, stop))
+            if phase == "dbm":
+                h1 = m.mean_field(v, tol=p["meanfield_tol"], max_iter=p["meanfield_max_iter"])[0]
+            else:
+                h1 = m.rbm1_hidden_prob(v)
+            return m.visible_mean(h1)
+
+        return means
+
+    def update_dispersion(self, phase: str) -> None:
+        """Re-estimate ``theta`` by regularised Fisher scoring (paper eq. 9)."""
+        p, m = self.p, self.machine
+        with torch.no_grad():
+            if p["dispersion_mean"] == "chains" and phase == "nb_rbm":
+                means = torch.cat(self.chain_means)[: self.n_cells]  # the reference: chain means by position
+                X = self.X[: means.shape[0]]
+                mu = lambda start, stop: means[start:stop]  # noqa: E731
+            else:
+                X, mu = self.X, self._reconstruction_means(phase)
+            theta0 = m.theta.double().cpu().numpy() if self.dispersion_fitted else None
+            theta = fit_nb_dispersion(X, mu, lam=p["dispersion_lambda"], n_iter=p["dispersion_iter"], theta0=theta0,
+                                      device=self.device)
+        new_theta = torch.as_tensor(theta, dtype=m.theta.dtype, device=self.device)
+        if p["dispersion_keep_means"]:
+            # eta = log(mu / (mu + theta)): with eta fixed, a new theta would move every mean (by about
+            # theta_new / theta_old for small means); shift a so that a gene's mean count keeps its mean
+            mean = self.gene_means
+            m.a.add_(torch.log((mean + m.theta) / (mean + new_theta)))
+        m.theta.copy_(new_theta)
+        m.project_()
+        self.dispersion_fitted = True
+
+    # -- monitoring -------------------------------------------------------------------------------------------
+    def monitor(self, phase: str) -> dict[str, float | None]:
+        """Reconstruction NLL (through the layers trained so far) and exact DBM NLL of the monitor cells."""
+        m, p = self.machine, self.p
+        recon, exact, n = 0.0, 0.0, len(self.monitor_rows)
+        with torch.no_grad():
+            for v in self._row_blocks(self.monitor_rows):
+                if phase == "nb_rbm":
+                    h1 = m.rbm1_hidden_prob(v)
+                elif phase == "bernoulli_rbm":
+                    h1 = m.rbm2_visible_prob(m.h2_prob(m.rbm1_hidden_prob(v)))
+                else:
+                    h1 = m.mean_field(v, tol=p["meanfield_tol"], max_iter=p["meanfield_max_iter"])[0]
+                recon -= float(nb_log_prob(v.double(), m.eta(h1).double(), m.theta.double()).sum())
+                if m.hidden_sizes[0] <= MONITOR_MAX_HIDDEN:
+                    exact -= float(m.log_likelihood(v).sum())
+        return {"recon_nll": recon / n, "nll": exact / n if m.hidden_sizes[0] <= MONITOR_MAX_HIDDEN else None}

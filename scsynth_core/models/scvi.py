@@ -1,0 +1,514 @@
+"""scVI as a generator of synthetic cells (Treppner et al. 2021, Sci Rep 11:9403): posterior and prior sampling.
+
+Treppner et al. train scVI (Lopez et al. 2018) on a small pilot experiment and generate a data set of the original
+size in two ways (paper: Methods; compared in Figs. 1-3 and Table 1):
+
+* ``scvi_posterior`` (:class:`ScviPosterior`, "scVI posterior", the standard approach): every pilot cell is
+  encoded, ``z ~ q(z | x)`` and ``l ~ q(l | x)`` are drawn and counts are sampled from the likelihood
+  ``p(x | z, l)``; repeated passes over the pilot cells are stacked until the requested size (the paper's
+  Julia code calls scvi 0.6's posterior ``generate`` on the pilot and stacks the slices).
+* ``scvi_prior`` (:class:`ScviPrior`, "scVI prior"): ``z ~ N(0, I)`` is decoded by the generative network,
+  with the log library size drawn from scVI's library prior ``N(mu_l, sigma_l^2)`` (the mean and variance of
+  the pilot cells' log total counts, scVI's ``library_log_means``/``library_log_vars``), and counts are sampled.
+
+Both use scvi-tools' :class:`scvi.model.SCVI` (1.4) for the model, its training loop and its sampling; nothing of
+scVI is re-implemented here. The setting is the paper's reduced scVI (Methods: NB likelihood without zero
+inflation, no batches, gene-wise dispersion) with the hyperparameters of the paper's scvi 0.6 run (its notebook):
+
+==========================  =========  =============================================================
+hyperparameter              paper      meaning
+==========================  =========  =============================================================
+``n_hidden``                64         units per hidden layer (encoders and decoder)
+``n_latent``                14         latent dimensions
+``n_layers``                2          hidden layers of the z encoder and the decoder
+``dropout_rate``            0.1        scvi 0.6 and scvi-tools default
+``gene_likelihood``         ``"nb"``   ``"zinb"`` / ``"poisson"`` also accepted (scvi-tools' choices)
+``dispersion``              ``"gene"`` ``"gene-cell"`` also accepted (no batches or labels, so no others)
+``use_observed_lib_size``   False      library size is a latent variable with a prior, as in scvi 0.6
+``learning_rate``           0.01       Adam (scvi 0.6 and scvi-tools defaults: eps 0.01, weight decay 1e-6)
+``max_epochs``              200        epochs
+``n_epochs_kl_warmup``      75         KL weight of z rises linearly from 0 to 1 over these epochs
+``batch_size``              36         minibatch size
+``train_size``              0.7        internal 70/30 train/validation split of the pilot cells
+``max_steps``               None       optional cap on optimisation steps (``fit(max_steps=...)`` overrides)
+``batchnorm_stats``         running    ``"recompute"``: exact batch-norm statistics after training (below)
+``library`` (prior only)    ``"prior"`` ``"observed"``: resample the pilot cells' observed library sizes
+==========================  =========  =============================================================
+
+Architecture: the project's reading of the paper's text (``../shared/reference/MODELS.md``) has scVI's default
+architecture (one hidden layer, 10 latent dimensions), while the paper's notebook (scvi 0.6) sets two hidden
+layers of 64 units and 14 latent dimensions; the defaults follow the notebook, the run behind the paper's
+numbers. ``n_layers=1, n_hidden=128, n_latent=10`` (scvi-tools' defaults) gives the other reading.
+With ``use_observed_lib_size=True`` (scvi-tools' default since 0.7) the library is the observed log total count;
+there is then no library prior, so ``scvi_prior`` needs ``library="observed"``. The ``demo`` preset trains 25
+epochs with a 9-epoch KL warm-up (the paper's 75 of 200 scaled to the shorter run, so that the full ELBO is
+optimised for the last two thirds of training as in the paper; with 75 warm-up epochs a 25-epoch run never
+reaches the prior that ``scvi_prior`` samples from).
+
+Batch normalisation. scvi-tools (like scvi 0.6) samples in evaluation mode, with the running averages of
+batch statistics collected during training (momentum 0.01, so roughly the last hundred steps, of weights that
+lr 0.01 still moves). ``batchnorm_stats="running"`` (default) keeps them. After short trainings they lag behind
+the final weights, and the library encoder, whose output is exponentiated, shows it first. Measured gap between
+the mean log library size of posterior draws and of the pilot (PBMC 4k pilots drawn with replacement, training
+seed 0): 384 cells: paper preset +0.02, demo +0.55; 1,152 cells: paper -0.01, demo +0.26; all 4,271 cells,
+demo: +0.01; the
+synthetic 300-cell pilot of the tests (6 steps per epoch): +1.45 after 30 epochs, +0.37 after 200.
+``"recompute"`` (not in the paper) replaces the statistics after training by their exact average over the
+training cells at the final weights (one pass in training mode, as ``torch.optim.swa_utils.update_bn``):
+384-cell demo -0.22, 1,152-cell demo -0.10, synthetic +0.20 / +0.07, but 384-cell paper preset -0.19, so it
+helps only short trainings of small pilots. The prior sampler draws library sizes from the prior and is not
+affected in this way.
+
+Training (``fit``): ``scvi.settings.seed = seed`` (seeds torch/NumPy/Python and scvi-tools' split permutation),
+``SCVI.setup_anndata`` on a private copy of the counts (no keys), ``SCVI(...)``, ``train(...)`` with
+validation every epoch and no early stopping. A last training minibatch of fewer than 3 cells is dropped, as
+scvi 0.6's trainer skipped such minibatches (batch normalisation cannot train on one cell). ``device``:
+``auto`` | ``cpu`` | ``cuda[:N]`` -> Lightning's accelerator/devices (one device). Lightning's and scvi-tools'
+console messages are silenced; ``progress=True`` shows scvi-tools' epoch bar. The history has one row per
+epoch: ``step`` (optimisation steps so far), ``epoch``, ``train_loss`` and ``validation_loss`` (scvi-tools'
+per-cell loss, KL term weighted by the warm-up), ``elbo_train``/``elbo_validation``, ``reconstruction_loss_*``,
+``kl_local_*``, ``kl_weight``, ``time_s``.
+Checkpoints: scvi-tools trains a pilot in seconds to minutes, so an interrupted ``fit`` restarts from scratch
+(the ``checkpoint`` argument is accepted and ignored); the result is the same, as training is seeded.
+
+Generation: cells come in fixed blocks of :data:`SAMPLE_BLOCK` along one sequence per seed, so the result does
+not depend on ``sample(batch_size=...)``; ``sample`` seeds torch with its ``seed``. The posterior's cell ``i``
+is a fresh posterior-predictive draw of pilot cell ``i mod n_pilot`` (scvi-tools'
+``posterior_predictive_sample``; its ``sparse.GCXS`` output is converted to SciPy CSR). The saved model holds
+the module weights, the scVI settings and, for ``scvi_posterior``, the pilot counts (``scvi_prior`` keeps only
+the pilot's library sizes); loading rebuilds ``SCVI`` without the training file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from scsynth_core.errors import ConfigError, TrainingError
+from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
+from scsynth_core.models.training import resolve_device
+
+log = logging.getLogger(__name__)
+
+#: Cells generated per forward pass; fixed so that a seed gives the same cells whatever ``sample``'s batch size.
+SAMPLE_BLOCK = 1024
+
+GENE_LIKELIHOODS = ("nb", "zinb", "poisson")
+DISPERSIONS = ("gene", "gene-cell")
+LIBRARIES = ("prior", "observed")
+BATCHNORM_STATS = ("running", "recompute")
+
+#: Constructor arguments of ``scvi.model.SCVI`` taken from the hyperparameters (the rest: scvi-tools defaults).
+_MODULE_KEYS = ("n_hidden", "n_latent", "n_layers", "dropout_rate", "gene_likelihood", "dispersion",
+                "use_observed_lib_size")
+
+_PAPER: dict[str, Any] = {
+    "n_hidden": 64,
+    "n_latent": 14,
+    "n_layers": 2,
+    "dropout_rate": 0.1,
+    "gene_likelihood": "nb",
+    "dispersion": "gene",
+    "use_observed_lib_size": False,
+    "learning_rate": 0.01,
+    "max_epochs": 200,
+    "n_epochs_kl_warmup": 75,
+    "batch_size": 36,
+    "train_size": 0.7,
+    "max_steps": None,
+    "batchnorm_stats": "running",
+}
+#: Shorter training (25 epochs, warm-up scaled to 9), same model: well under a minute for 1,000 cells.
+_DEMO: dict[str, Any] = _PAPER | {"max_epochs": 25, "n_epochs_kl_warmup": 9}
+
+#: Console noise from Lightning and scvi-tools that says nothing about this run (messages start with these).
+_NOISE = (
+    "The `srun` command is available",
+    "The number of training batches",
+    "`isinstance(treespec, LeafSpec)` is deprecated",
+    "Last batch will have a small size",
+)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence Lightning's banner lines ("GPU available", "Seed set to", tips) and known warnings, then restore."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "scvi")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for text in _NOISE:
+                warnings.filterwarnings("ignore", message=re.escape(text))
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _lightning_device(dev: torch.device) -> tuple[str, int | list[int]]:
+    """Our torch device -> Lightning's ``accelerator``/``devices`` (one device, never all GPUs)."""
+    if dev.type == "cuda":
+        return "gpu", [dev.index if dev.index is not None else 0]
+    return "cpu", 1
+
+
+def _counts_adata(X: sp.csr_matrix, var_names):
+    """An AnnData holding only counts and genes, registered with ``SCVI.setup_anndata`` (no batch, no labels)."""
+    import anndata as ad
+    import pandas as pd
+    from scvi.model import SCVI
+
+    adata = ad.AnnData(X=X, var=pd.DataFrame(index=[str(v) for v in var_names]))
+    with _quiet():
+        SCVI.setup_anndata(adata)
+    return adata
+
+
+class _EpochRecorder:
+    """Lightning callback: optimisation steps and elapsed time at the end of every epoch; stops on a NaN loss."""
+
+    def __init__(self, model_name: str) -> None:
+        from lightning.pytorch.callbacks import Callback
+
+        recorder = self
+
+        class _Callback(Callback):
+            def on_train_start(self, trainer, pl_module):
+                recorder.t0 = time.perf_counter()
+
+            def on_train_epoch_end(self, trainer, pl_module):
+                recorder.rows.append((int(trainer.current_epoch), int(trainer.global_step),
+                                      round(time.perf_counter() - recorder.t0, 3)))
+                loss = trainer.callback_metrics.get("train_loss")
+                if loss is not None and not math.isfinite(float(loss)):
+                    raise TrainingError(
+                        f"model '{model_name}': non-finite training loss in epoch {trainer.current_epoch + 1}; "
+                        "training stopped. Try a lower learning_rate or check the input counts"
+                    )
+
+        self.t0 = time.perf_counter()
+        self.rows: list[tuple[int, int, float]] = []
+        self.callback = _Callback()
+
+
+#: History columns taken from scvi-tools' ``model.history`` (epoch-level means), in this order.
+_HISTORY_KEYS = ("train_loss", "validation_loss", "elbo_train", "elbo_validation", "reconstruction_loss_train",
+                 "reconstruction_loss_validation", "kl_local_train", "kl_local_validation", "kl_weight")
+
+
+def _history(scvi_history: Mapping[str, Any], rows: list[tuple[int, int, float]]) -> dict[str, list]:
+    """One row per trained epoch: step, 1-based epoch, scvi-tools' losses (None where not logged), time_s."""
+    out: dict[str, list] = {"step": [], "epoch": []}
+    for key in _HISTORY_KEYS:
+        out[key] = []
+    out["time_s"] = []
+    series = {}
+    for key in _HISTORY_KEYS:
+        frame = scvi_history.get(key)
+        if frame is not None and len(frame):
+            series[key] = {int(e): float(v) for e, v in zip(frame.index, frame.iloc[:, 0])}
+    for epoch, step, elapsed in rows:
+        out["step"].append(step)
+        out["epoch"].append(epoch + 1)
+        for key in _HISTORY_KEYS:
+            value = series.get(key, {}).get(epoch)
+            out[key].append(None if value is None or not math.isfinite(value) else value)
+        out["time_s"].append(elapsed)
+    return out
+
+
+@torch.no_grad()
+def _recompute_batchnorm(model, *, batch_size: int) -> None:
+    """Replace every batch-norm layer's running statistics by their exact average over the training cells.
+
+    One pass over the training split in minibatches, module in training mode (dropout on, as when the running
+    statistics are collected), cumulative averages (``momentum=None``); weights are not touched.
+    """
+    module = model.module
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None
+    module.train()
+    try:
+        loader = model._make_data_loader(adata=model.adata, indices=model.train_indices, batch_size=batch_size)
+        for tensors in loader:
+            if tensors["X"].shape[0] > 1:  # batch norm needs two cells in training mode
+                module(tensors, compute_loss=False)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        module.eval()
+
+
+def _check_int(name: str, p: Mapping[str, Any], key: str, *, minimum: int) -> None:
+    value = p[key]
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"model '{name}': {key} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(name: str, p: Mapping[str, Any], key: str, low: float, high: float, *, low_open: bool) -> None:
+    value = p[key]
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)):
+        raise ConfigError(f"model '{name}': {key} must be a number, got {value!r}")
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ConfigError(f"model '{name}': {key} must be in {bracket}{low}, {high}], got {value!r}")
+
+
+class _ScviGenerator(GenerativeModel):
+    """Shared part of the two scVI samplers: hyperparameters, training, save/load, block-wise generation."""
+
+    representation = "counts"
+    conditional = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO)}
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        self._check_params()
+        self._scvi = None  # the fitted scvi.model.SCVI
+        self._device = torch.device("cpu")
+        self._cursor = 0
+        self._pending: sp.csr_matrix | None = None
+
+    def _check_params(self) -> None:
+        p, name = self.params, self.name
+        for key in ("n_hidden", "n_latent", "n_layers", "max_epochs"):
+            _check_int(name, p, key, minimum=1)
+        _check_int(name, p, "batch_size", minimum=2)
+        _check_int(name, p, "n_epochs_kl_warmup", minimum=0)
+        if p["max_steps"] is not None:
+            _check_int(name, p, "max_steps", minimum=1)
+        _check_number(name, p, "learning_rate", 0.0, math.inf, low_open=True)
+        _check_number(name, p, "train_size", 0.0, 1.0, low_open=True)
+        _check_number(name, p, "dropout_rate", 0.0, 0.99, low_open=False)
+        for key, allowed in (("gene_likelihood", GENE_LIKELIHOODS), ("dispersion", DISPERSIONS),
+                             ("batchnorm_stats", BATCHNORM_STATS)):
+            if p[key] not in allowed:
+                raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
+        if not isinstance(p["use_observed_lib_size"], bool):
+            raise ConfigError(f"model '{name}': use_observed_lib_size must be true or false")
+
+    def _module_kwargs(self) -> dict[str, Any]:
+        return {key: self.params[key] for key in _MODULE_KEYS}
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
+        import scvi
+        from lightning.fabric.plugins.environments import LightningEnvironment
+
+        p = self.params
+        max_steps = p["max_steps"] if max_steps is None else int(max_steps)
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"model '{self.name}': max_steps must be >= 1, got {max_steps}")
+        dev = resolve_device(device)
+        X = sp.csr_matrix(adata.X, dtype=np.float32, copy=True)
+        n_cells = X.shape[0]
+        # scvi-tools' split: ceil(train_size * n) training cells, the rest for validation.
+        n_train = math.ceil(p["train_size"] * n_cells)
+        if n_train < 2:
+            raise ConfigError(
+                f"model '{self.name}': {n_cells} cells give {n_train} training cell(s) with train_size "
+                f"{p['train_size']}; need at least 2 (batch normalisation)"
+            )
+        if checkpoint is not None:
+            log.info("model '%s': scVI training is not checkpointed; an interrupted fit restarts", self.name)
+        accelerator, devices = _lightning_device(dev)
+        recorder = _EpochRecorder(self.name)
+        trainer_kwargs: dict[str, Any] = {}
+        if max_steps is not None:
+            trainer_kwargs["max_steps"] = max_steps
+        with _quiet():
+            scvi.settings.seed = int(seed)
+            model = scvi.model.SCVI(_counts_adata(X, self.var_names), **self._module_kwargs())
+            model.train(
+                max_epochs=p["max_epochs"],
+                accelerator=accelerator,
+                devices=devices,
+                train_size=p["train_size"],
+                batch_size=p["batch_size"],
+                early_stopping=False,
+                # scvi 0.6 skipped minibatches of < 3 cells (one cell cannot pass batch normalisation)
+                datasplitter_kwargs={"drop_last": 0 < n_train % p["batch_size"] < 3},
+                plan_kwargs={"lr": p["learning_rate"], "n_epochs_kl_warmup": p["n_epochs_kl_warmup"]},
+                # validation every epoch (scvi 0.6's frequency 1) when train_size leaves validation cells
+                check_val_every_n_epoch=1 if n_train < n_cells else None,
+                enable_progress_bar=bool(progress),
+                callbacks=[recorder.callback],
+                # one process on one device: no SLURM/MPI cluster detection
+                plugins=[LightningEnvironment()],
+                **trainer_kwargs,
+            )
+        if p["batchnorm_stats"] == "recompute":
+            _recompute_batchnorm(model, batch_size=p["batch_size"])
+        model.module.eval()
+        self._scvi, self._device = model, dev
+        self._keep_pilot(X)
+        history = _history(model.history, recorder.rows)
+        if not history["step"]:
+            raise TrainingError(f"model '{self.name}': training ran no epoch")
+        return history
+
+    def _keep_pilot(self, X: sp.csr_matrix) -> None:
+        """Keep what sampling needs from the training counts."""
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def _start_sampling(self, seed: int) -> None:
+        if self._scvi is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
+        torch.manual_seed(int(seed))
+        self._scvi.module.eval()
+        self._cursor = 0
+        self._pending = None
+
+    def _sample_chunk(self, n, labels, rng):
+        """The next ``n`` cells of the seed's sequence (generated in blocks of :data:`SAMPLE_BLOCK`)."""
+        blocks = [] if self._pending is None else [self._pending]
+        have = 0 if self._pending is None else self._pending.shape[0]
+        while have < n:
+            with _quiet():
+                block = self._generate_block(self._cursor, SAMPLE_BLOCK)
+            blocks.append(block)
+            self._cursor += SAMPLE_BLOCK
+            have += block.shape[0]
+        cells = blocks[0] if len(blocks) == 1 else sp.vstack(blocks, format="csr")
+        self._pending = cells[n:]
+        return cells[:n]
+
+    def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
+        """Cells ``start .. start + size - 1`` of the sequence, as float32 CSR counts."""
+        raise NotImplementedError
+
+    # -- save / load ------------------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        import scvi
+
+        if self._scvi is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: nothing to save")
+        module = {k: v.detach().cpu().clone() for k, v in self._scvi.module.state_dict().items()}
+        return {"scvi_version": scvi.__version__, "module_kwargs": self._module_kwargs(), "module": module}
+
+    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
+        import scvi
+
+        saved = str(state.get("scvi_version", "?"))
+        if saved.split(".")[:2] != scvi.__version__.split(".")[:2]:
+            log.warning("model '%s' was saved with scvi-tools %s, loading with %s", self.name, saved, scvi.__version__)
+        dev = resolve_device(device)
+        with _quiet():
+            model = scvi.model.SCVI(_counts_adata(self._rebuild_counts(state), self.var_names),
+                                    **state["module_kwargs"])
+        model.module.load_state_dict(state["module"])
+        model.module.to(dev).eval()
+        model.is_trained_ = True
+        self._scvi, self._device = model, dev
+
+    def _rebuild_counts(self, state: Mapping[str, Any]) -> sp.csr_matrix:
+        """Counts to register the rebuilt ``SCVI`` on (the module's weights and buffers come from ``state``)."""
+        # three cells of ones: scvi-tools warns about categories with fewer than 3 cells
+        return sp.csr_matrix(np.ones((3, len(self.var_names)), dtype=np.float32))
+
+
+class ScviPosterior(_ScviGenerator):
+    """scVI posterior sampling (Treppner 2021, "scVI posterior"): fresh posterior-predictive draws of the pilot
+    cells, tiled until the requested size (cell ``i`` comes from pilot cell ``i mod n_pilot``).
+
+    Draws come from scvi-tools' ``SCVI.posterior_predictive_sample`` (``z ~ q(z|x)``, ``l ~ q(l|x)``, counts from
+    the NB likelihood). Hyperparameters: see the module docstring (``paper`` = the paper's scvi 0.6 run).
+    """
+
+    name = "scvi_posterior"
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        self._pilot: sp.csr_matrix | None = None
+
+    def _keep_pilot(self, X: sp.csr_matrix) -> None:
+        self._pilot = X
+
+    def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
+        rows = (start + np.arange(size)) % self._pilot.shape[0]
+        draws = self._scvi.posterior_predictive_sample(indices=rows, batch_size=size)
+        return sp.csr_matrix(draws.to_scipy_sparse(), dtype=np.float32)
+
+    def _get_state(self) -> dict[str, Any]:
+        return super()._get_state() | {"pilot": csr_to_state(self._pilot)}
+
+    def _rebuild_counts(self, state: Mapping[str, Any]) -> sp.csr_matrix:
+        self._pilot = csr_from_state(state["pilot"]).astype(np.float32)
+        return self._pilot
+
+
+class ScviPrior(_ScviGenerator):
+    """scVI prior sampling (Treppner 2021, "scVI prior"): ``z ~ N(0, I)`` through scVI's generative network.
+
+    The log library size comes from scVI's library prior ``N(mu_l, sigma_l^2)`` (``library="prior"``, default:
+    the paper's scvi 0.6 model, ``use_observed_lib_size=False``) or is resampled from the pilot cells' observed
+    library sizes (``library="observed"``; cells with zero counts are left out). Counts are drawn from the
+    module's likelihood (``VAE.generative(z, library, batch_index)["px"].sample()``).
+    """
+
+    name = "scvi_prior"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": _PAPER | {"library": "prior"},
+        "demo": _DEMO | {"library": "prior"},
+    }
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        self._log_library: torch.Tensor | None = None
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        p = self.params
+        if p["library"] not in LIBRARIES:
+            raise ConfigError(f"model '{self.name}': library must be one of {', '.join(LIBRARIES)}, "
+                              f"got {p['library']!r}")
+        if p["library"] == "prior" and p["use_observed_lib_size"]:
+            raise ConfigError(
+                f"model '{self.name}': library 'prior' needs use_observed_lib_size false (with observed library "
+                "sizes scVI fits no library prior); use library 'observed' instead"
+            )
+
+    def _keep_pilot(self, X: sp.csr_matrix) -> None:
+        totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+        self._log_library = torch.from_numpy(np.log(totals[totals > 0]).astype(np.float32))
+
+    def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
+        from scvi.module._constants import MODULE_KEYS
+
+        module, dev = self._scvi.module, self._device
+        with torch.inference_mode():
+            z = module.z_encoder.z_transformation(torch.randn(size, module.n_latent, device=dev))
+            if self.params["library"] == "prior":
+                mean = module.library_log_means[0, 0]
+                std = module.library_log_vars[0, 0].sqrt()
+                library = mean + std * torch.randn(size, 1, device=dev)
+            else:
+                pool = self._log_library.to(dev)
+                library = pool[torch.randint(len(pool), (size,), device=dev)].unsqueeze(1)
+            batch_index = torch.zeros(size, 1, dtype=torch.long, device=dev)
+            px = module.generative(z=z, library=library, batch_index=batch_index)[MODULE_KEYS.PX_KEY]
+            counts = px.sample()
+        return sp.csr_matrix(counts.cpu().numpy(), dtype=np.float32)
+
+    def _get_state(self) -> dict[str, Any]:
+        return super()._get_state() | {"log_library": self._log_library.clone()}
+
+    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
+        super()._set_state(state, device=device)
+        self._log_library = state["log_library"]
