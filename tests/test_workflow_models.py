@@ -1,9 +1,11 @@
-"""The neural models inside the workflow: scGAN, cscGAN and ACTIVA through realism and augmentation.
-
-Runs ``config/experiments/models_demo.yaml`` with shorter training (steps only) so the suite stays fast.
+"""The neural models inside the workflow: scGAN, cscGAN and ACTIVA through realism and augmentation
+(``config/experiments/models_demo.yaml`` with shorter training, steps only, so the suite stays fast), and scDBM and
+scVI through the pilot experiment.
 """
 
 from __future__ import annotations
+
+import json
 
 import anndata as ad
 import numpy as np
@@ -61,3 +63,39 @@ def test_models_demo_runs_realism_augmentation_and_training_times(tmp_path):
         assert cells.n_obs == 500 and (cells.obs["cluster"].astype(str) == str(target)).all()
         assert (results / f"augmentation/pbmc68k_demo/{model}/frac0.1_seed0/tsne_target.png").stat().st_size > 10_000
     assert (results / "augmentation/pbmc68k_demo/figures/f1_vs_fraction.png").stat().st_size > 10_000
+
+
+PILOT_MODELS = """
+experiments: [pilot]
+pilot:
+  datasets: [pbmc68k_demo]
+  models: [scdbm, scvi_prior, scvi_posterior, noise]
+  pilot_sizes: [96, 192]
+  seeds: [0]
+  replicates_per_job: 2
+"""
+
+
+@pytest.mark.slow
+def test_pilot_with_scdbm_and_scvi_models(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    snakemake(wf, "--cores", "2", *configfile_args(wf, PILOT_MODELS), check=True, timeout=1500)
+    results = wf / "results/pilot/pbmc68k_demo"
+    table = pd.read_csv(results / "replicates.tsv", sep="\t")
+    assert set(table["model"]) == {"scdbm", "scvi_prior", "scvi_posterior", "noise"}
+    assert len(table) == 4 * 2 and (table["n_synthetic"] == 700).all()
+    assert table[["dbi_synthetic", "ari", "count_difference", "mad_median"]].notna().all().all()
+    by_model = table.groupby("model")["mad_zero_fraction"].mean()
+    # The noise baseline adds Poisson noise to every entry and loses the zeros; the models keep them.
+    for model in ("scdbm", "scvi_prior", "scvi_posterior"):
+        assert by_model[model] < 0.5 * by_model["noise"], by_model
+    zeros = pd.read_csv(results / "zero_inflation.tsv", sep="\t")
+    for model in ("scdbm", "scvi_prior", "scvi_posterior"):
+        runs = zeros[zeros["model"] == model].set_index("training_set")["zero_fraction_synthetic"]
+        assert runs["pilot_with_added_zeros"] > runs["pilot"], (model, runs)  # added zeros are not imputed away
+    overhead = json.loads((results / "job_overhead.json").read_text())
+    assert overhead["jobs"] == 4 and 0 < overhead["overhead_fraction"] < 1
+    example = ad.read_h5ad(results / "scvi_posterior/batch0_example.h5ad")
+    assert example.uns["pilot"]["pilot_size"] == 192 and example.obsm["X_umap"].shape == (700, 2)
+    table1 = pd.read_csv(results / "count_difference.tsv", sep="\t")
+    assert list(table1.columns) == ["model", "mean_96", "mean_192", "sd_96", "sd_192"]

@@ -39,6 +39,12 @@ def time_to_quality(history: pd.DataFrame, level: float, column: str = QUALITY_C
     return float(row["step"]), float(row["time_s"])
 
 
+def _last_logged(history: pd.DataFrame, column: str) -> float:
+    # Models that optimise nothing (the upsample/noise controls) log no time: their row reads nan.
+    values = history[column].dropna() if column in history else ()
+    return float(values.iloc[-1]) if len(values) else float("nan")
+
+
 def training_time_table(
     histories: Mapping[str, pd.DataFrame],
     *,
@@ -47,15 +53,15 @@ def training_time_table(
 ) -> pd.DataFrame:
     """One row per run (key of ``histories``): steps, training-loop time, time and steps to the common quality.
 
+    Runs without a logged ``time_s`` (models that are not trained) keep their row with ``nan`` times.
+
     ``wall_seconds``: the job's wall time per run (Snakemake benchmark, start-up included), reported beside the
     loop time. ``relative_time_to_quality`` divides by the fastest run's time to quality (1 = fastest).
     """
     level = common_quality_level(histories, column)
     rows = []
     for run, history in histories.items():
-        trained = history.dropna(subset=["step"])
-        steps = float(trained["step"].iloc[-1]) if len(trained) else float("nan")
-        loop_s = float(trained["time_s"].iloc[-1]) if len(trained) else float("nan")
+        steps, loop_s = _last_logged(history, "step"), _last_logged(history, "time_s")
         step_q, time_q = time_to_quality(history, level, column)
         best = history[column].min() if column in history else float("nan")
         rows.append({

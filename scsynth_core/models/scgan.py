@@ -97,6 +97,7 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.monitors import lsn_statistics, monitor_cells, monitor_metrics, n_top_genes
 from scsynth_core.models.training import (
     Checkpointer,
     TrainLog,
@@ -118,11 +119,20 @@ ADAM_EPS = 1e-8
 _TRUNC_FACTOR = 1.3
 
 CRITIC_HEADS = ("unconditional", "projection", "projection_only")
+#: Hidden-layer activations (scGAN: ReLU everywhere; MichiGAN also uses leaky ReLU).
+ACTIVATIONS = ("relu", "leaky_relu")
+#: TF's default ``tf.nn.leaky_relu`` slope (MichiGAN's networks).
+LEAKY_SLOPE = 0.2
+#: Generator output layers: ReLU + LSN (scGAN), ReLU only, or linear (clamped at 0 when generating).
+GENERATOR_OUTPUTS = ("lsn", "relu", "linear")
+#: How a code-conditioned critic projects a real-valued code ``c`` onto its last hidden layer ``h``:
+#: ``<c, h>`` (widths[-1] == code dims, MichiGAN's reference) or ``<c, V h>`` with a learned ``V``.
+CODE_PROJECTIONS = ("identity", "learned")
+GP_INTERPOLATIONS = ("per_cell", "per_batch")
 CRITIC_FAKE_LABELS = ("real_batch", "reference")
 
 #: History columns (``train_log.tsv``), besides ``step`` and ``time_s`` added by :class:`TrainLog`.
 LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty", "lr")
-MONITOR_COLUMNS = ("monitor_mean_distance", "monitor_sparsity_difference", "monitor_hvg_overlap")
 
 
 # ------------------------------------------------------------------------------------------------ initialisers
@@ -213,29 +223,61 @@ class ConditionalBatchNorm(nn.Module):
         return centered * torch.rsqrt(var + self.eps) * scale + shift
 
 
+def _activations(names, n_layers: int) -> tuple[str, ...]:
+    """One activation name per hidden layer (``None``: ReLU everywhere)."""
+    names = ("relu",) * n_layers if names is None else tuple(names)
+    if len(names) != n_layers or any(a not in ACTIVATIONS for a in names):
+        raise ConfigError(f"activations must be {n_layers} of {', '.join(ACTIVATIONS)}, got {list(names)}")
+    return names
+
+
+def _activate(x: torch.Tensor, name: str) -> torch.Tensor:
+    return F.relu(x) if name == "relu" else F.leaky_relu(x, LEAKY_SLOPE)
+
+
 class Generator(nn.Module):
-    """scGAN generator (cscGAN with ``n_classes > 0``): noise -> LSN-normalised cells (n x genes)."""
+    """scGAN generator (cscGAN with ``n_classes > 0``): noise -> LSN-normalised cells (n x genes).
+
+    Hidden layers: Linear (no bias, Glorot) -> (conditional) batch normalisation -> activation -> dropout.
+    The defaults are scGAN's; other GANs (MichiGAN, :mod:`scsynth_core.models.michigan`) and decoders choose
+    per-layer ``activations`` (``"relu"``/``"leaky_relu"``), ``dropout`` (active in training mode only), the
+    ``output`` layer (``"lsn"``: ReLU + LSN; ``"relu"``; ``"linear"``), the output initialisation and the batch
+    norm momentum/eps. Conditioning on a real-valued code is done by the caller, by concatenating it to ``z``.
+    """
 
     def __init__(self, n_genes: int, *, latent_dim: int = 128, widths=(256, 512, 1024), n_classes: int = 0,
-                 lsn_target: float = LSN_TARGET) -> None:
+                 lsn_target: float = LSN_TARGET, activations=None, dropout: float = 0.0, output: str = "lsn",
+                 output_init: str = "fan_avg", bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> None:
         super().__init__()
+        if output not in GENERATOR_OUTPUTS:
+            raise ConfigError(f"generator output must be one of {', '.join(GENERATOR_OUTPUTS)}, got '{output}'")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
         self.n_genes, self.latent_dim, self.n_classes = int(n_genes), int(latent_dim), int(n_classes)
         self.lsn_target = float(lsn_target)
+        self.activations = _activations(activations, len(widths))
+        self.dropout, self.output_activation = float(dropout), output
         sizes = [self.latent_dim, *map(int, widths)]
         self.linears = nn.ModuleList(_linear(a, b, init="glorot", bias=False) for a, b in zip(sizes, sizes[1:]))
-        self.norms = nn.ModuleList(ConditionalBatchNorm(b, self.n_classes) for b in sizes[1:])
-        self.output = _linear(sizes[-1], self.n_genes, init="fan_avg")
+        self.norms = nn.ModuleList(ConditionalBatchNorm(b, self.n_classes, momentum=bn_momentum, eps=bn_eps)
+                                   for b in sizes[1:])
+        self.output = _linear(sizes[-1], self.n_genes, init=output_init)
 
     def hidden(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The last hidden layer (n x 1024)."""
         h = z
-        for linear, norm in zip(self.linears, self.norms):
-            h = F.relu(norm(linear(h), labels))
+        for linear, norm, activation in zip(self.linears, self.norms, self.activations):
+            h = _activate(norm(linear(h), labels), activation)
+            if self.dropout:
+                h = F.dropout(h, self.dropout, self.training)
         return h
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = F.relu(self.output(self.hidden(z, labels)))
-        return lsn(x, target_sum=self.lsn_target)
+        x = self.output(self.hidden(z, labels))
+        if self.output_activation == "linear":
+            return x
+        x = F.relu(x)
+        return lsn(x, target_sum=self.lsn_target) if self.output_activation == "lsn" else x
 
 
 class _ReLU(torch.autograd.Function):
@@ -261,21 +303,43 @@ class _ReLU(torch.autograd.Function):
 
 
 class Critic(nn.Module):
-    """WGAN critic on LSN cells; conditional heads as in the module docstring."""
+    """WGAN critic on LSN cells; conditional heads as in the module docstring.
+
+    ``code_dim > 0`` conditions on a real-valued code ``c`` (n x code_dim, passed as ``labels``) instead of a
+    class: head ``"projection"`` only, ``D(x, c) = psi(h) + <c, h>`` (``code_projection="identity"``, needs
+    ``widths[-1] == code_dim``) or ``psi(h) + <c, V h>`` (``"learned"``, Miyato & Koyama 2018 with a linear
+    embedding ``V``). ``activations`` (per hidden layer, default ReLU) and ``init`` (``"fan_avg"`` or
+    ``"glorot"``, hidden layers) default to scGAN's choices.
+    """
 
     def __init__(self, n_genes: int, *, widths=(1024, 512, 256), n_classes: int = 0,
-                 head: str = "unconditional") -> None:
+                 head: str = "unconditional", code_dim: int = 0, code_projection: str = "identity",
+                 activations=None, init: str = "fan_avg") -> None:
         super().__init__()
         if head not in CRITIC_HEADS:
             raise ConfigError(f"critic_head must be one of {', '.join(CRITIC_HEADS)}, got '{head}'")
-        if (head == "unconditional") != (n_classes == 0):
-            raise ConfigError(f"critic head '{head}' does not fit n_classes={n_classes}")
-        self.head, self.n_classes = head, int(n_classes)
+        if n_classes and code_dim:
+            raise ConfigError("a critic is conditioned on classes or on a code, not both")
+        if (head == "unconditional") != (n_classes == 0 and code_dim == 0):
+            raise ConfigError(f"critic head '{head}' does not fit n_classes={n_classes}, code_dim={code_dim}")
+        if code_dim and head != "projection":
+            raise ConfigError(f"a code-conditioned critic needs the 'projection' head, got '{head}'")
+        if code_projection not in CODE_PROJECTIONS:
+            raise ConfigError(f"code_projection must be one of {', '.join(CODE_PROJECTIONS)}, got '{code_projection}'")
+        self.head, self.n_classes, self.code_dim = head, int(n_classes), int(code_dim)
+        self.activations = _activations(activations, len(widths))
         sizes = [int(n_genes), *map(int, widths)]
-        self.linears = nn.ModuleList(InputMajorLinear(a, b, init="fan_avg") for a, b in zip(sizes, sizes[1:]))
+        self.linears = nn.ModuleList(InputMajorLinear(a, b, init=init) for a, b in zip(sizes, sizes[1:]))
         width = sizes[-1]
+        self.code_matrix = None
+        if self.code_dim:
+            if code_projection == "identity" and width != self.code_dim:
+                raise ConfigError(f"identity code projection needs the last critic width ({width}) to equal the "
+                                  f"code dims ({self.code_dim})")
+            if code_projection == "learned":
+                self.code_matrix = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.code_dim, width)))
         self.output = _linear(width, 1, init="glorot") if head != "projection_only" else None
-        if head != "unconditional":
+        if self.n_classes:
             # TF xavier on the reference's [n_classes, width, 1] table: fan_in = width * n, fan_out = n.
             limit = math.sqrt(6.0 / ((width + 1) * self.n_classes))
             self.embedding = nn.Parameter(torch.empty(self.n_classes, width).uniform_(-limit, limit))
@@ -284,10 +348,15 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = x
-        for linear in self.linears:
-            h = _ReLU.apply(linear(h))
+        for linear, activation in zip(self.linears, self.activations):
+            h = _ReLU.apply(linear(h)) if activation == "relu" else F.leaky_relu(linear(h), LEAKY_SLOPE)
         out = self.output(h).squeeze(1) if self.output is not None else 0.0
-        if self.head != "unconditional":
+        if self.code_dim:
+            if labels is None:
+                raise ConfigError("a code-conditioned critic needs codes")
+            projected = labels if self.code_matrix is None else labels @ self.code_matrix
+            out = out + (projected * h).sum(dim=1)
+        elif self.head != "unconditional":
             if labels is None:
                 raise ConfigError("a conditional critic needs class labels")
             out = out + (h * self.embedding[labels]).sum(dim=1)
@@ -305,17 +374,22 @@ def gradient_penalty(critic: Critic, x_hat: torch.Tensor, labels: torch.Tensor |
 
 def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, *, gp_weight: float,
                 labels: torch.Tensor | None = None, fake_labels: torch.Tensor | None = None,
-                fake_for_penalty: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                fake_for_penalty: torch.Tensor | None = None,
+                interpolation: str = "per_cell") -> dict[str, torch.Tensor]:
     """WGAN-GP critic loss and its named terms (Gulrajani et al. 2017, as in Marouf 2020).
 
     ``loss = mean D(fake) - mean D(real) + gp_weight * penalty`` with the penalty at
     ``x_hat = real + u (fake_for_penalty - real)``, ``u ~ U(0, 1)`` per cell (torch's global generator), scored
     with the real labels. ``fake_for_penalty`` defaults to ``fake``; ``wasserstein`` is
     ``mean D(real) - mean D(fake)``. Real and fake cells go through the critic as one batch.
+    ``interpolation="per_batch"``: one ``u`` for the whole batch (MichiGAN's reference code), not per cell.
     """
+    if interpolation not in GP_INTERPOLATIONS:
+        raise ConfigError(f"interpolation must be one of {', '.join(GP_INTERPOLATIONS)}, got '{interpolation}'")
     n = real.shape[0]
     partner = fake if fake_for_penalty is None else fake_for_penalty
-    x_hat = torch.lerp(real, partner, torch.rand(n, 1, device=real.device, dtype=real.dtype))
+    rows = n if interpolation == "per_cell" else 1
+    x_hat = torch.lerp(real, partner, torch.rand(rows, 1, device=real.device, dtype=real.dtype))
     both_labels = None if labels is None else torch.cat([labels, labels if fake_labels is None else fake_labels])
     scores = critic(torch.cat([real, fake]), both_labels)
     wasserstein = scores[:n].mean() - scores[n:].mean()
@@ -357,7 +431,8 @@ def generate_csr(generator: Generator, z: torch.Tensor, labels: torch.Tensor | N
     cells at a time; the output layer (about 96% of the FLOPs at 18k genes) runs in blocks of rows: one fused
     ``addmm`` into a reused buffer (weight padded to a fast width, see :func:`_padded_width`), then a single
     pass finds the positive entries (the ReLU), and only those are gathered, summed per cell and LSN-scaled.
-    Equal to ``generator(z, labels)`` up to float rounding.
+    Equal to ``generator(z, labels)`` up to float rounding. Generators with a ``"relu"`` output skip the LSN
+    scaling; a ``"linear"`` output is clamped at 0 (generated expression is non-negative).
     """
     n, genes = z.shape[0], generator.n_genes
     device = z.device
@@ -380,8 +455,9 @@ def generate_csr(generator: Generator, z: torch.Tensor, labels: torch.Tensor | N
             flat = (y > 0).nonzero().squeeze(1)  # ReLU: only positive outputs survive
             row = torch.div(flat, width, rounding_mode="floor")
             values = y[flat]
-            totals = torch.zeros(m, device=device, dtype=values.dtype).index_add_(0, row, values)
-            values.mul_((generator.lsn_target / (totals + LSN_EPS))[row])
+            if generator.output_activation == "lsn":
+                totals = torch.zeros(m, device=device, dtype=values.dtype).index_add_(0, row, values)
+                values.mul_((generator.lsn_target / (totals + LSN_EPS))[row])
             data.append(values.cpu())
             indices.append((flat - row * width).to(torch.int32).cpu())
             counts.append(torch.bincount(row, minlength=m).cpu())
@@ -390,32 +466,6 @@ def generate_csr(generator: Generator, z: torch.Tensor, labels: torch.Tensor | N
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
     return sp.csr_matrix((torch.cat(data).numpy(), torch.cat(indices).numpy(), indptr), shape=(n, genes))
-
-
-# ------------------------------------------------------------------------------------------------- monitors
-def _lsn_stats(X: sp.csr_matrix, n_top: int) -> dict[str, Any]:
-    """Per-gene mean (LSN), mean per-cell zero fraction and the top-``n_top`` genes by variance of log1p(LSN)."""
-    X = sp.csr_matrix(X, dtype=np.float64)
-    n, genes = X.shape
-    logged = X.copy()
-    logged.data = np.log1p(logged.data)
-    mean_log = np.asarray(logged.mean(axis=0)).ravel()
-    var_log = np.asarray(logged.multiply(logged).mean(axis=0)).ravel() - mean_log**2
-    return {
-        "mean": np.asarray(X.mean(axis=0)).ravel(),
-        "sparsity": float(1.0 - X.getnnz(axis=1).mean() / genes),
-        "top": set(np.argsort(-var_log, kind="stable")[:n_top].tolist()),
-    }
-
-
-def monitor_metrics(real: dict[str, Any], generated: sp.csr_matrix, n_top: int) -> dict[str, float]:
-    """Marouf 2020 model-selection statistics of generated cells against precomputed real statistics."""
-    gen = _lsn_stats(generated, n_top)
-    return {
-        "monitor_mean_distance": float(np.linalg.norm(gen["mean"] - real["mean"])),
-        "monitor_sparsity_difference": float(abs(gen["sparsity"] - real["sparsity"])),
-        "monitor_hvg_overlap": len(gen["top"] & real["top"]) / n_top,
-    }
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -570,16 +620,9 @@ class ScGAN(GenerativeModel):
             codes = pd.Categorical(adata.obs[self.label_key].astype(str), categories=self.categories).codes
             codes = codes.astype(np.int64)
 
-        # Monitor cells: drawn once from the seed, independent of the training random stream.
-        monitor_rows = np.empty(0, dtype=np.int64)
-        train_rows = np.arange(n_cells)
-        if p["monitor_cells"] > 0:
-            size = min(p["monitor_cells"], n_cells // 10 if p["monitor_holdout"] else n_cells)
-            monitor_rows = np.sort(np.random.default_rng([seed, 1]).choice(n_cells, size, replace=False))
-            if p["monitor_holdout"] and size > 0:
-                train_rows = np.setdiff1d(train_rows, monitor_rows)
-        n_top = max(1, min(1000, n_genes // 2))
-        monitor_real = _lsn_stats(lsn(X[monitor_rows]), n_top) if len(monitor_rows) else None
+        monitor_rows, train_rows = monitor_cells(n_cells, p["monitor_cells"], seed=seed, holdout=p["monitor_holdout"])
+        n_top = n_top_genes(n_genes)
+        monitor_real = lsn_statistics(lsn(X[monitor_rows]), n_top) if len(monitor_rows) else None
 
         rng = seed_everything(seed)
         generator, critic = self._build(n_genes, n_classes, dev)

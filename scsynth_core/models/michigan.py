@@ -1,0 +1,504 @@
+"""WGAN-GP and MichiGAN of MichiGAN's comparison (Yu & Welch 2021, Genome Biology 22:158, Methods "Wasserstein
+GAN", "MichiGAN"; Gulrajani et al. 2017; Miyato & Koyama 2018).
+
+MichiGAN learns a disentangled code with a beta-TCVAE (:mod:`scsynth_core.models.vae`) and then trains a
+conditional Wasserstein GAN with gradient penalty on (cell, code) pairs, so that generated cells keep the code's
+meaning while looking as real as a GAN's. ``wgangp`` is the unconditional GAN of the same comparison. Both work in
+the ``log1p`` representation (``log(1 + x)`` of counts normalised to 20,000 per cell, per minibatch; see
+:mod:`scsynth_core.models.vae` for why) and generate non-negative values in that space.
+
+The networks, losses and sparse generation are scGAN's (:mod:`scsynth_core.models.scgan`: :class:`Generator`,
+:class:`Critic`, :func:`critic_loss`, :func:`generator_loss`, :func:`generate_csr`), configured as MichiGAN's
+reference (welch-lab/MichiGAN, ``FunctionProgramExamples/nets.py``, ``lib.py``, ``examples/*.py``):
+
+* Generator: input ``[noise, code]`` (118 + 10 = 128 for MichiGAN; 128-d noise for WGAN-GP) -> 256 -> 512 -> 1024
+  (Linear -> batch norm -> leaky ReLU (0.2), the last hidden layer ReLU, dropout 0.2 after each) -> Linear(genes).
+  Batch norm as TF's defaults (decay 0.99, eps 1e-3). The code enters by concatenation, as in the reference.
+* Critic: genes -> 1024 -> 512 -> 10 (leaky ReLU, leaky ReLU, ReLU) = ``h``; WGAN-GP: ``D(x) = psi(h)``;
+  MichiGAN, projection discriminator: ``D(x, c) = psi(h) + <c, h>`` (``code_projection="identity"``, default: the
+  reference, which is why the last critic layer is 10 wide = the code dims) or ``psi(h) + <c, V h>``
+  (``"learned"``: Miyato & Koyama's embedding ``V`` for a real-valued code). Glorot-uniform weights, zero biases.
+* Losses: ``L_D = mean D(fake, c) - mean D(real, c) + 10 * GP``, ``L_G = -mean D(fake, c)`` (the reference
+  flips both signs, the same game); the penalty uses the real cells' codes.
+* Training: 5 critic steps per generator step, each on a fresh minibatch of 32 real cells with their codes and
+  fresh noise; the generator step uses the codes of another minibatch. Adam lr 1e-4, betas (0.9, 0.999) for
+  both networks (the reference's "Adam_Prediction" optimiser applies its prediction step only to sparse
+  gradients, so its dense layers get plain Adam). An epoch is ``n // 32`` generator steps (the reference's loop);
+  ``epochs`` 1,000 (paper). Minibatches come from shuffled epochs of the cells (the reference draws random
+  contiguous windows of the shuffled matrix).
+* Codes (``codes``): ``"mean"`` (default; the reference's MichiGAN_mean): posterior means of the trained
+  beta-TCVAE, computed once; ``"sample"`` (MichiGAN_sample): a fresh draw ``mu + sigma eps`` for every minibatch.
+
+Departures from the reference code, on purpose (options reproduce it):
+
+* ``batchnorm_dropout``: ``"active"`` (default) trains the generator with batch statistics and dropout and
+  generates in evaluation mode (running statistics, no dropout). The reference's TF1 layers never get a
+  ``training`` flag, so its batch norm is an affine map with never-updated statistics and its dropout is off:
+  ``"inert"``. The critic has no batch norm here: the reference's is inert, i.e. a per-unit affine map that the
+  next Linear layer absorbs, and a real one would make each cell's gradient penalty depend on the other cells
+  of the batch (Gulrajani et al. 2017, Sec. 4, advise against it). Its L2 regulariser (scale 0.8) is declared but
+  never added to the loss in the reference, so there is none.
+* ``gp_interpolation``: ``"per_cell"`` (default; Gulrajani et al.: one ``u ~ U(0, 1)`` per cell) or
+  ``"per_batch"`` (the reference: one ``u`` per minibatch).
+* ``output_activation``: ``"relu"`` (default): the output layer is ReLU'd in training as in generation, so the
+  critic sees the non-negative values that are generated (``log1p`` data are >= 0 with many exact zeros);
+  ``"linear"``: the reference's unbounded output, clamped at 0 only when generating.
+* The critic's last hidden layer is 10 ReLU units (the reference). If all of them die the critic is constant and
+  training stalls (``wasserstein`` and ``gradient_penalty`` stay exactly 0 in the history): measured with the
+  paper-sized networks at lr 5e-4 on 500 cells, never at the paper's 1e-4, which the ``demo`` preset keeps.
+* WGAN-GP noise: 128-d (``noise_dim``), the width of MichiGAN's generator input, so the two GANs differ only in
+  the conditioning; the reference's WGAN-GP example script feeds 10-d noise (``noise_dim=10``).
+
+MichiGAN ``fit`` first obtains a beta-TCVAE: the one passed as ``fit(adata, vae=...)``, else the file
+``vae_path`` (a saved ``betatcvae``/``vae`` model), else it trains :class:`~scsynth_core.models.vae.BetaTCVAE`
+with the same preset, the overrides in ``vae`` (a dict, e.g. ``{"beta": 100}``) and the same seed
+(``latent_dim`` = ``code_dim``). With ``fit(checkpoint=path)`` the beta-TCVAE checkpoints to ``path + ".vae"``
+(kept: a resumed run finds the finished beta-TCVAE there) and the GAN to ``path``. ``max_steps`` caps the GAN's
+generator steps; the beta-TCVAE runs its own epochs. The history has a ``phase`` column (``vae`` rows first,
+then ``gan``; ``step`` counts each phase's own steps).
+
+Generation. ``sample(n)``: codes drawn from the aggregate posterior (training cells resampled with
+replacement; their posterior means, or with ``codes="sample"`` a posterior draw for each), fresh noise, the
+generator in evaluation mode, in chunks straight into CSR (noise, resampled rows and posterior draws come from
+separate streams of the seed, so the cells do not depend on the chunk size); ``obsm["X_codes"]`` holds the codes.
+``sample(n, codes=...)`` / :meth:`MichiGAN.generate_from_codes` generate from given codes (latent arithmetic,
+:func:`scsynth_core.metrics.latent.latent_arithmetic`); :meth:`MichiGAN.traverse` varies one code dim with the
+other dims and the noise held fixed. :meth:`MichiGAN.encode` gives the beta-TCVAE's codes of cells.
+
+Saved model files hold the generator, the training cells' posterior means and log-variances (the aggregate
+posterior) and the beta-TCVAE (its preset, hyperparameters and state, plain tensors) under ``state["vae"]``.
+Training checkpoints hold both GAN networks, both optimisers, random states and pending minibatches, and a digest
+of the codes (a checkpoint made with another beta-TCVAE is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from scsynth_core.errors import ConfigError
+from scsynth_core.models.base import GenerativeModel, get_model_class
+from scsynth_core.models.scgan import (
+    CODE_PROJECTIONS,
+    GP_INTERPOLATIONS,
+    Critic,
+    Generator,
+    _EpochBatches,
+    critic_loss,
+    generate_csr,
+    generator_loss,
+)
+from scsynth_core.models.training import (
+    Checkpointer,
+    TrainLog,
+    check_finite,
+    get_rng_state,
+    progress_bar,
+    resolve_device,
+    seed_everything,
+    set_rng_state,
+)
+from scsynth_core.models.vae import (
+    LAYER_MODES,
+    TF_BN_EPS,
+    TF_BN_MOMENTUM,
+    VAE,
+    BetaTCVAE,
+    CodeSampling,
+    check_choice,
+    check_genes,
+    check_number,
+    check_positive_int,
+    check_widths,
+    epoch_plan,
+    hidden_activations,
+    log1p_rows,
+)
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+OUTPUT_ACTIVATIONS = ("relu", "linear")
+CODE_MODES = ("mean", "sample")
+LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
+
+_GAN_PAPER: dict[str, Any] = {
+    "noise_dim": 128,
+    "generator_layers": [256, 512, 1024],
+    "critic_layers": [1024, 512, 10],
+    "dropout": 0.2,
+    "output_activation": "relu",
+    "batchnorm_dropout": "active",
+    "batch_size": 32,
+    "critic_iters": 5,
+    "gp_weight": 10.0,
+    "gp_interpolation": "per_cell",
+    "learning_rate": 1e-4,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "epochs": 1000,
+    "log_every": 100,
+    "checkpoint_every": 1000,
+}
+#: ~2,000 cells x 500 genes in a few minutes on 2 cores: 62 generator steps per epoch x 50 epochs. The paper's
+#: learning rate is kept: at 5e-4 the 10 ReLU units of the critic's last layer died within 250 steps (measured).
+_GAN_DEMO: dict[str, Any] = _GAN_PAPER | {"epochs": 50, "log_every": 20, "checkpoint_every": 500}
+_CODES: dict[str, Any] = {"noise_dim": 118, "code_dim": 10, "codes": "mean", "code_projection": "identity",
+                          "vae": {}, "vae_path": None}
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def merge_histories(phases: list[tuple[str, dict[str, list]]]) -> dict[str, list]:
+    """Concatenate per-phase histories (column dicts) with a ``phase`` column; missing cells are ``None``."""
+    out: dict[str, list] = {"phase": []}
+    n = 0
+    for phase, history in phases:
+        rows = len(history.get("step", []))
+        for key in history:
+            out.setdefault(key, [None] * n)
+        for key in out:
+            out[key].extend([phase] * rows if key == "phase" else history.get(key, [None] * rows))
+        n += rows
+    return out
+
+
+class WGANGP(GenerativeModel):
+    """Unconditional WGAN-GP of MichiGAN's comparison (module docstring).
+
+    Hyperparameters (``paper`` preset): ``noise_dim`` 128, ``generator_layers`` [256, 512, 1024],
+    ``critic_layers`` [1024, 512, 10], ``dropout`` 0.2, ``output_activation`` "relu" | "linear",
+    ``batchnorm_dropout`` "active" | "inert", ``batch_size`` 32, ``critic_iters`` 5, ``gp_weight`` 10,
+    ``gp_interpolation`` "per_cell" | "per_batch", ``learning_rate`` 1e-4, ``beta1`` 0.9, ``beta2`` 0.999,
+    ``epochs`` 1000 (generator steps = epochs x ``n // batch_size``; ``fit(max_steps=...)`` caps them),
+    ``log_every`` 100 and ``checkpoint_every`` 1000 generator steps. ``demo``: 50 epochs.
+    """
+
+    name = "wgangp"
+    representation = "log1p"
+    conditional = False
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_GAN_PAPER), "demo": dict(_GAN_DEMO)}
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        self._check_params()
+        self._generator: Generator | None = None
+        self._device = torch.device("cpu")
+
+    @property
+    def code_dim(self) -> int:
+        return int(self.params.get("code_dim", 0))
+
+    def _check_params(self) -> None:
+        p, name = self.params, self.name
+        for key in ("noise_dim", "batch_size", "critic_iters", "epochs", "log_every", "checkpoint_every"):
+            check_positive_int(name, p, key, minimum=2 if key == "batch_size" else 1)
+        for key in ("generator_layers", "critic_layers"):
+            check_widths(name, p, key)
+        check_number(name, p, "dropout", low=0.0, high=1.0, high_open=True)
+        for key in ("gp_weight", "learning_rate"):
+            check_number(name, p, key, low=0.0)
+        for key in ("beta1", "beta2"):
+            check_number(name, p, key, low=0.0, high=1.0, high_open=True)
+        check_choice(name, p, "output_activation", OUTPUT_ACTIVATIONS)
+        check_choice(name, p, "batchnorm_dropout", LAYER_MODES)
+        check_choice(name, p, "gp_interpolation", GP_INTERPOLATIONS)
+
+    # -- networks ---------------------------------------------------------------------------------------------
+    def _build_generator(self, n_genes: int, device: torch.device) -> Generator:
+        p = self.params
+        generator = Generator(n_genes, latent_dim=p["noise_dim"] + self.code_dim, widths=p["generator_layers"],
+                              activations=hidden_activations(len(p["generator_layers"])), dropout=p["dropout"],
+                              output=p["output_activation"], output_init="glorot", bn_momentum=TF_BN_MOMENTUM,
+                              bn_eps=TF_BN_EPS)
+        return generator.to(device)
+
+    def _build_critic(self, n_genes: int, device: torch.device) -> Critic:
+        p = self.params
+        critic = Critic(n_genes, widths=p["critic_layers"], head="projection" if self.code_dim else "unconditional",
+                        code_dim=self.code_dim, code_projection=p.get("code_projection", "identity"),
+                        activations=hidden_activations(len(p["critic_layers"])), init="glorot")
+        return critic.to(device)
+
+    def _optimizer(self, module: torch.nn.Module) -> torch.optim.Optimizer:
+        p = self.params
+        return torch.optim.Adam(module.parameters(), lr=p["learning_rate"], betas=(p["beta1"], p["beta2"]), eps=1e-8)
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
+        return self._train_gan(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
+                               checkpoint=checkpoint, codes=None)
+
+    def _train_gan(self, adata, *, seed, device, max_steps, progress, checkpoint,
+                   codes: tuple[np.ndarray, np.ndarray] | None) -> dict[str, list]:
+        """The WGAN-GP loop; ``codes`` = (posterior means, log-variances) of the cells for MichiGAN."""
+        p = self.params
+        dev = resolve_device(device)
+        X, per_epoch, total = epoch_plan(self, adata, max_steps)
+        n_cells, n_genes = X.shape
+        code_mu = code_sd = None
+        if codes is not None:
+            code_mu = torch.as_tensor(codes[0], dtype=torch.float32, device=dev)
+            code_sd = torch.exp(0.5 * torch.as_tensor(codes[1], dtype=torch.float32, device=dev))
+        sample_codes = p.get("codes") == "sample"
+
+        rng = seed_everything(seed)
+        generator, critic = self._build_generator(n_genes, dev), self._build_critic(n_genes, dev)
+        opt_g, opt_d = self._optimizer(generator), self._optimizer(critic)
+        batches = _EpochBatches(n_cells, p["batch_size"], rng)
+        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
+        identity = {"model": self.name, "shape": [n_cells, n_genes],
+                    "codes": None if codes is None else _digest(*codes)}
+        state = ckpt.load(identity=identity)
+        step, history = 0, None
+        if state is not None:
+            generator.load_state_dict(state["generator"])
+            critic.load_state_dict(state["critic"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            set_rng_state(rng, state["rng"])
+            batches.load(state["batches"])
+            step, history = int(state["step"]), state["history"]
+        log = TrainLog(history)
+        generator.train(p["batchnorm_dropout"] == "active")
+        critic.train()
+        generator_params, critic_params = list(generator.parameters()), list(critic.parameters())
+
+        def batch_codes(rows: np.ndarray) -> torch.Tensor | None:
+            if code_mu is None:
+                return None
+            index = torch.from_numpy(rows).to(dev)
+            mu = code_mu[index]
+            return mu + code_sd[index] * torch.randn_like(mu) if sample_codes else mu
+
+        def generate(code: torch.Tensor | None, n: int) -> torch.Tensor:
+            noise = torch.randn(n, p["noise_dim"], device=dev)
+            return generator(noise if code is None else torch.cat([noise, code], dim=1))
+
+        def critic_step() -> dict[str, torch.Tensor]:
+            rows = batches.next()
+            real, code = log1p_rows(X, rows, dev), batch_codes(rows)
+            with torch.no_grad():  # generator in training mode: batch statistics and dropout, as for its own step
+                fake = generate(code, len(rows))
+            terms = critic_loss(critic, real, fake, gp_weight=p["gp_weight"], labels=code,
+                                interpolation=p["gp_interpolation"])
+            opt_d.zero_grad(set_to_none=True)
+            terms["loss"].backward(inputs=critic_params)
+            opt_d.step()
+            return {"critic_loss": terms["loss"].detach(), "wasserstein": terms["wasserstein"].detach(),
+                    "gradient_penalty": terms["gradient_penalty"].detach()}
+
+        def generator_step() -> torch.Tensor:
+            if code_mu is None:
+                code, n = None, p["batch_size"]
+            else:  # the codes of another minibatch of cells
+                rows = batches.next()
+                code, n = batch_codes(rows), len(rows)
+            loss = generator_loss(critic, generate(code, n), code)
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward(inputs=generator_params)
+            opt_g.step()
+            return loss.detach()
+
+        bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
+        try:
+            while step < total:
+                for _ in range(p["critic_iters"]):
+                    critic_terms = critic_step()
+                values = {**critic_terms, "generator_loss": generator_step()}
+                step += 1
+                losses = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
+                check_finite(losses, step=step, model=self.name)
+                if step % p["log_every"] == 0 or step == total:
+                    log.append(step, epoch=(step - 1) // per_epoch + 1, **{k: losses[k] for k in LOSS_COLUMNS})
+                    bar.set_postfix(critic=f"{losses['critic_loss']:.3g}", gen=f"{losses['generator_loss']:.3g}",
+                                    refresh=False)
+                bar.update(1)
+                if ckpt.due(step) or (step == total and ckpt.path is not None):
+                    ckpt.save(identity | {
+                        "step": step,
+                        "generator": generator.state_dict(),
+                        "critic": critic.state_dict(),
+                        "opt_g": opt_g.state_dict(),
+                        "opt_d": opt_d.state_dict(),
+                        "rng": get_rng_state(rng),
+                        "batches": batches.state(),
+                        "history": log.history,
+                    })
+        finally:
+            bar.close()
+        self._generator, self._device = generator.eval(), dev
+        return log.history
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if self._generator is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() first")
+
+    def _start_sampling(self, seed: int) -> None:
+        # Independent streams for noise, resampled rows and posterior draws: the cells of a seed do not depend
+        # on how ``sample`` splits them into chunks.
+        self._streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
+
+    def _noise(self, n: int) -> torch.Tensor:
+        noise = self._streams[0].standard_normal((n, self.params["noise_dim"]), dtype=np.float32)
+        return torch.from_numpy(noise).to(self._device)
+
+    def _sample_chunk(self, n, labels, rng):
+        self._require_fitted()
+        return generate_csr(self._generator, self._noise(n))
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        self._require_fitted()
+        return {"generator": {k: v.detach().cpu() for k, v in self._generator.state_dict().items()},
+                "n_genes": self._generator.n_genes}
+
+    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
+        dev = resolve_device(device)
+        generator = self._build_generator(int(state["n_genes"]), dev)
+        generator.load_state_dict(state["generator"])
+        self._generator, self._device = generator.eval(), dev
+
+
+class MichiGAN(CodeSampling, WGANGP):
+    """MichiGAN: beta-TCVAE codes + a code-conditioned WGAN-GP with a projection critic (module docstring).
+
+    Hyperparameters: WGAN-GP's (``noise_dim`` 118) plus ``code_dim`` 10, ``codes`` "mean" | "sample",
+    ``code_projection`` "identity" | "learned", ``vae`` (dict of overrides for the inner ``betatcvae``, which uses
+    this model's preset) and ``vae_path`` (a saved beta-TCVAE to use instead of training one).
+    """
+
+    name = "michigan"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _GAN_PAPER | _CODES, "demo": _GAN_DEMO | _CODES}
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        self._vae: VAE | None = None
+        self._code_mu: np.ndarray | None = None
+        self._code_logvar: np.ndarray | None = None
+        self._given_vae: VAE | None = None
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        p, name = self.params, self.name
+        check_positive_int(name, p, "code_dim")
+        check_choice(name, p, "codes", CODE_MODES)
+        check_choice(name, p, "code_projection", CODE_PROJECTIONS)
+        if p["code_projection"] == "identity" and p["critic_layers"][-1] != p["code_dim"]:
+            raise ConfigError(f"model '{name}': code_projection 'identity' needs the last critic layer "
+                              f"({p['critic_layers'][-1]}) to be code_dim ({p['code_dim']}) wide")
+        if not isinstance(p["vae"], dict):
+            raise ConfigError(f"model '{name}': vae must be a mapping of beta-TCVAE hyperparameters, got {p['vae']!r}")
+        if p["vae"].get("latent_dim", p["code_dim"]) != p["code_dim"]:
+            raise ConfigError(f"model '{name}': vae latent_dim must equal code_dim ({p['code_dim']})")
+        if p["vae_path"] is not None and not isinstance(p["vae_path"], (str, Path)):
+            raise ConfigError(f"model '{name}': vae_path must be a file path or null, got {p['vae_path']!r}")
+        if p["vae_path"] is not None:
+            p["vae_path"] = str(p["vae_path"])
+        self._inner_vae()  # unknown or invalid beta-TCVAE hyperparameters fail now, not after training starts
+
+    def _inner_vae(self) -> BetaTCVAE:
+        return BetaTCVAE(self.preset, **(self.params["vae"] | {"latent_dim": self.code_dim}))
+
+    @property
+    def vae(self) -> VAE:
+        """The beta-TCVAE whose codes condition the generator."""
+        if self._vae is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() first")
+        return self._vae
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def fit(self, adata: ad.AnnData, *, vae: VAE | None = None, **kwargs) -> dict[str, list]:
+        """Train (see :meth:`GenerativeModel.fit`); ``vae``: a fitted beta-TCVAE on the same genes to take the
+        codes from instead of training one."""
+        self._given_vae = vae
+        try:
+            return super().fit(adata, **kwargs)
+        finally:
+            self._given_vae = None
+
+    def _check_vae(self, vae, adata, where: str) -> VAE:
+        if not isinstance(vae, VAE):
+            raise ConfigError(f"model '{self.name}': {where} is a '{getattr(vae, 'name', type(vae).__name__)}' "
+                              "model, not a vae/betatcvae")
+        if vae.code_dim != self.code_dim:
+            raise ConfigError(f"model '{self.name}': {where} has {vae.code_dim} latent dims, "
+                              f"code_dim is {self.code_dim}")
+        check_genes(vae, adata)
+        return vae
+
+    def _obtain_vae(self, adata, *, seed, device, progress, checkpoint) -> tuple[VAE, dict[str, list] | None]:
+        if self._given_vae is not None:
+            return self._check_vae(self._given_vae, adata, "the given vae"), None
+        if self.params["vae_path"] is not None:
+            from scsynth_core.models.base import load_model
+
+            return self._check_vae(load_model(self.params["vae_path"], device=device), adata,
+                                   f"vae_path {self.params['vae_path']}"), None
+        vae = self._inner_vae()
+        history = vae.fit(adata, seed=seed, device=device, progress=progress,
+                          checkpoint=None if checkpoint is None else f"{checkpoint}.vae")
+        return vae, history
+
+    def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
+        vae, vae_history = self._obtain_vae(adata, seed=seed, device=device, progress=progress, checkpoint=checkpoint)
+        mu, logvar = vae.posterior(adata)
+        gan_history = self._train_gan(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
+                                      checkpoint=checkpoint, codes=(mu, logvar))
+        self._vae, self._code_mu, self._code_logvar = vae, mu, logvar
+        phases = ([("vae", vae_history)] if vae_history is not None else []) + [("gan", gan_history)]
+        return merge_histories(phases)
+
+    # -- codes and generation ---------------------------------------------------------------------------------
+    def encode(self, adata: ad.AnnData, *, sample: bool = False, seed: int = 0) -> np.ndarray:
+        """The beta-TCVAE's codes of cells (raw counts, training genes): posterior means or samples."""
+        return self.vae.encode(adata, sample=sample, seed=seed)
+
+    def _code_centre(self) -> np.ndarray:
+        return self._code_mu.mean(axis=0).astype(np.float32)  # the aggregate posterior's mean
+
+    def _draw_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Codes from the aggregate posterior: training cells resampled, their mean or a posterior draw."""
+        self._require_fitted()
+        rows = self._streams[1].integers(0, self._code_mu.shape[0], size=n)
+        codes = self._code_mu[rows]
+        if self.params["codes"] == "sample":
+            codes = codes + np.exp(0.5 * self._code_logvar[rows]) * self._streams[2].standard_normal(codes.shape)
+        return codes.astype(np.float32)
+
+    def _decode(self, codes: np.ndarray, rng: np.random.Generator, shared: bool):
+        self._require_fitted()
+        n = codes.shape[0]
+        noise = self._noise(1 if shared else n).expand(n, -1)
+        z = torch.cat([noise, torch.from_numpy(np.ascontiguousarray(codes)).to(self._device)], dim=1)
+        return generate_csr(self._generator, z)
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        vae = self.vae
+        return super()._get_state() | {
+            "code_mean": torch.from_numpy(self._code_mu),
+            "code_logvar": torch.from_numpy(self._code_logvar),
+            "vae": {"model": vae.name, "preset": vae.preset, "params": dict(vae.params), "n_train": vae.n_train,
+                    "seed": vae.seed, "state": vae._get_state()},
+        }
+
+    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
+        super()._set_state(state, device=device)
+        inner = state["vae"]
+        vae = get_model_class(inner["model"])(inner["preset"], **inner["params"])
+        vae.var_names, vae.n_train, vae.seed = self.var_names, inner["n_train"], inner["seed"]
+        vae._set_state(inner["state"], device=device)
+        self._vae = vae
+        self._code_mu = state["code_mean"].numpy()
+        self._code_logvar = state["code_logvar"].numpy()
