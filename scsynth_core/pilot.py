@@ -189,9 +189,10 @@ def summarise(
 
 def count_difference_table(replicates):
     """Treppner 2021 Table 1: the per-cluster cell-count difference (summed over clusters) by model and pilot
-    size, mean and sd over seeds (columns ``mean_<size>``, ``sd_<size>``)."""
+    size, mean and sd over seeds (columns ``mean_<size>``, ``sd_<size>``; sd is empty with one seed)."""
+    # dropna=False keeps the all-nan sd columns of a one-seed run: the table has the same columns for any run.
     wide = replicates.pivot_table(index="model", columns="pilot_size", values="count_difference",
-                                  aggfunc=["mean", "std"])
+                                  aggfunc=["mean", "std"], dropna=False)
     wide.columns = [f"{'sd' if stat == 'std' else stat}_{size}" for stat, size in wide.columns]
     return wide.reset_index().round(1)
 

@@ -99,6 +99,15 @@ def test_count_difference_table_means_and_sds_by_size():
     out = count_difference_table(table).set_index("model")
     assert out.loc["a", "mean_384"] == 15.0 and out.loc["a", "sd_384"] == pytest.approx(7.1, abs=0.05)
     assert out.loc["a", "mean_768"] == 5.0 and out.loc["b", "mean_384"] == 7.0
+    assert list(out.columns) == ["mean_384", "mean_768", "sd_384", "sd_768"]
+
+
+def test_count_difference_table_keeps_sd_columns_with_one_seed():
+    table = pd.DataFrame({"model": ["a", "a"], "pilot_size": [96, 192], "seed": [0, 0],
+                          "count_difference": [3.0, 4.0]})
+    out = count_difference_table(table)
+    assert list(out.columns) == ["model", "mean_96", "mean_192", "sd_96", "sd_192"]
+    assert out[["sd_96", "sd_192"]].isna().all().all()
 
 
 def test_gene_marginal_figure_picks_genes_from_high_to_low_expression(three_clusters):
