@@ -22,6 +22,7 @@ include: "rules/generate.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/pilot.smk"
+include: "rules/disentanglement.smk"
 
 
 rule all:

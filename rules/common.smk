@@ -32,6 +32,8 @@ wildcard_constraints:
     fraction=r"0?\.\d+|1(\.0)?",
     replicate=r"seed\d+|frac(0?\.\d+|1(\.0)?)_seed\d+",
     batch=r"\d+",
+    simulation="linear|nonlinear",
+    dim=r"\d+",
 
 
 # One run = one model trained and sampled for one replicate of one experiment: realism replicates are
@@ -181,6 +183,41 @@ def pilot_targets():
     return targets
 
 
+def disentanglement_runs(filename):
+    """``{simulation: [path, ...]}`` of ``filename`` for every model, latent dimension and seed."""
+    section = config["disentanglement"]
+    return {
+        simulation: [
+            f"results/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}/{filename}"
+            for model in section["models"]
+            for dim in section["latent_dims"]
+            for seed in section["seeds"]
+        ]
+        for simulation in section["simulations"]
+    }
+
+
+def disentanglement_examples(simulation):
+    """``{model: codes}`` of the run shown in the UMAPs: first latent-dimension setting, first seed."""
+    section = config["disentanglement"]
+    run = f"dim{section['latent_dims'][0]}_seed{section['seeds'][0]}"
+    return {m: f"results/disentanglement/{simulation}/{m}/{run}/latents.npy" for m in section["models"]}
+
+
+def disentanglement_targets():
+    section = config["disentanglement"]
+    targets = ["results/disentanglement/runs.tsv", "results/disentanglement/scores.tsv"]
+    for simulation in section["simulations"]:
+        targets.append(f"results/disentanglement/figures/{simulation}_scores.png")
+        targets += [f"results/disentanglement/figures/{simulation}_umap_{m}.png" for m in section["models"]]
+    return targets
+
+
 def all_targets():
-    builders = {"realism": realism_targets, "augmentation": augmentation_targets, "pilot": pilot_targets}
+    builders = {
+        "realism": realism_targets,
+        "augmentation": augmentation_targets,
+        "pilot": pilot_targets,
+        "disentanglement": disentanglement_targets,
+    }
     return [target for experiment in EXPERIMENTS for target in builders[experiment]()]

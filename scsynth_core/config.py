@@ -53,6 +53,13 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                     f"config: pilot.models: model '{model}' generates {get_model_class(model).representation} "
                     "values; the pilot experiment compares count matrices"
                 )
+    if "disentanglement" in config.get("experiments", []):
+        for model in config["disentanglement"]["models"]:
+            if model in known and getattr(get_model_class(model), "latent_param", None) is None:
+                raise ConfigError(
+                    f"config: disentanglement.models: model '{model}' has no latent representation to score "
+                    "(models with one: pca, vae, betatcvae)"
+                )
     for model in config.get("models", {}):
         if model not in known:
             raise ConfigError(f"config: models: unknown model '{model}' (available: {', '.join(known)})")

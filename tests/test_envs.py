@@ -44,6 +44,7 @@ RULE_ENVS = {
     "generate_cells": "models",
     "pilot_replicates": "models",
     "pilot_zero_inflation": "models",
+    "disentanglement_run": "models",
 }
 DEFAULT_ENV = "analysis"
 

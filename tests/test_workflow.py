@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -76,6 +77,10 @@ def test_every_experiment_config_dry_runs_with_one_training_per_model_and_replic
             batches = -(-grid // section["replicates_per_job"])
             assert stats["pilot_replicates"] == len(section["datasets"]) * len(section["models"]) * batches
             continue
+        if name == "disentanglement":  # trained and scored inside disentanglement_run jobs, one run each
+            runs = [len(section[key]) for key in ("simulations", "models", "latent_dims", "seeds")]
+            assert stats["disentanglement_run"] == math.prod(runs), stats
+            continue
         replicates = len(section["seeds"]) * len(section.get("fractions", [None]))
         expected += len(section["datasets"]) * len(section["models"]) * replicates
     assert stats.get("train_model", 0) == expected, stats
@@ -102,6 +107,9 @@ def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
         ("experiments: [realism]\nunknown_key: 1", "Additional properties are not allowed"),
         ("augmentation: {datasets: [pbmc68k_demo], models: [noise]}", "'noise' is not conditional"),
         ("augmentation: {datasets: [pbmc68k_demo], models: [upsample], fractions: [0.5, 2]}", "2 is greater than"),
+        ("experiments: [disentanglement]\ndisentanglement: {models: [noise]}", "'noise' has no latent representation"),
+        ("experiments: [disentanglement]\ndisentanglement: {models: [pca], simulations: [curved]}",
+         "'curved' is not one of"),
     ],
 )
 def test_bad_config_fails_before_any_job(wf, override, message):

@@ -99,3 +99,35 @@ def test_pilot_with_scdbm_and_scvi_models(tmp_path):
     assert example.uns["pilot"]["pilot_size"] == 192 and example.obsm["X_umap"].shape == (700, 2)
     table1 = pd.read_csv(results / "count_difference.tsv", sep="\t")
     assert list(table1.columns) == ["model", "mean_96", "mean_192", "sd_96", "sd_192"]
+
+
+DISENTANGLEMENT = """
+experiments: [disentanglement]
+disentanglement:
+  simulations: [nonlinear]
+  models: [pca, betatcvae]
+  latent_dims: [4]
+  seeds: [0]
+  n_cells: 400
+  n_genes: 100
+  umap_neighbors: 15
+models: {betatcvae: {max_steps: 60}}
+"""
+
+
+@pytest.mark.slow
+def test_disentanglement_experiment_scores_and_draws_each_representation(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    snakemake(wf, "--cores", "2", *configfile_args(wf, DISENTANGLEMENT), check=True, timeout=900)
+    results = wf / "results/disentanglement"
+    simulated = ad.read_h5ad(results / "nonlinear/simulated.h5ad")
+    assert simulated.shape == (400, 100) and {"batch", "path", "step", "library_size"} <= set(simulated.obs)
+    runs = pd.read_csv(results / "runs.tsv", sep="\t")
+    assert sorted(runs["model"]) == ["betatcvae", "pca"] and (runs["latent_dim"] == 4).all()
+    assert runs[["mig", "mig_balanced", "factorvae", "correlation_gap"]].apply(lambda c: c.between(0, 1)).all().all()
+    codes = np.load(results / "nonlinear/pca/dim4_seed0/latents.npy")
+    assert codes.shape == (400, 4)
+    assert len(pd.read_csv(results / "scores.tsv", sep="\t")) == 2
+    for name in ("nonlinear_scores", "nonlinear_umap_pca", "nonlinear_umap_betatcvae"):
+        assert (results / f"figures/{name}.png").stat().st_size > 10_000
+    assert (wf / "logs/disentanglement/nonlinear/betatcvae/dim4_seed0/run.log").exists()

@@ -198,6 +198,8 @@ class PPCAModel(GenerativeModel):
     name = "pca"
     representation = "log1p"
     conditional = False
+    #: The hyperparameter holding the number of latent dimensions (the disentanglement experiment sets it).
+    latent_param = "n_latent"
     presets = {"paper": {"n_latent": 10, "clip_at_zero": False}, "demo": {"n_latent": 10, "clip_at_zero": False}}
 
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:

@@ -1,6 +1,7 @@
 """Bar charts comparing models on scalar metrics: disentanglement scores per latent dimension or factor
 (MichiGAN, Yu & Welch 2021, Fig. 1 and 4) and the realism leaderboard of the report (small multiples, one per
-metric: RF AUC, MMD, correlation discrepancy, ...).
+metric: RF AUC, MMD, correlation discrepancy, ...), and UMAPs of a representation coloured by factor and by
+latent dimension (MichiGAN Fig. 1).
 """
 
 from __future__ import annotations
@@ -144,4 +145,48 @@ def plot_leaderboard(
         ax.set_title(metric_label(metric))
     for ax in flat[len(metrics) :]:
         ax.remove()
+    return finish(fig, title)
+
+
+@styled
+def plot_latent_umap(coords: np.ndarray, factors: pd.DataFrame, latents: np.ndarray, *, title: str = "",
+                     point_size: float = 3.0) -> Figure:
+    """UMAP of a representation coloured by each ground-truth factor, then by each latent dimension (MichiGAN
+    Fig. 1b-c: a disentangled code has one dimension per factor).
+
+    ``coords``: cells x 2; ``factors``: one column per factor (discrete factors with at most 20 levels get one
+    colour per level and a legend, others a continuous scale); ``latents``: cells x dims. One panel per factor and
+    per dimension, five per row.
+    """
+    from scsynth_core.plots._style import CONTINUOUS_CMAP, categorical_colors
+
+    coords, latents = np.asarray(coords), np.asarray(latents)
+    if coords.shape != (len(factors), 2) or latents.shape[0] != len(factors):
+        raise ValueError(f"plot_latent_umap: coords {coords.shape}, factors {len(factors)} rows and latents "
+                         f"{latents.shape} must describe the same cells")
+    panels = [(str(name), factors[name]) for name in factors.columns]
+    panels += [(f"z{j}", pd.Series(latents[:, j])) for j in range(latents.shape[1])]
+    ncols = min(5, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(nrows, ncols, panel_size=(2.6, 2.5))
+    for ax, (name, values) in zip(axes.ravel(), panels):
+        levels = pd.unique(values)
+        if not name.startswith("z") and (len(levels) <= 20 or not pd.api.types.is_numeric_dtype(values)):
+            levels = sorted(levels, key=str)
+            colors = categorical_colors(len(levels))
+            for level, color in zip(levels, colors):
+                mask = (values == level).to_numpy()
+                ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, color=color, label=str(level),
+                           linewidths=0, rasterized=True)
+            if len(levels) <= 6:
+                ax.legend(frameon=False, fontsize="x-small", markerscale=2, loc="best")
+        else:
+            order = np.argsort(values.to_numpy(float))
+            ax.scatter(coords[order, 0], coords[order, 1], c=values.to_numpy(float)[order], s=point_size,
+                       cmap=CONTINUOUS_CMAP, linewidths=0, rasterized=True)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
     return finish(fig, title)

@@ -1,0 +1,106 @@
+# The disentanglement experiment (Yu & Welch 2021, MichiGAN Fig. 1, Tables 1-4): Splatter simulations with known
+# factors, encoded by PCA / VAE / beta-TCVAE at each latent dimension and seed, scored against the factors.
+
+DIS = "results/disentanglement"
+DIS_RUN = "results/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
+DIS_LOGS = "logs/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
+
+
+rule simulate_splatter:
+    output:
+        os.path.join(DIS, "{simulation}/simulated.h5ad"),
+    params:
+        section=config.get("disentanglement", {}),
+    log:
+        "logs/disentanglement/{simulation}/simulate.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/simulate_splatter.py"
+
+
+rule disentanglement_run:
+    input:
+        os.path.join(DIS, "{simulation}/simulated.h5ad"),
+    output:
+        metrics=os.path.join(DIS_RUN, "metrics.json"),
+        latents=os.path.join(DIS_RUN, "latents.npy"),
+        train_log=os.path.join(DIS_RUN, "train_log.tsv"),
+    params:
+        settings=train_settings,
+        device=config["device"],
+    log:
+        os.path.join(DIS_LOGS, "run.log"),
+    benchmark:
+        os.path.join(DIS_RUN, "benchmark.tsv")
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/models.yaml"
+    script:
+        "../workflow_scripts/disentanglement_run.py"
+
+
+rule disentanglement_summary:
+    input:
+        lambda w: [path for paths in disentanglement_runs("metrics.json").values() for path in paths],
+    output:
+        runs=report(
+            os.path.join(DIS, "runs.tsv"),
+            caption="../report/disentanglement_runs.rst",
+            category="Disentanglement",
+            labels={"table": "every run"},
+        ),
+        table=report(
+            os.path.join(DIS, "scores.tsv"),
+            caption="../report/disentanglement_scores.rst",
+            category="Disentanglement",
+            labels={"table": "Tables 1-4: MIG, FactorVAE, correlation gap"},
+        ),
+    params:
+        inputs=lambda w: disentanglement_runs("metrics.json"),
+    log:
+        "logs/disentanglement/summary.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/disentanglement_summary.py"
+
+
+rule disentanglement_figures:
+    input:
+        runs=os.path.join(DIS, "runs.tsv"),
+        simulated=os.path.join(DIS, "{simulation}/simulated.h5ad"),
+        latents=lambda w: list(disentanglement_examples(w.simulation).values()),
+    output:
+        scores=report(
+            os.path.join(DIS, "figures/{simulation}_scores.png"),
+            caption="../report/disentanglement_figures.rst",
+            category="Disentanglement",
+            subcategory="{simulation} step",
+            labels={"simulation": "{simulation}", "figure": "Fig. 1: scores by latent dimensions"},
+        ),
+        umaps=[
+            report(
+                os.path.join(DIS, f"figures/{{simulation}}_umap_{model}.png"),
+                caption="../report/disentanglement_figures.rst",
+                category="Disentanglement",
+                subcategory="{simulation} step",
+                labels={"simulation": "{simulation}", "figure": f"UMAP of {model} codes"},
+            )
+            for model in config.get("disentanglement", {}).get("models", [])
+        ],
+    params:
+        models=config.get("disentanglement", {}).get("models", []),
+        n_neighbors=config.get("disentanglement", {}).get("umap_neighbors", 30),
+    log:
+        "logs/disentanglement/{simulation}/figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/disentanglement_figures.py"

@@ -1,0 +1,199 @@
+"""Steps of the ``disentanglement`` experiment (Yu & Welch 2021, "MichiGAN: sampling from disentangled
+representations of single-cell data using generative adversarial networks", Genome Biology 22:158; Results
+"Disentangled representations of simulated data", Fig. 1 and Tables 1-4).
+
+Splatter-style data with known generating factors (:func:`scsynth_core.data.simulate.simulate_splatter`: two
+batches, two paths of 20 steps, linear or non-linear, and the cell's library size) are encoded by PCA, a VAE and
+a beta-TCVAE with 10 or 4 latent dimensions over several runs; each representation is scored against the true
+factors with the mutual information gap, the FactorVAE metric and the Spearman correlation gap
+(:mod:`scsynth_core.metrics.disentanglement`). The paper's finding: beta-TCVAE disentangles best (highest MIG),
+above all on the non-linear step data.
+
+Factors are those of the reference plotting code: batch, path, step and the library-size quartile (the expected
+library size of the simulation cut at its quartiles, so that every factor is discrete as MIG and the FactorVAE
+metric need).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scsynth_core import _io
+from scsynth_core.errors import ConfigError, DataError
+
+log = logging.getLogger("scsynth")
+
+#: Ground-truth factors of the simulation (obs columns); ``library_size`` is scored as quartiles.
+FACTORS = ("batch", "path", "step", "library_size")
+#: The scores of one representation, in table order.
+SCORES = ["mig", "mig_balanced", "factorvae", "correlation_gap"]
+
+
+def simulate(*, output: str | Path, step: str, n_cells: int, n_genes: int, seed: int,
+             params: Mapping[str, Any] | None = None) -> None:
+    """Write one Splatter simulation (MichiGAN "Simulated data"; ``step``: ``linear`` or ``nonlinear``)."""
+    from scsynth_core.data.simulate import simulate_splatter
+
+    adata = simulate_splatter(seed=seed, step=step, n_cells=n_cells, n_genes=n_genes, **dict(params or {}))
+    _io.write_h5ad(output, adata)
+    log.info("simulated %d cells x %d genes (%s step, seed %d)", adata.n_obs, adata.n_vars, step, seed)
+
+
+def factor_table(obs, factors: Sequence[str] = FACTORS):
+    """The ground-truth factors of ``obs`` as a DataFrame of discrete codes (``library_size`` -> quartile 0-3)."""
+    import pandas as pd
+
+    missing = [f for f in factors if f not in obs.columns]
+    if missing:
+        raise DataError(f"the simulated cells lack the factor column(s) {', '.join(missing)} in obs "
+                        f"(have: {', '.join(map(str, obs.columns))})")
+    table = pd.DataFrame(index=obs.index)
+    for name in factors:
+        values = obs[name]
+        if name == "library_size":
+            table[name] = pd.qcut(values.to_numpy(float), 4, labels=False, duplicates="drop")
+        else:
+            table[name] = pd.Categorical(values).codes
+    return table
+
+
+def score_latents(latents: np.ndarray, factors, *, seed: int = 0) -> dict[str, Any]:
+    """MIG (normalised by the factor entropy, Chen et al. 2018, and by log #levels, MichiGAN's "balanced"
+    variant), the FactorVAE metric (Kim & Mnih 2018) and the Spearman correlation gap of one representation,
+    plus each factor's MIG and correlation gaps (Yu & Welch 2021, Methods "Disentanglement metrics")."""
+    from scsynth_core.metrics.disentanglement import factorvae_metric, mig, spearman_correlation_gap
+
+    by_entropy = mig(latents, factors)
+    balanced = mig(latents, factors, normalise="levels")
+    gap = spearman_correlation_gap(latents, factors)
+    scores: dict[str, Any] = {
+        "mig": by_entropy["mig"],
+        "mig_balanced": balanced["mig"],
+        "factorvae": factorvae_metric(latents, factors, seed=seed),
+        "correlation_gap": gap["gap"],
+    }
+    scores |= {f"mig_{name}": value for name, value in by_entropy["gaps"].items()}
+    scores |= {f"correlation_gap_{name}": value for name, value in gap["gaps"].items()}
+    return scores
+
+
+def latent_model(model: str, latent_dim: int, params: Mapping[str, Any] | None, preset: str):
+    """An untrained representation model with ``latent_dim`` codes (the model's own name for that setting)."""
+    from scsynth_core.models import get_model_class
+
+    klass = get_model_class(model)
+    key = getattr(klass, "latent_param", None)
+    if key is None or not hasattr(klass, "encode"):
+        raise ConfigError(f"model '{model}' has no latent representation to score (models with one: pca, vae, "
+                          "betatcvae)")
+    return klass(preset, **(dict(params or {}) | {key: int(latent_dim)}))
+
+
+def train_and_score(
+    *,
+    simulated: str | Path,
+    model: str,
+    latent_dim: int,
+    seed: int,
+    outputs: Mapping[str, str | Path],
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    max_steps: int | None = None,
+    factors: Sequence[str] = FACTORS,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+) -> None:
+    """Train ``model`` on all simulated cells, encode them (posterior means) and score the codes.
+
+    ``outputs``: ``metrics`` (JSON: run identity, scores, seconds), ``latents`` (``.npy``, cells x dims),
+    ``train_log`` (TSV).
+    """
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.models.training import history_frame
+    from scsynth_core.steps import _set_threads
+
+    _set_threads(threads)
+    instance = latent_model(model, latent_dim, params, preset)  # checks the settings before reading data
+    adata = read_h5ad(simulated)
+    truth = factor_table(adata.obs, factors)
+    t0 = time.perf_counter()
+    history = instance.fit(adata, seed=seed, device=device, max_steps=max_steps, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    latents = np.asarray(instance.encode(adata), dtype=np.float64)
+    t1 = time.perf_counter()
+    scores = score_latents(latents, truth, seed=seed)
+    record = {"model": model, "latent_dim": int(latent_dim), "seed": int(seed), "n_cells": adata.n_obs,
+              **scores, "train_seconds": round(train_seconds, 3),
+              "score_seconds": round(time.perf_counter() - t1, 3)}
+    with _io.atomic_path(outputs["latents"]) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, latents.astype(np.float32))
+    _io.write_tsv(outputs["train_log"], history_frame(history))
+    _io.write_json(outputs["metrics"], record)
+    log.info("%s (%d dims, seed %d): MIG %.3f, FactorVAE %.3f, correlation gap %.3f", model, latent_dim, seed,
+             scores["mig"], scores["factorvae"], scores["correlation_gap"])
+
+
+def summarise(*, inputs: Mapping[str, Sequence[str | Path]], runs: str | Path, table: str | Path) -> None:
+    """One row per run (``inputs``: simulation -> metrics files) and the mean and sd over runs per simulation,
+    model and latent dimension (MichiGAN Tables 1-4)."""
+    import json
+
+    import pandas as pd
+
+    rows = [json.loads(Path(path).read_text()) | {"simulation": simulation}
+            for simulation, paths in inputs.items() for path in paths]
+    frame = pd.DataFrame(rows)
+    first = ["simulation", "model", "latent_dim", "seed"]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    _io.write_tsv(runs, frame.round(4))
+    keys = ["simulation", "latent_dim", "model"]
+    stats = frame.groupby(keys, sort=False)[SCORES].agg(["mean", "std"])
+    stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
+    stats.insert(0, "n_runs", frame.groupby(keys, sort=False).size())
+    _io.write_tsv(table, stats.reset_index().round(4))
+
+
+def figures(
+    *,
+    runs: str | Path,
+    simulated: str | Path,
+    latents: Mapping[str, str | Path],
+    simulation: str,
+    outputs: Mapping[str, str | Path],
+    factors: Sequence[str] = FACTORS,
+    n_neighbors: int = 30,
+    seed: int = 0,
+) -> None:
+    """MichiGAN Fig. 1 for one simulation: metric bars by latent dimension (``outputs["scores"]``) and, per model
+    (``latents``: model -> codes of its first run), a UMAP of the codes coloured by each factor and each latent
+    dimension (``outputs[model]``). UMAP: ``n_neighbors`` 30, seed as the reference plotting code."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.plots.disentanglement import plot_latent_umap, plot_metric_bars
+    from scsynth_core.plots.embedding import _embed
+    from scsynth_core.steps import _save_figure, _use_agg
+
+    _use_agg()
+    frame = pd.read_csv(runs, sep="\t")
+    frame = frame[frame["simulation"] == simulation]
+    fig = Figure(figsize=(4.2 * len(SCORES), 3.4), layout="constrained")
+    for ax, score in zip(fig.subplots(1, len(SCORES)), SCORES):
+        plot_metric_bars(frame, metric=score, ax=ax)
+    fig.suptitle(f"{simulation} step: disentanglement by latent dimensions")
+    _save_figure(fig, outputs["scores"])
+    obs = read_h5ad(simulated, backed=True).obs
+    truth = obs[list(factors)]
+    for model, path in latents.items():
+        codes = np.load(path)
+        coords = _embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
+        fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation} step")
+        _save_figure(fig, outputs[model])

@@ -1,0 +1,127 @@
+"""Steps of the disentanglement experiment (Yu & Welch 2021, Fig. 1, Tables 1-4): factor table, scores of
+known representations, model set-up, the run step on a small simulation, summary tables and figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scsynth_core import disentanglement as dis
+from scsynth_core.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim") / "simulated.h5ad"
+    dis.simulate(output=path, step="nonlinear", n_cells=600, n_genes=120, seed=3)
+    return path
+
+
+def _obs(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "batch": rng.choice(["Batch1", "Batch2"], n),
+        "path": rng.choice(["Path1", "Path2"], n),
+        "step": rng.integers(1, 21, n),
+        "library_size": rng.lognormal(11, 0.2, n),
+    })
+
+
+def test_factor_table_codes_factors_and_cuts_library_size_at_quartiles():
+    obs = _obs()
+    table = dis.factor_table(obs)
+    assert list(table.columns) == list(dis.FACTORS)
+    assert sorted(np.unique(table["library_size"])) == [0, 1, 2, 3]
+    assert np.bincount(table["library_size"]).tolist() == [100, 100, 100, 100]
+    # the largest library is in the top quartile, the smallest in the bottom one
+    assert table["library_size"].iloc[obs["library_size"].argmax()] == 3
+    assert table["library_size"].iloc[obs["library_size"].argmin()] == 0
+    assert table["step"].nunique() == obs["step"].nunique()
+
+
+def test_factor_table_names_a_missing_factor():
+    with pytest.raises(DataError, match="lack the factor column.*path"):
+        dis.factor_table(_obs().drop(columns="path"))
+
+
+def test_a_code_with_one_dimension_per_factor_outscores_a_random_code():
+    obs = _obs(2000)
+    factors = dis.factor_table(obs)
+    rng = np.random.default_rng(1)
+    aligned = factors.to_numpy(float) + rng.normal(0, 0.05, factors.shape)  # dim j encodes factor j alone
+    good = dis.score_latents(aligned, factors)
+    bad = dis.score_latents(rng.normal(size=aligned.shape), factors)
+    assert good["mig"] > 0.8 and bad["mig"] < 0.05
+    assert good["factorvae"] > 0.95 and bad["factorvae"] < 0.5
+    # a continuous code against a balanced binary factor has |Spearman| at most sqrt(3)/2 (ties in the factor)
+    assert good["correlation_gap"] > 0.8 and bad["correlation_gap"] < 0.1
+    assert set(good) >= {f"mig_{f}" for f in dis.FACTORS} | {f"correlation_gap_{f}" for f in dis.FACTORS}
+    # two dims that both encode every factor: information but no gap
+    entangled = np.column_stack([factors.to_numpy(float).sum(axis=1)] * 2) + rng.normal(0, 1e-3, (2000, 2))
+    assert dis.score_latents(entangled, factors)["mig"] < 0.1
+
+
+def test_latent_model_sets_each_model_s_own_latent_setting():
+    assert dis.latent_model("pca", 4, None, "demo").params["n_latent"] == 4
+    assert dis.latent_model("betatcvae", 4, {"beta": 50}, "demo").params["latent_dim"] == 4
+    with pytest.raises(ConfigError, match="'noise' has no latent representation"):
+        dis.latent_model("noise", 4, None, "demo")
+
+
+def test_run_step_writes_scores_codes_and_log_and_is_deterministic(simulated, tmp_path):
+    def run(name):
+        outputs = {"metrics": tmp_path / f"{name}.json", "latents": tmp_path / f"{name}.npy",
+                   "train_log": tmp_path / f"{name}.tsv"}
+        dis.train_and_score(simulated=simulated, model="betatcvae", latent_dim=4, seed=0, outputs=outputs,
+                            preset="demo", max_steps=30, progress=False, threads=1)
+        return json.loads(outputs["metrics"].read_text()), np.load(outputs["latents"]), outputs
+
+    first, codes, outputs = run("a")
+    second, codes_again, _ = run("b")
+    assert codes.shape == (600, 4) and np.array_equal(codes, codes_again)
+    assert {k: v for k, v in first.items() if "seconds" not in k} == {
+        k: v for k, v in second.items() if "seconds" not in k}
+    assert first["model"] == "betatcvae" and first["latent_dim"] == 4 and first["n_cells"] == 600
+    assert 0 <= first["mig"] <= 1 and 0 <= first["factorvae"] <= 1
+    assert len(pd.read_csv(outputs["train_log"], sep="\t")) > 0
+
+
+def test_summary_tables_and_figures(simulated, tmp_path):
+    inputs = {}
+    for model, dims in (("pca", (4, 2)), ("vae", (4,))):
+        for dim in dims:
+            for seed in (0, 1):
+                stem = tmp_path / f"{model}_{dim}_{seed}"
+                outputs = {"metrics": f"{stem}.json", "latents": f"{stem}.npy", "train_log": f"{stem}.tsv"}
+                dis.train_and_score(simulated=simulated, model=model, latent_dim=dim, seed=seed, outputs=outputs,
+                                    preset="demo", max_steps=10, progress=False, threads=1)
+                inputs.setdefault("nonlinear", []).append(outputs["metrics"])
+    dis.summarise(inputs=inputs, runs=tmp_path / "runs.tsv", table=tmp_path / "scores.tsv")
+    runs = pd.read_csv(tmp_path / "runs.tsv", sep="\t")
+    table = pd.read_csv(tmp_path / "scores.tsv", sep="\t")
+    assert len(runs) == 6 and list(runs.columns[:4]) == ["simulation", "model", "latent_dim", "seed"]
+    assert len(table) == 3 and (table["n_runs"] == 2).all()
+    pca4 = runs[(runs["model"] == "pca") & (runs["latent_dim"] == 4)]["mig"]
+    row = table[(table["model"] == "pca") & (table["latent_dim"] == 4)].iloc[0]
+    assert row["mig_mean"] == pytest.approx(pca4.mean(), abs=1e-4)
+    assert row["mig_sd"] == pytest.approx(pca4.std(), abs=1e-4)
+
+    outputs = {"scores": tmp_path / "scores.png", "pca": tmp_path / "pca.png", "vae": tmp_path / "vae.png"}
+    dis.figures(runs=tmp_path / "runs.tsv", simulated=simulated, simulation="nonlinear", outputs=outputs,
+                latents={"pca": tmp_path / "pca_4_0.npy", "vae": tmp_path / "vae_4_0.npy"}, n_neighbors=10)
+    assert all(path.stat().st_size > 10_000 for path in outputs.values())
+
+
+def test_latent_umap_has_a_panel_per_factor_and_dimension():
+    from scsynth_core.plots.disentanglement import plot_latent_umap
+
+    obs = _obs(100)
+    rng = np.random.default_rng(0)
+    fig = plot_latent_umap(rng.normal(size=(100, 2)), obs, rng.normal(size=(100, 3)))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["batch", "path", "step", "library_size", "z0", "z1", "z2"]
+    with pytest.raises(ValueError, match="same cells"):
+        plot_latent_umap(rng.normal(size=(99, 2)), obs, rng.normal(size=(100, 3)))

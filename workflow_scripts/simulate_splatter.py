@@ -1,0 +1,14 @@
+from scsynth_core.disentanglement import simulate
+from scsynth_core.steps import run_logged
+
+section = snakemake.params.section
+run_logged(
+    snakemake.log[0],
+    simulate,
+    output=snakemake.output[0],
+    step=snakemake.wildcards.simulation,
+    n_cells=section["n_cells"],
+    n_genes=section["n_genes"],
+    seed=section["simulation_seed"],
+    params=section["simulation_params"],
+)
