@@ -204,12 +204,32 @@ def disentanglement_examples(simulation):
     return {m: f"results/disentanglement/{simulation}/{m}/{run}/latents.npy" for m in section["models"]}
 
 
+def code_data_runs():
+    """``{simulation: [metrics.json, ...]}`` of the code-data comparison: every GAN and seed."""
+    section = config["disentanglement"]
+    return {
+        simulation: [
+            f"results/disentanglement/{simulation}/code_data/{model}_seed{seed}.json"
+            for model in section["code_data_models"]
+            for seed in section["seeds"]
+        ]
+        for simulation in section["simulations"]
+    }
+
+
+def code_data_figures():
+    simulations = config["disentanglement"]["simulations"]
+    return {s: f"results/disentanglement/figures/{s}_code_data.png" for s in simulations}
+
+
 def disentanglement_targets():
     section = config["disentanglement"]
     targets = ["results/disentanglement/runs.tsv", "results/disentanglement/scores.tsv"]
     for simulation in section["simulations"]:
         targets.append(f"results/disentanglement/figures/{simulation}_scores.png")
         targets += [f"results/disentanglement/figures/{simulation}_umap_{m}.png" for m in section["models"]]
+    if section["code_data_models"]:
+        targets += ["results/disentanglement/code_data.tsv", *code_data_figures().values()]
     return targets
 
 

@@ -104,3 +104,61 @@ rule disentanglement_figures:
         "../envs/analysis.yaml"
     script:
         "../workflow_scripts/disentanglement_figures.py"
+
+
+# The code-data comparison (MichiGAN Fig. 4): WGAN-GP and MichiGAN trained on each simulation; do the factors of
+# the generated cells (read off their 3 nearest real cells) follow the generator's codes?
+rule disentanglement_code_data:
+    input:
+        os.path.join(DIS, "{simulation}/simulated.h5ad"),
+    output:
+        os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}.json"),
+    params:
+        settings=train_settings,
+        device=config["device"],
+        n_cells=config.get("disentanglement", {}).get("code_data_cells", 3000),
+        k=config.get("disentanglement", {}).get("code_data_neighbors", 3),
+    log:
+        "logs/disentanglement/{simulation}/code_data/{model}_seed{seed}.log",
+    benchmark:
+        os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}_benchmark.tsv")
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/models.yaml"
+    script:
+        "../workflow_scripts/disentanglement_code_data.py"
+
+
+rule disentanglement_code_data_summary:
+    input:
+        lambda w: [path for paths in code_data_runs().values() for path in paths],
+    output:
+        table=report(
+            os.path.join(DIS, "code_data.tsv"),
+            caption="../report/disentanglement_code_data.rst",
+            category="Disentanglement",
+            labels={"table": "Fig. 4: code-data correlations"},
+        ),
+        figures=[
+            report(
+                os.path.join(DIS, f"figures/{simulation}_code_data.png"),
+                caption="../report/disentanglement_code_data.rst",
+                category="Disentanglement",
+                subcategory=f"{simulation} step",
+                labels={"simulation": simulation, "figure": "Fig. 4: code-data correlations"},
+            )
+            for simulation in config.get("disentanglement", {}).get("simulations", [])
+        ],
+    params:
+        inputs=lambda w: code_data_runs(),
+        figures=lambda w: code_data_figures(),
+    log:
+        "logs/disentanglement/code_data_summary.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/disentanglement_code_data_summary.py"

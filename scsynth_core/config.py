@@ -64,6 +64,8 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
         if model not in known:
             raise ConfigError(f"config: models: unknown model '{model}' (available: {', '.join(known)})")
     used = {m for e in config.get("experiments", []) for m in config.get(e, {}).get("models", [])}
+    if "disentanglement" in config.get("experiments", []):
+        used |= set(config["disentanglement"]["code_data_models"])
     for model in sorted(used | set(config.get("models", {}))):
         settings = model_settings(config, model)
         # Instantiating validates the preset name and every hyperparameter key, without training.

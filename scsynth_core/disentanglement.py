@@ -197,3 +197,123 @@ def figures(
         coords = _embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
         fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation} step")
         _save_figure(fig, outputs[model])
+
+
+# -------------------------------------------------------------------------------------- code-data correlations
+#: Generators of the code-data comparison, and the code dims read from a WGAN-GP's noise (MichiGAN's code size).
+CODE_DATA_MODELS = ("wgangp", "michigan")
+CODE_DIMS = 10
+
+
+def _real_pcs(adata, *, n_pcs: int, seed: int):
+    """PCA of the real cells' log1p values (sparse, never densified); returns (fitted PCA, real PCs)."""
+    from sklearn.decomposition import PCA
+
+    from scsynth_core.data.preprocess import to_representation
+
+    n_components = min(n_pcs, adata.n_obs // 5, adata.n_vars - 1)
+    pca = PCA(n_components=n_components, svd_solver="arpack", random_state=seed)
+    real = pca.fit_transform(to_representation(adata.X, "log1p").tocsr())
+    return pca, real
+
+
+def code_data_correlations(codes: np.ndarray, cells, *, pca, real_pcs: np.ndarray, truth, k: int = 3):
+    """Per factor, the largest |Spearman rho| between a code dim and the factor the ``k`` nearest real cells give
+    each generated cell (Yu & Welch 2021, Methods "code-data correlations"; Fig. 4). ``cells``: generated
+    cells in the log1p representation; ``truth``: the real cells' factors (:func:`factor_table`)."""
+    import pandas as pd
+
+    from scsynth_core.metrics.disentanglement import code_factor_spearman, knn_factor_regression
+
+    gen_pcs = pca.transform(cells.X)
+    predicted = pd.DataFrame(knn_factor_regression(real_pcs, truth, gen_pcs, k=k), columns=truth.columns)
+    rho = code_factor_spearman(codes, predicted).abs()  # factors x code dims; NaN: constant prediction
+    return {factor: (float(row.max()) if row.notna().any() else 0.0) for factor, row in rho.iterrows()}
+
+
+def code_data_run(
+    *,
+    simulated: str | Path,
+    model: str,
+    seed: int,
+    output: str | Path,
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    max_steps: int | None = None,
+    n_cells: int = 3000,
+    n_pcs: int = 50,
+    k: int = 3,
+    factors: Sequence[str] = FACTORS,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+) -> None:
+    """Train a generator on the simulated cells, generate ``n_cells`` and measure how its inputs drive the
+    factors of what it generates (MichiGAN Fig. 4: WGAN-GP vs MichiGAN code-data correlations).
+
+    MichiGAN: its beta-TCVAE codes; the same codes decoded by that beta-TCVAE are scored too (``betatcvae``
+    rows: the relation MichiGAN should keep). WGAN-GP: its first 10 noise dims, which carry no meaning by
+    construction. ``output``: metrics.json with one row per generator and factor (``abs_rho``).
+    """
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.models import get_model_class
+    from scsynth_core.steps import _set_threads
+
+    _set_threads(threads)
+    klass = get_model_class(model)
+    if not hasattr(klass, "noise_of"):
+        raise ConfigError(f"model '{model}' is not a GAN of the code-data comparison (use: "
+                          f"{', '.join(CODE_DATA_MODELS)})")
+    instance = klass(preset, **dict(params or {}))
+    adata = read_h5ad(simulated)
+    truth = factor_table(adata.obs, factors)
+    t0 = time.perf_counter()
+    instance.fit(adata, seed=seed, device=device, max_steps=max_steps, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    pca, real_pcs = _real_pcs(adata, n_pcs=n_pcs, seed=seed)
+    cells = instance.sample(n_cells, seed=seed)
+    sets = {}
+    if "X_codes" in cells.obsm:
+        codes = cells.obsm["X_codes"]
+        sets[model] = (codes, cells)
+        sets["betatcvae"] = (codes, instance.vae.generate_from_codes(codes, seed=seed))
+    else:
+        sets[model] = (instance.noise_of(n_cells, seed=seed)[:, :CODE_DIMS], cells)
+    rows = [
+        {"model": name, "factor": factor, "abs_rho": value}
+        for name, (codes, generated) in sets.items()
+        for factor, value in code_data_correlations(codes, generated, pca=pca, real_pcs=real_pcs, truth=truth,
+                                                    k=k).items()
+    ]
+    _io.write_json(output, {"generator": model, "seed": int(seed), "n_cells": int(n_cells), "k": int(k),
+                            "train_seconds": round(train_seconds, 3), "rows": rows})
+    log.info("code-data correlations of %s (seed %d): %s", model, seed,
+             ", ".join(f"{r['model']}/{r['factor']} {r['abs_rho']:.2f}" for r in rows))
+
+
+def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str | Path,
+                      figures: Mapping[str, str | Path]) -> None:
+    """All code-data rows (``inputs``: simulation -> metrics files) in one table and, per simulation, bars of
+    |rho| by factor and generator (``figures``: simulation -> file; MichiGAN Fig. 4)."""
+    import json
+
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from scsynth_core.plots.disentanglement import plot_metric_bars
+    from scsynth_core.steps import _save_figure, _use_agg
+
+    _use_agg()
+    frames = []
+    for simulation, paths in inputs.items():
+        for path in paths:
+            record = json.loads(Path(path).read_text())
+            frame = pd.DataFrame(record["rows"]).assign(simulation=simulation, seed=record["seed"])
+            frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)[["simulation", "model", "seed", "factor", "abs_rho"]]
+    _io.write_tsv(table, frame.round(4))
+    for simulation, output in figures.items():
+        fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+        plot_metric_bars(frame[frame["simulation"] == simulation], metric="abs_rho", by="factor",
+                         title=f"{simulation} step: code-data correlations", ax=fig.subplots())
+        _save_figure(fig, output)

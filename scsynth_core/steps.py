@@ -290,6 +290,14 @@ def build_realism_reference(
     _io.write_tsv(markers, pd.DataFrame({"gene": genes}))
 
 
+def _read_generated(path: str | Path) -> ad.AnnData:
+    """Generated cells on the count/LSN scale the evaluations project from (log1p outputs mapped back)."""
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.data.preprocess import expression_scale
+
+    return expression_scale(read_h5ad(path))
+
+
 def _read_markers(path: str | Path) -> list[str]:
     import pandas as pd
 
@@ -305,15 +313,18 @@ def _realism_of(
     n_trees: int,
     seed: int,
     threads: int,
+    label_key: str | None = "cluster",
 ):
-    """Every realism metric of one generated set against the real test cells: (metrics dict, ROC frame, heatmap)."""
+    """Every realism metric of one generated set against the real test cells: (metrics dict, ROC frame, heatmap).
+
+    The inception score needs cell-type labels on the real cells (``label_key``; skipped without them)."""
     from scsynth_core.metrics.correlation import correlation_discrepancy, marker_correlation_frame
     from scsynth_core.metrics.realism import realism_metrics
     from scsynth_core.metrics.summary import basic_statistics
 
     metrics, rf = realism_metrics(
         real_test, generated, representation=representation, n_trees=n_trees, seed=seed, n_jobs=threads,
-        return_rf=True,
+        return_rf=True, label_key=label_key,
     )  # fmt: skip
     metrics["correlation_discrepancy"] = correlation_discrepancy(real_test, generated, genes) if genes else None
     metrics["n_marker_genes"] = len(genes)
@@ -356,10 +367,9 @@ def evaluate_realism(
     and generation seconds); ``roc``: per-fold ROC curves; ``heatmap``: marker-gene correlations (generated lower
     triangle, real upper).
     """
-    from scsynth_core.data.checks import read_h5ad
 
     real_test = load_prepared(real, split, subset="test" if split is not None else None)
-    fake = read_h5ad(generated)
+    fake = _read_generated(generated)
     rep, genes = _load_reference(representation, markers)
     metrics, roc_frame, heat = _realism_of(
         real_test, fake, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
@@ -389,7 +399,6 @@ def evaluate_cells(
     generated cells are compared with the real test cells when a split is given, else with all real cells.
     Without a label column the correlation discrepancy is skipped.
     """
-    from scsynth_core.data.checks import read_h5ad
     from scsynth_core.metrics.correlation import top_de_genes
     from scsynth_core.metrics.representation import fit_representation
 
@@ -398,8 +407,9 @@ def evaluate_cells(
     genes = top_de_genes(cells, groupby=label_key) if label_key and label_key in cells.obs else []
     real_test = cells[cells.obs["split"] == "test"].copy() if split is not None else cells
     metrics, _, _ = _realism_of(
-        real_test, read_h5ad(generated), representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
-    )
+        real_test, _read_generated(generated), representation=rep, genes=genes, n_trees=n_trees, seed=seed,
+        threads=threads, label_key=label_key,
+    )  # fmt: skip
     _io.write_json(output, metrics)
 
 
@@ -461,7 +471,9 @@ SUMMARY_COLUMNS = [
     "generate_seconds",
 ]
 #: Metrics the leaderboard reports (mean and sd over replicates).
-LEADERBOARD_METRICS = ["rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "train_seconds", "generate_seconds"]
+LEADERBOARD_METRICS = [
+    "rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "inception_score", "train_seconds", "generate_seconds",
+]  # fmt: skip
 
 
 def summarise_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
@@ -574,7 +586,6 @@ def evaluate_augmentation(
     """
     import pandas as pd
 
-    from scsynth_core.data.checks import read_h5ad
     from scsynth_core.data.split import resolve_target_cluster
     from scsynth_core.metrics.augmentation import augmentation_f1, augmentation_protocol
     from scsynth_core.metrics.representation import fit_representation
@@ -586,7 +597,7 @@ def evaluate_augmentation(
     rep = fit_representation(train, seed=seed)
     train_pcs, test_pcs = rep.transform(train), rep.transform(test)
     train_y, test_y = train.obs["cluster"].astype(str).to_numpy(), test.obs["cluster"].astype(str).to_numpy()
-    gen_pcs = {name: rep.transform(read_h5ad(path)) for name, path in generated.items()}
+    gen_pcs = {name: rep.transform(_read_generated(path)) for name, path in generated.items()}
     common = dict(target=cluster, n_trees=n_trees, seed=seed, n_jobs=threads, compare_with=list(compare_with))
     frame = augmentation_protocol(train_pcs, train_y, test_pcs, test_y, generated_pcs=gen_pcs, n_extra=n_extra, **common)
     rows = [frame]
@@ -644,11 +655,10 @@ def plot_realism_embeddings(
     colours by the first marker gene of the dataset.
     """
     _use_agg()
-    from scsynth_core.data.checks import read_h5ad
     from scsynth_core.plots.embedding import embedding_frame, plot_embedding
 
     real_cells = load_prepared(real, split, subset="test" if split is not None else None)
-    sets = {name: read_h5ad(path) for name, path in generated.items()}
+    sets = {name: _read_generated(path) for name, path in generated.items()}
     marker = _read_markers(markers)[0]
     by_method: dict[str, dict[str, Path]] = {}
     for key, path in outputs.items():
@@ -697,7 +707,7 @@ def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = ""
     from scsynth_core.plots.disentanglement import plot_leaderboard as draw
 
     frame = pd.read_csv(summary, sep="\t")
-    metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy") if m in frame]
+    metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "inception_score") if m in frame]
     _save_figure(draw(frame, metrics=metrics, references={"rf_auc_mean": 0.5, "rf_error": 0.5}, title=title), output)
 
 
@@ -723,14 +733,13 @@ def plot_augmentation_embedding(
 ) -> None:
     """t-SNE of generated target cells with the real target test cells no generator saw (Marouf 2020 Fig. 3)."""
     _use_agg()
-    from scsynth_core.data.checks import read_h5ad
     from scsynth_core.data.split import resolve_target_cluster
     from scsynth_core.plots.embedding import embedding_frame, plot_embedding
 
     cells = load_prepared(prepared, split)
     cluster = resolve_target_cluster(cells.obs["cluster"], target)
     real = cells[(cells.obs["split"] == "test") & (cells.obs["cluster"].astype(str) == cluster)].copy()
-    fake = read_h5ad(generated)
+    fake = _read_generated(generated)
     fake = fake[: min(fake.n_obs, max(real.n_obs, 500))].copy()
     frame = embedding_frame(real, {"generated": fake}, seed=seed, method="tsne", cluster_key=None)
     _save_figure(plot_embedding(frame, title=title), output)

@@ -125,3 +125,45 @@ def test_latent_umap_has_a_panel_per_factor_and_dimension():
     assert titles == ["batch", "path", "step", "library_size", "z0", "z1", "z2"]
     with pytest.raises(ValueError, match="same cells"):
         plot_latent_umap(rng.normal(size=(99, 2)), obs, rng.normal(size=(100, 3)))
+
+
+# ------------------------------------------------------------------------------------ code-data correlations
+def test_code_data_correlations_known_answers(simulated):
+    """Cells whose codes are their own factors give |rho| near 1 for every factor once kNN has mapped them back
+    to factors; random codes give |rho| near 0."""
+    import anndata as ad
+
+    from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.data.preprocess import to_representation
+
+    cells = read_h5ad(simulated)
+    truth = dis.factor_table(cells.obs)
+    pca, real_pcs = dis._real_pcs(cells, n_pcs=20, seed=0)
+    as_generated = ad.AnnData(to_representation(cells.X, "log1p").tocsr())
+    own = dis.code_data_correlations(truth.to_numpy(float), as_generated, pca=pca, real_pcs=real_pcs, truth=truth)
+    noise = np.random.default_rng(0).normal(size=(cells.n_obs, 10))
+    random = dis.code_data_correlations(noise, as_generated, pca=pca, real_pcs=real_pcs, truth=truth)
+    assert set(own) == set(random) == set(dis.FACTORS)
+    assert min(own.values()) > 0.6, own  # the neighbours' factors, not the cell's own: not exactly 1
+    assert max(random.values()) < 0.2, random
+
+
+def test_code_data_runs_summary_and_figure(simulated, tmp_path):
+    """WGAN-GP and MichiGAN runs write one row per generator and factor (MichiGAN adds its beta-TCVAE's decoding
+    of the same codes); the summary stacks them and draws one bar figure per simulation."""
+    tiny = {"generator_layers": [32, 64], "critic_layers": [64, 10], "batch_size": 32}
+    runs = {}
+    for model, params in (("wgangp", tiny), ("michigan", tiny | {"vae": {"epochs": 3}})):
+        runs[model] = tmp_path / f"{model}.json"
+        dis.code_data_run(simulated=simulated, model=model, seed=0, output=runs[model], preset="demo",
+                          params=params, max_steps=20, n_cells=300, n_pcs=20, progress=False, threads=1)
+    michigan = pd.DataFrame(json.loads(runs["michigan"].read_text())["rows"])
+    assert set(michigan["model"]) == {"michigan", "betatcvae"} and len(michigan) == 2 * len(dis.FACTORS)
+    assert michigan["abs_rho"].between(0, 1).all()
+    dis.code_data_summary(inputs={"nonlinear": list(runs.values())}, table=tmp_path / "code_data.tsv",
+                          figures={"nonlinear": tmp_path / "code_data.png"})
+    table = pd.read_csv(tmp_path / "code_data.tsv", sep="\t")
+    assert len(table) == 3 * len(dis.FACTORS) and set(table["model"]) == {"wgangp", "michigan", "betatcvae"}
+    assert (tmp_path / "code_data.png").stat().st_size > 10_000
+    with pytest.raises(ConfigError, match="not a GAN of the code-data comparison"):
+        dis.code_data_run(simulated=simulated, model="pca", seed=0, output=tmp_path / "x.json", progress=False)

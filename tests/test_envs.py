@@ -45,6 +45,7 @@ RULE_ENVS = {
     "pilot_replicates": "models",
     "pilot_zero_inflation": "models",
     "disentanglement_run": "models",
+    "disentanglement_code_data": "models",
 }
 DEFAULT_ENV = "analysis"
 

@@ -253,3 +253,23 @@ def test_input_untouched_dense_input_and_h5ad_roundtrip(demo, tmp_path):
     rec = back.uns["scsynth_prepare"]
     assert rec["recipe"] == "scanpy_default" and rec["label_key"] == "bulk_labels"
     assert rec["params"]["min_cells"] == 1 and rec["seed"] == 0
+
+
+def test_expression_scale_maps_log1p_cells_back_to_lsn(demo_counts):
+    """Cells a log1p model generates are evaluated on the LSN scale: real cells written as log1p values
+    come back as their LSN values (negatives of Gaussian models clipped at 0); other outputs are untouched."""
+    import anndata as ad
+
+    from scsynth_core.data.preprocess import expression_scale, to_representation
+
+    cells = demo_counts[:50]
+    logged = to_representation(cells.X, "log1p").tocsr()
+    logged[0, 0] = -0.3  # a Gaussian model's negative value
+    generated = ad.AnnData(logged, uns={"scsynth": {"representation": "log1p"}})
+    back = expression_scale(generated)
+    expected = to_representation(cells.X, "lsn").toarray()
+    expected[0, 0] = 0.0
+    np.testing.assert_allclose(back.X.toarray(), expected, rtol=1e-5, atol=1e-2)
+    assert generated.X[0, 0] == pytest.approx(-0.3)  # the input is not modified
+    lsn_cells = ad.AnnData(cells.X, uns={"scsynth": {"representation": "lsn"}})
+    assert expression_scale(lsn_cells) is lsn_cells and expression_scale(cells) is cells

@@ -111,7 +111,11 @@ disentanglement:
   n_cells: 400
   n_genes: 100
   umap_neighbors: 15
-models: {betatcvae: {max_steps: 60}}
+  code_data_models: [wgangp]
+  code_data_cells: 200
+models:
+  betatcvae: {max_steps: 60}
+  wgangp: {max_steps: 20, params: {generator_layers: [32, 64], critic_layers: [64, 10]}}
 """
 
 
@@ -131,3 +135,6 @@ def test_disentanglement_experiment_scores_and_draws_each_representation(tmp_pat
     for name in ("nonlinear_scores", "nonlinear_umap_pca", "nonlinear_umap_betatcvae"):
         assert (results / f"figures/{name}.png").stat().st_size > 10_000
     assert (wf / "logs/disentanglement/nonlinear/betatcvae/dim4_seed0/run.log").exists()
+    code_data = pd.read_csv(results / "code_data.tsv", sep="\t")  # MichiGAN Fig. 4: one row per factor
+    assert set(code_data["model"]) == {"wgangp"} and len(code_data) == 4 and code_data["abs_rho"].between(0, 1).all()
+    assert (results / "figures/nonlinear_code_data.png").stat().st_size > 10_000

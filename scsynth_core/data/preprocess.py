@@ -196,6 +196,26 @@ def from_representation(X, representation: str, *, library_size: np.ndarray | No
     return values * factor[:, None].astype(values.dtype)
 
 
+def expression_scale(generated: ad.AnnData) -> ad.AnnData:
+    """Generated cells on the count/LSN scale every evaluation projects from.
+
+    Models record their output space in ``uns["scsynth"]["representation"]``. Cells of ``log1p`` models
+    (MichiGAN's family: PCA, GMM, VAE, beta-TCVAE, WGAN-GP, MichiGAN) are mapped back with ``expm1``; the
+    Gaussian models' small negative values are set to 0 first (expression is non-negative, and a negative
+    "library" cannot be normalised). Count and LSN outputs are returned as they are (the same object).
+    """
+    representation = generated.uns.get("scsynth", {}).get("representation", "counts")
+    _check_representation(representation)
+    if representation != "log1p":
+        return generated
+    X = _float_csr(generated.X).copy()
+    np.maximum(X.data, 0.0, out=X.data)
+    X.eliminate_zeros()
+    out = generated.copy()
+    out.X = from_representation(X, "log1p")
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Shared recipe steps
 # --------------------------------------------------------------------------------------------------------------

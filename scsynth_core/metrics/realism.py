@@ -14,6 +14,9 @@ Protocols implemented
 * MMD (Marouf 2020, Methods "Evaluation"; Heydari 2022 Table 2): kernel
   ``k(a, b) = sum_{s in {m/2, m, 2m}} exp(-||a - b||^2 / s^2)`` with ``m`` the median, over all points, of the mean
   Euclidean distance to their 25 nearest neighbours; computed on the 50-PC representation.
+* Inception score (Yu & Welch 2021, Methods "Evaluation metrics"; Fig. 2): when the real cells carry cell-type
+  labels, a random forest trained on the real cells' PCs with those labels scores the generated cells
+  (:func:`scsynth_core.metrics.disentanglement.rf_inception_score`); the real cells' own score is the reference.
 
 Choices where the papers are silent are stated in each function's docstring.
 """
@@ -380,6 +383,7 @@ def realism_metrics(
     seed: int = 0,
     n_jobs: int = 1,
     return_rf: bool = False,
+    label_key: str | None = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], RFResult]:
     """RF AUC/error and MMD of generated vs real test cells in the shared representation (Marouf 2020).
 
@@ -394,6 +398,10 @@ def realism_metrics(
         As in :func:`rf_real_vs_generated`.
     return_rf
         Also return the :class:`RFResult` (per-fold ROC curves for figures).
+    label_key
+        Cell-type column of ``real_test.obs``; when given (and present with at least 2 types) the inception score
+        of the generated cells under a forest trained on all real test cells is added (``inception_score``,
+        ``inception_score_sd``: mean and sd over 3 splits).
 
     Returns
     -------
@@ -414,4 +422,10 @@ def realism_metrics(
         "n_real": int(real_test.n_obs),
         "n_generated": int(generated.n_obs),
     }
+    if label_key is not None and label_key in real_test.obs and real_test.obs[label_key].nunique() >= 2:
+        from scsynth_core.metrics.disentanglement import rf_inception_score
+
+        labels = real_test.obs[label_key].astype(str).to_numpy()
+        score, sd = rf_inception_score(real_pcs, labels, gen_pcs, n_trees=n_trees, seed=seed, n_jobs=n_jobs)
+        metrics |= {"inception_score": score, "inception_score_sd": sd}
     return (metrics, rf) if return_rf else metrics

@@ -349,6 +349,13 @@ class WGANGP(GenerativeModel):
         # on how ``sample`` splits them into chunks.
         self._streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
 
+    def noise_of(self, n_cells: int, *, seed: int = 0) -> np.ndarray:
+        """The noise vectors behind the cells of ``sample(n_cells, seed=seed)`` (n_cells x noise_dim; the same
+        stream ``sample`` draws from, whatever its chunk size). The code-data comparison reads a WGAN-GP's first
+        noise dims as its "codes" (Yu & Welch 2021, Fig. 4)."""
+        self._start_sampling(seed)
+        return self._streams[0].standard_normal((int(n_cells), self.params["noise_dim"]), dtype=np.float32)
+
     def _noise(self, n: int) -> torch.Tensor:
         noise = self._streams[0].standard_normal((n, self.params["noise_dim"]), dtype=np.float32)
         return torch.from_numpy(noise).to(self._device)

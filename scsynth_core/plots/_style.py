@@ -69,6 +69,7 @@ METRIC_LABELS: dict[str, str] = {
     "factorvae": "FactorVAE metric",
     "correlation_gap": "correlation gap",
     "inception_score": "inception score",
+    "abs_rho": "|Spearman rho| code vs kNN factor",
 }
 
 CONTINUOUS_CMAP = "viridis"
