@@ -23,6 +23,7 @@ include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/pilot.smk"
 include: "rules/disentanglement.smk"
+include: "rules/perturbation.smk"
 
 
 rule all:

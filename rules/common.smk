@@ -34,6 +34,7 @@ wildcard_constraints:
     batch=r"\d+",
     simulation="linear|nonlinear",
     dim=r"\d+",
+    combination=r"[^/]+_x_[^/]+",
 
 
 # One run = one model trained and sampled for one replicate of one experiment: realism replicates are
@@ -233,11 +234,34 @@ def disentanglement_targets():
     return targets
 
 
+def perturbation_combinations():
+    """``{file name: combination}`` of the held-out combinations (``TYPE:CONDITION`` -> ``TYPE_x_CONDITION``)."""
+    return {c.replace(":", "_x_").replace(" ", "-"): c for c in config["perturbation"]["held_out"]}
+
+
+def perturbation_data(wildcards=None):
+    """The counts the perturbation experiment holds combinations out of: the simulation or a prepared dataset."""
+    dataset = config["perturbation"]["dataset"]
+    return "results/perturbation/simulated.h5ad" if dataset == "simulated" else f"results/data/{dataset}/prepared.h5ad"
+
+
+def perturbation_runs(filename):
+    seeds = config["perturbation"]["seeds"]
+    return [f"results/perturbation/{c}/seed{s}/{filename}" for c in perturbation_combinations() for s in seeds]
+
+
+def perturbation_targets():
+    base = "results/perturbation"
+    figures = [f"{base}/figures/{name}.png" for name in ("rf_error", "delta_h_improvement", "umap")]
+    return [f"{base}/runs.tsv", f"{base}/scores.tsv", f"{base}/improvement.tsv", *figures]
+
+
 def all_targets():
     builders = {
         "realism": realism_targets,
         "augmentation": augmentation_targets,
         "pilot": pilot_targets,
         "disentanglement": disentanglement_targets,
+        "perturbation": perturbation_targets,
     }
     return [target for experiment in EXPERIMENTS for target in builders[experiment]()]

@@ -66,6 +66,12 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
     used = {m for e in config.get("experiments", []) for m in config.get(e, {}).get("models", [])}
     if "disentanglement" in config.get("experiments", []):
         used |= set(config["disentanglement"]["code_data_models"])
+    if "perturbation" in config.get("experiments", []):
+        used.add("michigan")  # the perturbation experiment trains MichiGAN
+        dataset = config["perturbation"]["dataset"]
+        if dataset != "simulated" and dataset not in registry:
+            raise ConfigError(f"config: perturbation.dataset: unknown dataset '{dataset}' (use 'simulated' or one "
+                              f"of: {', '.join(sorted(registry))})")
     for model in sorted(used | set(config.get("models", {}))):
         settings = model_settings(config, model)
         # Instantiating validates the preset name and every hyperparameter key, without training.

@@ -205,27 +205,17 @@ CODE_DATA_MODELS = ("wgangp", "michigan")
 CODE_DIMS = 10
 
 
-def _real_pcs(adata, *, n_pcs: int, seed: int):
-    """PCA of the real cells' log1p values (sparse, never densified); returns (fitted PCA, real PCs)."""
-    from sklearn.decomposition import PCA
-
-    from scsynth_core.data.preprocess import to_representation
-
-    n_components = min(n_pcs, adata.n_obs // 5, adata.n_vars - 1)
-    pca = PCA(n_components=n_components, svd_solver="arpack", random_state=seed)
-    real = pca.fit_transform(to_representation(adata.X, "log1p").tocsr())
-    return pca, real
-
-
 def code_data_correlations(codes: np.ndarray, cells, *, pca, real_pcs: np.ndarray, truth, k: int = 3):
     """Per factor, the largest |Spearman rho| between a code dim and the factor the ``k`` nearest real cells give
     each generated cell (Yu & Welch 2021, Methods "code-data correlations"; Fig. 4). ``cells``: generated
-    cells in the log1p representation; ``truth``: the real cells' factors (:func:`factor_table`)."""
+    cells in the log1p representation; ``pca``: the real cells' PCA
+    (:func:`~scsynth_core.metrics.representation.fit_representation`) and ``real_pcs`` their PCs; ``truth``:
+    the real cells' factors (:func:`factor_table`)."""
     import pandas as pd
 
     from scsynth_core.metrics.disentanglement import code_factor_spearman, knn_factor_regression
 
-    gen_pcs = pca.transform(cells.X)
+    gen_pcs = pca.project_log1p(cells.X)
     predicted = pd.DataFrame(knn_factor_regression(real_pcs, truth, gen_pcs, k=k), columns=truth.columns)
     rho = code_factor_spearman(codes, predicted).abs()  # factors x code dims; NaN: constant prediction
     return {factor: (float(row.max()) if row.notna().any() else 0.0) for factor, row in rho.iterrows()}
@@ -256,6 +246,7 @@ def code_data_run(
     construction. ``output``: metrics.json with one row per generator and factor (``abs_rho``).
     """
     from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.representation import fit_representation
     from scsynth_core.models import get_model_class
     from scsynth_core.steps import _set_threads
 
@@ -270,7 +261,8 @@ def code_data_run(
     t0 = time.perf_counter()
     instance.fit(adata, seed=seed, device=device, max_steps=max_steps, progress=progress)
     train_seconds = time.perf_counter() - t0
-    pca, real_pcs = _real_pcs(adata, n_pcs=n_pcs, seed=seed)
+    pca = fit_representation(adata, n_components=n_pcs, seed=seed)
+    real_pcs = pca.transform(adata)
     cells = instance.sample(n_cells, seed=seed)
     sets = {}
     if "X_codes" in cells.obsm:

@@ -135,10 +135,12 @@ def test_code_data_correlations_known_answers(simulated):
 
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.data.preprocess import to_representation
+    from scsynth_core.metrics.representation import fit_representation
 
     cells = read_h5ad(simulated)
     truth = dis.factor_table(cells.obs)
-    pca, real_pcs = dis._real_pcs(cells, n_pcs=20, seed=0)
+    pca = fit_representation(cells, n_components=20, seed=0)
+    real_pcs = pca.transform(cells)
     as_generated = ad.AnnData(to_representation(cells.X, "log1p").tocsr())
     own = dis.code_data_correlations(truth.to_numpy(float), as_generated, pca=pca, real_pcs=real_pcs, truth=truth)
     noise = np.random.default_rng(0).normal(size=(cells.n_obs, 10))

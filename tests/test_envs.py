@@ -46,6 +46,7 @@ RULE_ENVS = {
     "pilot_zero_inflation": "models",
     "disentanglement_run": "models",
     "disentanglement_code_data": "models",
+    "perturbation_run": "models",
 }
 DEFAULT_ENV = "analysis"
 

@@ -80,6 +80,11 @@ def test_every_experiment_config_dry_runs_with_one_training_per_model_and_replic
         if name == "disentanglement":  # trained and scored inside disentanglement_run jobs, one run each
             runs = [len(section[key]) for key in ("simulations", "models", "latent_dims", "seeds")]
             assert stats["disentanglement_run"] == math.prod(runs), stats
+            code_data = [len(section.get(key, [])) for key in ("simulations", "code_data_models", "seeds")]
+            assert stats.get("disentanglement_code_data", 0) == math.prod(code_data), stats
+            continue
+        if name == "perturbation":  # MichiGAN trained inside perturbation_run jobs, one per combination and seed
+            assert stats["perturbation_run"] == len(section["held_out"]) * len(section["seeds"]), stats
             continue
         replicates = len(section["seeds"]) * len(section.get("fractions", [None]))
         expected += len(section["datasets"]) * len(section["models"]) * replicates
@@ -108,6 +113,8 @@ def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
         ("augmentation: {datasets: [pbmc68k_demo], models: [noise]}", "'noise' is not conditional"),
         ("augmentation: {datasets: [pbmc68k_demo], models: [upsample], fractions: [0.5, 2]}", "2 is greater than"),
         ("experiments: [disentanglement]\ndisentanglement: {models: [noise]}", "'noise' has no latent representation"),
+        ("experiments: [perturbation]\nperturbation: {held_out: [Path1-Batch2]}", "does not match"),
+        ("experiments: [perturbation]\nperturbation: {held_out: ['P:B'], dataset: nope}", "unknown dataset 'nope'"),
         ("experiments: [disentanglement]\ndisentanglement: {models: [pca], simulations: [curved]}",
          "'curved' is not one of"),
     ],

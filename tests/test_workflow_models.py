@@ -138,3 +138,37 @@ def test_disentanglement_experiment_scores_and_draws_each_representation(tmp_pat
     code_data = pd.read_csv(results / "code_data.tsv", sep="\t")  # MichiGAN Fig. 4: one row per factor
     assert set(code_data["model"]) == {"wgangp"} and len(code_data) == 4 and code_data["abs_rho"].between(0, 1).all()
     assert (results / "figures/nonlinear_code_data.png").stat().st_size > 10_000
+
+
+PERTURBATION = """
+experiments: [perturbation]
+perturbation:
+  held_out: ["Path2:Batch2"]
+  seeds: [0]
+  n_cells: 450
+  n_genes: 100
+  rf_trees: 50
+  umap_neighbors: 10
+models:
+  michigan: {max_steps: 20, params: {generator_layers: [32, 64], critic_layers: [64, 10], vae: {epochs: 3}}}
+"""
+
+
+@pytest.mark.slow
+def test_perturbation_experiment_predicts_the_held_out_combination(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    snakemake(wf, "--cores", "2", *configfile_args(wf, PERTURBATION), check=True, timeout=900)
+    results = wf / "results/perturbation"
+    simulated = ad.read_h5ad(results / "simulated.h5ad")
+    assert simulated.obs["path"].nunique() == 3 and simulated.obs["batch"].nunique() == 3
+    held_out = ((simulated.obs["path"] == "Path2") & (simulated.obs["batch"] == "Batch2")).sum()
+    record = json.loads((results / "Path2_x_Batch2/seed0/metrics.json").read_text())
+    assert record["combination"] == "Path2:Batch2" and record["n_held_out"] == held_out
+    assert record["n_train"] == simulated.n_obs - held_out  # the held-out cells never reach MichiGAN
+    runs = pd.read_csv(results / "runs.tsv", sep="\t")
+    assert sorted(runs["method"]) == ["betatcvae", "control", "michigan"] and runs["rf_error"].between(0, 0.6).all()
+    improvement = pd.read_csv(results / "improvement.tsv", sep="\t").iloc[0]
+    assert improvement["improvement"] == pytest.approx(improvement["rf_error_michigan"] - improvement["rf_error_betatcvae"])
+    for name in ("rf_error", "delta_h_improvement", "umap"):
+        assert (results / f"figures/{name}.png").stat().st_size > 10_000
+    assert (wf / "logs/perturbation/Path2_x_Batch2/seed0.log").exists()

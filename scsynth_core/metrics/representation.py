@@ -56,7 +56,14 @@ class SharedRepresentation:
         """
         if list(map(str, adata.var_names)) != self.var_names:
             raise DataError("cells to project have different genes than the real cells the PCA was fitted on")
-        X = log_lsn(adata.X, self.target_sum)
+        return self.project_log1p(log_lsn(adata.X, self.target_sum))
+
+    def project_log1p(self, values) -> np.ndarray:
+        """Project values that already are log(LSN + 1) (cells x the fitted genes, dense or sparse), e.g. the
+        output of a ``log1p`` model."""
+        X = sp.csr_matrix(values, dtype=np.float64)
+        if X.shape[1] != self.components.shape[1]:
+            raise DataError(f"values have {X.shape[1]} genes; the PCA was fitted on {self.components.shape[1]}")
         return (np.asarray(X @ self.components.T) - self.mean @ self.components.T).astype(np.float32)
 
     def save(self, path) -> None:

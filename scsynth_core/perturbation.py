@@ -1,0 +1,488 @@
+"""Steps of the ``perturbation`` experiment (Yu & Welch 2021, "MichiGAN: sampling from disentangled
+representations of single-cell data using generative adversarial networks", Genome Biology 22:158; Results on
+predicting single-cell perturbation responses of unseen cell type x perturbation combinations, Figs. 6-7).
+
+A dataset has two categorical factors, a cell type and a condition (a drug, a stimulation). One cell type x
+condition combination is held out: its cells are removed before training and never seen by any model. MichiGAN
+(:class:`scsynth_core.models.michigan.MichiGAN`: a beta-TCVAE, then a code-conditioned WGAN-GP) is trained on the
+remaining cells; the codes of the held-out combination are predicted by latent arithmetic
+(:func:`scsynth_core.metrics.latent.latent_arithmetic`: the codes of a control cell type under the target condition
+shifted by the target-minus-control type difference averaged over the conditions both types share) and decoded
+into cells two ways: by the MichiGAN generator (``michigan``) and by the beta-TCVAE decoder (``betatcvae``), both
+from the same predicted codes. The paper compares the two decodings of the same codes against the real held-out
+cells and relates the GAN's gain to how well the spread of the predicted codes matches that of the real ones
+(delta-H).
+
+Default data: a Splatter simulation (:func:`scsynth_core.data.simulate.simulate_splatter`) with the path as the
+cell type (``obs["path"]``, ``Path1..``) and the batch as the condition (``obs["batch"]``, ``Batch1..``); any h5ad
+of raw counts with two obs columns works (``cell_type_key``, ``condition_key``). A held-out combination is written
+``"TYPE:CONDITION"`` (e.g. ``"Path2:Batch1"``).
+
+Choices, where the paper leaves them open or where this module adds to it:
+
+* **Control baseline** (``control``): the control type's real cells under the target condition themselves, i.e.
+  what one has without predicting anything. Latent arithmetic is useful only if its predictions beat it.
+* **Control type**: a parameter; by default the first other cell type (sorted by name) that has cells under the
+  target condition and shares at least one other condition with the target type (needed for the shift).
+* **Scores**, each against the real held-out cells: the random-forest real-vs-predicted error ("RF error",
+  :func:`scsynth_core.metrics.realism.rf_real_vs_generated`; 0.5 = indistinguishable, lower = easier to tell
+  apart) and the distance between the mean PCs of the two sets, in one PCA of ``log1p`` values (log(1 + x) of
+  counts normalised to 20,000 per cell, the space MichiGAN generates in) fitted on all real cells of the dataset
+  with random state 0, so every seed and combination of a dataset is scored in the same space: the shared PCA
+  of :mod:`scsynth_core.metrics.representation` (50 components, capped at ``n_cells // 5``). Real cells are
+  converted to ``log1p``; generated cells already are. The held-out cells enter this PCA (it is the evaluation
+  space, not a model; no model sees them).
+* **delta-H** (:func:`scsynth_core.metrics.latent.delta_h`): entropy of the predicted codes minus that of the
+  real held-out cells' codes (posterior means of the trained beta-TCVAE encoder); one value per prediction, the
+  same for ``michigan`` and ``betatcvae`` (they decode the same codes). The control's codes are the predicted
+  codes before the shift; since the shift is one constant vector and the entropy estimate is translation
+  invariant, their delta-H equals the prediction's up to rounding (reported for completeness). The code
+  distance (between mean codes) does tell them apart.
+* **Improvement** (per combination and seed): ``rf_error(michigan) - rf_error(betatcvae)``. RF errors are at most
+  about 0.5, so a positive improvement means the GAN-decoded cells are harder to tell from the real held-out
+  cells than the VAE-decoded ones. Figure (b) plots it against delta-H.
+* Seeds: one ``seed`` drives MichiGAN's training, the resampling of latent arithmetic (``balance="resample"``),
+  the generation and the random forests; on CPU a seed gives the same outputs every time with the same number
+  of ``threads`` (torch's sums depend on it: 1 and 2 threads train slightly different models, measured).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from scsynth_core import _io
+from scsynth_core.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("scsynth")
+
+#: Separator of a held-out combination, ``"TYPE:CONDITION"``.
+SEPARATOR = ":"
+#: Default factor columns: the Splatter simulation's path (cell type) and batch (condition).
+CELL_TYPE_KEY = "path"
+CONDITION_KEY = "batch"
+#: The predictions scored against the real held-out cells, in table order.
+METHODS = ("michigan", "betatcvae", "control")
+#: Value of ``obs["method"]`` for the real held-out cells in the predicted-cells file.
+REAL = "real"
+#: Per-method scores of one run (the summary table gives their mean and sd over seeds).
+SCORES = ("rf_error", "rf_auc", "pc_distance", "delta_h")
+#: Components of the evaluation PCA (capped at ``n_cells // 5`` and ``n_genes - 1``).
+N_COMPONENTS = 50
+#: Folds of the real-vs-predicted random forest; each compared set needs at least this many cells.
+N_FOLDS = 5
+
+
+# ----------------------------------------------------------------------------------------------- the design
+@dataclass(frozen=True)
+class Design:
+    """A validated held-out combination: ``target_type`` x ``target_condition``, predicted from ``control_type``."""
+
+    cell_type_key: str
+    condition_key: str
+    target_type: str
+    target_condition: str
+    control_type: str
+
+    @property
+    def combination(self) -> str:
+        """The combination as written in configs, ``"TYPE:CONDITION"``."""
+        return f"{self.target_type}{SEPARATOR}{self.target_condition}"
+
+    def held_out(self, obs: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the held-out combination's cells."""
+        return _is(obs, self.cell_type_key, self.target_type) & _is(obs, self.condition_key, self.target_condition)
+
+    def control(self, obs: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the control type's cells under the target condition (the cells latent arithmetic
+        shifts and the ``control`` baseline)."""
+        return _is(obs, self.cell_type_key, self.control_type) & _is(obs, self.condition_key, self.target_condition)
+
+
+def _is(obs: pd.DataFrame, key: str, value: str) -> np.ndarray:
+    return (obs[key].astype(str) == value).to_numpy()
+
+
+def parse_combination(text: str) -> tuple[str, str]:
+    """Split ``"TYPE:CONDITION"`` into ``(TYPE, CONDITION)``; :class:`ConfigError` when it is not of that form."""
+    if not isinstance(text, str):
+        raise ConfigError(f"held-out combination must be a string 'TYPE{SEPARATOR}CONDITION', got {text!r}")
+    parts = text.split(SEPARATOR)
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(f"held-out combination '{text}' is not of the form 'TYPE{SEPARATOR}CONDITION' "
+                          f"(one '{SEPARATOR}' between a cell type and a condition, e.g. 'Path2{SEPARATOR}Batch1')")
+    return parts[0].strip(), parts[1].strip()
+
+
+def check_design(
+    obs: pd.DataFrame,
+    combination: str,
+    *,
+    cell_type_key: str = CELL_TYPE_KEY,
+    condition_key: str = CONDITION_KEY,
+    control_type: str | None = None,
+    min_cells: int = N_FOLDS,
+) -> Design:
+    """Check that ``combination`` (``"TYPE:CONDITION"``) can be held out and predicted from the cells ``obs``
+    describes, and choose the control type.
+
+    Raises :class:`ConfigError` for a malformed combination and :class:`DataError`, naming the column and the
+    value, when a factor column is missing or has missing values, the cell type or condition does not occur, the
+    combination has fewer than ``min_cells`` cells (the random forest's folds), the control type (given, or the
+    default: the first other cell type, sorted, under the target condition that shares another condition with the
+    target type) has fewer than ``min_cells`` cells under the target condition, or the two types share no other
+    condition (latent arithmetic needs one to estimate the type difference).
+    """
+    target_type, target_condition = parse_combination(combination)
+    for key, what in ((cell_type_key, "cell type"), (condition_key, "condition")):
+        if key not in obs.columns:
+            raise DataError(f"the {what} column obs['{key}'] does not exist (available: "
+                            f"{', '.join(map(str, obs.columns)) or 'none'})")
+        n_missing = int(obs[key].isna().sum())
+        if n_missing:
+            raise DataError(f"the {what} column obs['{key}'] has {n_missing} missing values")
+    types = obs[cell_type_key].astype(str).to_numpy()
+    conditions = obs[condition_key].astype(str).to_numpy()
+    known_types, known_conditions = sorted(set(types)), sorted(set(conditions))
+    if target_type not in known_types:
+        raise DataError(f"held-out combination '{combination}': cell type '{target_type}' does not occur in "
+                        f"obs['{cell_type_key}'] (values: {', '.join(known_types)})")
+    if target_condition not in known_conditions:
+        raise DataError(f"held-out combination '{combination}': condition '{target_condition}' does not occur in "
+                        f"obs['{condition_key}'] (values: {', '.join(known_conditions)})")
+
+    def n_cells(cell_type: str, condition: str) -> int:
+        return int(((types == cell_type) & (conditions == condition)).sum())
+
+    n_held = n_cells(target_type, target_condition)
+    if n_held < min_cells:
+        raise DataError(f"held-out combination '{combination}' has {n_held} cells (obs['{cell_type_key}'] == "
+                        f"'{target_type}' and obs['{condition_key}'] == '{target_condition}'); at least "
+                        f"{min_cells} are needed to score predictions")
+
+    def shared(cell_type: str) -> list[str]:
+        return [c for c in known_conditions if c != target_condition
+                and n_cells(cell_type, c) > 0 and n_cells(target_type, c) > 0]
+
+    if control_type is None:
+        candidates = [t for t in known_types if t != target_type and n_cells(t, target_condition) >= min_cells
+                      and shared(t)]
+        if not candidates:
+            raise DataError(f"held-out combination '{combination}': no other cell type of obs['{cell_type_key}'] "
+                            f"has at least {min_cells} cells under obs['{condition_key}'] == '{target_condition}' "
+                            f"and shares another condition with '{target_type}': there is nothing to shift")
+        control_type = candidates[0]
+    else:
+        control_type = str(control_type)
+        if control_type == target_type:
+            raise DataError(f"held-out combination '{combination}': the control type must differ from the "
+                            f"target type '{target_type}'")
+        if control_type not in known_types:
+            raise DataError(f"control type '{control_type}' does not occur in obs['{cell_type_key}'] "
+                            f"(values: {', '.join(known_types)})")
+        n_control = n_cells(control_type, target_condition)
+        if n_control < min_cells:
+            raise DataError(f"control type '{control_type}' has {n_control} cells under obs['{condition_key}'] == "
+                            f"'{target_condition}' (at least {min_cells} needed: latent arithmetic shifts them)")
+        if not shared(control_type):
+            raise DataError(f"cell types '{control_type}' and '{target_type}' share no condition of "
+                            f"obs['{condition_key}'] besides '{target_condition}': the type difference cannot "
+                            "be estimated")
+    return Design(cell_type_key, condition_key, target_type, target_condition, control_type)
+
+
+# ------------------------------------------------------------------------------------------------- the data
+def simulate(*, output: str | Path, seed: int, n_cells: int = 3000, n_genes: int = 1000, n_batches: int = 3,
+             n_paths: int = 3, params: Mapping[str, Any] | None = None) -> None:
+    """Write the default dataset: a Splatter simulation whose paths are the cell types and whose batches are the
+    conditions (``params``: further :class:`~scsynth_core.data.simulate.SplatterParams` fields)."""
+    from scsynth_core.data.simulate import simulate_splatter
+
+    adata = simulate_splatter(seed=seed, n_cells=n_cells, n_genes=n_genes, n_batches=n_batches, n_paths=n_paths,
+                              **dict(params or {}))
+    _io.write_h5ad(output, adata)
+    log.info("simulated %d cells x %d genes (%d paths x %d batches, seed %d)", adata.n_obs, adata.n_vars, n_paths,
+             n_batches, seed)
+
+
+def _log1p(X) -> sp.csr_matrix:
+    """Raw counts -> ``log1p`` values (CSR float32), the space MichiGAN generates in."""
+    from scsynth_core.data.preprocess import to_representation
+
+    return sp.csr_matrix(to_representation(sp.csr_matrix(X), "log1p"), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- one run
+def _score(real_pcs: np.ndarray, pred_pcs: np.ndarray, *, n_trees: int, seed: int, n_jobs: int) -> dict[str, float]:
+    from scsynth_core.metrics.realism import rf_real_vs_generated
+
+    rf = rf_real_vs_generated(real_pcs, pred_pcs, n_trees=n_trees, n_folds=N_FOLDS, seed=seed, n_jobs=n_jobs)
+    distance = float(np.linalg.norm(pred_pcs.mean(axis=0) - real_pcs.mean(axis=0)))
+    return {"rf_error": rf.error, "rf_auc": rf.auc_mean, "pc_distance": distance, "n_cells": int(len(pred_pcs))}
+
+
+def train_and_predict(
+    *,
+    data: str | Path,
+    combination: str,
+    seed: int,
+    outputs: Mapping[str, str | Path],
+    cell_type_key: str = CELL_TYPE_KEY,
+    condition_key: str = CONDITION_KEY,
+    control_type: str | None = None,
+    balance: str = "mean",
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    max_steps: int | None = None,
+    n_trees: int = 1000,
+    n_components: int = N_COMPONENTS,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Hold out ``combination`` (``"TYPE:CONDITION"``), train MichiGAN on the other cells of ``data`` (an h5ad of
+    raw counts), predict the held-out cells by latent arithmetic and score the predictions against them.
+
+    ``params``: MichiGAN hyperparameters over ``preset`` (``"paper"`` or ``"demo"``), the beta-TCVAE's under a
+    ``"vae"`` key; ``max_steps`` caps the GAN's generator steps (the beta-TCVAE runs its epochs). ``balance``:
+    latent arithmetic's weighting of the shared conditions (``"mean"`` or ``"resample"``). ``n_trees``: trees of
+    each random forest (paper: 1,000). ``threads``: torch/BLAS threads and the forests' jobs.
+
+    ``outputs``: ``metrics`` (JSON: the combination, seed, control type, cell counts, per-method scores,
+    delta-H, improvement, seconds), ``cells`` (h5ad: ``log1p`` values of the predicted cells of every method and
+    of the real held-out cells, ``obs["method"]``; ``obsm["X_codes"]`` the codes they come from,
+    ``obsm["X_pca"]`` the evaluation PCs) and optionally ``train_log`` (TSV of the training history) and
+    ``model`` (the trained MichiGAN, :meth:`~scsynth_core.models.base.GenerativeModel.save`). Returns the metrics
+    record.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    from scsynth_core.data.checks import check_counts, read_h5ad
+    from scsynth_core.metrics.latent import delta_h, latent_arithmetic
+    from scsynth_core.metrics.representation import fit_representation
+    from scsynth_core.models.michigan import MichiGAN
+    from scsynth_core.models.training import history_frame
+    from scsynth_core.steps import _set_threads
+
+    missing = [key for key in ("metrics", "cells") if key not in outputs]
+    if missing:
+        raise ConfigError(f"perturbation run: outputs lack {', '.join(missing)} (need metrics and cells)")
+    if balance not in ("mean", "resample"):
+        raise ConfigError(f"balance must be 'mean' or 'resample', got {balance!r}")
+    _set_threads(threads)
+    model = MichiGAN(preset, **dict(params or {}))  # checks the settings before reading data
+    adata = read_h5ad(data)
+    check_counts(adata.X, where=f"{data} (X)")
+    design = check_design(adata.obs, combination, cell_type_key=cell_type_key, condition_key=condition_key,
+                          control_type=control_type)
+    held = design.held_out(adata.obs)
+    train = adata[~held].copy()
+    real = adata[held].copy()
+
+    t0 = time.perf_counter()
+    history = model.fit(train, seed=seed, device=device, max_steps=max_steps, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    log.info("trained MichiGAN on %d cells without %s (%d cells) in %.1f s", model.n_train, design.combination,
+             real.n_obs, train_seconds)
+
+    t1 = time.perf_counter()
+    z_train = model.encode(train)
+    z_real = model.encode(real)
+    is_control = design.control(train.obs)
+    z_control = z_train[is_control]
+    z_pred = latent_arithmetic(z_train, train.obs[cell_type_key].astype(str), train.obs[condition_key].astype(str),
+                               control_type=design.control_type, target_condition=design.target_condition,
+                               target_type=design.target_type, balance=balance, seed=seed).astype(np.float32)
+    control = train[is_control]
+    sets = {
+        "michigan": (sp.csr_matrix(model.generate_from_codes(z_pred, seed=seed).X, dtype=np.float32), z_pred),
+        "betatcvae": (sp.csr_matrix(model.vae.generate_from_codes(z_pred, seed=seed).X, dtype=np.float32), z_pred),
+        "control": (_log1p(control.X), z_control),
+    }
+    real_log = _log1p(real.X)
+    pca = fit_representation(adata, n_components=n_components, seed=0)
+    real_pcs = pca.project_log1p(real_log)
+    n_jobs = int(threads) if threads else 1
+    methods: dict[str, dict[str, float]] = {}
+    pcs = {}
+    for method, (values, codes) in sets.items():
+        pcs[method] = pca.project_log1p(values)
+        methods[method] = _score(real_pcs, pcs[method], n_trees=n_trees, seed=seed, n_jobs=n_jobs) | {
+            "delta_h": delta_h(codes, z_real),
+            "code_distance": float(np.linalg.norm(codes.mean(axis=0) - z_real.mean(axis=0))),
+        }
+    record = {
+        "combination": design.combination,
+        "cell_type": design.target_type,
+        "condition": design.target_condition,
+        "cell_type_key": cell_type_key,
+        "condition_key": condition_key,
+        "control_type": design.control_type,
+        "seed": int(seed),
+        "balance": balance,
+        "preset": preset,
+        "max_steps": max_steps,
+        "n_cells": int(adata.n_obs),
+        "n_train": int(model.n_train),
+        "n_held_out": int(real.n_obs),
+        "n_control": int(control.n_obs),
+        "n_components": pca.n_components,
+        "n_trees": int(n_trees),
+        "methods": methods,
+        "delta_h": methods["michigan"]["delta_h"],
+        "improvement": methods["michigan"]["rf_error"] - methods["betatcvae"]["rf_error"],
+        "train_seconds": round(train_seconds, 3),
+        "score_seconds": round(time.perf_counter() - t1, 3),
+    }
+
+    # The predicted cells of every method and the real held-out cells, for the UMAP figure.
+    names = list(sets) + [REAL]
+    blocks = [sets[m][0] for m in sets] + [real_log]
+    sources = [control.obs_names] * 3 + [real.obs_names]
+    obs = pd.DataFrame({
+        "method": pd.Categorical(np.repeat(names, [b.shape[0] for b in blocks]), categories=names),
+        "cell": np.concatenate([np.asarray(s, dtype=str) for s in sources]),
+    })
+    obs.index = [f"{m}_{i}" for m, b in zip(names, blocks) for i in range(b.shape[0])]
+    cells = ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+    cells.obsm["X_codes"] = np.vstack([sets[m][1] for m in sets] + [z_real]).astype(np.float32)
+    cells.obsm["X_pca"] = np.vstack([pcs[m] for m in sets] + [real_pcs]).astype(np.float32)
+    cells.uns["perturbation"] = {k: record[k] for k in ("combination", "cell_type", "condition", "cell_type_key",
+                                                        "condition_key", "control_type", "seed")}
+    _io.write_h5ad(outputs["cells"], cells)
+    if "train_log" in outputs:
+        _io.write_tsv(outputs["train_log"], history_frame(history))
+    if "model" in outputs:
+        model.save(outputs["model"])
+    _io.write_json(outputs["metrics"], record)
+    log.info("%s (seed %d, control %s): RF error michigan %.3f, betatcvae %.3f, control %.3f; delta-H %.3f",
+             design.combination, seed, design.control_type, methods["michigan"]["rf_error"],
+             methods["betatcvae"]["rf_error"], methods["control"]["rf_error"], record["delta_h"])
+    return record
+
+
+# ------------------------------------------------------------------------------------------------- summary
+def runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per (combination, seed, method) of run records (:func:`train_and_predict`'s metrics)."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        for method in METHODS:
+            scores = record["methods"][method]
+            rows.append({"combination": record["combination"], "seed": int(record["seed"]), "method": method,
+                         "control_type": record["control_type"], "n_held_out": record["n_held_out"],
+                         **{k: scores.get(k, np.nan) for k in (*SCORES, "code_distance", "n_cells")},
+                         "train_seconds": record.get("train_seconds", np.nan)})
+    return pd.DataFrame(rows)
+
+
+def improvement_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (combination, seed): the RF error of each method, ``improvement = rf_error(michigan) -
+    rf_error(betatcvae)`` (positive: the GAN's cells are closer to the real held-out cells) and the prediction's
+    delta-H."""
+    from scsynth_core.plots._style import require_columns
+
+    require_columns(runs, ["combination", "seed", "method", "rf_error", "delta_h"], "improvement_frame")
+    wide = runs.pivot_table(index=["combination", "seed"], columns="method", values="rf_error", sort=False)
+    missing = [m for m in ("michigan", "betatcvae") if m not in wide.columns]
+    if missing:
+        raise DataError(f"the runs lack method(s) {', '.join(missing)}: no improvement to compute")
+    out = wide.reindex(columns=[m for m in METHODS if m in wide.columns])
+    out.columns = [f"rf_error_{m}" for m in out.columns]
+    out["improvement"] = out["rf_error_michigan"] - out["rf_error_betatcvae"]
+    delta = runs[runs["method"] == "michigan"].set_index(["combination", "seed"])["delta_h"]
+    out["delta_h"] = delta.reindex(out.index)
+    return out.reset_index()
+
+
+def summarise(
+    inputs: Sequence[str | Path],
+    output_runs: str | Path,
+    output_table: str | Path,
+    output_improvement: str | Path | None = None,
+) -> None:
+    """Tables of the experiment from the runs' metrics files (``inputs``).
+
+    ``output_runs``: one row per (combination, seed, method); ``output_table``: per combination and method, the
+    number of seeds and the mean and sd over seeds of every score; ``output_improvement`` (optional): per
+    (combination, seed), each method's RF error, the improvement ``rf_error(michigan) - rf_error(betatcvae)`` and
+    delta-H (Figs. 6-7).
+    """
+    import json
+
+    records = []
+    for path in inputs:
+        try:
+            records.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable metrics file ({type(exc).__name__}: {exc})") from None
+    if not records:
+        raise DataError("perturbation summary: no metrics files given")
+    runs = runs_frame(records)
+    _io.write_tsv(output_runs, runs.round(4))
+    keys = ["combination", "method"]
+    stats = runs.groupby(keys, sort=False)[list(SCORES)].agg(["mean", "std"])
+    stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
+    stats.insert(0, "n_seeds", runs.groupby(keys, sort=False).size())
+    _io.write_tsv(output_table, stats.reset_index().round(4))
+    if output_improvement is not None:
+        _io.write_tsv(output_improvement, improvement_frame(runs).round(4))
+    log.info("summarised %d runs (%d combinations)", len(records), runs["combination"].nunique())
+
+
+# ------------------------------------------------------------------------------------------------- figures
+def figures(
+    *,
+    runs: str | Path,
+    cells: str | Path,
+    outputs: Mapping[str, str | Path],
+    n_neighbors: int = 15,
+    seed: int = 0,
+) -> None:
+    """The experiment's figures (Yu & Welch 2021, Figs. 6-7 in our terms), each written when its key is in
+    ``outputs``: ``errors`` (a: RF error per held-out combination and method, mean bar and seed points, from the
+    ``runs`` table of :func:`summarise`), ``delta_h`` (b: delta-H vs improvement, one point per combination and
+    seed) and ``umap`` (c: UMAP of the real held-out and the predicted cells of one run, the ``cells`` file of
+    :func:`train_and_predict`, embedded from their evaluation PCs; ``n_neighbors`` and ``seed`` of UMAP)."""
+    import pandas as pd
+
+    from scsynth_core.plots.perturbation import plot_delta_h_improvement, plot_error_bars, plot_prediction_embedding
+    from scsynth_core.steps import _save_figure, _use_agg
+
+    unknown = sorted(set(outputs) - {"errors", "delta_h", "umap"})
+    if unknown:
+        raise ConfigError(f"perturbation figures: unknown output(s) {', '.join(unknown)} (errors, delta_h, umap)")
+    _use_agg()
+    frame = pd.read_csv(runs, sep="\t")
+    if "errors" in outputs:
+        _save_figure(plot_error_bars(frame, title="Predicting held-out combinations"), outputs["errors"])
+    if "delta_h" in outputs:
+        fig = plot_delta_h_improvement(improvement_frame(frame), title="GAN vs VAE decoder")
+        _save_figure(fig, outputs["delta_h"])
+    if "umap" in outputs:
+        from scsynth_core.data.checks import read_h5ad
+        from scsynth_core.plots.embedding import _embed
+
+        predicted = read_h5ad(cells)
+        if "method" not in predicted.obs or "X_pca" not in predicted.obsm:
+            raise DataError(f"{cells}: not a predicted-cells file of the perturbation experiment "
+                            "(needs obs['method'] and obsm['X_pca'])")
+        coords = _embed(np.asarray(predicted.obsm["X_pca"]), "umap", seed=seed,
+                        n_neighbors=min(n_neighbors, predicted.n_obs - 1), perplexity=30.0)
+        about = dict(predicted.uns.get("perturbation", {}))
+        title = (f"held out {about.get('combination', '?')} (control {about.get('control_type', '?')}, "
+                 f"seed {about.get('seed', '?')})")
+        fig = plot_prediction_embedding(coords, predicted.obs["method"].astype(str).to_numpy(), title=title)
+        _save_figure(fig, outputs["umap"])
