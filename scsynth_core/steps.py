@@ -367,7 +367,6 @@ def evaluate_realism(
     and generation seconds); ``roc``: per-fold ROC curves; ``heatmap``: marker-gene correlations (generated lower
     triangle, real upper).
     """
-
     real_test = load_prepared(real, split, subset="test" if split is not None else None)
     fake = _read_generated(generated)
     rep, genes = _load_reference(representation, markers)
