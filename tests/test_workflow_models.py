@@ -1,6 +1,7 @@
 """The neural models inside the workflow: scGAN, cscGAN and ACTIVA through realism and augmentation
-(``config/experiments/models_demo.yaml`` with shorter training, steps only, so the suite stays fast), and scDBM and
-scVI through the pilot experiment.
+(``config/experiments/models_demo.yaml`` with shorter training and 100-tree evaluation forests, so the suite stays
+fast), scDBM and scVI through the pilot experiment, and MichiGAN's models through the disentanglement and
+perturbation experiments.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 from workflow_utils import configfile_args, copy_workflow, snakemake
 
 SHORTER = """
+realism: {rf_trees: 100}
+augmentation: {rf_trees: 100}
 models:
   scgan: {params: {max_steps: 60, monitor_every: 20}}
   cscgan: {params: {max_steps: 60, monitor_every: 20}}
