@@ -87,6 +87,7 @@ import math
 import re
 import time
 import warnings
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -389,9 +390,9 @@ class _ScviGenerator(GenerativeModel):
         self._pending = cells[n:]
         return cells[:n]
 
+    @abstractmethod
     def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
-        """Cells ``start .. start + size - 1`` of the sequence, as float32 CSR counts."""
-        raise NotImplementedError
+        """Cells ``start .. start + size - 1`` of the sequence, as float32 CSR counts (each sampler's own)."""
 
     # -- save / load ------------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
