@@ -16,6 +16,7 @@ from scsynth_core.metrics.disentanglement import (
     knn_factor_regression,
     mig,
     mutual_information_matrix,
+    posterior_mig,
     rf_inception_score,
     spearman_correlation_gap,
 )
@@ -96,6 +97,38 @@ def test_mig_errors():
         mig(z, np.arange(49))
     with pytest.raises(DataError, match="at least 2 latent"):
         mig(z[:, :1], np.arange(50) % 2)
+
+
+# ------------------------------------------------------------------------------------- MIG through q(z|x)
+def test_posterior_mig_known_answer_two_gaussians():
+    """Codes mu = +-1 by a balanced binary factor, posterior s.d. 0.5: I(z; v) = H(mixture) - H(N(0, 0.25)),
+    by numerical integration; a second dim equal to the prior for every cell carries exactly nothing."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    v = rng.integers(2, size=6_000)
+    mu = np.column_stack([2.0 * v - 1.0, np.zeros(v.size)])
+    logvar = np.column_stack([np.full(v.size, np.log(0.25)), np.zeros(v.size)])
+    grid = np.linspace(-6, 6, 24_001)
+    mixture = 0.5 * (norm.pdf(grid, -1, 0.5) + norm.pdf(grid, 1, 0.5))
+    h_mixture = -np.sum(mixture * np.log(mixture)) * (grid[1] - grid[0])
+    expected = h_mixture - 0.5 * np.log(2 * np.pi * np.e * 0.25)  # ~0.58 of H(v) = log 2 nats
+    result = posterior_mig(mu, logvar, v, seed=1)
+    assert result["mi"].loc["factor0", "z0"] == pytest.approx(expected, abs=0.02)
+    assert result["mi"].loc["factor0", "z1"] == 0.0  # identical components: the same density with or without v
+    assert result["mig"] == pytest.approx(expected / np.log(2), abs=0.03)
+
+
+def test_posterior_mig_narrow_posteriors_match_histogram_mig(two_factors):
+    """Near-deterministic, axis-aligned codes: both estimators find each factor's whole entropy in one dim."""
+    latents = two_factors.to_numpy(float) + np.random.default_rng(2).normal(0, 0.01, (20_000, 2))
+    logvar = np.full(latents.shape, np.log(1e-4))
+    result = posterior_mig(latents, logvar, two_factors, max_cells=3_000, seed=0)
+    assert result["mig"] > 0.97 and mig(latents, two_factors)["mig"] > 0.97
+    # The posterior estimator sees the encoder's uncertainty: the same means with wide posteriors carry little.
+    assert posterior_mig(latents, np.zeros_like(latents), two_factors, max_cells=3_000)["mig"] < 0.5
+    with pytest.raises(DataError, match="differ in shape"):
+        posterior_mig(latents, logvar[:, :1], two_factors)
 
 
 # ------------------------------------------------------------------------------------------- FactorVAE metric

@@ -71,6 +71,22 @@ def test_log1p_is_log_of_lsn_and_inverts():
     np.testing.assert_allclose(back_sparse.toarray(), COUNTS, rtol=1e-5, atol=1e-4)
 
 
+def test_gene_mean_sd_matches_numpy_in_blocks(demo):
+    """The statistics scanpy's ``pp.scale`` standardises with, streamed over row blocks (sparse stays sparse)."""
+    counts = demo.X[:300]
+    dense = np.asarray(pp.to_representation(counts, "log1p").toarray(), dtype=np.float64)
+    mean, sd = pp.gene_mean_sd(counts, "log1p", block_rows=64)  # several blocks, the last one partial
+    np.testing.assert_allclose(mean, dense.mean(axis=0), rtol=1e-5, atol=1e-6)
+    expressed = dense.std(axis=0) > 0
+    np.testing.assert_allclose(sd[expressed], dense.std(axis=0)[expressed], rtol=1e-4)
+    assert np.all(sd[~expressed] == 1.0) and (~expressed).any()  # unexpressed genes: s.d. 1, as pp.scale
+    dense_mean, dense_sd = pp.gene_mean_sd(counts.toarray(), "log1p")
+    np.testing.assert_allclose(dense_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dense_sd, sd, rtol=1e-4)
+    with pytest.raises(DataError, match="at least one cell"):
+        pp.gene_mean_sd(counts[:0], "log1p")
+
+
 def test_counts_is_identity_and_lsn_needs_library():
     assert pp.to_representation(COUNTS, "counts") is COUNTS
     assert pp.from_representation(COUNTS, "counts") is COUNTS

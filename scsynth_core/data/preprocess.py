@@ -154,6 +154,31 @@ def to_representation(X, representation: str, *, target_sum: float = LSN_TARGET)
     return normed if representation == "lsn" else _log1p(normed)
 
 
+def gene_mean_sd(X, representation: str, *, block_rows: int = 4_096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and standard deviation (divisor ``n``) of raw counts ``X`` in ``representation``.
+
+    The statistics ``scanpy.pp.scale`` standardises with (genes with no variance get s.d. 1, as there), computed
+    over blocks of rows so a sparse matrix is never densified. Float64.
+    """
+    X = sp.csr_matrix(X) if sp.issparse(X) else np.asarray(X)
+    n = X.shape[0]
+    if n == 0:
+        raise DataError("gene_mean_sd needs at least one cell")
+    total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for start in range(0, n, block_rows):
+        block = to_representation(X[start:start + block_rows], representation)
+        if sp.issparse(block):
+            total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+            squares += np.asarray(block.multiply(block).sum(axis=0), dtype=np.float64).ravel()
+        else:
+            block = np.asarray(block, dtype=np.float64)
+            total += block.sum(axis=0)
+            squares += (block * block).sum(axis=0)
+    mean = total / n
+    sd = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
+    return mean, np.where(sd > 1e-8, sd, 1.0)  # constant genes (up to rounding) keep their values
+
+
 def from_representation(X, representation: str, *, library_size: np.ndarray | None = None,
                         target_sum: float = LSN_TARGET):
     """Invert :func:`to_representation` as far as the representation allows.

@@ -41,6 +41,12 @@ _REGISTRY: dict[str, str] = {
 REPRESENTATIONS = ("counts", "lsn", "log1p")
 
 
+def check_flag(model: str, params: dict, key: str) -> None:
+    """Hyperparameter ``key`` must be a boolean (YAML true/false)."""
+    if not isinstance(params[key], (bool, np.bool_)):
+        raise ConfigError(f"model '{model}': {key} must be true or false, got {params[key]!r}")
+
+
 def available_models() -> list[str]:
     """Names of every registered model, sorted."""
     return sorted(_REGISTRY)

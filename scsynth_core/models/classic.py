@@ -21,7 +21,9 @@ mu)``, ``M = W^T W + sigma^2 I`` (or posterior draws, covariance ``sigma^2 M^{-1
 FactorVAE metric are computed on; ``sample`` draws ``z ~ N(0, I)`` and returns ``W z + mu + e``. Paper preset: 10
 latent dimensions (MichiGAN uses 10 latent dimensions for every model). The reference builds its PPCA from
 ``sklearn.decomposition.PCA`` (same estimator); its ``encode`` draws posterior samples with a covariance of
-``M / sigma^4`` -- not the PPCA posterior -- so we use Tipping & Bishop's. The history records the per-cell
+``M / sigma^4`` -- not the PPCA posterior -- so we use Tipping & Bishop's (:meth:`PPCAModel.posterior` gives the
+means and the diagonal of the covariance, for MIG through ``q(z|x)``). ``scale_genes=True`` divides every gene by
+its training s.d. first (the input the VAEs see, see :mod:`scsynth_core.models.vae`) and multiplies draws back. The history records the per-cell
 log-likelihood at the optimum, ``-1/2 (d log 2 pi + sum_{j<=q} log lambda_j + (d - q) log sigma^2 + d)``.
 
 ``gmm`` -- Gaussian mixture fitted by EM (``sklearn.mixture.GaussianMixture``, as the reference). The reference
@@ -45,9 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from scsynth_core.data.preprocess import to_representation
+from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
-from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.base import GenerativeModel, check_flag
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -191,7 +193,8 @@ class PPCA:
 class PPCAModel(GenerativeModel):
     """``pca``: probabilistic PCA on log1p-normalised expression (MichiGAN's PCA baseline). See the module docstring.
 
-    Hyperparameters: ``n_latent`` (10, MichiGAN), ``clip_at_zero`` (False: Gaussian output as the reference).
+    Hyperparameters: ``n_latent`` (10, MichiGAN), ``clip_at_zero`` (False: Gaussian output as the reference),
+    ``scale_genes`` (False: PCA of the log1p values; True: of unit-variance genes, as the VAEs).
     Nothing is iterated, so ``demo`` equals ``paper`` and ``max_steps`` is ignored.
     """
 
@@ -200,13 +203,17 @@ class PPCAModel(GenerativeModel):
     conditional = False
     #: The hyperparameter holding the number of latent dimensions (the disentanglement experiment sets it).
     latent_param = "n_latent"
-    presets = {"paper": {"n_latent": 10, "clip_at_zero": False}, "demo": {"n_latent": 10, "clip_at_zero": False}}
+    _gene_sd: np.ndarray | None = None
+    presets = {"paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
+               "demo": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False}}
 
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         n_latent = self.params["n_latent"]
         if isinstance(n_latent, bool) or not isinstance(n_latent, int):
             raise ConfigError(f"model 'pca': n_latent must be an integer, got {n_latent!r}")
-        self._ppca = PPCA.fit(represent(adata, self.representation), n_latent, seed=seed)
+        check_flag(self.name, self.params, "scale_genes")
+        self._gene_sd = gene_mean_sd(adata.X, self.representation)[1] if self.params["scale_genes"] else None
+        self._ppca = PPCA.fit(self._input(adata), n_latent, seed=seed)
         explained = self._ppca.eigenvalues.sum() / (self._ppca.eigenvalues.sum() + self._ppca.noise_variance
                                                     * (adata.n_vars - n_latent))
         return {"step": [0], "log_likelihood": [self._ppca.log_likelihood()],
@@ -217,24 +224,42 @@ class PPCAModel(GenerativeModel):
         draw per cell when ``sample=True`` (covariance ``sigma^2 M^{-1}``, Tipping & Bishop Sec. 3.3)."""
         if getattr(self, "_ppca", None) is None:
             raise ConfigError("model 'pca' is not fitted: call fit() or load() before encode()")
-        z = self._ppca.posterior_mean(represent(_check_genes(self, adata), self.representation))
+        z = self._ppca.posterior_mean(self._input(_check_genes(self, adata)))
         if sample:
             chol = np.linalg.cholesky(self._ppca.posterior_covariance)
             z = z + np.random.default_rng(seed).standard_normal(z.shape) @ chol.T
         return z
 
+    def posterior(self, adata: ad.AnnData) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log-variances (cells x ``n_latent``) of the cells' codes; the variances are the
+        diagonal of ``sigma^2 M^{-1}``, the same for every cell (Tipping & Bishop Sec. 3.3)."""
+        mean = self.encode(adata)
+        logvar = np.log(np.diag(self._ppca.posterior_covariance))
+        return mean, np.broadcast_to(logvar, mean.shape).copy()
+
+    def _input(self, adata):
+        """Cells in the representation, each gene divided by its training s.d. when ``scale_genes`` (PCA centres)."""
+        X = represent(adata, self.representation)
+        if self._gene_sd is None:
+            return X
+        return sp.csr_matrix(X @ sp.diags(1.0 / self._gene_sd)) if sp.issparse(X) else X / self._gene_sd
+
     def _sample_chunk(self, n, labels, rng):
         x, _ = self._ppca.sample(n, rng)
+        if self._gene_sd is not None:
+            x = x * self._gene_sd  # back to the representation's scale
         return np.maximum(x, 0.0) if self.params["clip_at_zero"] else x
 
     def _get_state(self) -> dict[str, Any]:
         f = self._ppca
-        return {"mean": _as_tensor(f.mean), "W": _as_tensor(f.W), "noise_variance": f.noise_variance,
-                "eigenvalues": _as_tensor(f.eigenvalues)}
+        state = {"mean": _as_tensor(f.mean), "W": _as_tensor(f.W), "noise_variance": f.noise_variance,
+                 "eigenvalues": _as_tensor(f.eigenvalues)}
+        return state if self._gene_sd is None else state | {"gene_sd": _as_tensor(self._gene_sd)}
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
         self._ppca = PPCA(state["mean"].numpy(), state["W"].numpy(), state["noise_variance"],
                           state["eigenvalues"].numpy())
+        self._gene_sd = state["gene_sd"].numpy() if "gene_sd" in state else None
 
 
 # --------------------------------------------------------------------------------------------------- GMM

@@ -148,7 +148,7 @@ import scipy.sparse as sp
 import torch
 
 from scsynth_core.errors import ConfigError
-from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.base import GenerativeModel, check_flag
 from scsynth_core.models.training import (
     Checkpointer,
     TrainLog,
@@ -687,8 +687,7 @@ class ScDBM(GenerativeModel):
             if p[key] not in allowed:
                 raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
         for key in ("finetune_dispersion", "dispersion_keep_means"):
-            if not isinstance(p[key], bool):
-                raise ConfigError(f"model '{name}': {key} must be true or false")
+            check_flag(name, p, key)
         for key, value in (("sampler", "exact"), ("finetune_model_term", "exact")):
             if p[key] == value and p["hidden_sizes"][0] > EXACT_MAX_HIDDEN:
                 raise ConfigError(f"model '{name}': {key} 'exact' enumerates 2^H1 states; needs hidden_sizes[0] "

@@ -96,7 +96,7 @@ import scipy.sparse as sp
 import torch
 
 from scsynth_core.errors import ConfigError, TrainingError
-from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
+from scsynth_core.models.base import GenerativeModel, check_flag, csr_from_state, csr_to_state
 from scsynth_core.models.training import resolve_device
 
 log = logging.getLogger(__name__)
@@ -301,8 +301,7 @@ class _ScviGenerator(GenerativeModel):
                              ("batchnorm_stats", BATCHNORM_STATS)):
             if p[key] not in allowed:
                 raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
-        if not isinstance(p["use_observed_lib_size"], bool):
-            raise ConfigError(f"model '{name}': use_observed_lib_size must be true or false")
+        check_flag(name, p, "use_observed_lib_size")
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {key: self.params[key] for key in _MODULE_KEYS}
