@@ -66,6 +66,8 @@ METRIC_LABELS: dict[str, str] = {
     "correlation_discrepancy": "correlation discrepancy",
     "proportion_error": "cluster proportion error",
     "mig": "MIG",
+    "mig_posterior": "MIG through q(z|x)",
+    "mig_balanced": "MIG (balanced)",
     "factorvae": "FactorVAE metric",
     "correlation_gap": "correlation gap",
     "inception_score": "inception score",
