@@ -23,8 +23,9 @@ latent dimensions (MichiGAN uses 10 latent dimensions for every model). The refe
 ``sklearn.decomposition.PCA`` (same estimator); its ``encode`` draws posterior samples with a covariance of
 ``M / sigma^4`` -- not the PPCA posterior -- so we use Tipping & Bishop's (:meth:`PPCAModel.posterior` gives the
 means and the diagonal of the covariance, for MIG through ``q(z|x)``). ``scale_genes=True`` divides every gene by
-its training s.d. first (the input the VAEs see, see :mod:`scsynth_core.models.vae`) and multiplies draws back. The history records the per-cell
-log-likelihood at the optimum, ``-1/2 (d log 2 pi + sum_{j<=q} log lambda_j + (d - q) log sigma^2 + d)``.
+its training s.d. first (the input the VAEs see, see :mod:`scsynth_core.models.vae`) and multiplies draws back.
+The history records the per-cell log-likelihood at the optimum,
+``-1/2 (d log 2 pi + sum_{j<=q} log lambda_j + (d - q) log sigma^2 + d)``.
 
 ``gmm`` -- Gaussian mixture fitted by EM (``sklearn.mixture.GaussianMixture``, as the reference). The reference
 fits the mixture to the expression matrix itself and picks the number of components (1-100) and covariance type
@@ -212,8 +213,10 @@ class PPCAModel(GenerativeModel):
         if isinstance(n_latent, bool) or not isinstance(n_latent, int):
             raise ConfigError(f"model 'pca': n_latent must be an integer, got {n_latent!r}")
         check_flag(self.name, self.params, "scale_genes")
-        self._gene_sd = gene_mean_sd(adata.X, self.representation)[1] if self.params["scale_genes"] else None
-        self._ppca = PPCA.fit(self._input(adata), n_latent, seed=seed)
+        X = represent(adata, self.representation)
+        # X is already in the representation: "counts" leaves it as it is.
+        self._gene_sd = gene_mean_sd(X, "counts")[1] if self.params["scale_genes"] else None
+        self._ppca = PPCA.fit(self._scaled(X), n_latent, seed=seed)
         explained = self._ppca.eigenvalues.sum() / (self._ppca.eigenvalues.sum() + self._ppca.noise_variance
                                                     * (adata.n_vars - n_latent))
         return {"step": [0], "log_likelihood": [self._ppca.log_likelihood()],
@@ -224,7 +227,7 @@ class PPCAModel(GenerativeModel):
         draw per cell when ``sample=True`` (covariance ``sigma^2 M^{-1}``, Tipping & Bishop Sec. 3.3)."""
         if getattr(self, "_ppca", None) is None:
             raise ConfigError("model 'pca' is not fitted: call fit() or load() before encode()")
-        z = self._ppca.posterior_mean(self._input(_check_genes(self, adata)))
+        z = self._ppca.posterior_mean(self._scaled(represent(_check_genes(self, adata), self.representation)))
         if sample:
             chol = np.linalg.cholesky(self._ppca.posterior_covariance)
             z = z + np.random.default_rng(seed).standard_normal(z.shape) @ chol.T
@@ -237,9 +240,8 @@ class PPCAModel(GenerativeModel):
         logvar = np.log(np.diag(self._ppca.posterior_covariance))
         return mean, np.broadcast_to(logvar, mean.shape).copy()
 
-    def _input(self, adata):
+    def _scaled(self, X):
         """Cells in the representation, each gene divided by its training s.d. when ``scale_genes`` (PCA centres)."""
-        X = represent(adata, self.representation)
         if self._gene_sd is None:
             return X
         return sp.csr_matrix(X @ sp.diags(1.0 / self._gene_sd)) if sp.issparse(X) else X / self._gene_sd

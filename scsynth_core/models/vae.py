@@ -13,8 +13,9 @@ buffers of the encoder, :func:`scsynth_core.data.preprocess.gene_mean_sd`). The 
 variance, which fits data on that scale; on raw ``log1p`` values (gene s.d. ~0.1-0.5) it weighs reconstruction
 4-100x less against the KL and TC terms, and on Splatter data the model then spread the batch over several dims or
 collapsed (measured, 1,000 cells x 200 genes, 2 simulations x 3 training seeds: beta-TCVAE histogram MIG
-0.30-0.57 unscaled vs 0.50-0.67 scaled; PCA 0.56-0.59). After training, the inverse scaling is folded into the decoder's output layer, so decoded and generated
-cells are ``log1p`` values either way. ``False`` trains on ``log1p`` directly.
+0.30-0.57 unscaled vs 0.50-0.67 scaled; PCA 0.56-0.59). After training, the inverse scaling is folded into the
+decoder's output layer, so decoded and generated cells are ``log1p`` values either way. ``False`` trains on
+``log1p`` directly.
 
 Networks (MODELS.md, "MichiGAN"; the reference ``encoder1`` / ``decoder2``)
 --------------------------------------------------------------------------
@@ -416,7 +417,8 @@ class VAE(CodeSampling, GenerativeModel):
     [256, 512], ``dropout`` 0.2, ``beta`` (1 here, 10 for ``betatcvae``), ``tc_form`` "chen" | "reference",
     ``batchnorm_dropout`` "active" | "inert", ``scale_genes`` True, ``batch_size`` 128, ``learning_rate`` 1e-4,
     ``epochs`` 100 (training steps = epochs x ``n // batch_size``; ``fit(max_steps=...)`` caps them),
-    ``log_every`` 10 steps, ``checkpoint_every`` 1000 steps. ``demo``: learning rate 1e-3 for 150 epochs (same networks and loss).
+    ``log_every`` 10 steps, ``checkpoint_every`` 1000 steps. ``demo``: learning rate 1e-3 for 150 epochs (same
+    networks and loss).
     """
 
     name = "vae"
@@ -581,7 +583,7 @@ class VAE(CodeSampling, GenerativeModel):
         dev = resolve_device(device)
         encoder, decoder = self._build(int(state["n_genes"]), dev)
         # Models saved before ``scale_genes`` existed have no input statistics: their input was unscaled.
-        encoder.load_state_dict({k: v for k, v in encoder.state_dict().items()} | dict(state["encoder"]))
+        encoder.load_state_dict(dict(encoder.state_dict()) | dict(state["encoder"]))
         decoder.load_state_dict(state["decoder"])
         self._encoder, self._decoder, self._device = encoder.eval(), decoder.eval(), dev
 
