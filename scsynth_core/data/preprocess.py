@@ -562,10 +562,13 @@ def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, 
 
 
 def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, min_genes: int = 10,
-                   min_cells: int = 3, n_pcs: int = 50, n_neighbors: int = 15, resolution: float = 1.0) -> ad.AnnData:
+                   min_cells: int = 3, n_top_genes: int = 0, n_pcs: int = 50, n_neighbors: int = 15,
+                   resolution: float = 1.0) -> ad.AnnData:
     """The scanpy tutorial pipeline (Wolf et al. 2018): filters, then clusters unless labels are given.
 
-    Filter cells with fewer than ``min_genes`` genes and genes in fewer than ``min_cells`` kept cells. With
+    Filter cells with fewer than ``min_genes`` genes and genes in fewer than ``min_cells`` kept cells, then keep
+    the ``n_top_genes`` genes of highest Seurat normalised dispersion of ``log1p(normalize_total(counts))``
+    (0: every kept gene; the realism protocol of this project uses 2,000). With
     ``label_key`` the labels become ``cluster`` (categories = the label strings). Otherwise ``cluster`` =
     Leiden (igraph, modularity, ``resolution`` = scanpy's default 1.0) on the kNN graph (``n_neighbors``) of a
     PCA (``min(n_pcs, n_cells - 1, n_genes - 1)`` components, sparse, implicitly centred) of
@@ -576,6 +579,14 @@ def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int
     X = _raw_counts(adata, recipe="scanpy_default")
     cells, genes = _filter_masks(X, min_genes=min_genes, min_cells=min_cells)
     record: dict[str, Any] = {}
+    if 0 < n_top_genes < genes.sum():
+        with _quiet():
+            work = _working_copy(X[np.flatnonzero(cells)][:, np.flatnonzero(genes)])
+            sc.pp.normalize_total(work)
+            sc.pp.log1p(work)
+            top = _top_dispersion_genes(work, n_top_genes)
+        genes[np.flatnonzero(genes)[~top]] = False
+        record["n_top_genes"] = int(n_top_genes)
     if label_key is not None:
         cluster = _label_categorical(adata.obs[label_key].iloc[np.flatnonzero(cells)])
         record["cluster_source"] = f"labels:{label_key}"

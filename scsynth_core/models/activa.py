@@ -131,18 +131,19 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
-from scsynth_core.models.monitors import lsn_statistics, monitor_cells, monitor_metrics, n_top_genes
+from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
-    Checkpointer,
+    LOOP_DEFAULTS,
+    TrainingLoop,
+    TrainingTask,
     TrainLog,
     check_finite,
+    check_loop_params,
     dense_rows,
-    get_rng_state,
     minibatches,
     progress_bar,
     resolve_device,
     seed_everything,
-    set_rng_state,
 )
 
 if TYPE_CHECKING:
@@ -685,8 +686,99 @@ def decode_csr(decoder: Decoder, z: torch.Tensor, *, classifier: ActinnNet | Non
     return X, probs_all, kept_all
 
 
+class _ActivaTask(TrainingTask):
+    """ACTIVA's epoch schedule (VAE warm-up, then introspective steps) for :class:`TrainingLoop`."""
+
+    generator_names = ("decoder",)
+    representation = "lsn"
+
+    def __init__(self, model: ACTIVA, X, train_rows: np.ndarray, codes: np.ndarray | None, encoder: Encoder,
+                 decoder: Decoder, classifier: ActinnNet | None, trainer: _ClassifierTrainer | None, *,
+                 rng: np.random.Generator, device: torch.device, steps_per_epoch: int) -> None:
+        p = model.params
+        self.p, self.X, self.train_rows, self.device, self.rng = p, X, train_rows, device, rng
+        self.encoder, self.decoder, self.classifier, self.trainer = encoder, decoder, classifier, trainer
+        self.labels = None if codes is None else torch.from_numpy(codes)
+        self.steps_per_epoch = steps_per_epoch
+        fused = device.type in ("cpu", "cuda")
+        self.modules = {"encoder": encoder, "decoder": decoder} | ({} if classifier is None else
+                                                                   {"classifier": classifier})
+        self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=p["learning_rate"], fused=fused),
+                           "decoder": torch.optim.Adam(decoder.parameters(), lr=p["learning_rate"], fused=fused)}
+        self.epoch, self.pending = 0, []
+
+    def frozen_classifier(self) -> ActinnNet | None:
+        if self.classifier is None:
+            return None
+        self.classifier.eval().requires_grad_(False)
+        return self.classifier
+
+    def phase(self) -> str:
+        return "vae" if self.epoch <= self.p["warmup_epochs"] else "introspective"
+
+    def _vae_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, logvar = self.encoder(x)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        rec = reconstruction_error(self.decoder(z), x).mean()
+        kl = kl_divergence(mu, logvar).mean()
+        loss = rec + kl
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+        return {"vae_loss": loss, "rec": rec, "kl_real": kl}
+
+    def _introspective_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        p = self.p
+        eps = torch.randn(x.shape[0], p["latent_dim"], device=self.device)
+        z_p = torch.randn(x.shape[0], p["latent_dim"], device=self.device)
+        terms = introspective_gradients(self.encoder, self.decoder, self.frozen_classifier(), x, eps=eps, z_p=z_p,
+                                        alpha1=p["alpha1"], alpha2=p["alpha2"], margin=p["margin"],
+                                        update=p["update"])
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+        return terms
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        if not self.pending:
+            self.epoch += 1
+            self.pending = _epoch_batches(len(self.train_rows), self.p["batch_size"], self.rng)
+        rows = self.train_rows[self.pending.pop(0)]
+        x = _lsn_batch(self.X, rows, self.device)
+        values: dict[str, torch.Tensor] = {}
+        if (self.classifier is not None and self.p["classifier_schedule"] == "reference"
+                and self.epoch <= self.p["classifier_epochs"]):
+            loss, hits = self.trainer.step(x, self.labels[rows].to(self.device))
+            values |= {"classifier_loss": loss, "classifier_accuracy": hits / len(rows)}
+        return values | (self._vae_step(x) if self.phase() == "vae" else self._introspective_step(x))
+
+    def log_columns(self, step: int) -> dict[str, Any]:
+        return {"epoch": self.epoch, "phase": self.phase()}
+
+    def generate(self, n: int, seed: int):
+        z = torch.randn(n, self.p["latent_dim"], generator=torch.Generator().manual_seed(seed)).to(self.device)
+        self.decoder.eval()
+        cells, _, _ = decode_csr(self.decoder, z)
+        return cells
+
+    def train_mode(self) -> None:
+        self.encoder.train()
+        self.decoder.train()
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "pending": [torch.as_tensor(rows) for rows in self.pending],
+                "classifier_trainer": None if self.trainer is None else self.trainer.state()}
+
+    def load_state(self, state) -> None:
+        self.epoch = int(state["epoch"])
+        self.pending = [rows.numpy() for rows in state["pending"]]
+        if self.trainer is not None and state["classifier_trainer"] is not None:
+            self.trainer.load(state["classifier_trainer"])
+
+
 # ---------------------------------------------------------------------------------------------------- model
-_PAPER: dict[str, Any] = {
+_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "latent_dim": 128,
     "encoder_layers": [1024, 512, 256],
     "decoder_layers": [256, 512, 1024],
@@ -724,6 +816,13 @@ _DEMO: dict[str, Any] = _PAPER | {
     "monitor_every": 5,
     "monitor_cells": 300,
 }
+#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes (measured: see the README).
+_WORKSTATION: dict[str, Any] = _PAPER | {
+    "max_minutes": 10.0,
+    "monitor_every": 10,
+    "monitor_cells": 500,
+    "select": "best",
+}
 
 
 class ACTIVA(GenerativeModel):
@@ -755,7 +854,8 @@ class ACTIVA(GenerativeModel):
     conditional = True
     labels_optional = True
     labels_by_filtering = True
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO)}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
+                                                    "demo": dict(_DEMO)}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
@@ -769,11 +869,11 @@ class ACTIVA(GenerativeModel):
     # -- hyperparameters --------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         p, name = self.params, self.name
+        check_loop_params(name, p)
         for key in ("latent_dim", "batch_size", "epochs", "classifier_epochs", "classifier_decay_every",
-                    "checkpoint_every", "max_draw_factor", "monitor_every"):
+                    "max_draw_factor"):
             _check_positive_int(name, p, key)
-        for key in ("warmup_epochs", "monitor_cells"):
-            _check_positive_int(name, p, key, minimum=0)
+        _check_positive_int(name, p, "warmup_epochs", minimum=0)
         if p["batch_size"] < 2:
             raise ConfigError(f"model '{name}': batch_size must be >= 2 (batch normalisation)")
         if p["max_steps"] is not None:
@@ -864,139 +964,32 @@ class ACTIVA(GenerativeModel):
         n_types = 0 if codes is None else len(self.categories)
 
         threshold = self._output_threshold(X)
-        # Monitor cells (scGAN's model-selection statistics, for the training-time comparison); diagnostics only.
-        monitor_rows, _ = monitor_cells(n_cells, p["monitor_cells"], seed=seed, holdout=False)
-        n_top = n_top_genes(n_genes)
-        monitor_real = lsn_statistics(lsn(X[monitor_rows]), n_top) if len(monitor_rows) else None
+        monitor, _, train_rows = held_out_monitor(p, X, seed=seed, labels=codes)
         rng = seed_everything(seed)
         encoder, decoder, classifier = self._build(n_genes, n_types, dev, threshold)
-        fused = dev.type in ("cpu", "cuda")
-        opt_e = torch.optim.Adam(encoder.parameters(), lr=p["learning_rate"], fused=fused)
-        opt_d = torch.optim.Adam(decoder.parameters(), lr=p["learning_rate"], fused=fused)
-        trainer = None if classifier is None else self._classifier_trainer(classifier)
-        steps_per_epoch = len(_epoch_batches(n_cells, p["batch_size"], np.random.default_rng(0)))
+        steps_per_epoch = len(_epoch_batches(len(train_rows), p["batch_size"], np.random.default_rng(0)))
         total = p["epochs"] * steps_per_epoch if max_steps is None else min(max_steps, p["epochs"] * steps_per_epoch)
-
-        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        identity = {"model": self.name, "shape": [n_cells, n_genes], "categories": self.categories}
-        state = ckpt.load(identity=identity)  # refuses a checkpoint of another model or other data
-        epoch, step, history = 0, 0, None
-        if state is not None:
-            encoder.load_state_dict(state["encoder"])
-            decoder.load_state_dict(state["decoder"])
-            opt_e.load_state_dict(state["opt_e"])
-            opt_d.load_state_dict(state["opt_d"])
-            if classifier is not None:
-                classifier.load_state_dict(state["classifier"])
-                trainer.load(state["classifier_trainer"])
-            set_rng_state(rng, state["rng"])
-            epoch, step, history = int(state["epoch"]), int(state["step"]), state["history"]
-        train_log = TrainLog(history)
-
-        if classifier is not None and p["classifier_schedule"] == "pretrain" and state is None:
-            _train_classifier(trainer, X, codes, epochs=p["classifier_epochs"], batch_size=p["batch_size"],
-                              rng=rng, device=dev, log=train_log, progress=progress, desc="train actinn")
-        labels = None if codes is None else torch.from_numpy(codes)
-
-        def frozen_classifier() -> ActinnNet | None:
-            if classifier is None:
-                return None
-            classifier.eval().requires_grad_(False)
-            return classifier
-
-        def vae_step(x: torch.Tensor) -> dict[str, torch.Tensor]:
-            mu, logvar = encoder(x)
-            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-            rec = reconstruction_error(decoder(z), x).mean()
-            kl = kl_divergence(mu, logvar).mean()
-            loss = rec + kl
-            opt_e.zero_grad(set_to_none=True)
-            opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_e.step()
-            opt_d.step()
-            return {"vae_loss": loss.detach(), "rec": rec.detach(), "kl_real": kl.detach()}
-
-        def introspective_step(x: torch.Tensor, conditioner: ActinnNet | None) -> dict[str, torch.Tensor]:
-            eps = torch.randn(x.shape[0], p["latent_dim"], device=dev)
-            z_p = torch.randn(x.shape[0], p["latent_dim"], device=dev)
-            terms = introspective_gradients(encoder, decoder, conditioner, x, eps=eps, z_p=z_p,
-                                            alpha1=p["alpha1"], alpha2=p["alpha2"], margin=p["margin"],
-                                            update=p["update"])
-            opt_e.step()
-            opt_d.step()
-            return terms
-
-        def monitors() -> dict[str, float]:
-            if monitor_real is None:
-                return {}
-            z = torch.randn(len(monitor_rows), p["latent_dim"], generator=torch.Generator().manual_seed(seed))
-            decoder.eval()
-            try:
-                cells, _, _ = decode_csr(decoder, z.to(dev))
-            finally:
-                decoder.train()
-            return monitor_metrics(monitor_real, cells, n_top)
-
-        encoder.train()
-        decoder.train()
-        bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
-        try:
-            while step < total:
-                epoch += 1
-                phase = "vae" if epoch <= p["warmup_epochs"] else "introspective"
-                train_cf = (classifier is not None and p["classifier_schedule"] == "reference"
-                            and epoch <= p["classifier_epochs"])
-                conditioner = None if phase == "vae" else frozen_classifier()
-                sums: dict[str, float] = {}
-                n_batches = 0
-                t0 = time.perf_counter()
-                for rows in _epoch_batches(n_cells, p["batch_size"], rng):
-                    if step >= total:
-                        break
-                    x = _lsn_batch(X, rows, dev)
-                    values = {}
-                    if train_cf:
-                        loss, hits = trainer.step(x, labels[rows].to(dev))
-                        values |= {"classifier_loss": loss, "classifier_accuracy": hits / len(rows)}
-                    values |= vae_step(x) if phase == "vae" else introspective_step(x, conditioner)
-                    step += 1
-                    numbers = dict(zip(values, torch.stack([v.float() for v in values.values()]).tolist()))
-                    check_finite(numbers, step=step, model=self.name)
-                    for key, value in numbers.items():
-                        sums[key] = sums.get(key, 0.0) + value
-                    n_batches += 1
-                    bar.update(1)
-                means = {key: value / n_batches for key, value in sums.items()}
-                epoch_s = round(time.perf_counter() - t0, 3)
-                due_monitor = epoch % p["monitor_every"] == 0 or step >= total
-                train_log.append(step, epoch=epoch, phase=phase,
-                                 **{k: means[k] for k in LOSS_COLUMNS if k in means},
-                                 epoch_s=epoch_s, **(monitors() if due_monitor else {}))
-                shown = {k: f"{means[k]:.4g}" for k in ("rec", "kl_real", "kl_rec", "kl_fake", "ct") if k in means}
-                bar.set_postfix(epoch=epoch, **shown, refresh=False)
-                complete = n_batches == steps_per_epoch
-                if complete and ckpt.due(epoch) and step < total:
-                    ckpt.save({
-                        "model": self.name,
-                        "shape": [n_cells, n_genes],
-                        "categories": self.categories,
-                        "epoch": epoch,
-                        "step": step,
-                        "encoder": encoder.state_dict(),
-                        "decoder": decoder.state_dict(),
-                        "opt_e": opt_e.state_dict(),
-                        "opt_d": opt_d.state_dict(),
-                        "classifier": None if classifier is None else classifier.state_dict(),
-                        "classifier_trainer": None if trainer is None else trainer.state(),
-                        "rng": get_rng_state(rng),
-                        "history": train_log.history,
-                    })
-        finally:
-            bar.close()
+        # Monitor, log and checkpoint intervals are counted in epochs for ACTIVA (its schedule is epoch based).
+        loop_params = p | {key: p[key] * steps_per_epoch for key in ("monitor_every", "checkpoint_every")} | {
+            "log_every": steps_per_epoch}
+        loop = TrainingLoop(self.name, loop_params, max_steps=total, rng=rng, monitor=monitor, seed=seed,
+                            checkpoint=checkpoint, progress=progress,
+                            identity={"shape": [n_cells, n_genes], "categories": self.categories})
+        trainer = None if classifier is None else self._classifier_trainer(classifier)
+        history = TrainLog()
+        if classifier is not None and p["classifier_schedule"] == "pretrain" and not loop.resumes():
+            # Before the loop: a resumed run finds the trained classifier in the checkpoint.
+            _train_classifier(trainer, X[train_rows], codes[train_rows], epochs=p["classifier_epochs"],
+                              batch_size=p["batch_size"], rng=rng, device=dev, log=history, progress=progress,
+                              desc="train actinn")
+        task = _ActivaTask(self, X, train_rows, codes, encoder, decoder, classifier, trainer, rng=rng, device=dev,
+                           steps_per_epoch=steps_per_epoch)
+        with flush_denormals():
+            history = loop.run(task, history=history.history)
+        self.training_summary = loop.summary
         self._encoder, self._decoder, self._device = encoder.eval(), decoder.eval(), dev
-        self._classifier = frozen_classifier()
-        return train_log.history
+        self._classifier = task.frozen_classifier()
+        return history
 
     # -- encoding ---------------------------------------------------------------------------------------------
     def _cells(self, adata: ad.AnnData):

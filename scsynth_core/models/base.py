@@ -124,6 +124,8 @@ class GenerativeModel(ABC):
         self.class_frequencies: np.ndarray | None = None
         self.n_train: int = 0
         self.seed: int | None = None
+        #: How training ended (steps, stop reason, kept weights, best monitored step), set by ``fit``.
+        self.training_summary: dict[str, Any] = {}
 
     # -- public API -------------------------------------------------------------------------------------------
     def fit(
@@ -215,6 +217,7 @@ class GenerativeModel(ABC):
             "n_train": self.n_train,
             "train_seed": self.seed,
             "label_key": self.label_key,
+            "training": dict(self.training_summary),
         }
 
     def save(self, path: str | Path) -> None:
@@ -236,6 +239,7 @@ class GenerativeModel(ABC):
             "class_frequencies": None if self.class_frequencies is None else torch.as_tensor(self.class_frequencies),
             "n_train": self.n_train,
             "seed": self.seed,
+            "training": dict(self.training_summary),
             "state": self._get_state(),
         }
         with atomic_path(path) as tmp:
@@ -265,6 +269,7 @@ class GenerativeModel(ABC):
         model.class_frequencies = None if freqs is None else freqs.numpy()
         model.n_train = payload["n_train"]
         model.seed = payload["seed"]
+        model.training_summary = dict(payload.get("training") or {})
         model._set_state(payload["state"], device=device)
         return model
 

@@ -92,15 +92,14 @@ from scsynth_core.models.scgan import (
     generate_csr,
     generator_loss,
 )
+from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
-    Checkpointer,
-    TrainLog,
-    check_finite,
-    get_rng_state,
-    progress_bar,
+    LOOP_DEFAULTS,
+    TrainingLoop,
+    TrainingTask,
+    check_loop_params,
     resolve_device,
     seed_everything,
-    set_rng_state,
 )
 from scsynth_core.models.vae import (
     LAYER_MODES,
@@ -126,7 +125,7 @@ OUTPUT_ACTIVATIONS = ("relu", "linear")
 CODE_MODES = ("mean", "sample")
 LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
 
-_GAN_PAPER: dict[str, Any] = {
+_GAN_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "noise_dim": 128,
     "generator_layers": [256, 512, 1024],
     "critic_layers": [1024, 512, 10],
@@ -142,11 +141,18 @@ _GAN_PAPER: dict[str, Any] = {
     "beta2": 0.999,
     "epochs": 1000,
     "log_every": 100,
+    "monitor_every": 1000,
+    "monitor_cells": 3000,
     "checkpoint_every": 1000,
 }
 #: ~2,000 cells x 500 genes in a few minutes on 2 cores: 62 generator steps per epoch x 50 epochs. The paper's
 #: learning rate is kept: at 5e-4 the 10 ReLU units of the critic's last layer died within 250 steps (measured).
-_GAN_DEMO: dict[str, Any] = _GAN_PAPER | {"epochs": 50, "log_every": 20, "checkpoint_every": 500}
+_GAN_DEMO: dict[str, Any] = _GAN_PAPER | {"epochs": 50, "log_every": 20, "monitor_every": 0,
+                                          "checkpoint_every": 500}
+#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes (measured: see the README).
+_GAN_WORKSTATION: dict[str, Any] = _GAN_PAPER | {"epochs": 100, "max_minutes": 10.0, "log_every": 50,
+                                                 "monitor_every": 250, "monitor_cells": 500, "select": "best",
+                                                 "ema_decay": 0.999, "checkpoint_every": 250}
 _CODES: dict[str, Any] = {"noise_dim": 118, "code_dim": 10, "codes": "mean", "code_projection": "identity",
                           "vae": {}, "vae_path": None}
 
@@ -172,6 +178,95 @@ def merge_histories(phases: list[tuple[str, dict[str, list]]]) -> dict[str, list
     return out
 
 
+class _WGANTask(TrainingTask):
+    """MichiGAN's (code-conditioned) WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop`."""
+
+    generator_names = ("generator",)
+    representation = "log1p"
+
+    def __init__(self, model: WGANGP, X, train_rows: np.ndarray, generator: Generator, critic: Critic, *,
+                 codes: tuple[np.ndarray, np.ndarray] | None, rng: np.random.Generator, device: torch.device,
+                 per_epoch: int, monitor_rows: np.ndarray) -> None:
+        p = model.params
+        self.p, self.X, self.train_rows, self.device, self.per_epoch = p, X, train_rows, device, per_epoch
+        self.generator, self.critic = generator, critic
+        self.modules = {"generator": generator, "critic": critic}
+        self.optimizers = {"generator": model._optimizer(generator), "critic": model._optimizer(critic)}
+        self.batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
+        self.code_mu = self.code_sd = None
+        if codes is not None:
+            self.code_mu = torch.as_tensor(codes[0], dtype=torch.float32, device=device)
+            self.code_sd = torch.exp(0.5 * torch.as_tensor(codes[1], dtype=torch.float32, device=device))
+        self.sample_codes = p.get("codes") == "sample"
+        self.monitor_rows = monitor_rows
+        self._generator_params, self._critic_params = list(generator.parameters()), list(critic.parameters())
+
+    def _codes(self, rows: np.ndarray) -> torch.Tensor | None:
+        if self.code_mu is None:
+            return None
+        index = torch.from_numpy(rows).to(self.device)
+        mu = self.code_mu[index]
+        return mu + self.code_sd[index] * torch.randn_like(mu) if self.sample_codes else mu
+
+    def _generate(self, code: torch.Tensor | None, n: int) -> torch.Tensor:
+        noise = torch.randn(n, self.p["noise_dim"], device=self.device)
+        return self.generator(noise if code is None else torch.cat([noise, code], dim=1))
+
+    def _critic_step(self) -> dict[str, torch.Tensor]:
+        rows = self.train_rows[self.batches.next()]
+        real, code = log1p_rows(self.X, rows, self.device), self._codes(rows)
+        with torch.no_grad():  # generator in training mode: batch statistics and dropout, as for its own step
+            fake = self._generate(code, len(rows))
+        terms = critic_loss(self.critic, real, fake, gp_weight=self.p["gp_weight"], labels=code,
+                            interpolation=self.p["gp_interpolation"])
+        optimizer = self.optimizers["critic"]
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward(inputs=self._critic_params)
+        optimizer.step()
+        return {"critic_loss": terms["loss"], "wasserstein": terms["wasserstein"],
+                "gradient_penalty": terms["gradient_penalty"]}
+
+    def _generator_step(self) -> torch.Tensor:
+        if self.code_mu is None:
+            code, n = None, self.p["batch_size"]
+        else:  # the codes of another minibatch of cells
+            rows = self.train_rows[self.batches.next()]
+            code, n = self._codes(rows), len(rows)
+        loss = generator_loss(self.critic, self._generate(code, n), code)
+        optimizer = self.optimizers["generator"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=self._generator_params)
+        optimizer.step()
+        return loss
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        for _ in range(self.p["critic_iters"]):
+            terms = self._critic_step()
+        return terms | {"generator_loss": self._generator_step()}
+
+    def log_columns(self, step: int) -> dict[str, Any]:
+        return {"epoch": (step - 1) // self.per_epoch + 1}
+
+    def generate(self, n: int, seed: int):
+        """Cells for fresh noise and, for MichiGAN, the validation cells' posterior means."""
+        noise = torch.randn(n, self.p["noise_dim"], device=self.device,
+                            generator=torch.Generator(self.device).manual_seed(seed))
+        if self.code_mu is not None:
+            noise = torch.cat([noise, self.code_mu[torch.from_numpy(self.monitor_rows[:n]).to(self.device)]], dim=1)
+        self.generator.eval()
+        return generate_csr(self.generator, noise)
+
+    def train_mode(self) -> None:
+        self.generator.train(self.p["batchnorm_dropout"] == "active")
+        self.critic.train()
+
+    def state(self) -> dict[str, Any]:
+        return {"batches": self.batches.state()}
+
+    def load_state(self, state) -> None:
+        self.batches.load(state["batches"])
+
+
 class WGANGP(GenerativeModel):
     """Unconditional WGAN-GP of MichiGAN's comparison (module docstring).
 
@@ -186,7 +281,8 @@ class WGANGP(GenerativeModel):
     name = "wgangp"
     representation = "log1p"
     conditional = False
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_GAN_PAPER), "demo": dict(_GAN_DEMO)}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_GAN_PAPER), "workstation": dict(_GAN_WORKSTATION),
+                                                    "demo": dict(_GAN_DEMO)}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
@@ -200,7 +296,8 @@ class WGANGP(GenerativeModel):
 
     def _check_params(self) -> None:
         p, name = self.params, self.name
-        for key in ("noise_dim", "batch_size", "critic_iters", "epochs", "log_every", "checkpoint_every"):
+        check_loop_params(name, p)
+        for key in ("noise_dim", "batch_size", "critic_iters", "epochs"):
             check_positive_int(name, p, key, minimum=2 if key == "batch_size" else 1)
         for key in ("generator_layers", "critic_layers"):
             check_widths(name, p, key)
@@ -245,99 +342,18 @@ class WGANGP(GenerativeModel):
         dev = resolve_device(device)
         X, per_epoch, total = epoch_plan(self, adata, max_steps)
         n_cells, n_genes = X.shape
-        code_mu = code_sd = None
-        if codes is not None:
-            code_mu = torch.as_tensor(codes[0], dtype=torch.float32, device=dev)
-            code_sd = torch.exp(0.5 * torch.as_tensor(codes[1], dtype=torch.float32, device=dev))
-        sample_codes = p.get("codes") == "sample"
-
+        monitor, rows, train_rows = held_out_monitor(p, X, seed=seed)
         rng = seed_everything(seed)
         generator, critic = self._build_generator(n_genes, dev), self._build_critic(n_genes, dev)
-        opt_g, opt_d = self._optimizer(generator), self._optimizer(critic)
-        batches = _EpochBatches(n_cells, p["batch_size"], rng)
-        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        identity = {"model": self.name, "shape": [n_cells, n_genes],
-                    "codes": None if codes is None else _digest(*codes)}
-        state = ckpt.load(identity=identity)
-        step, history = 0, None
-        if state is not None:
-            generator.load_state_dict(state["generator"])
-            critic.load_state_dict(state["critic"])
-            opt_g.load_state_dict(state["opt_g"])
-            opt_d.load_state_dict(state["opt_d"])
-            set_rng_state(rng, state["rng"])
-            batches.load(state["batches"])
-            step, history = int(state["step"]), state["history"]
-        log = TrainLog(history)
-        generator.train(p["batchnorm_dropout"] == "active")
-        critic.train()
-        generator_params, critic_params = list(generator.parameters()), list(critic.parameters())
-
-        def batch_codes(rows: np.ndarray) -> torch.Tensor | None:
-            if code_mu is None:
-                return None
-            index = torch.from_numpy(rows).to(dev)
-            mu = code_mu[index]
-            return mu + code_sd[index] * torch.randn_like(mu) if sample_codes else mu
-
-        def generate(code: torch.Tensor | None, n: int) -> torch.Tensor:
-            noise = torch.randn(n, p["noise_dim"], device=dev)
-            return generator(noise if code is None else torch.cat([noise, code], dim=1))
-
-        def critic_step() -> dict[str, torch.Tensor]:
-            rows = batches.next()
-            real, code = log1p_rows(X, rows, dev), batch_codes(rows)
-            with torch.no_grad():  # generator in training mode: batch statistics and dropout, as for its own step
-                fake = generate(code, len(rows))
-            terms = critic_loss(critic, real, fake, gp_weight=p["gp_weight"], labels=code,
-                                interpolation=p["gp_interpolation"])
-            opt_d.zero_grad(set_to_none=True)
-            terms["loss"].backward(inputs=critic_params)
-            opt_d.step()
-            return {"critic_loss": terms["loss"].detach(), "wasserstein": terms["wasserstein"].detach(),
-                    "gradient_penalty": terms["gradient_penalty"].detach()}
-
-        def generator_step() -> torch.Tensor:
-            if code_mu is None:
-                code, n = None, p["batch_size"]
-            else:  # the codes of another minibatch of cells
-                rows = batches.next()
-                code, n = batch_codes(rows), len(rows)
-            loss = generator_loss(critic, generate(code, n), code)
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward(inputs=generator_params)
-            opt_g.step()
-            return loss.detach()
-
-        bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
-        try:
-            while step < total:
-                for _ in range(p["critic_iters"]):
-                    critic_terms = critic_step()
-                values = {**critic_terms, "generator_loss": generator_step()}
-                step += 1
-                losses = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
-                check_finite(losses, step=step, model=self.name)
-                if step % p["log_every"] == 0 or step == total:
-                    log.append(step, epoch=(step - 1) // per_epoch + 1, **{k: losses[k] for k in LOSS_COLUMNS})
-                    bar.set_postfix(critic=f"{losses['critic_loss']:.3g}", gen=f"{losses['generator_loss']:.3g}",
-                                    refresh=False)
-                bar.update(1)
-                if ckpt.due(step) or (step == total and ckpt.path is not None):
-                    ckpt.save(identity | {
-                        "step": step,
-                        "generator": generator.state_dict(),
-                        "critic": critic.state_dict(),
-                        "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(),
-                        "rng": get_rng_state(rng),
-                        "batches": batches.state(),
-                        "history": log.history,
-                    })
-        finally:
-            bar.close()
+        task = _WGANTask(self, X, train_rows, generator, critic, codes=codes, rng=rng, device=dev,
+                         per_epoch=per_epoch, monitor_rows=rows)
+        identity = {"shape": [n_cells, n_genes], "codes": None if codes is None else _digest(*codes)}
+        loop = TrainingLoop(self.name, p, max_steps=total, rng=rng, monitor=monitor, seed=seed,
+                            checkpoint=checkpoint, progress=progress, identity=identity)
+        history = loop.run(task)
+        self.training_summary = loop.summary
         self._generator, self._device = generator.eval(), dev
-        return log.history
+        return history
 
     # -- generation -------------------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -386,7 +402,9 @@ class MichiGAN(CodeSampling, WGANGP):
     """
 
     name = "michigan"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _GAN_PAPER | _CODES, "demo": _GAN_DEMO | _CODES}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _GAN_PAPER | _CODES,
+                                                    "workstation": _GAN_WORKSTATION | _CODES,
+                                                    "demo": _GAN_DEMO | _CODES}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)

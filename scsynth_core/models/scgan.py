@@ -97,18 +97,16 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
-from scsynth_core.models.monitors import lsn_statistics, monitor_cells, monitor_metrics, n_top_genes
+from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
-    Checkpointer,
-    TrainLog,
-    check_finite,
+    LOOP_DEFAULTS,
+    TrainingLoop,
+    TrainingTask,
+    check_loop_params,
     dense_rows,
-    get_rng_state,
     minibatches,
-    progress_bar,
     resolve_device,
     seed_everything,
-    set_rng_state,
 )
 
 #: TF ``decay=0.999`` of the reference's moving averages, as a torch-style momentum.
@@ -469,7 +467,7 @@ def generate_csr(generator: Generator, z: torch.Tensor, labels: torch.Tensor | N
 
 
 # ---------------------------------------------------------------------------------------------------- model
-_PAPER: dict[str, Any] = {
+_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "latent_dim": 128,
     "generator_layers": [256, 512, 1024],
     "critic_layers": [1024, 512, 256],
@@ -484,9 +482,9 @@ _PAPER: dict[str, Any] = {
     "log_every": 100,
     "monitor_every": 1000,
     "monitor_cells": 3000,
-    "monitor_holdout": False,
     "checkpoint_every": 1000,
 }
+#: Tiny schedule for tests and the smoke run: minutes on a CPU, not realistic cells.
 _DEMO: dict[str, Any] = _PAPER | {
     "learning_rate": 1e-3,
     "final_learning_rate": 1e-4,
@@ -495,6 +493,19 @@ _DEMO: dict[str, Any] = _PAPER | {
     "monitor_every": 100,
     "monitor_cells": 300,
     "checkpoint_every": 100,
+}
+#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes (see WORKSTATION_NOTE).
+_WORKSTATION: dict[str, Any] = _PAPER | {
+    "learning_rate": 1e-3,
+    "final_learning_rate": 1e-4,
+    "max_steps": 4000,
+    "max_minutes": 10.0,
+    "log_every": 50,
+    "monitor_every": 250,
+    "monitor_cells": 500,
+    "select": "best",
+    "ema_decay": 0.999,
+    "checkpoint_every": 250,
 }
 _CONDITIONAL = {"critic_head": "projection", "critic_fake_labels": "real_batch"}
 
@@ -520,6 +531,95 @@ class _EpochBatches:
         self.pending = list(state.numpy())
 
 
+class _GANTask(TrainingTask):
+    """scGAN's WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop` (see the module docstring)."""
+
+    generator_names = ("generator",)
+    representation = "lsn"
+
+    def __init__(self, model: ScGAN, X, train_rows: np.ndarray, codes: np.ndarray | None, generator: Generator,
+                 critic: Critic, *, rng: np.random.Generator, max_steps: int, device: torch.device,
+                 monitor_codes: np.ndarray | None) -> None:
+        p = model.params
+        self.model, self.p, self.X, self.train_rows, self.codes = model, p, X, train_rows, codes
+        self.generator, self.critic, self.device, self.max_steps = generator, critic, device, max_steps
+        self.modules = {"generator": generator, "critic": critic}
+        self.optimizers = {"generator": model._optimizer(generator, device),
+                           "critic": model._optimizer(critic, device)}
+        self.batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
+        self.freqs = None if codes is None else torch.as_tensor(model.class_frequencies, dtype=torch.float32,
+                                                                device=device)
+        self.monitor_codes = monitor_codes
+        self._critic_params, self._generator_params = list(critic.parameters()), list(generator.parameters())
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rows = self.train_rows[self.batches.next()]
+        real = lsn(torch.from_numpy(dense_rows(self.X, rows)).to(self.device, non_blocking=True))
+        labels = None if self.codes is None else torch.from_numpy(self.codes[rows]).to(self.device)
+        return real, labels
+
+    def _draw_labels(self, n: int) -> torch.Tensor | None:
+        return None if self.freqs is None else torch.multinomial(self.freqs, n, replacement=True)
+
+    def _critic_step(self, lr: float) -> dict[str, torch.Tensor]:
+        p, generator = self.p, self.generator
+        real, labels = self._real_batch()
+        n = real.shape[0]
+        z = torch.randn(n, p["latent_dim"], device=self.device)
+        with torch.no_grad():  # the generator runs in training mode (batch statistics), as in the reference
+            if labels is not None and p["critic_fake_labels"] == "reference":
+                fake_labels = self._draw_labels(n)
+                fake, fake_gp = generator(z, fake_labels), generator(z, labels)
+            else:
+                fake_labels, fake = labels, generator(z, labels)
+                fake_gp = fake
+        terms = critic_loss(self.critic, real, fake, gp_weight=p["gp_weight"], labels=labels,
+                            fake_labels=fake_labels, fake_for_penalty=fake_gp)
+        optimizer = self.optimizers["critic"]
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward(inputs=self._critic_params)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        return {"critic_loss": terms["loss"], "wasserstein": terms["wasserstein"],
+                "gradient_penalty": terms["gradient_penalty"]}
+
+    def _generator_step(self, lr: float) -> torch.Tensor:
+        n = self.p["batch_size"]
+        labels = self._draw_labels(n)
+        fake = self.generator(torch.randn(n, self.p["latent_dim"], device=self.device), labels)
+        loss = generator_loss(self.critic, fake, labels)
+        optimizer = self.optimizers["generator"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=self._generator_params)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        return loss
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        lr = self.model.learning_rate(step, self.max_steps)
+        for _ in range(self.p["critic_iters"]):
+            terms = self._critic_step(lr)
+        return terms | {"generator_loss": self._generator_step(lr)}
+
+    def log_columns(self, step: int) -> dict[str, Any]:
+        return {"lr": self.model.learning_rate(step - 1, self.max_steps)}
+
+    def generate(self, n: int, seed: int):
+        z = torch.randn(n, self.p["latent_dim"], device=self.device,
+                        generator=torch.Generator(self.device).manual_seed(seed))
+        labels = None if self.monitor_codes is None else torch.from_numpy(self.monitor_codes[:n]).to(self.device)
+        self.generator.eval()
+        return generate_csr(self.generator, z, labels)
+
+    def state(self) -> dict[str, Any]:
+        return {"batches": self.batches.state()}
+
+    def load_state(self, state) -> None:
+        self.batches.load(state["batches"])
+
+
 class ScGAN(GenerativeModel):
     """scGAN (Marouf et al. 2020): unconditional WGAN-GP generating LSN-normalised cells.
 
@@ -537,7 +637,8 @@ class ScGAN(GenerativeModel):
     name = "scgan"
     representation = "lsn"
     conditional = False
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO)}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
+                                                    "demo": dict(_DEMO)}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
@@ -548,15 +649,12 @@ class ScGAN(GenerativeModel):
     # -- hyperparameters --------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         p = self.params
-        positive = ("latent_dim", "batch_size", "critic_iters", "max_steps", "log_every", "monitor_every",
-                    "checkpoint_every")
-        for key in positive:
+        check_loop_params(self.name, p)
+        for key in ("latent_dim", "batch_size", "critic_iters", "max_steps"):
             if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < 1:
                 raise ConfigError(f"model '{self.name}': {key} must be a positive integer, got {p[key]!r}")
         if p["batch_size"] < 2:
             raise ConfigError(f"model '{self.name}': batch_size must be >= 2 (batch normalisation)")
-        if not isinstance(p["monitor_cells"], (int, np.integer)) or p["monitor_cells"] < 0:
-            raise ConfigError(f"model '{self.name}': monitor_cells must be an integer >= 0")
         for key in ("generator_layers", "critic_layers"):
             if not isinstance(p[key], (list, tuple)) or not p[key] or any(int(w) < 1 for w in p[key]):
                 raise ConfigError(f"model '{self.name}': {key} must be a non-empty list of positive widths")
@@ -607,8 +705,6 @@ class ScGAN(GenerativeModel):
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         p = self.params
         max_steps = int(p["max_steps"] if max_steps is None else max_steps)
-        if max_steps < 1:
-            raise ConfigError(f"model '{self.name}': max_steps must be >= 1, got {max_steps}")
         dev = resolve_device(device)
         X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
         n_cells, n_genes = X.shape
@@ -619,129 +715,19 @@ class ScGAN(GenerativeModel):
 
             codes = pd.Categorical(adata.obs[self.label_key].astype(str), categories=self.categories).codes
             codes = codes.astype(np.int64)
-
-        monitor_rows, train_rows = monitor_cells(n_cells, p["monitor_cells"], seed=seed, holdout=p["monitor_holdout"])
-        n_top = n_top_genes(n_genes)
-        monitor_real = lsn_statistics(lsn(X[monitor_rows]), n_top) if len(monitor_rows) else None
-
+        monitor, rows, train_rows = held_out_monitor(p, X, seed=seed, labels=codes)
+        monitor_codes = None if codes is None else codes[rows]
         rng = seed_everything(seed)
         generator, critic = self._build(n_genes, n_classes, dev)
-        opt_g, opt_d = self._optimizer(generator, dev), self._optimizer(critic, dev)
-        batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
-        freqs = None if not n_classes else torch.as_tensor(self.class_frequencies, dtype=torch.float32, device=dev)
-
-        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        identity = {"model": self.name, "shape": [n_cells, n_genes], "categories": self.categories}
-        state = ckpt.load(identity=identity)  # refuses a checkpoint of another model or other data
-        step = 0
-        history = None
-        if state is not None:
-            generator.load_state_dict(state["generator"])
-            critic.load_state_dict(state["critic"])
-            opt_g.load_state_dict(state["opt_g"])
-            opt_d.load_state_dict(state["opt_d"])
-            set_rng_state(rng, state["rng"])
-            batches.load(state["batches"])
-            step, history = int(state["step"]), state["history"]
-        log = TrainLog(history)
-        critic_params = list(critic.parameters())
-        generator_params = list(generator.parameters())
-        generator.train()
-        critic.train()
-
-        def real_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
-            rows = train_rows[batches.next()]
-            real = lsn(torch.from_numpy(dense_rows(X, rows)).to(dev, non_blocking=True))
-            labels = None if codes is None else torch.from_numpy(codes[rows]).to(dev, non_blocking=True)
-            return real, labels
-
-        def draw_labels(n: int) -> torch.Tensor | None:
-            return None if freqs is None else torch.multinomial(freqs, n, replacement=True)
-
-        def critic_step(lr: float) -> dict[str, torch.Tensor]:
-            real, labels = real_batch()
-            n = real.shape[0]
-            z = torch.randn(n, p["latent_dim"], device=dev)
-            with torch.no_grad():  # the generator runs in training mode (batch statistics), as in the reference
-                if labels is not None and p["critic_fake_labels"] == "reference":
-                    fake_labels = draw_labels(n)
-                    fake, fake_gp = generator(z, fake_labels), generator(z, labels)
-                else:
-                    fake_labels, fake = labels, generator(z, labels)
-                    fake_gp = fake
-            terms = critic_loss(critic, real, fake, gp_weight=p["gp_weight"], labels=labels,
-                                fake_labels=fake_labels, fake_for_penalty=fake_gp)
-            opt_d.zero_grad(set_to_none=True)
-            terms["loss"].backward(inputs=critic_params)
-            for group in opt_d.param_groups:
-                group["lr"] = lr
-            opt_d.step()
-            return {"critic_loss": terms["loss"].detach(), "wasserstein": terms["wasserstein"].detach(),
-                    "gradient_penalty": terms["gradient_penalty"].detach()}
-
-        def generator_step(lr: float) -> torch.Tensor:
-            n = p["batch_size"]
-            labels = draw_labels(n)
-            loss = generator_loss(critic, generator(torch.randn(n, p["latent_dim"], device=dev), labels), labels)
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward(inputs=generator_params)
-            for group in opt_g.param_groups:
-                group["lr"] = lr
-            opt_g.step()
-            return loss.detach()
-
-        def monitors() -> dict[str, float]:
-            if monitor_real is None:
-                return {}
-            monitor_z = torch.randn(len(monitor_rows), p["latent_dim"], device=dev,
-                                    generator=torch.Generator(dev).manual_seed(seed))
-            monitor_labels = None if codes is None else torch.from_numpy(codes[monitor_rows]).to(dev)
-            generator.eval()
-            try:
-                cells = generate_csr(generator, monitor_z, monitor_labels)
-            finally:
-                generator.train()
-            return monitor_metrics(monitor_real, cells, n_top)
-
-        bar = progress_bar(max_steps, desc=f"train {self.name}", initial=min(step, max_steps), disable=not progress)
-        try:
-            while step < max_steps:
-                lr = self.learning_rate(step, max_steps)
-                for _ in range(p["critic_iters"]):
-                    critic_terms = critic_step(lr)
-                gen_loss = generator_step(lr)
-                step += 1
-                values = {**critic_terms, "generator_loss": gen_loss}
-                losses = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
-                check_finite(losses, step=step, model=self.name)
-                due_monitor = step % p["monitor_every"] == 0 or step == max_steps
-                if step % p["log_every"] == 0 or step == max_steps or due_monitor:
-                    row = {key: losses[key] for key in LOSS_COLUMNS if key in losses} | {"lr": lr}
-                    if due_monitor:
-                        row |= monitors()
-                    log.append(step, **row)
-                    bar.set_postfix(critic=f"{losses['critic_loss']:.3g}", gen=f"{losses['generator_loss']:.3g}",
-                                    w=f"{losses['wasserstein']:.3g}", refresh=False)
-                bar.update(1)
-                if ckpt.due(step):
-                    ckpt.save({
-                        "model": self.name,
-                        "shape": [n_cells, n_genes],
-                        "categories": self.categories,
-                        "step": step,
-                        "generator": generator.state_dict(),
-                        "critic": critic.state_dict(),
-                        "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(),
-                        "rng": get_rng_state(rng),
-                        "batches": batches.state(),
-                        "history": log.history,
-                    })
-        finally:
-            bar.close()
-        generator.eval()
-        self._generator, self._device = generator, dev
-        return log.history
+        task = _GANTask(self, X, train_rows, codes, generator, critic, rng=rng, max_steps=max_steps, device=dev,
+                        monitor_codes=monitor_codes)
+        loop = TrainingLoop(self.name, p, max_steps=max_steps, rng=rng, monitor=monitor, seed=seed,
+                            checkpoint=checkpoint, progress=progress,
+                            identity={"shape": [n_cells, n_genes], "categories": self.categories})
+        history = loop.run(task)
+        self.training_summary = loop.summary
+        self._generator, self._device = generator.eval(), dev
+        return history
 
     # -- generation -------------------------------------------------------------------------------------------
     def _label_codes(self, labels: np.ndarray | None) -> torch.Tensor | None:
@@ -792,5 +778,6 @@ class CscGAN(ScGAN):
     conditional = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": _PAPER | _CONDITIONAL,
+        "workstation": _WORKSTATION | _CONDITIONAL,
         "demo": _DEMO | _CONDITIONAL,
     }

@@ -97,7 +97,8 @@ import torch
 
 from scsynth_core.errors import ConfigError, TrainingError
 from scsynth_core.models.base import GenerativeModel, check_flag, csr_from_state, csr_to_state
-from scsynth_core.models.training import resolve_device
+from scsynth_core.models.monitors import MIN_VALIDATION_CELLS
+from scsynth_core.models.training import LOOP_DEFAULTS, check_loop_params, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,13 @@ LIBRARIES = ("prior", "observed")
 BATCHNORM_STATS = ("running", "recompute")
 
 #: Constructor arguments of ``scvi.model.SCVI`` taken from the hyperparameters (the rest: scvi-tools defaults).
+#: The shared loop's hyperparameters that apply to scvi-tools' trainer (``monitor_every`` counts epochs; scVI
+#: monitors on its own validation split, so ``validation_fraction`` is ``1 - train_size``; no weight average).
+_LOOP_KEYS = ("max_minutes", "monitor_every", "monitor_cells", "select", "patience")
 _MODULE_KEYS = ("n_hidden", "n_latent", "n_layers", "dropout_rate", "gene_likelihood", "dispersion",
                 "use_observed_lib_size")
 
-_PAPER: dict[str, Any] = {
+_PAPER: dict[str, Any] = {key: LOOP_DEFAULTS[key] for key in _LOOP_KEYS} | {
     "n_hidden": 64,
     "n_latent": 14,
     "n_layers": 2,
@@ -128,9 +132,12 @@ _PAPER: dict[str, Any] = {
     "train_size": 0.7,
     "max_steps": None,
     "batchnorm_stats": "running",
+    "monitor_every": 10,
 }
 #: Shorter training (25 epochs, warm-up scaled to 9), same model: well under a minute for 1,000 cells.
-_DEMO: dict[str, Any] = _PAPER | {"max_epochs": 25, "n_epochs_kl_warmup": 9}
+_DEMO: dict[str, Any] = _PAPER | {"max_epochs": 25, "n_epochs_kl_warmup": 9, "monitor_every": 5}
+#: The paper's whole training (200 epochs) fits a 2-core workstation; the realism monitor selects the epoch.
+_WORKSTATION: dict[str, Any] = _PAPER | {"max_minutes": 10.0, "select": "best"}
 
 #: Console noise from Lightning and scvi-tools that says nothing about this run (messages start with these).
 _NOISE = (
@@ -204,13 +211,89 @@ class _EpochRecorder:
         self.callback = _Callback()
 
 
+class _RealismCallback:
+    """Lightning callback: the loop's realism monitor, checkpoint selection and budgets for scvi-tools' trainer.
+
+    Every ``monitor_every`` epochs the sampler generates as many cells as the monitor's validation cells (scVI's
+    own validation split, ``train_size``, which the model never trains on) and scores them
+    (:class:`~scsynth_core.models.monitors.RealismMonitor`); the module's weights at the best score are kept for
+    ``select="best"``; ``patience`` evaluations without improvement and ``max_minutes`` stop the trainer. The
+    monitor's draws run under a forked torch random state, so training is the same with or without it.
+    """
+
+    def __init__(self, sampler: _ScviGenerator, X: sp.csr_matrix, *, seed: int) -> None:
+        from lightning.pytorch.callbacks import Callback
+
+        from scsynth_core.models.monitors import RealismMonitor, selection_key
+
+        p = sampler.params
+        state = self
+        self.rows: dict[int, dict[str, float]] = {}
+        self.best: dict[str, Any] | None = None
+        self.stopped = "max_steps"
+        self.stale = 0
+
+        class _Callback(Callback):
+            def on_train_start(self, trainer, pl_module):
+                state.t0 = time.perf_counter()
+                splitter = trainer.datamodule
+                val, train = np.asarray(splitter.val_idx), np.asarray(splitter.train_idx)
+                state.monitor = None
+                state.train_rows = train
+                if p["monitor_every"] and p["monitor_cells"] and len(val) >= MIN_VALIDATION_CELLS:
+                    chosen = np.sort(np.random.default_rng([seed, 17]).permutation(val)[: p["monitor_cells"]])
+                    state.monitor = RealismMonitor(X[chosen], X[train], seed=seed)
+
+            def on_train_epoch_end(self, trainer, pl_module):
+                epoch = int(trainer.current_epoch) + 1
+                elapsed = time.perf_counter() - state.t0
+                out_of_time = p["max_minutes"] is not None and elapsed >= 60.0 * float(p["max_minutes"])
+                last = epoch == trainer.max_epochs or (trainer.max_steps > 0
+                                                       and trainer.global_step >= trainer.max_steps)
+                if state.monitor is not None and (epoch % p["monitor_every"] == 0 or last or out_of_time):
+                    with torch.random.fork_rng(devices=[] if pl_module.device.type == "cpu" else [pl_module.device]):
+                        torch.manual_seed(seed)
+                        pl_module.module.eval()
+                        cells = sampler._monitor_cells(state.monitor.n_cells, state.train_rows)
+                        pl_module.module.train()
+                    scores = state.monitor.score(cells, "counts")
+                    state.rows[epoch] = scores
+                    key = list(selection_key(scores))
+                    if state.best is None or tuple(key) < tuple(state.best["key"]):
+                        state.best = {"key": key, "epoch": epoch,
+                                      "state": {k: v.detach().clone() for k, v in
+                                                pl_module.module.state_dict().items()}}
+                        state.stale = 0
+                    else:
+                        state.stale += 1
+                        if p["patience"] is not None and state.stale >= p["patience"]:
+                            state.stopped, trainer.should_stop = "patience", True
+                if out_of_time:
+                    state.stopped, trainer.should_stop = "max_minutes", True
+
+        self.callback = _Callback()
+
+    def summary(self, select: str, epochs: int) -> dict[str, Any]:
+        best = self.best
+        return {"epochs": epochs, "stopped": self.stopped,
+                "selected": f"best (epoch {best['epoch']})" if select == "best" and best else "last",
+                "best_epoch": None if best is None else best["epoch"],
+                "best_monitor_auc": None if best is None else best["key"][0],
+                "best_monitor_mmd": None if best is None else best["key"][1], "ema_decay": 0.0}
+
+
 #: History columns taken from scvi-tools' ``model.history`` (epoch-level means), in this order.
 _HISTORY_KEYS = ("train_loss", "validation_loss", "elbo_train", "elbo_validation", "reconstruction_loss_train",
                  "reconstruction_loss_validation", "kl_local_train", "kl_local_validation", "kl_weight")
 
 
-def _history(scvi_history: Mapping[str, Any], rows: list[tuple[int, int, float]]) -> dict[str, list]:
-    """One row per trained epoch: step, 1-based epoch, scvi-tools' losses (None where not logged), time_s."""
+def _history(scvi_history: Mapping[str, Any], rows: list[tuple[int, int, float]],
+             monitored: Mapping[int, Mapping[str, float]] | None = None) -> dict[str, list]:
+    """One row per trained epoch: step, 1-based epoch, scvi-tools' losses (None where not logged), the realism
+    monitor's columns where it ran (``monitored``: 1-based epoch -> scores), time_s."""
+    from scsynth_core.models.monitors import MONITOR_COLUMNS
+
+    monitored = monitored or {}
     out: dict[str, list] = {"step": [], "epoch": []}
     for key in _HISTORY_KEYS:
         out[key] = []
@@ -226,6 +309,9 @@ def _history(scvi_history: Mapping[str, Any], rows: list[tuple[int, int, float]]
         for key in _HISTORY_KEYS:
             value = series.get(key, {}).get(epoch)
             out[key].append(None if value is None or not math.isfinite(value) else value)
+        if monitored:
+            for key in MONITOR_COLUMNS:
+                out.setdefault(key, []).append(monitored.get(epoch + 1, {}).get(key))
         out["time_s"].append(elapsed)
     return out
 
@@ -276,7 +362,8 @@ class _ScviGenerator(GenerativeModel):
 
     representation = "counts"
     conditional = False
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO)}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
+                                                    "demo": dict(_DEMO)}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
@@ -288,6 +375,7 @@ class _ScviGenerator(GenerativeModel):
 
     def _check_params(self) -> None:
         p, name = self.params, self.name
+        check_loop_params(name, LOOP_DEFAULTS | {key: p[key] for key in _LOOP_KEYS})
         for key in ("n_hidden", "n_latent", "n_layers", "max_epochs"):
             _check_int(name, p, key, minimum=1)
         _check_int(name, p, "batch_size", minimum=2)
@@ -329,12 +417,14 @@ class _ScviGenerator(GenerativeModel):
             log.info("model '%s': scVI training is not checkpointed; an interrupted fit restarts", self.name)
         accelerator, devices = _lightning_device(dev)
         recorder = _EpochRecorder(self.name)
+        realism = _RealismCallback(self, X, seed=int(seed))
         trainer_kwargs: dict[str, Any] = {}
         if max_steps is not None:
             trainer_kwargs["max_steps"] = max_steps
         with _quiet():
             scvi.settings.seed = int(seed)
             model = scvi.model.SCVI(_counts_adata(X, self.var_names), **self._module_kwargs())
+            self._scvi, self._device = model, dev  # the monitor samples from the model being trained
             model.train(
                 max_epochs=p["max_epochs"],
                 accelerator=accelerator,
@@ -348,17 +438,20 @@ class _ScviGenerator(GenerativeModel):
                 # validation every epoch (scvi 0.6's frequency 1) when train_size leaves validation cells
                 check_val_every_n_epoch=1 if n_train < n_cells else None,
                 enable_progress_bar=bool(progress),
-                callbacks=[recorder.callback],
+                callbacks=[recorder.callback, realism.callback],
                 # one process on one device: no SLURM/MPI cluster detection
                 plugins=[LightningEnvironment()],
                 **trainer_kwargs,
             )
+        if p["select"] == "best" and realism.best is not None:
+            model.module.load_state_dict(realism.best["state"])
         if p["batchnorm_stats"] == "recompute":
             _recompute_batchnorm(model, batch_size=p["batch_size"])
         model.module.eval()
         self._scvi, self._device = model, dev
         self._keep_pilot(X)
-        history = _history(model.history, recorder.rows)
+        history = _history(model.history, recorder.rows, realism.rows)
+        self.training_summary = realism.summary(p["select"], len(recorder.rows))
         if not history["step"]:
             raise TrainingError(f"model '{self.name}': training ran no epoch")
         return history
@@ -388,6 +481,10 @@ class _ScviGenerator(GenerativeModel):
         cells = blocks[0] if len(blocks) == 1 else sp.vstack(blocks, format="csr")
         self._pending = cells[n:]
         return cells[:n]
+
+    @abstractmethod
+    def _monitor_cells(self, n: int, train_rows: np.ndarray) -> sp.csr_matrix:
+        """``n`` cells for the realism monitor during training (the module is in evaluation mode)."""
 
     @abstractmethod
     def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
@@ -440,6 +537,12 @@ class ScviPosterior(_ScviGenerator):
     def _keep_pilot(self, X: sp.csr_matrix) -> None:
         self._pilot = X
 
+    def _monitor_cells(self, n: int, train_rows: np.ndarray) -> sp.csr_matrix:
+        """Posterior-predictive draws of training cells (the cells scored against are validation cells)."""
+        rows = np.resize(train_rows, n)
+        draws = self._scvi.posterior_predictive_sample(indices=rows, batch_size=len(rows))
+        return sp.csr_matrix(draws.to_scipy_sparse(), dtype=np.float32)
+
     def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
         rows = (start + np.arange(size)) % self._pilot.shape[0]
         draws = self._scvi.posterior_predictive_sample(indices=rows, batch_size=size)
@@ -465,6 +568,7 @@ class ScviPrior(_ScviGenerator):
     name = "scvi_prior"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": _PAPER | {"library": "prior"},
+        "workstation": _WORKSTATION | {"library": "prior"},
         "demo": _DEMO | {"library": "prior"},
     }
 
@@ -483,6 +587,10 @@ class ScviPrior(_ScviGenerator):
                 f"model '{self.name}': library 'prior' needs use_observed_lib_size false (with observed library "
                 "sizes scVI fits no library prior); use library 'observed' instead"
             )
+
+    def _monitor_cells(self, n: int, train_rows: np.ndarray) -> sp.csr_matrix:
+        self._keep_pilot(self._scvi.adata.X[train_rows])
+        return self._generate_block(0, n)
 
     def _keep_pilot(self, X: sp.csr_matrix) -> None:
         totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()

@@ -1,12 +1,18 @@
-"""Training utilities shared by every torch model family.
+"""The training loop every torch model family uses, and the utilities it is made of.
 
-Device choice, seeding, minibatches streamed from sparse storage, non-finite-loss detection, progress bars,
-the per-step training log and checkpoints that resume to the same result. Model families compose these;
-none of them knows about Snakemake.
+:class:`TrainingLoop` runs a family's :class:`TrainingTask` (its networks, optimisers and one optimisation
+step) and owns what must behave the same for every model: the step budget (``max_steps``) and an optional
+wall-clock budget (``max_minutes``), the progress bar, the training log, checkpoints that resume to the same
+result, the realism monitor on held-out validation cells (:mod:`scsynth_core.models.monitors`), checkpoint
+selection (``select: best | last``), early stopping (``patience``) and an exponential moving average of the
+generating networks' weights (``ema_decay``; Yazici et al. 2019, "The unusual effectiveness of averaging in GAN
+training"). Also here: device choice, seeding, minibatches streamed from sparse storage, non-finite-loss
+detection. None of it knows about Snakemake.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -17,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, TrainingError
+from scsynth_core.models.monitors import selection_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -183,3 +190,307 @@ class Checkpointer:
     def remove(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+SELECTIONS = ("best", "last")
+STOP_REASONS = ("max_steps", "max_minutes", "patience")
+
+#: Hyperparameters of the loop that every torch model family has (values: the paper presets' defaults).
+LOOP_DEFAULTS: dict[str, Any] = {
+    "max_minutes": None,         # wall-clock budget of the loop (outside the determinism guarantee)
+    "monitor_every": 1000,       # steps between realism monitor evaluations (0: no monitor)
+    "monitor_cells": 500,        # validation cells held out of training for the monitor (at most)
+    "validation_fraction": 0.1,  # ... and at most this fraction of the training cells
+    "select": "last",            # "best": keep the weights of the best monitored step
+    "patience": None,            # stop after this many monitor evaluations without improvement
+    "ema_decay": 0.0,            # exponential moving average of the generating weights (0: off)
+    "log_every": 100,
+    "checkpoint_every": 1000,
+}
+
+
+def check_loop_params(model: str, params: Mapping[str, Any]) -> None:
+    """Types and ranges of :data:`LOOP_DEFAULTS` keys, one clear :class:`ConfigError` per bad value."""
+
+    def integer(key: str, minimum: int, *, optional: bool = False) -> None:
+        value = params[key]
+        if optional and value is None:
+            return
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+            expected = f"an integer >= {minimum}" + (" or null" if optional else "")
+            raise ConfigError(f"model '{model}': {key} must be {expected}, got {value!r}")
+
+    def number(key: str, low: float, high: float, *, optional: bool = False, high_open: bool = True) -> None:
+        value = params[key]
+        if optional and value is None:
+            return
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        ok = ok and low <= float(value) and (float(value) < high if high_open else float(value) <= high)
+        if not ok:
+            bracket = ")" if high_open else "]"
+            raise ConfigError(f"model '{model}': {key} must be a number in [{low}, {high}{bracket}"
+                              f"{' or null' if optional else ''}, got {value!r}")
+
+    integer("monitor_every", 0)
+    integer("monitor_cells", 0)
+    integer("log_every", 1)
+    integer("checkpoint_every", 1)
+    integer("patience", 1, optional=True)
+    number("max_minutes", 0.0, float("inf"), optional=True)
+    number("validation_fraction", 0.0, 0.5, high_open=False)
+    number("ema_decay", 0.0, 1.0)
+    if params["select"] not in SELECTIONS:
+        raise ConfigError(f"model '{model}': select must be one of {', '.join(SELECTIONS)}, got {params['select']!r}")
+    if params["max_minutes"] is not None and not float(params["max_minutes"]) > 0:
+        raise ConfigError(f"model '{model}': max_minutes must be > 0 or null, got {params['max_minutes']!r}")
+
+
+class TrainingTask:
+    """What a model family hands to :class:`TrainingLoop`.
+
+    Subclasses set ``modules`` (every trained network, by name), ``optimizers`` (by name),
+    ``generator_names`` (the networks that generate cells: averaged by EMA and kept by checkpoint selection),
+    ``representation`` (the space :meth:`generate` returns cells in) and implement :meth:`step`.
+    """
+
+    modules: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    generator_names: tuple[str, ...] = ()
+    representation: str = "lsn"
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step (``step`` = steps done before it); returns named scalar losses (tensors)."""
+        raise NotImplementedError
+
+    def generate(self, n: int, seed: int):
+        """``n`` cells for the monitor (generating networks in evaluation mode; no global random stream used)."""
+        raise NotImplementedError
+
+    def log_columns(self, step: int) -> dict[str, Any]:
+        """Extra columns of a log row (epoch, phase, learning rate, ...)."""
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        """Task state beyond modules and optimisers (pending minibatches, ...), for checkpoints."""
+        return {}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+
+    def train_mode(self) -> None:
+        """Put the networks back in training mode (after the monitor generated in evaluation mode)."""
+        for module in self.modules.values():
+            module.train()
+
+
+class WeightAverage:
+    """Exponential moving average of a module's parameters (buffers such as batch-norm statistics are copied).
+
+    ``shadow = decay * shadow + (1 - decay) * live`` after every step; the first update copies the weights.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self._params = [p for p in module.parameters()]
+        self._buffers = [b for b in module.buffers()]
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self._param_keys = [k for k, _ in module.named_parameters()]
+        self._buffer_keys = [k for k, _ in module.named_buffers()]
+        self.updates = 0
+
+    def update(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            shadow = [self.shadow[k] for k in self._param_keys]
+            if self.updates == 0:
+                torch._foreach_copy_(shadow, [p.detach() for p in self._params])
+            else:
+                torch._foreach_lerp_(shadow, [p.detach() for p in self._params], 1.0 - self.decay)
+            for key, buffer in zip(self._buffer_keys, self._buffers):
+                self.shadow[key].copy_(buffer)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shadow": self.shadow, "updates": self.updates}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key, value in state["shadow"].items():
+            self.shadow[key].copy_(value)
+        self.updates = int(state["updates"])
+
+
+def _clone_state(module: torch.nn.Module) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+class TrainingLoop:
+    """Runs a :class:`TrainingTask` for ``max_steps`` steps under the loop hyperparameters (see module docstring).
+
+    Parameters
+    ----------
+    model
+        Model name (messages, progress bar, checkpoint identity).
+    params
+        The model's hyperparameters; the :data:`LOOP_DEFAULTS` keys are read.
+    max_steps
+        Optimisation steps to run.
+    rng
+        The NumPy generator the task draws minibatches from (checkpointed with torch's random states).
+    monitor
+        A :class:`~scsynth_core.models.monitors.RealismMonitor`, or ``None`` (no monitor: ``select`` and
+        ``patience`` have nothing to act on and the last weights are kept).
+    seed
+        Seed of the monitor's generated cells (the same cells' noise at every evaluation).
+    checkpoint, identity
+        Checkpoint file (or ``None``) and the values a checkpoint must match to be resumed.
+    """
+
+    def __init__(self, model: str, params: Mapping[str, Any], *, max_steps: int, rng: np.random.Generator,
+                 monitor=None, seed: int = 0, checkpoint: str | Path | None = None,
+                 identity: Mapping[str, Any] | None = None, progress: bool = True, desc: str | None = None) -> None:
+        if int(max_steps) < 1:
+            raise ConfigError(f"model '{model}': max_steps must be >= 1, got {max_steps}")
+        self.model, self.p, self.max_steps, self.rng = model, params, int(max_steps), rng
+        self.monitor = monitor if params["monitor_every"] else None
+        self.seed = int(seed)
+        self.ckpt = Checkpointer(checkpoint, every=params["checkpoint_every"])
+        self.identity = {"model": model, **(identity or {})}
+        self.progress, self.desc = progress, desc or f"train {model}"
+        self.summary: dict[str, Any] = {}
+
+    # -- monitor and selection ---------------------------------------------------------------------------------
+    def _evaluate(self, task: TrainingTask, averages: dict[str, WeightAverage]) -> dict[str, float]:
+        with self._generating_weights(task, averages):
+            cells = task.generate(self.monitor.n_cells, self.seed)
+        task.train_mode()
+        return self.monitor.score(cells, task.representation)
+
+    @contextlib.contextmanager
+    def _generating_weights(self, task: TrainingTask, averages: dict[str, WeightAverage]):
+        """The averaged weights in the generating networks for the duration of the block (no-op without EMA)."""
+        saved = {name: _clone_state(task.modules[name]) for name in averages}
+        for name, average in averages.items():
+            task.modules[name].load_state_dict(average.shadow)
+        try:
+            yield
+        finally:
+            for name, state in saved.items():
+                task.modules[name].load_state_dict(state)
+
+    # -- run ---------------------------------------------------------------------------------------------------
+    def resumes(self) -> bool:
+        """Whether a checkpoint exists to resume from (checked for identity when :meth:`run` loads it)."""
+        return self.ckpt.path is not None and self.ckpt.path.exists()
+
+    def run(self, task: TrainingTask, *, history: dict[str, list] | None = None) -> dict[str, list]:
+        """Train; returns the history (``train_log.tsv`` columns). ``self.summary`` says how it ended.
+
+        ``history``: rows logged before the loop (e.g. a classifier trained first), continued by the loop's own
+        rows; a resumed run takes its history from the checkpoint instead.
+        """
+        import torch
+
+        p = self.p
+        averages = {name: WeightAverage(task.modules[name], p["ema_decay"])
+                    for name in task.generator_names} if p["ema_decay"] else {}
+        step, best, stale, elapsed = 0, None, 0, 0.0
+        state = self.ckpt.load(identity=self.identity)  # refuses a checkpoint of another model or other data
+        if state is not None:
+            for name, module in task.modules.items():
+                module.load_state_dict(state["modules"][name])
+            for name, optimizer in task.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+            for name, average in averages.items():
+                average.load_state_dict(state["ema"][name])
+            task.load_state(state["task"])
+            set_rng_state(self.rng, state["rng"])
+            step, history, best, stale = int(state["step"]), state["history"], state["best"], int(state["stale"])
+            elapsed = float(state["elapsed"])
+        window: dict[str, torch.Tensor] = {} if state is None else dict(state["window"])
+        window_steps = 0 if state is None else int(state["window_steps"])
+        log = TrainLog(history)
+        t_start = time.perf_counter() - elapsed
+        budget_s = None if p["max_minutes"] is None else 60.0 * float(p["max_minutes"])
+        stopped = "max_steps"
+        task.train_mode()
+        bar = progress_bar(self.max_steps, desc=self.desc, initial=min(step, self.max_steps),
+                           disable=not self.progress)
+        try:
+            while step < self.max_steps:
+                losses = task.step(step)
+                step += 1
+                for average in averages.values():
+                    average.update()
+                for key, value in losses.items():  # summed on the device: one sync per log row
+                    value = value.detach().float()
+                    window[key] = window[key] + value if key in window else value
+                window_steps += 1
+                elapsed = time.perf_counter() - t_start
+                out_of_time = budget_s is not None and elapsed >= budget_s
+                due_monitor = self.monitor is not None and (
+                    step % p["monitor_every"] == 0 or step == self.max_steps or out_of_time)
+                if step % p["log_every"] == 0 or step == self.max_steps or due_monitor or out_of_time:
+                    means = dict(zip(window, (torch.stack(list(window.values())) / window_steps).tolist()))
+                    check_finite(means, step=step, model=self.model)
+                    row = means | task.log_columns(step)
+                    if due_monitor:
+                        scores = self._evaluate(task, averages)
+                        row |= scores
+                        key = list(selection_key(scores))
+                        if best is None or tuple(key) < tuple(best["key"]):
+                            source = {n: averages[n].shadow if n in averages else task.modules[n].state_dict()
+                                      for n in task.generator_names}
+                            best = {"key": key, "step": step,
+                                    "state": {n: {k: v.detach().clone() for k, v in sd.items()}
+                                              for n, sd in source.items()}}
+                            stale = 0
+                        else:
+                            stale += 1
+                        bar.set_postfix(auc=f"{scores['monitor_auc']:.3f}", mmd=f"{scores['monitor_mmd']:.3g}",
+                                        refresh=False)
+                    log.append(step, **row)
+                    window, window_steps = {}, 0
+                bar.update(1)
+                if out_of_time:
+                    stopped = "max_minutes"
+                elif due_monitor and p["patience"] is not None and stale >= p["patience"]:
+                    stopped = "patience"
+                finishing = stopped != "max_steps" or step == self.max_steps
+                if self.ckpt.path is not None and (self.ckpt.due(step) or finishing):
+                    self.ckpt.save(self.identity | {
+                        "step": step,
+                        "modules": {n: m.state_dict() for n, m in task.modules.items()},
+                        "optimizers": {n: o.state_dict() for n, o in task.optimizers.items()},
+                        "ema": {n: a.state_dict() for n, a in averages.items()},
+                        "task": task.state(),
+                        "rng": get_rng_state(self.rng),
+                        "history": log.history,
+                        "best": best,
+                        "stale": stale,
+                        "window": window,
+                        "window_steps": window_steps,
+                        "elapsed": time.perf_counter() - t_start,
+                    })
+                if stopped != "max_steps":
+                    break
+        finally:
+            bar.close()
+        selected = self._finish(task, averages, best)
+        self.summary = {"steps": step, "stopped": stopped, "selected": selected,
+                        "best_step": None if best is None else best["step"],
+                        "best_monitor_auc": None if best is None else best["key"][0],
+                        "best_monitor_mmd": None if best is None else best["key"][1],
+                        "ema_decay": float(p["ema_decay"]), "seconds": round(time.perf_counter() - t_start, 3)}
+        return log.history
+
+    def _finish(self, task: TrainingTask, averages: dict[str, WeightAverage], best) -> str:
+        """Load the kept weights into the generating networks; returns which were kept."""
+        if self.p["select"] == "best" and best is not None:
+            for name, state in best["state"].items():
+                task.modules[name].load_state_dict(state)
+            return f"best (step {best['step']})"
+        for name, average in averages.items():
+            task.modules[name].load_state_dict(average.shadow)
+        return "last (averaged)" if averages else "last"

@@ -88,16 +88,15 @@ from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel, check_flag
 from scsynth_core.models.scgan import ConditionalBatchNorm, Generator, _EpochBatches, generate_csr
+from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
-    Checkpointer,
-    TrainLog,
-    check_finite,
+    LOOP_DEFAULTS,
+    TrainingLoop,
+    TrainingTask,
+    check_loop_params,
     dense_rows,
-    get_rng_state,
-    progress_bar,
     resolve_device,
     seed_everything,
-    set_rng_state,
 )
 
 if TYPE_CHECKING:
@@ -390,8 +389,61 @@ class CodeSampling:
         return self._decode(codes, rng, self._shared_noise)
 
 
+class _VAETask(TrainingTask):
+    """One beta-TCVAE minibatch step for :class:`~scsynth_core.models.training.TrainingLoop`."""
+
+    generator_names = ("encoder", "decoder")
+    representation = "log1p"
+
+    def __init__(self, model: VAE, X, train_rows: np.ndarray, encoder: Encoder, decoder: Generator, *,
+                 rng: np.random.Generator, device: torch.device, per_epoch: int) -> None:
+        p = model.params
+        self.p, self.X, self.train_rows, self.device, self.per_epoch = p, X, train_rows, device, per_epoch
+        self.encoder, self.decoder = encoder, decoder
+        self.modules = {"encoder": encoder, "decoder": decoder}
+        self.optimizers = {"adam": torch.optim.Adam([*encoder.parameters(), *decoder.parameters()],
+                                                    lr=p["learning_rate"], betas=(0.9, 0.999), eps=1e-8)}
+        self.batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        x = log1p_rows(self.X, self.train_rows[self.batches.next()], self.device)
+        mu, logvar = self.encoder(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        terms = beta_tcvae_loss(self.encoder.standardise(x), self.decoder(z), z, mu, logvar, beta=self.p["beta"],
+                                dataset_size=len(self.train_rows), tc_form=self.p["tc_form"])
+        optimizer = self.optimizers["adam"]
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return {"loss": terms["loss"], "reconstruction": terms["reconstruction"], "kl": terms["kl"],
+                "total_correlation": terms["tc"]}
+
+    def log_columns(self, step: int) -> dict[str, Any]:
+        return {"epoch": (step - 1) // self.per_epoch + 1}
+
+    @torch.no_grad()
+    def generate(self, n: int, seed: int):
+        """Decoded prior codes as ``log1p`` values (the standardisation is undone here, folded in after training)."""
+        z = torch.randn(n, self.encoder.latent_dim, device=self.device,
+                        generator=torch.Generator(self.device).manual_seed(seed))
+        self.decoder.eval()
+        values = self.decoder(z) * self.encoder.input_scale + self.encoder.input_mean
+        return sp.csr_matrix(values.clamp_min_(0.0).cpu().numpy())
+
+    def train_mode(self) -> None:
+        active = self.p["batchnorm_dropout"] == "active"
+        self.encoder.train(active)
+        self.decoder.train(active)
+
+    def state(self) -> dict[str, Any]:
+        return {"batches": self.batches.state()}
+
+    def load_state(self, state) -> None:
+        self.batches.load(state["batches"])
+
+
 # --------------------------------------------------------------------------------------------------- the model
-_VAE_PAPER: dict[str, Any] = {
+_VAE_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "latent_dim": 10,
     "encoder_layers": [512, 256],
     "decoder_layers": [256, 512],
@@ -404,10 +456,13 @@ _VAE_PAPER: dict[str, Any] = {
     "learning_rate": 1e-4,
     "epochs": 100,
     "log_every": 10,
+    "monitor_every": 0,
     "checkpoint_every": 1000,
 }
 #: ~2,000 cells x 500 genes in well under a minute on 2 cores: 15 steps per epoch x 150 epochs at a 10x rate.
 _VAE_DEMO: dict[str, Any] = _VAE_PAPER | {"learning_rate": 1e-3, "epochs": 150, "checkpoint_every": 200}
+#: The paper's whole training (100 epochs) fits a 2-core workstation; the realism monitor is logged.
+_VAE_WORKSTATION: dict[str, Any] = _VAE_PAPER | {"monitor_every": 200, "max_minutes": 10.0}
 
 
 class VAE(CodeSampling, GenerativeModel):
@@ -426,7 +481,8 @@ class VAE(CodeSampling, GenerativeModel):
     conditional = False
     #: The hyperparameter holding the number of latent dimensions (the disentanglement experiment sets it).
     latent_param: ClassVar[str] = "latent_dim"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_VAE_PAPER), "demo": dict(_VAE_DEMO)}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_VAE_PAPER), "workstation": dict(_VAE_WORKSTATION),
+                                                    "demo": dict(_VAE_DEMO)}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
@@ -441,7 +497,8 @@ class VAE(CodeSampling, GenerativeModel):
 
     def _check_params(self) -> None:
         p, name = self.params, self.name
-        for key in ("latent_dim", "batch_size", "epochs", "log_every", "checkpoint_every"):
+        check_loop_params(name, p)
+        for key in ("latent_dim", "batch_size", "epochs"):
             check_positive_int(name, p, key, minimum=2 if key == "batch_size" else 1)
         for key in ("encoder_layers", "decoder_layers"):
             check_widths(name, p, key)
@@ -465,68 +522,21 @@ class VAE(CodeSampling, GenerativeModel):
         dev = resolve_device(device)
         X, per_epoch, total = epoch_plan(self, adata, max_steps)
         n_cells, n_genes = X.shape
-
+        monitor, _, train_rows = held_out_monitor(p, X, seed=seed)
         rng = seed_everything(seed)
         encoder, decoder = self._build(n_genes, dev)
         if p["scale_genes"]:
-            mean, sd = gene_mean_sd(X, "log1p")
+            mean, sd = gene_mean_sd(X[train_rows], "log1p")
             encoder.input_mean.copy_(torch.from_numpy(mean))
             encoder.input_scale.copy_(torch.from_numpy(sd))
-        params = [*encoder.parameters(), *decoder.parameters()]
-        optimizer = torch.optim.Adam(params, lr=p["learning_rate"], betas=(0.9, 0.999), eps=1e-8)
-        batches = _EpochBatches(n_cells, p["batch_size"], rng)
-        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        state = ckpt.load(identity={"model": self.name, "shape": [n_cells, n_genes]})
-        step, history = 0, None
-        if state is not None:
-            encoder.load_state_dict(state["encoder"])
-            decoder.load_state_dict(state["decoder"])
-            optimizer.load_state_dict(state["optimizer"])
-            set_rng_state(rng, state["rng"])
-            batches.load(state["batches"])
-            step, history = int(state["step"]), state["history"]
-        log = TrainLog(history)
-        active = p["batchnorm_dropout"] == "active"
-        encoder.train(active)
-        decoder.train(active)
-
-        bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
-        try:
-            while step < total:
-                x = log1p_rows(X, batches.next(), dev)
-                mu, logvar = encoder(x)
-                z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-                terms = beta_tcvae_loss(encoder.standardise(x), decoder(z), z, mu, logvar, beta=p["beta"],
-                                        dataset_size=n_cells, tc_form=p["tc_form"])
-                optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                optimizer.step()
-                step += 1
-                values = dict(zip(terms, torch.stack([v.detach() for v in terms.values()]).tolist()))
-                check_finite(values, step=step, model=self.name)
-                if step % p["log_every"] == 0 or step == total:
-                    log.append(step, epoch=(step - 1) // per_epoch + 1, loss=values["loss"],
-                               reconstruction=values["reconstruction"], kl=values["kl"],
-                               total_correlation=values["tc"])
-                    bar.set_postfix(loss=f"{values['loss']:.4g}", tc=f"{values['tc']:.3g}", refresh=False)
-                bar.update(1)
-                if ckpt.due(step) or (step == total and ckpt.path is not None):
-                    ckpt.save({
-                        "model": self.name,
-                        "shape": [n_cells, n_genes],
-                        "step": step,
-                        "encoder": encoder.state_dict(),
-                        "decoder": decoder.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": get_rng_state(rng),
-                        "batches": batches.state(),
-                        "history": log.history,
-                    })
-        finally:
-            bar.close()
+        task = _VAETask(self, X, train_rows, encoder, decoder, rng=rng, device=dev, per_epoch=per_epoch)
+        loop = TrainingLoop(self.name, p, max_steps=total, rng=rng, monitor=monitor, seed=seed,
+                            checkpoint=checkpoint, progress=progress, identity={"shape": [n_cells, n_genes]})
+        history = loop.run(task)
+        self.training_summary = loop.summary
         _unstandardise_output(decoder, encoder)
         self._encoder, self._decoder, self._device = encoder.eval(), decoder.eval(), dev
-        return log.history
+        return history
 
     # -- codes ------------------------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -595,5 +605,6 @@ class BetaTCVAE(VAE):
     name = "betatcvae"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": _VAE_PAPER | {"beta": 10.0},
+        "workstation": _VAE_WORKSTATION | {"beta": 10.0},
         "demo": _VAE_DEMO | {"beta": 10.0},
     }

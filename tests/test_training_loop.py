@@ -1,0 +1,196 @@
+"""The shared training loop: budgets, checkpoint selection, early stopping, weight averaging, exact resume of every
+torch model family, and the realism monitor (kNN AUC known answers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scsynth_core.errors import ConfigError
+from scsynth_core.models import get_model_class
+from scsynth_core.models import training as training_module
+from scsynth_core.models.monitors import knn_auc, validation_rows
+from scsynth_core.models.training import LOOP_DEFAULTS, TrainingLoop, TrainingTask, WeightAverage, check_loop_params
+
+
+# ------------------------------------------------------------------------------------------- a scripted task
+class _ScriptedMonitor:
+    """Scores a 'cell' by its distance from 0: the generator's weight IS its quality."""
+
+    n_cells = 1
+
+    def score(self, cells, representation):
+        value = abs(float(cells))
+        return {"monitor_auc": min(1.0, 0.5 + value / 100), "monitor_mmd": value}
+
+
+class _ScriptedTask(TrainingTask):
+    """One weight that step ``i`` sets to ``script[i]`` (an optimiser records the step count)."""
+
+    generator_names = ("net",)
+
+    def __init__(self, script):
+        self.net = torch.nn.Linear(1, 1, bias=False)
+        self.script = script
+        self.modules = {"net": self.net}
+        self.optimizers = {"sgd": torch.optim.SGD(self.net.parameters(), lr=0.0)}
+
+    def step(self, step):
+        with torch.no_grad():
+            self.net.weight.fill_(self.script[step])
+        return {"loss": self.net.weight.sum().detach()}
+
+    def generate(self, n, seed):
+        return self.net.weight.item()
+
+
+def _loop(script, **params):
+    p = LOOP_DEFAULTS | {"monitor_every": 1, "log_every": 1} | params
+    loop = TrainingLoop("toy", p, max_steps=len(script), rng=np.random.default_rng(0), monitor=_ScriptedMonitor(),
+                        progress=False)
+    task = _ScriptedTask(script)
+    history = loop.run(task)
+    return loop, task, history
+
+
+SCRIPT = [9.0, 7.0, 2.0, 5.0, 3.0, 8.0, 6.0]
+
+
+def test_select_best_keeps_the_best_monitored_weights():
+    loop, task, history = _loop(SCRIPT, select="best")
+    assert task.net.weight.item() == 2.0 and loop.summary["best_step"] == 3
+    assert history["monitor_mmd"] == SCRIPT  # every step monitored
+    loop, task, _ = _loop(SCRIPT, select="last")
+    assert task.net.weight.item() == 6.0 and loop.summary["stopped"] == "max_steps"
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement():
+    loop, task, history = _loop(SCRIPT, select="best", patience=2)
+    assert history["step"] == [1, 2, 3, 4, 5]  # best at 3, no better at 4 and 5
+    assert loop.summary["stopped"] == "patience" and task.net.weight.item() == 2.0
+
+
+def test_weight_average_known_answer():
+    loop, task, history = _loop([4.0, 0.0, 0.0], ema_decay=0.5, select="last")
+    # shadow: 4 (first update copies), then 0.5 * 4 + 0.5 * 0 = 2, then 1; the monitor scores the shadow
+    assert history["monitor_mmd"] == [4.0, 2.0, 1.0]
+    assert task.net.weight.item() == 1.0 and loop.summary["selected"] == "last (averaged)"
+    module = torch.nn.BatchNorm1d(2)
+    average = WeightAverage(module, 0.9)
+    module.running_mean.fill_(3.0)
+    average.update()
+    assert torch.equal(average.shadow["running_mean"], module.running_mean)  # buffers are copied
+
+
+def test_wall_clock_budget_stops_cleanly_with_a_final_evaluation(tmp_path):
+    loop, task, history = _loop(SCRIPT, max_minutes=1e-9, select="best", monitor_every=100)
+    assert loop.summary["stopped"] == "max_minutes" and loop.summary["steps"] == 1
+    assert history["step"] == [1] and history["monitor_mmd"] == [9.0]  # the stop is evaluated and logged
+    assert task.net.weight.item() == 9.0
+
+
+@pytest.mark.parametrize("bad", [{"select": "first"}, {"patience": 0}, {"ema_decay": 1.0}, {"max_minutes": -1},
+                                 {"monitor_every": "10"}, {"validation_fraction": 0.9}])
+def test_loop_hyperparameters_are_checked(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        check_loop_params("toy", LOOP_DEFAULTS | bad)
+
+
+# ------------------------------------------------------------------------------------------- the monitor
+def test_knn_auc_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 5))
+    assert knn_auc(a, a + 100.0) == 1.0  # far apart: every neighbour is of the own set
+    same = knn_auc(a, rng.normal(size=(200, 5)))
+    assert abs(same - 0.5) < 0.08
+    assert knn_auc(a, a.copy()) <= 0.5 + 1e-9  # exact duplicates: each point's twin is of the other set
+
+
+def test_validation_rows_hold_out_no_rare_class_cells():
+    labels = np.array(["common"] * 500 + ["rare"] * 10)
+    rows, train = validation_rows(510, fraction=0.1, max_cells=1000, seed=0, labels=labels)
+    assert len(rows) == 51 and set(labels[rows]) == {"common"}
+    assert np.array_equal(np.sort(np.r_[rows, train]), np.arange(510))
+    again, _ = validation_rows(510, fraction=0.1, max_cells=1000, seed=0, labels=labels)
+    assert np.array_equal(rows, again)
+    none, everything = validation_rows(100, fraction=0.1, max_cells=1000, seed=0)
+    assert len(none) == 0 and len(everything) == 100  # 10 cells are too few to monitor
+
+
+# --------------------------------------------------------------------- every torch model resumes exactly
+MONITORED = {"monitor_cells": 30, "validation_fraction": 0.5, "ema_decay": 0.9, "select": "best", "log_every": 1,
+             "checkpoint_every": 4}
+GAN = {"generator_layers": [16, 16], "critic_layers": [16, 8], "batch_size": 16, "monitor_every": 2}
+CASES = {
+    "scgan": GAN | {"latent_dim": 8, "max_steps": 12},
+    "cscgan": GAN | {"latent_dim": 8, "max_steps": 12},
+    "activa": {"latent_dim": 4, "encoder_layers": [16, 8], "decoder_layers": [8, 16], "classifier_layers": [8],
+               "batch_size": 16, "epochs": 6, "warmup_epochs": 2, "classifier_epochs": 3, "monitor_every": 1,
+               "checkpoint_every": 2},
+    "betatcvae": {"encoder_layers": [16, 8], "decoder_layers": [8, 16], "latent_dim": 3, "batch_size": 16,
+                  "epochs": 6, "monitor_every": 2},
+    "wgangp": GAN | {"critic_layers": [16, 3], "noise_dim": 5, "epochs": 6},
+    "michigan": GAN | {"critic_layers": [16, 3], "noise_dim": 5, "code_dim": 3, "epochs": 6,
+                       "vae": {"encoder_layers": [16, 8], "decoder_layers": [8, 16], "batch_size": 16, "epochs": 2}},
+}
+
+
+class _Killed(Exception):
+    pass
+
+
+def _fit(name, data, checkpoint=None):
+    klass = get_model_class(name)
+    params = MONITORED | CASES[name]
+    model = klass("demo", **params)
+    label_key = "cluster" if (klass.conditional or klass.labels_optional) else None
+    history = model.fit(data, label_key=label_key, seed=0, device="cpu", progress=False, checkpoint=checkpoint)
+    return model, history
+
+
+def _state(model):
+    nets = {k: v for k, v in vars(model).items() if isinstance(v, torch.nn.Module)}
+    return {f"{n}.{k}": v.clone() for n, net in nets.items() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_torch_model_resumes_to_the_same_result(name, tiny_counts, tmp_path, monkeypatch):
+    data = tiny_counts.copy()
+    data.X = data.X * 3  # deeper cells: the monitor's PCA needs some spread
+    straight, history = _fit(name, data)
+    assert any(v is not None for v in history["monitor_auc"])
+    assert straight.training_summary["selected"].startswith("best")
+    ckpt = tmp_path / "ckpt.pt"
+    real_check = training_module.check_finite
+    calls = {"n": 0}
+
+    def killed_later(losses, *, step, model):
+        real_check(losses, step=step, model=model)
+        calls["n"] += model == name
+        if calls["n"] == 6:  # dies at its 6th log row (MichiGAN: of the GAN phase), after a checkpoint
+            raise _Killed
+
+    monkeypatch.setattr(training_module, "check_finite", killed_later)
+    with pytest.raises(_Killed):
+        _fit(name, data, checkpoint=ckpt)
+    saved_step = training_module.Checkpointer(ckpt, every=1).load()["step"]
+    assert 0 < saved_step < history["step"][-1]
+
+    def counted(losses, *, step, model):
+        real_check(losses, step=step, model=model)
+        calls["resumed"] = calls.get("resumed", 0) + (model == name)
+
+    monkeypatch.setattr(training_module, "check_finite", counted)
+    resumed, resumed_history = _fit(name, data, checkpoint=ckpt)
+    # it went on from the checkpoint instead of starting again
+    phases = history.get("phase", [None] * len(history["step"]))
+    own = {"michigan": ["gan"]}.get(name, [None, "vae", "introspective"])  # rows logged by this model's loop
+    assert calls["resumed"] == sum(s > saved_step for s, ph in zip(history["step"], phases) if ph in own)
+    a, b = _state(straight), _state(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for column in ("step", "monitor_auc", "monitor_mmd"):
+        assert resumed_history[column] == history[column], column
+    assert resumed.training_summary["best_step"] == straight.training_summary["best_step"]
+    x, y = straight.sample(20, seed=1).X, resumed.sample(20, seed=1).X
+    assert (x != y).nnz == 0
