@@ -117,6 +117,7 @@ def realism_targets():
             f"results/realism/{dataset}/summary.tsv",
             f"results/realism/{dataset}/training_times.tsv",
             f"results/realism/{dataset}/figures/leaderboard.png",
+            f"results/realism/{dataset}/figures/training_curves.png",
         ]
         for seed in section["seeds"]:
             figures = f"results/realism/{dataset}/figures"

@@ -125,6 +125,35 @@ rule plot_realism_leaderboard:
         "../workflow_scripts/plot_realism_leaderboard.py"
 
 
+rule plot_training_curves:
+    input:
+        lambda w: [
+            f"results/realism/{w.dataset}/{model}/seed{seed}/train_log.tsv"
+            for model in config["realism"]["models"]
+            for seed in config["realism"]["seeds"]
+        ],
+    output:
+        report(
+            os.path.join(FIGURES, "training_curves.png"),
+            caption="../report/training_curves.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "realism during training"},
+        ),
+    params:
+        runs=[
+            f"{model} seed{seed}" if len(config["realism"]["seeds"]) > 1 else model
+            for model in config["realism"]["models"]
+            for seed in config["realism"]["seeds"]
+        ],
+    log:
+        "logs/realism/{dataset}/figures/training_curves.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/plot_training_curves.py"
+
+
 rule realism_leaderboard:
     input:
         expand("results/realism/{dataset}/summary.tsv", dataset=config["realism"]["datasets"]),

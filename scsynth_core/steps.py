@@ -710,6 +710,18 @@ def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = ""
     _save_figure(draw(frame, metrics=metrics, references={"rf_auc_mean": 0.5, "rf_error": 0.5}, title=title), output)
 
 
+def plot_training_curves(*, train_logs: Mapping[str, str | Path], output: str | Path, title: str = "") -> None:
+    """Realism monitor over training time for every run of a dataset (MichiGAN Fig. 2, RF error during training)."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.plots.training import plot_training_curves as draw
+    from scsynth_core.plots.training import training_curves_frame
+
+    histories = {name: pd.read_csv(path, sep="\t") for name, path in train_logs.items()}
+    _save_figure(draw(training_curves_frame(histories), title=title), output)
+
+
 def plot_augmentation_f1(*, table: str | Path, output: str | Path, n_extra: int, title: str = "") -> None:
     """F1 of the target cluster against the kept fraction, per variant, seed range shaded (Marouf 2020 Fig. 3a)."""
     _use_agg()

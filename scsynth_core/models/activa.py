@@ -140,6 +140,7 @@ from scsynth_core.models.training import (
     check_finite,
     check_loop_params,
     dense_rows,
+    flush_denormals,
     minibatches,
     progress_bar,
     resolve_device,
@@ -300,22 +301,6 @@ class _ClassifierTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration = int(state["iteration"])
-
-
-@contextlib.contextmanager
-def flush_denormals():
-    """Treat subnormal floats as zero on the CPU while training or generating.
-
-    Tiny gradients and optimiser moments become subnormal numbers, which x86 CPUs process up to ~100x slower:
-    measured on PBMC 3k, a VAE warm-up epoch takes 15.4 s with them and 2.4 s without. The setting is
-    process-wide in torch (and cannot be read back); it is switched off again on exit.
-    """
-    enabled = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if enabled:
-            torch.set_flush_denormal(False)
 
 
 def _epoch_batches(n_rows: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -984,8 +969,7 @@ class ACTIVA(GenerativeModel):
                               desc="train actinn")
         task = _ActivaTask(self, X, train_rows, codes, encoder, decoder, classifier, trainer, rng=rng, device=dev,
                            steps_per_epoch=steps_per_epoch)
-        with flush_denormals():
-            history = loop.run(task, history=history.history)
+        history = loop.run(task, history=history.history)
         self.training_summary = loop.summary
         self._encoder, self._decoder, self._device = encoder.eval(), decoder.eval(), dev
         self._classifier = task.frozen_classifier()
