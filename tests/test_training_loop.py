@@ -3,6 +3,8 @@ torch model family, and the realism monitor (kNN AUC known answers)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,8 @@ from scsynth_core.models import get_model_class
 from scsynth_core.models import training as training_module
 from scsynth_core.models.monitors import knn_auc, validation_rows
 from scsynth_core.models.training import LOOP_DEFAULTS, TrainingLoop, TrainingTask, WeightAverage, check_loop_params
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------- a scripted task
@@ -194,3 +198,30 @@ def test_every_torch_model_resumes_to_the_same_result(name, tiny_counts, tmp_pat
     assert resumed.training_summary["best_step"] == straight.training_summary["best_step"]
     x, y = straight.sample(20, seed=1).X, resumed.sample(20, seed=1).X
     assert (x != y).nnz == 0
+
+
+# ------------------------------------------------------------- the monitor ranks checkpoints as the forest does
+def test_monitor_ranks_checkpoints_as_the_random_forest(demo_counts):
+    """A short scGAN run on the embedded real cells: at each monitor evaluation the same weights also generate a
+    test-sized set for the realism protocol's forest; the monitor must order the checkpoints as the forest does."""
+    import sys
+
+    from sklearn.model_selection import train_test_split
+
+    from scsynth_core.metrics.representation import fit_representation
+    from scsynth_core.models.scgan import ScGAN
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from monitor_vs_rf import agreement, checkpoint_realism
+
+    rows = np.arange(demo_counts.n_obs)
+    train_rows, test_rows = train_test_split(rows, test_size=0.3, random_state=0,
+                                             stratify=demo_counts.obs["bulk_labels"])
+    train, test = demo_counts[train_rows].copy(), demo_counts[test_rows].copy()
+    model = ScGAN("demo", monitor_every=60, monitor_cells=150, validation_fraction=0.3, log_every=60)
+    table = checkpoint_realism(model, train, test, fit_representation(demo_counts), trees=100, max_steps=240)
+    summary = agreement(table)
+    assert list(table["step"]) == [60, 120, 180, 240]
+    assert table["rf_auc"].iloc[0] > table["rf_auc"].iloc[-1]  # training helps the forest's view too
+    assert summary["spearman_monitor_mmd_rf_auc"] >= 0.79, table  # at most one neighbouring pair swapped
+    assert summary["rf_auc_of_monitor_best"] <= summary["rf_auc_best"] + 0.02

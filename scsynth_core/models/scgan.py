@@ -54,21 +54,21 @@ Differences between the paper and the reference code, and what this module does:
 * Moving batch-norm variance: the biased batch variance, as TF's ``tf.nn.moments`` (torch's ``BatchNorm1d``
   would use the unbiased one). Moving averages update on every training-mode generator pass, critic steps
   included, as in the reference graph.
-* Model selection (paper, Methods "Model selection": 3,000 held-out cells vs 3,000 generated cells, distance
-  of per-gene means, mean sparsity, overlap of the 1,000 most variable genes) is recorded every
-  ``monitor_every`` steps (the reference only draws t-SNE plots). ``fit`` receives only training cells, so the
-  monitor set is ``min(monitor_cells, n)`` training cells drawn once with the seed; with
-  ``monitor_holdout=True`` they are held out of training (at most 10% of the cells), as the paper's validation
-  cells. Default: not held out, so the downsampled clusters of the augmentation experiment lose no cells; the
-  monitors are diagnostics and the model kept is the last one. The most variable genes are the top
-  ``min(1000, genes // 2)`` by variance of ``log1p(LSN)``.
+* Model selection (paper, Methods "Model selection": held-out real cells against as many generated cells).
+  Training runs through the shared loop (:class:`scsynth_core.models.training.TrainingLoop`): every
+  ``monitor_every`` steps it scores generated cells against validation cells held out of the training split
+  (``min(monitor_cells, validation_fraction x n)``, never cells of classes under 20 cells) with the realism monitor
+  (:mod:`scsynth_core.models.monitors`: kNN two-sample AUC, MMD, and the paper's three statistics: distance of
+  per-gene means, mean sparsity, overlap of the most variable genes). ``select="best"`` keeps the best monitored
+  weights; the paper preset keeps the last (the reference saves the last checkpoint), as does ``demo``.
 
 Presets: ``paper`` = every setting above with the reference template's 1,000,000 generator steps (the paper's
-runs took about 40 h on a V100). ``demo`` = the same method and networks for 500 generator steps (~60 s for the
-700-cell x 765-gene demo data on 2 unshared CPU cores), monitors every 100 steps on 300 cells, and the learning
-rate decaying from 1e-3 to 1e-4 instead of 1e-4 to 1e-5: the paper's rate moves the networks too little in 500
-steps (RF real-vs-generated AUC 0.99 after 1,000 steps on the demo data, 10 PCs; 0.87 with the demo rate after
-500 steps; untrained 1.00).
+runs took about 40 h on a V100). ``workstation`` = the same method and networks for a 2-core CPU and at most 10
+minutes (see the README's measured realism table): learning rate 1e-3 decaying to 1e-4, an exponential moving
+average of the generator's weights (``ema_decay``; Yazici et al. 2019), the best monitored weights kept.
+``demo`` = 500 generator steps for tests and the smoke run, learning rate 1e-3 to 1e-4: the paper's rate moves
+the networks too little in 500 steps (RF real-vs-generated AUC 0.99 after 1,000 steps on the demo data, 10 PCs;
+0.87 with the demo rate after 500 steps; untrained 1.00).
 
 Performance (no change to the model): the critic's ReLU has a backward that is differentiable in the incoming
 gradient only, which removes the explicit zero second-derivative path torch would push through the first

