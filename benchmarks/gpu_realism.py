@@ -64,12 +64,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_realism.json"))
     args = parser.parse_args(argv)
 
-    from scsynth_core.metrics.representation import fit_representation
+    from scsynth_core.metrics.representation import fit_protocol_representation
 
     adata = prepared_dataset(args.dataset)
     train = adata[adata.obs["split"] == "train"].copy()
     test = adata[adata.obs["split"] == "test"].copy()
-    representation = fit_representation(adata, n_components=50, seed=0)
+    representation = fit_protocol_representation(adata, n_components=50, seed=0)
     out = {"dataset": args.dataset, "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": adata.n_vars,
            "minutes_per_model": args.minutes, "commit": commit(), "machine": machine(),
            "date": time.strftime("%Y-%m-%d"), "runs": []}

@@ -84,7 +84,7 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from realism_protocol import commit, machine, parse_sets, prepared_dataset
 
-    from scsynth_core.metrics.representation import fit_representation
+    from scsynth_core.metrics.representation import fit_protocol_representation
     from scsynth_core.models import get_model_class
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     klass = get_model_class(args.model)
     model = klass(args.preset, **parse_sets(args.set))
     label_key = "cluster" if (klass.conditional or klass.labels_optional) else None
-    table = checkpoint_realism(model, train, test, fit_representation(adata, n_components=50), trees=args.trees,
+    table = checkpoint_realism(model, train, test, fit_protocol_representation(adata, n_components=50), trees=args.trees,
                                label_key=label_key, max_steps=args.max_steps)
     result = {"dataset": args.dataset, "model": args.model, "preset": args.preset, "params": parse_sets(args.set),
               "trees": args.trees, "commit": commit(), "machine": machine(), **agreement(table),

@@ -4,7 +4,8 @@ Protocol (the realism issue's): raw counts -> cells with >= 10 genes, genes in >
 highest Seurat dispersion (``scanpy_default`` recipe, ``n_top_genes=2000``); balanced 80/20 train/test split
 (seed 0); the model is fitted on the training cells; as many cells as the test set are generated (conditional
 models: the test set's cell types); a random forest (1,000 trees, 5-fold) separates them from the real test
-cells in 50 PCs of log(LSN + 1) fitted on all real cells; MMD in the same PCs.
+cells in 50 PCs of log(LSN + 1) fitted on the training cells minus the real control's cells (so test, generated
+and control cells are all outside the fit; see scsynth_core.metrics.representation); MMD in the same PCs.
 
 Datasets are the real count sets of ``../shared/data`` (or ``$SCSYNTH_SHARED_DATA``); prepared copies are cached
 under ``benchmarks/out/data/``. Example::
@@ -131,21 +132,20 @@ def score(test, generated, representation, *, trees: int, seed: int, threads: in
 def run(args) -> dict:
     import torch
 
-    from scsynth_core.metrics.representation import fit_representation
+    from scsynth_core.metrics.representation import fit_protocol_representation, protocol_cells
     from scsynth_core.models import get_model_class
 
     torch.set_num_threads(args.threads)
     adata = prepared_dataset(args.dataset)
     train = adata[adata.obs["split"] == "train"].copy()
     test = adata[adata.obs["split"] == "test"].copy()
-    representation = fit_representation(adata, n_components=50, seed=0)
+    representation = fit_protocol_representation(adata, n_components=50, seed=args.seed)
     result = {"dataset": args.dataset, "model": args.model, "preset": args.preset, "seed": args.seed,
               "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": int(adata.n_vars),
               "date": datetime.date.today().isoformat(), "commit": commit(), "machine": machine()}
     t0 = time.perf_counter()
     if args.model == "real_control":
-        rows = np.random.default_rng(args.seed).choice(train.n_obs, size=min(test.n_obs, train.n_obs), replace=False)
-        generated = train[np.sort(rows)].copy()
+        _, generated, _ = protocol_cells(adata, seed=args.seed)
         result["train_seconds"] = 0.0
     else:
         klass = get_model_class(args.model)

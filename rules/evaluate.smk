@@ -2,23 +2,39 @@ REFERENCE = "results/realism/{dataset}/reference"
 CONTROL = "results/realism/{dataset}/real_control/seed{seed}"
 
 
-rule build_realism_reference:
+rule build_realism_representation:
     input:
-        "results/data/{dataset}/prepared.h5ad",
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=realism_split,
     output:
-        representation=os.path.join(REFERENCE, "representation.npz"),
-        markers=os.path.join(REFERENCE, "markers.tsv"),
+        os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
     params:
         n_components=config["realism"]["n_components"],
-        marker_genes_per_cluster=config["realism"]["marker_genes_per_cluster"],
     log:
-        "logs/realism/{dataset}/reference.log",
+        "logs/realism/{dataset}/reference/seed{seed}.log",
     resources:
         mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
     script:
-        "../workflow_scripts/build_realism_reference.py"
+        "../workflow_scripts/build_realism_representation.py"
+
+
+rule build_marker_genes:
+    input:
+        "results/data/{dataset}/prepared.h5ad",
+    output:
+        os.path.join(REFERENCE, "markers.tsv"),
+    params:
+        marker_genes_per_cluster=config["realism"]["marker_genes_per_cluster"],
+    log:
+        "logs/realism/{dataset}/reference/markers.log",
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/build_marker_genes.py"
 
 
 rule evaluate_realism:
@@ -27,7 +43,7 @@ rule evaluate_realism:
         split=realism_split,
         generated=os.path.join(REALISM_RUN, "generated.h5ad"),
         train_benchmark=os.path.join(REALISM_RUN, "train_benchmark.tsv"),
-        representation=os.path.join(REFERENCE, "representation.npz"),
+        representation=os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
         markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
         metrics=os.path.join(REALISM_RUN, "metrics.json"),
@@ -50,7 +66,7 @@ rule evaluate_real_control:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
         split=realism_split,
-        representation=os.path.join(REFERENCE, "representation.npz"),
+        representation=os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
         markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
         metrics=os.path.join(CONTROL, "metrics.json"),

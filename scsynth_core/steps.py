@@ -262,31 +262,34 @@ def generate_cells(
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------
-def build_realism_reference(
+def build_realism_representation(
     *,
     prepared: str | Path,
+    split: str | Path,
     representation: str | Path,
-    markers: str | Path,
-    split: str | Path | None = None,
-    label_key: str = "cluster",
     n_components: int = 50,
-    marker_genes_per_cluster: int = 5,
     seed: int = 0,
 ) -> None:
-    """Fit, once per dataset, what every realism evaluation shares.
+    """Fit the realism protocol's PCA of log(LSN + 1) for one split (Marouf 2020, Methods "Evaluation").
 
-    The PCA of log(LSN + 1) on the real cells (Marouf 2020; fitted on all real cells, train and test, because
-    a PCA fitted on a few hundred test cells alone inflates real-vs-real AUC, see
-    :mod:`scsynth_core.metrics.representation`) and the top DE genes of every cluster (ACTIVA eq. 7).
+    Fitted on the training cells minus the real control's cells, so the test, generated and control cells are all
+    outside the fit (:mod:`scsynth_core.metrics.representation` has the measurements behind this choice).
     """
+    from scsynth_core.metrics.representation import fit_protocol_representation
+
+    cells = load_prepared(prepared, split)
+    fit_protocol_representation(cells, n_components=n_components, seed=seed).save(representation)
+
+
+def build_marker_genes(
+    *, prepared: str | Path, markers: str | Path, label_key: str = "cluster", marker_genes_per_cluster: int = 5
+) -> None:
+    """The top DE genes of every cluster (ACTIVA eq. 7), once per dataset."""
     import pandas as pd
 
     from scsynth_core.metrics.correlation import top_de_genes
-    from scsynth_core.metrics.representation import fit_representation
 
-    real = load_prepared(prepared, split)
-    fit_representation(real, n_components=n_components, seed=seed).save(representation)
-    genes = top_de_genes(real, groupby=label_key, n_genes=marker_genes_per_cluster)
+    genes = top_de_genes(load_prepared(prepared), groupby=label_key, n_genes=marker_genes_per_cluster)
     _io.write_tsv(markers, pd.DataFrame({"gene": genes}))
 
 
@@ -394,15 +397,22 @@ def evaluate_cells(
 ) -> None:
     """The realism metrics of one generated set without a workflow (the ``scsynth evaluate`` command).
 
-    The shared PCA and the marker genes are fitted on all real cells, as the workflow's reference rule does;
-    generated cells are compared with the real test cells when a split is given, else with all real cells.
-    Without a label column the correlation discrepancy is skipped.
+    With a split, the shared PCA is the workflow's (training cells minus the control's; generated cells are
+    compared with the real test cells); without one it is fitted on all real cells, which the generated cells are
+    compared with: then the real cells are inside the PCA's fit and the generated ones outside, which favours the
+    real side (see :mod:`scsynth_core.metrics.representation`), and a warning says so. The marker genes come from
+    all real cells; without a label column the correlation discrepancy is skipped.
     """
     from scsynth_core.metrics.correlation import top_de_genes
-    from scsynth_core.metrics.representation import fit_representation
+    from scsynth_core.metrics.representation import fit_protocol_representation, fit_representation
 
     cells = load_prepared(real, split)
-    rep = fit_representation(cells, seed=seed)
+    if split is not None:
+        rep = fit_protocol_representation(cells, seed=seed)
+    else:
+        log.warning("no split given: the PCA is fitted on the real cells the generated cells are compared with, "
+                    "which favours the real side; give --split for the unbiased protocol")
+        rep = fit_representation(cells, seed=seed)
     genes = top_de_genes(cells, groupby=label_key) if label_key and label_key in cells.obs else []
     real_test = cells[cells.obs["split"] == "test"].copy() if split is not None else cells
     metrics, _, _ = _realism_of(
@@ -427,16 +437,13 @@ def evaluate_real_control(
 ) -> None:
     """Positive control (Marouf 2020, "real vs real"): real training cells scored as if they were generated.
 
-    As many training cells as test cells are drawn without replacement (``seed``), so the control sees the same
-    set sizes as a model; its AUC should sit near 0.5.
+    The training cells held out of the shared PCA for this seed (:func:`~scsynth_core.metrics.representation.
+    control_rows`: as many as the test cells, at most half the training cells), so the control, like a model's
+    cells, lies outside the PCA's fit; its AUC should sit near 0.5.
     """
-    import numpy as np
+    from scsynth_core.metrics.representation import protocol_cells
 
-    cells = load_prepared(real, split)
-    test = cells[cells.obs["split"] == "test"].copy()
-    train = cells[cells.obs["split"] == "train"]
-    rows = np.random.default_rng(seed).choice(train.n_obs, size=min(test.n_obs, train.n_obs), replace=False)
-    control = train[np.sort(rows)].copy()
+    _, control, test = protocol_cells(load_prepared(real, split), seed=seed)
     rep, genes = _load_reference(representation, markers)
     metrics, roc_frame, heat = _realism_of(
         test, control, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads

@@ -45,3 +45,23 @@ def test_mismatched_genes_and_bad_files(demo_counts, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(DataError, match="not a saved representation"):
         SharedRepresentation.load(tmp_path / "bad.npz")
+
+
+def test_protocol_pca_keeps_every_compared_cell_out_of_its_fit(demo_counts):
+    """Cells inside a PCA's fit project differently from cells outside it: the protocol fits on training cells
+    minus the control, so real control vs test is fair, while the same cells against an in-fit test set are not."""
+    import anndata as ad
+
+    from scsynth_core.metrics.realism import realism_metrics
+    from scsynth_core.metrics.representation import control_rows, fit_protocol_representation, protocol_cells
+
+    cells = demo_counts.copy()
+    cells.obs["split"] = np.where(np.random.default_rng(0).random(cells.n_obs) < 0.3, "test", "train")
+    fit, control, test = protocol_cells(cells, seed=0)
+    assert len({*fit.obs_names} & {*control.obs_names}) == 0 and control.n_obs == test.n_obs
+    assert fit.n_obs + control.n_obs == (cells.obs["split"] == "train").sum()
+    assert np.array_equal(control_rows(490, 210, seed=3), control_rows(490, 210, seed=3))
+    fair = realism_metrics(test, control, representation=fit_protocol_representation(cells), n_trees=200)
+    biased = realism_metrics(test, control, representation=fit_representation(ad.concat([fit, test])), n_trees=200)
+    assert 0.35 < fair["rf_auc_mean"] < 0.65
+    assert biased["rf_auc_mean"] > 0.75  # the in-fit test cells stand out: a generator would be judged unfairly

@@ -1,0 +1,11 @@
+from scsynth_core.steps import build_realism_representation, run_logged
+
+run_logged(
+    snakemake.log[0],
+    build_realism_representation,
+    prepared=snakemake.input.prepared,
+    split=snakemake.input.split,
+    representation=snakemake.output[0],
+    n_components=snakemake.params.n_components,
+    seed=int(snakemake.wildcards.seed),
+)
