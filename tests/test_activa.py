@@ -451,3 +451,22 @@ def test_impractical_type_requests_fail_clearly(untrained):
             untrained.sample(1000, labels={untrained.categories[0]: 1000}, seed=0)
     finally:
         untrained.params |= {"type_threshold": 0.0, "max_draw_factor": 100}
+
+
+def test_generation_batch_norm_matches_training_mode_prior_batches(tiny_counts):
+    """Generation uses the batch statistics the decoder saw on prior codes in training, not running averages that
+    mix in the wider spread of encoded cells (the defect that made ACTIVA worse with training)."""
+    import copy
+
+    model, _ = _fit_tiny(tiny_counts)
+    z = torch.randn(4000, TINY["latent_dim"], generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        batch_stats = copy.deepcopy(model._decoder).train()(z)  # the reference's generation: batch statistics
+        generated = model._decoder(z)
+    assert not model._decoder.training
+    np.testing.assert_allclose(generated.mean(0).numpy(), batch_stats.mean(0).numpy(), rtol=0.1, atol=1.0)
+    stale = copy.deepcopy(model._decoder)
+    for norm in (m for m in stale.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+        norm.running_var.mul_(4.0)  # running statistics of a wider input: the cells move
+    with torch.no_grad():
+        assert not np.allclose(stale(z).mean(0).numpy(), batch_stats.mean(0).numpy(), rtol=0.1, atol=1.0)
