@@ -94,7 +94,7 @@ def test_registry_presets_and_parameter_checks():
         assert paper["use_observed_lib_size"] is False and paper["max_steps"] is None
         demo = cls.presets["demo"]
         # the demo shortens the schedule only (epochs and the warm-up in proportion)
-        assert {k for k in paper if paper[k] != demo[k]} == {"max_epochs", "n_epochs_kl_warmup"}
+        assert {k for k in paper if paper[k] != demo[k]} == {"max_epochs", "n_epochs_kl_warmup", "monitor_every"}
         assert demo["max_epochs"] <= 30
         assert demo["n_epochs_kl_warmup"] / demo["max_epochs"] == pytest.approx(75 / 200, abs=0.03)
     assert ScviPrior.presets["paper"]["library"] == "prior" and "library" not in ScviPosterior.presets["paper"]
@@ -196,7 +196,8 @@ def test_posterior_draws_are_scvi_tools_posterior_predictive_samples_tiled(poste
     model, _ = posterior
     cells = model.sample(2 * N_CELLS + 17, seed=11, batch_size=250).X
     torch.manual_seed(11)
-    rows = np.arange(SAMPLE_BLOCK) % N_CELLS
+    # pilot cells in the sampling seed's permutation, tiled
+    rows = np.random.default_rng(11).permutation(N_CELLS)[np.arange(SAMPLE_BLOCK) % N_CELLS]
     direct = model._scvi.posterior_predictive_sample(indices=rows, batch_size=SAMPLE_BLOCK).to_scipy_sparse()
     assert (cells != sp.csr_matrix(direct)[: cells.shape[0]]).nnz == 0
 
@@ -205,8 +206,9 @@ def test_posterior_copies_track_their_pilot_cells_prior_samples_do_not(posterior
     real = lognorm(pilot.X)
     other = np.roll(np.arange(N_CELLS), 1)  # pilot cells are in random cluster order: a random other cell
     post = lognorm(posterior[0].sample(2 * N_CELLS, seed=5).X)
+    order = np.random.default_rng(5).permutation(N_CELLS)  # generated cell i copies pilot cell order[i]
     for copy in (post[:N_CELLS], post[N_CELLS:]):
-        own, foreign = rowwise_corr(copy, real), rowwise_corr(copy, real[other])
+        own, foreign = rowwise_corr(copy, real[order]), rowwise_corr(copy, real[order][other])
         assert (own - foreign).mean() > 0.15
         assert (own > foreign).mean() > 0.7  # a third of the other cells share the cluster
     # tiling order: cell i and cell i + n_pilot are two draws for the same pilot cell
@@ -215,6 +217,8 @@ def test_posterior_copies_track_their_pilot_cells_prior_samples_do_not(posterior
     assert (same - shifted).mean() > 0.15
     # two passes are fresh draws, not copies
     assert not np.allclose(post[:N_CELLS], post[N_CELLS:])
+    # fewer cells than the pilot: a random subset, not the first rows
+    assert sorted(order[:50]) != list(range(50))
     # prior samples: cell i has nothing to do with pilot cell i
     fake = lognorm(prior.sample(N_CELLS, seed=5).X)
     gap = rowwise_corr(fake, real) - rowwise_corr(fake, real[other])

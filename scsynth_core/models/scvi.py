@@ -73,10 +73,12 @@ Checkpoints: scvi-tools trains a pilot in seconds to minutes, so an interrupted 
 
 Generation: cells come in fixed blocks of :data:`SAMPLE_BLOCK` along one sequence per seed, so the result does
 not depend on ``sample(batch_size=...)``; ``sample`` seeds torch with its ``seed``. The posterior's cell ``i``
-is a fresh posterior-predictive draw of pilot cell ``i mod n_pilot`` (scvi-tools'
-``posterior_predictive_sample``; its ``sparse.GCXS`` output is converted to SciPy CSR). The saved model holds
-the module weights, the scVI settings and, for ``scvi_posterior``, the pilot counts (``scvi_prior`` keeps only
-the pilot's library sizes); loading rebuilds ``SCVI`` without the training file.
+is a fresh posterior-predictive draw of pilot cell ``order[i mod n_pilot]``, ``order`` a permutation of the pilot
+cells drawn with the sampling seed (scvi-tools' ``posterior_predictive_sample``; its ``sparse.GCXS`` output is
+converted to SciPy CSR): every full pass covers each pilot cell once, and fewer cells than the pilot are a
+uniform random subset of it, not its first rows (a pilot stored sorted by cell type gave a biased composition).
+The saved model holds the module weights, the scVI settings and, for ``scvi_posterior``, the pilot counts
+(``scvi_prior`` keeps only the pilot's library sizes); loading rebuilds ``SCVI`` without the training file.
 """
 
 from __future__ import annotations
@@ -522,7 +524,8 @@ class _ScviGenerator(GenerativeModel):
 
 class ScviPosterior(_ScviGenerator):
     """scVI posterior sampling (Treppner 2021, "scVI posterior"): fresh posterior-predictive draws of the pilot
-    cells, tiled until the requested size (cell ``i`` comes from pilot cell ``i mod n_pilot``).
+    cells, tiled until the requested size (cell ``i`` comes from pilot cell ``order[i mod n_pilot]``, ``order`` a
+    permutation of the pilot cells drawn with the sampling seed).
 
     Draws come from scvi-tools' ``SCVI.posterior_predictive_sample`` (``z ~ q(z|x)``, ``l ~ q(l|x)``, counts from
     the NB likelihood). Hyperparameters: see the module docstring (``paper`` = the paper's scvi 0.6 run).
@@ -533,9 +536,15 @@ class ScviPosterior(_ScviGenerator):
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
         self._pilot: sp.csr_matrix | None = None
+        self._order: np.ndarray | None = None
 
     def _keep_pilot(self, X: sp.csr_matrix) -> None:
         self._pilot = X
+
+    def _start_sampling(self, seed: int) -> None:
+        super()._start_sampling(seed)
+        # pilot cells in a seeded random order: a prefix shorter than the pilot is a uniform random subset
+        self._order = np.random.default_rng(int(seed)).permutation(self._pilot.shape[0])
 
     def _monitor_cells(self, n: int, train_rows: np.ndarray) -> sp.csr_matrix:
         """Posterior-predictive draws of training cells (the cells scored against are validation cells)."""
@@ -544,7 +553,7 @@ class ScviPosterior(_ScviGenerator):
         return sp.csr_matrix(draws.to_scipy_sparse(), dtype=np.float32)
 
     def _generate_block(self, start: int, size: int) -> sp.csr_matrix:
-        rows = (start + np.arange(size)) % self._pilot.shape[0]
+        rows = self._order[(start + np.arange(size)) % self._pilot.shape[0]]
         draws = self._scvi.posterior_predictive_sample(indices=rows, batch_size=size)
         return sp.csr_matrix(draws.to_scipy_sparse(), dtype=np.float32)
 
