@@ -92,7 +92,7 @@ def generation_request(wildcards, input):
 
 
 def train_settings(wildcards):
-    return model_settings(config, wildcards.model)
+    return model_settings(config, wildcards.model, REGISTRY.get(getattr(wildcards, "dataset", ""), {}))
 
 
 def experiment_config(wildcards):

@@ -13,12 +13,17 @@ from typing import Any
 from scsynth_core.errors import ConfigError
 
 
-def model_settings(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """Preset, hyperparameter overrides and step limit for ``model`` (defaults from the top-level preset)."""
+def model_settings(config: Mapping[str, Any], model: str, dataset: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Preset, hyperparameter overrides and step limit for ``model`` (defaults from the top-level preset).
+
+    ``dataset``: the registry entry of the dataset trained on; its ``model_params`` come first, the config's own
+    ``models.<model>.params`` override them.
+    """
     own = dict(config.get("models", {}).get(model, {}))
+    from_dataset = dict((dataset or {}).get("model_params", {}).get(model, {}))
     return {
         "preset": own.get("preset", config.get("preset", "paper")),
-        "params": dict(own.get("params", {})),
+        "params": from_dataset | dict(own.get("params", {})),
         "max_steps": own.get("max_steps"),
     }
 
@@ -72,6 +77,11 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
         if dataset != "simulated" and dataset not in registry:
             raise ConfigError(f"config: perturbation.dataset: unknown dataset '{dataset}' (use 'simulated' or one "
                               f"of: {', '.join(sorted(registry))})")
+    for dataset, spec in registry.items():
+        for model in spec.get("model_params", {}):
+            if model not in known:
+                raise ConfigError(f"registry: {dataset}.model_params: unknown model '{model}' "
+                                  f"(available: {', '.join(known)})")
     for model in sorted(used | set(config.get("models", {}))):
         settings = model_settings(config, model)
         # Instantiating validates the preset name and every hyperparameter key, without training.
@@ -79,3 +89,16 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
             get_model_class(model)(settings["preset"], **settings["params"])
         except ConfigError as exc:
             raise ConfigError(f"config: models.{model}: {exc}") from None
+        for dataset in _datasets_of(config, model):
+            try:
+                get_model_class(model)(**{"preset": settings["preset"]},
+                                       **model_settings(config, model, registry.get(dataset))["params"])
+            except ConfigError as exc:
+                raise ConfigError(f"registry: {dataset}.model_params.{model} (with config models.{model}): {exc}") \
+                    from None
+
+
+def _datasets_of(config: Mapping[str, Any], model: str) -> list[str]:
+    """Datasets a model trains on in this configuration's experiments."""
+    return sorted({d for e in config.get("experiments", []) if model in config.get(e, {}).get("models", [])
+                   for d in config.get(e, {}).get("datasets", [])})

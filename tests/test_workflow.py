@@ -32,6 +32,7 @@ STAGES = [
     "plot_realism_leaderboard",
     "realism_leaderboard",
     "realism_training_times",
+    "plot_training_curves",
     "downsample_cluster",
     "evaluate_augmentation",
     "summarise_augmentation",
@@ -55,8 +56,8 @@ def test_dry_run_lists_every_stage(wf):
     proc = snakemake(wf, "-n", check=True)
     stats = job_stats(proc.stdout)
     assert set(STAGES) <= set(stats), stats
-    # realism: upsample and noise, one seed; augmentation: upsample x 3 fractions x 2 seeds
-    assert stats["train_model"] == 2 + 6 and stats["generate_cells"] == 2 + 6
+    # realism: 2 baselines and 5 of the papers' models, one seed; augmentation: upsample x 3 fractions x 2 seeds
+    assert stats["train_model"] == 7 + 6 and stats["generate_cells"] == 7 + 6
     # pilot: 3 sizes x 3 seeds of the noise baseline in one job (replicates_per_job 9)
     assert stats["pilot_replicates"] == 1 and stats["pilot_zero_inflation"] == 1
     assert stats["downsample_cluster"] == 2 and stats["evaluate_augmentation"] == 6
@@ -156,10 +157,14 @@ def _outputs(workdir):
     return splits, generated
 
 
+#: The default run without the papers' neural models (test_workflow_models.py runs those): the suite's time.
+BASELINES_ONLY = "realism: {models: [upsample, noise]}\n"
+
+
 @pytest.mark.slow
 def test_default_run_report_and_rerun_after_kill(tmp_path):
     first = copy_workflow(tmp_path / "first")
-    snakemake(first, "--cores", "2", check=True)
+    snakemake(first, "--cores", "2", *configfile_args(first, BASELINES_ONLY), check=True)
     results = first / "results"
     summary = pd.read_csv(results / "realism/pbmc68k_demo/summary.tsv", sep="\t")
     assert list(summary.columns[:12]) == [
@@ -203,7 +208,7 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     for name in ["dbi", "ari", "mad_table", "gene_marginals"]:
         assert (results / f"pilot/pbmc68k_demo/figures/{name}.png").stat().st_size > 10_000, name
 
-    snakemake(first, "--report", "report.html", check=True)
+    snakemake(first, "--report", "report.html", *configfile_args(first, BASELINES_ONLY), check=True)
     html = (first / "report.html").read_text(errors="replace")
     for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png", "f1_vs_fraction.png",
                  "training_times.tsv", "dbi.png", "count_difference.tsv"]:
@@ -213,7 +218,7 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     second = copy_workflow(tmp_path / "second")
     # (realism and augmentation only, up to the generated cells: the resume property is the same for every
     # experiment and every rule, and the evaluations downstream were checked above)
-    only = ["--config", "experiments=[realism,augmentation]"]
+    only = [*configfile_args(second, BASELINES_ONLY), "--config", "experiments=[realism,augmentation]"]
     upstream = ["--until", "generate_cells"]
     proc = subprocess.Popen(
         [*SNAKEMAKE, "--cores", "1", *only], cwd=second, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
