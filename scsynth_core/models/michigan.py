@@ -54,8 +54,9 @@ MichiGAN ``fit`` first obtains a beta-TCVAE: the one passed as ``fit(adata, vae=
 with the same preset, the overrides in ``vae`` (a dict, e.g. ``{"beta": 100}``) and the same seed
 (``latent_dim`` = ``code_dim``). With ``fit(checkpoint=path)`` the beta-TCVAE checkpoints to ``path + ".vae"``
 (kept: a resumed run finds the finished beta-TCVAE there) and the GAN to ``path``. ``max_steps`` caps the GAN's
-generator steps; the beta-TCVAE runs its own epochs. The history has a ``phase`` column (``vae`` rows first,
-then ``gan``; ``step`` counts each phase's own steps).
+generator steps; the beta-TCVAE runs its own epochs. ``max_minutes`` bounds both phases together (the GAN gets
+what the beta-TCVAE left). The history has a ``phase`` column (``vae`` rows first, then ``gan``; ``step`` counts
+each phase's own steps).
 
 Generation. ``sample(n)``: codes drawn from the aggregate posterior (training cells resampled with
 replacement; their posterior means, or with ``codes="sample"`` a posterior draw for each), fresh noise, the
@@ -336,9 +337,14 @@ class WGANGP(GenerativeModel):
                                checkpoint=checkpoint, codes=None)
 
     def _train_gan(self, adata, *, seed, device, max_steps, progress, checkpoint,
-                   codes: tuple[np.ndarray, np.ndarray] | None) -> dict[str, list]:
-        """The WGAN-GP loop; ``codes`` = (posterior means, log-variances) of the cells for MichiGAN."""
+                   codes: tuple[np.ndarray, np.ndarray] | None, minutes_used: float = 0.0) -> dict[str, list]:
+        """The WGAN-GP loop; ``codes`` = (posterior means, log-variances) of the cells for MichiGAN.
+
+        ``minutes_used``: training time already spent (MichiGAN's beta-TCVAE); ``max_minutes`` bounds the total.
+        """
         p = self.params
+        if p["max_minutes"] is not None:
+            p = p | {"max_minutes": max(float(p["max_minutes"]) - minutes_used, 1e-3)}
         dev = resolve_device(device)
         X, per_epoch, total = epoch_plan(self, adata, max_steps)
         n_cells, n_genes = X.shape
@@ -478,8 +484,9 @@ class MichiGAN(CodeSampling, WGANGP):
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         vae, vae_history = self._obtain_vae(adata, seed=seed, device=device, progress=progress, checkpoint=checkpoint)
         mu, logvar = vae.posterior(adata)
+        vae_minutes = 0.0 if vae_history is None or not vae_history.get("time_s") else vae_history["time_s"][-1] / 60
         gan_history = self._train_gan(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
-                                      checkpoint=checkpoint, codes=(mu, logvar))
+                                      checkpoint=checkpoint, codes=(mu, logvar), minutes_used=vae_minutes)
         self._vae, self._code_mu, self._code_logvar = vae, mu, logvar
         phases = ([("vae", vae_history)] if vae_history is not None else []) + [("gan", gan_history)]
         return merge_histories(phases)
