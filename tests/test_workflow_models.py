@@ -69,6 +69,7 @@ def test_models_demo_runs_realism_augmentation_and_training_times(tmp_path):
 
 
 PILOT_MODELS = """
+preset: demo
 experiments: [pilot]
 pilot:
   datasets: [pbmc68k_demo]
@@ -105,6 +106,7 @@ def test_pilot_with_scdbm_and_scvi_models(tmp_path):
 
 
 DISENTANGLEMENT = """
+preset: demo
 experiments: [disentanglement]
 disentanglement:
   simulations: [nonlinear]
@@ -145,6 +147,7 @@ def test_disentanglement_experiment_scores_and_draws_each_representation(tmp_pat
 
 
 PERTURBATION = """
+preset: demo
 experiments: [perturbation]
 perturbation:
   held_out: ["Path2:Batch2"]
