@@ -186,6 +186,8 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
     leaderboard = pd.read_csv(results / "realism/leaderboard.tsv", sep="\t")
     assert leaderboard["model"].iloc[0] in {"real_control", "upsample"} and leaderboard["model"].iloc[-1] == "noise"
+    above = leaderboard.set_index("model")["rf_auc_above_control"]
+    assert above["real_control"] == 0 and above["noise"] > 0.3  # every model against the real control
     assert (first / "logs/realism/pbmc68k_demo/noise/seed0/train.log").exists()
     assert (results / "realism/pbmc68k_demo/noise/seed0/train_benchmark.tsv").exists()
 
