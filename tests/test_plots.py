@@ -409,3 +409,20 @@ def test_figures_are_deterministic(tmp_path):
     a.savefig(tmp_path / "a.png", metadata={"Software": None})
     b.savefig(tmp_path / "b.png", metadata={"Software": None})
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_training_curves_frame_keeps_monitored_rows_and_draws_a_line_per_run():
+    from scsynth_core.plots.training import plot_training_curves, training_curves_frame
+
+    gan = pd.DataFrame({"step": [50, 100, 150], "time_s": [30.0, 60.0, 90.0], "monitor_auc": [None, 0.9, 0.7],
+                        "monitor_mmd": [None, 0.3, 0.1]})
+    baseline = pd.DataFrame({"step": [1], "time_s": [0.1]})  # no monitor: left out
+    frame = training_curves_frame({"scgan": gan, "upsample": baseline})
+    assert list(frame["run"]) == ["scgan", "scgan"] and list(frame["minutes"]) == [1.0, 1.5]
+    assert list(frame["monitor_auc"]) == [0.9, 0.7]
+    fig = plot_training_curves(frame, title="t")
+    auc_axes = fig.axes[0]
+    assert [line.get_label() for line in auc_axes.lines][0] == "scgan"
+    np.testing.assert_allclose(auc_axes.lines[0].get_ydata(), [0.9, 0.7])
+    empty = plot_training_curves(training_curves_frame({"upsample": baseline}))
+    assert any("no monitored run" in t.get_text() for t in empty.axes[0].texts)
