@@ -123,7 +123,6 @@ autoencoder is trained long enough to reproduce zeros.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import time
