@@ -32,7 +32,6 @@ from scsynth_core.models.activa import (
     margin_hinge,
     reconstruction_error,
 )
-from scsynth_core.models.training import Checkpointer
 
 LABEL_KEY = "louvain"  # data-derived clusters, as the paper's Louvain clusters
 N_PCS = 10  # principal components of log(LSN + 1), fitted on all 700 real cells (as tests/test_scgan.py)

@@ -10,13 +10,10 @@ import pytest
 import torch
 
 from factor_data import two_factor_counts
-from scsynth_core.errors import ConfigError, TrainingError
+from scsynth_core.errors import ConfigError
 from scsynth_core.models import MODELS, load_model
-from scsynth_core.models import michigan as michigan_module
-from scsynth_core.models import vae as vae_module
 from scsynth_core.models.michigan import WGANGP, MichiGAN
 from scsynth_core.models.scgan import Critic, Generator, critic_loss, generate_csr, gradient_penalty
-from scsynth_core.models.training import Checkpointer
 from scsynth_core.models.vae import BetaTCVAE
 
 TINY_GAN = {"generator_layers": [16, 32], "critic_layers": [32, 3], "noise_dim": 5, "batch_size": 16,

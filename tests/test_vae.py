@@ -15,7 +15,6 @@ from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models import MODELS, load_model
 from scsynth_core.models import vae as vae_module
 from scsynth_core.models.scgan import Generator
-from scsynth_core.models.training import Checkpointer
 from scsynth_core.models.vae import (
     VAE,
     BetaTCVAE,
