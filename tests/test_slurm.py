@@ -28,7 +28,7 @@ from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_
 
 SLURM_PROFILE = ["--profile", "profiles/slurm", "--workflow-profile", "profiles/slurm-local"]
 # The realism experiment with both baselines, a small forest and no embeddings: every stage of the workflow
-# (import -> prepare -> split -> train -> generate -> evaluate -> figures -> leaderboard, training times) in 18
+# (import -> prepare -> split -> train -> generate -> evaluate -> figures -> leaderboard, training times) in 20
 # SLURM jobs.
 FAST_REALISM = "experiments: [realism]\nrealism: {models: [upsample, noise], rf_trees: 50, embeddings: []}\n"
 UNFINISHED = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}
@@ -136,7 +136,7 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, tmp_p
     expected = job_stats(snakemake(wf, "-n", *SLURM_PROFILE, *extra, check=True).stdout)
     for row in ("total", "all"):  # not submitted jobs
         expected.pop(row, None)
-    assert sum(expected.values()) == 18 and expected["train_model"] == 2, expected
+    assert sum(expected.values()) == 20 and expected["train_model"] == 2, expected
 
     t0 = time.monotonic()
     proc, out = _start(cluster, wf, *extra)
