@@ -76,10 +76,11 @@ def test_early_stopping_after_patience_evaluations_without_improvement():
 
 
 def test_weight_average_known_answer():
-    loop, task, history = _loop([4.0, 0.0, 0.0], ema_decay=0.5, select="last")
-    # shadow: 4 (first update copies), then 0.5 * 4 + 0.5 * 0 = 2, then 1; the monitor scores the shadow
-    assert history["monitor_mmd"] == [4.0, 2.0, 1.0]
-    assert task.net.weight.item() == 1.0 and loop.summary["selected"] == "last (averaged)"
+    loop, task, history = _loop([4.0, 0.0, 0.0, 0.0], ema_decay=0.3, select="last")
+    # shadow: 4 (the first update copies), then decay min(0.3, 2/11) = 2/11, min(0.3, 3/12) = 1/4, then 0.3
+    expected = [4.0, 8 / 11, 2 / 11, 0.3 * 2 / 11]
+    np.testing.assert_allclose(history["monitor_mmd"], expected, rtol=1e-6)  # the monitor scores the shadow
+    assert task.net.weight.item() == pytest.approx(expected[-1]) and loop.summary["selected"] == "last (averaged)"
     module = torch.nn.BatchNorm1d(2)
     average = WeightAverage(module, 0.9)
     module.running_mean.fill_(3.0)

@@ -305,7 +305,10 @@ class TrainingTask:
 class WeightAverage:
     """Exponential moving average of a module's parameters (buffers such as batch-norm statistics are copied).
 
-    ``shadow = decay * shadow + (1 - decay) * live`` after every step; the first update copies the weights.
+    ``shadow = d * shadow + (1 - d) * live`` after every step with ``d = min(decay, (1 + t) / (10 + t))`` at
+    update ``t`` (the first update copies the weights): the warm-up of TensorFlow's ``ExponentialMovingAverage``
+    with ``num_updates``, without which a decay of 0.999 still weighs the initial weights by two thirds after
+    1,000 steps (measured: scGAN's averaged generator was far worse than its live one after a short run).
     """
 
     def __init__(self, module: torch.nn.Module, decay: float) -> None:
@@ -325,7 +328,8 @@ class WeightAverage:
             if self.updates == 0:
                 torch._foreach_copy_(shadow, [p.detach() for p in self._params])
             else:
-                torch._foreach_lerp_(shadow, [p.detach() for p in self._params], 1.0 - self.decay)
+                decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+                torch._foreach_lerp_(shadow, [p.detach() for p in self._params], 1.0 - decay)
             for key, buffer in zip(self._buffer_keys, self._buffers):
                 self.shadow[key].copy_(buffer)
         self.updates += 1
