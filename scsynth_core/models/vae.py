@@ -300,15 +300,20 @@ def check_genes(model: GenerativeModel, adata: ad.AnnData) -> None:
 def epoch_plan(model: GenerativeModel, adata, max_steps: int | None) -> tuple[Any, int, int]:
     """``(X, steps_per_epoch, total_steps)`` of a minibatch training loop over ``epochs`` shuffled epochs.
 
-    ``X`` stays sparse (CSR) when it is; the last incomplete batch of an epoch is dropped; ``max_steps`` (when
-    given) replaces the epoch count. At least 2 cells are needed for batch normalisation.
+    ``X`` stays sparse (CSR) when it is; the last incomplete batch of an epoch is dropped; the ``max_steps``
+    hyperparameter (when not null) caps the epochs' steps, and ``fit(max_steps=...)`` replaces both. At least 2
+    cells are needed for batch normalisation.
     """
     p = model.params
     X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
     if X.shape[0] < 2:
         raise DataError(f"model '{model.name}' needs at least 2 training cells (batch normalisation)")
     per_epoch = max(1, X.shape[0] // p["batch_size"])
-    total = p["epochs"] * per_epoch if max_steps is None else int(max_steps)
+    total = p["epochs"] * per_epoch
+    if p.get("max_steps") is not None:
+        total = min(total, int(p["max_steps"]))
+    if max_steps is not None:
+        total = int(max_steps)
     if total < 1:
         raise ConfigError(f"model '{model.name}': max_steps must be >= 1, got {total}")
     return X, per_epoch, total
@@ -455,6 +460,7 @@ _VAE_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "batch_size": 128,
     "learning_rate": 1e-4,
     "epochs": 100,
+    "max_steps": None,
     "log_every": 10,
     "monitor_every": 0,
     "checkpoint_every": 1000,
@@ -500,6 +506,8 @@ class VAE(CodeSampling, GenerativeModel):
         check_loop_params(name, p)
         for key in ("latent_dim", "batch_size", "epochs"):
             check_positive_int(name, p, key, minimum=2 if key == "batch_size" else 1)
+        if p["max_steps"] is not None:
+            check_positive_int(name, p, "max_steps")
         for key in ("encoder_layers", "decoder_layers"):
             check_widths(name, p, key)
         check_number(name, p, "dropout", low=0.0, high=1.0, high_open=True)
