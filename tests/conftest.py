@@ -47,3 +47,21 @@ def tiny_counts() -> ad.AnnData:
     X = np.vstack([rng.poisson(means, (30, 12)), rng.poisson(means[::-1], (30, 12))]).astype(np.float32)
     obs = pd.DataFrame({"cluster": ["a"] * 30 + ["b"] * 30}, index=[f"cell{i}" for i in range(60)])
     return ad.AnnData(sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(12)]))
+
+
+#: The default configuration without the papers' neural models (test_workflow_models.py runs those) and with
+#: 200-tree forests instead of the paper's 1,000: the suite's time.
+BASELINES_ONLY = "realism: {models: [upsample, noise], rf_trees: 200}\naugmentation: {rf_trees: 200}\n"
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The default workflow run once for the whole session (and its report): the default-run, report and SLURM
+    tests read it instead of running it again."""
+    from workflow_utils import configfile_args, copy_workflow, snakemake
+
+    wf = copy_workflow(tmp_path_factory.mktemp("default") / "wf")
+    args = configfile_args(wf, BASELINES_ONLY)
+    snakemake(wf, "--cores", "2", *args, check=True)
+    snakemake(wf, "--report", "report.html", *args, check=True)
+    return wf

@@ -1,9 +1,9 @@
 """The Snakemake report opens in a real browser (headless Chromium) and shows every figure of a run.
 
 The report is a single self-contained HTML file whose content is drawn by JavaScript (React), so reading the
-file's text proves little. The test runs a small demo (both experiments), renders `snakemake --report`,
-appends a probe script to a copy of the report and loads it in headless Chromium, which dumps the DOM once
-the probe is done. The probe uses the report like a reader: the main menu, each category and subcategory
+file's text proves little. The test takes the session's default run (``default_run`` in conftest.py: realism,
+augmentation and pilot with the baselines) and its `snakemake --report`, appends a probe script to a copy of the
+report and loads it in headless Chromium, which dumps the DOM once the probe is done. The probe uses the report like a reader: the main menu, each category and subcategory
 (clicked), and the "view" button of every row, recording the rows' labels and the decoded size of every image
 shown. Skipped only when Chromium is not installed (Debian: apt-get install chromium).
 """
@@ -19,16 +19,6 @@ import subprocess
 
 import pytest
 
-from workflow_utils import copy_workflow, snakemake
-
-# Both experiments at their smallest: every kind of figure and table, one t-SNE instead of UMAP + t-SNE
-# (numba's cold start alone costs a minute).
-REPORT_CONFIG = """\
-experiments: [realism, augmentation]
-realism: {models: [upsample, noise], rf_trees: 50, embeddings: [tsne]}
-augmentation: {models: [upsample], fractions: [0.5, 0.1], seeds: [0], rf_trees: 50, n_generated_sweep: [100],
-               embedding_fractions: [0.1]}
-"""
 
 PROBE = r"""
 (function () {
@@ -125,24 +115,22 @@ def _probe_report(report, workdir) -> dict:
     return json.loads(html.unescape(match.group(1)))
 
 
-@pytest.mark.slow
-def test_report_opens_in_chromium_and_shows_every_figure(tmp_path):
-    chromium = _chromium()  # skip before the workflow run when there is no browser
-    assert chromium
-    wf = copy_workflow(tmp_path / "wf")
-    (wf / "report_config.yaml").write_text(REPORT_CONFIG)
-    config = ["--configfile", "config/config.yaml", "report_config.yaml"]
-    snakemake(wf, "--cores", "2", *config, check=True)
-    snakemake(wf, "--report", "report.html", *config, check=True)
+@pytest.fixture
+def chromium():
+    return _chromium()  # skips before the session's default run is made when there is no browser
 
+
+@pytest.mark.slow
+def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
+    wf = default_run
     out = _probe_report(wf / "report.html", wf)
     assert "error" not in out, out.get("error")
-    # The main menu lists both experiments as result categories.
-    assert {"Workflow", "Statistics", "About", "Realism", "Augmentation"} <= set(out["menu"]), out["menu"]
+    # The main menu lists the default run's three experiments as result categories.
+    assert {"Workflow", "Statistics", "About", "Realism", "Augmentation", "Pilot studies"} <= set(out["menu"]), out["menu"]
     # Every figure the run made is in the report, and opens as an image of its real size.
     figures = {str(p.relative_to(wf)) for p in (wf / "results").rglob("*.png")}
     assert {p for p in out["results"] if p.endswith(".png")} == figures
-    assert len(figures) == 9, sorted(figures)
+    assert len(figures) >= 20, sorted(figures)
     assert out["images"] == {path: _png_width(wf / path) for path in figures}
     # Summary tables are listed too (as downloads).
     for table in ["results/realism/leaderboard.tsv", "results/realism/pbmc68k_demo/summary.tsv",
@@ -151,9 +139,9 @@ def test_report_opens_in_chromium_and_shows_every_figure(tmp_path):
     # Rows carry the captions' labels per category/subcategory.
     rows = {key: " ; ".join(values) for key, values in out["tables"].items()}
     realism, augmentation = rows["Realism/pbmc68k_demo"], rows["Augmentation/pbmc68k_demo"]
-    for label in ["ROC curves", "TSNE by set", "TSNE by cluster", "TSNE by marker", "leaderboard", "summary",
-                  "marker correlations: noise", "marker correlations: upsample"]:  # fmt: skip
+    for label in ["ROC curves", "TSNE by set", "UMAP by cluster", "TSNE by marker", "leaderboard", "summary",
+                  "marker correlations: noise", "marker correlations: upsample", "realism during training"]:  # fmt: skip
         assert label in realism, (label, realism)
-    for label in ["F1 vs kept fraction", "t-SNE of the target cluster: upsample, 0.1, seed 0",
+    for label in ["F1 vs kept fraction", "t-SNE of the target cluster: upsample, 0.05, seed 0",
                   "F1 per fraction, seed and variant"]:  # fmt: skip
         assert label in augmentation, (label, augmentation)

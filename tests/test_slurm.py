@@ -118,19 +118,14 @@ def test_gpu_resource_follows_the_configured_device(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, tmp_path):
-    """The demo (realism part) through SLURM with device: cuda, against a local CPU run of the same config.
+def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, default_run, tmp_path):
+    """The demo (realism part) through SLURM with device: cuda, against the session's local CPU default run (the
+    same splits and baselines: their generated cells depend on the seed only).
 
     The baselines ignore the device, so the GPU jobs also run on this CPU-only machine: the run exercises the
     GPU path (train_model and generate_cells ask SLURM for a GPU, the node's fake GPU lets them start, every
     other job asks for none) and still must reproduce the local results exactly.
     """
-    local = copy_workflow(tmp_path / "local")
-    local_run = subprocess.Popen(
-        [*SNAKEMAKE, "--cores", "2", *configfile_args(local, FAST_REALISM)],
-        cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-
     wf = copy_workflow(tmp_path / "slurm")
     extra = configfile_args(wf, "device: cuda\n" + FAST_REALISM)
     expected = job_stats(snakemake(wf, "-n", *SLURM_PROFILE, *extra, check=True).stdout)
@@ -155,8 +150,6 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, tmp_p
         time.sleep(0.1)
     output = _finish(proc, out, wf, timeout=300)
     wall = time.monotonic() - t0
-    local_out, _ = local_run.communicate(timeout=300)
-    assert local_run.returncode == 0, local_out[-6000:]
     assert cancelled is not None, f"no training or generation job could be cancelled while running (tried {tried})"
 
     jobs = _run_jobs(cluster, output)
@@ -180,9 +173,9 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, tmp_p
         gpu_rule = _rule_of(job) in GPU_RULES
         assert job["tres"] == ("gres:gpu:1" if gpu_rule else "N/A"), job
     # Same results as the local CPU run: split files byte for byte, generated matrices exactly.
-    splits_local, gen_local = _outputs(local)
+    splits_local, gen_local = _outputs(default_run)
     splits_slurm, gen_slurm = _outputs(wf)
-    assert splits_local == splits_slurm and len(splits_local) == 1
+    assert len(splits_slurm) == 1 and splits_slurm.items() <= splits_local.items()
     assert gen_local.keys() == gen_slurm.keys() == {"noise", "upsample"}
     for name in gen_local:
         np.testing.assert_array_equal(gen_local[name], gen_slurm[name])

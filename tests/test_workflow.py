@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import BASELINES_ONLY
 from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 
 STAGES = [
@@ -157,14 +158,9 @@ def _outputs(workdir):
     return splits, generated
 
 
-#: The default run without the papers' neural models (test_workflow_models.py runs those): the suite's time.
-BASELINES_ONLY = "realism: {models: [upsample, noise]}\n"
-
-
 @pytest.mark.slow
-def test_default_run_report_and_rerun_after_kill(tmp_path):
-    first = copy_workflow(tmp_path / "first")
-    snakemake(first, "--cores", "2", *configfile_args(first, BASELINES_ONLY), check=True)
+def test_default_run_report_and_rerun_after_kill(default_run, tmp_path):
+    first = default_run
     results = first / "results"
     summary = pd.read_csv(results / "realism/pbmc68k_demo/summary.tsv", sep="\t")
     assert list(summary.columns[:12]) == [
@@ -210,7 +206,6 @@ def test_default_run_report_and_rerun_after_kill(tmp_path):
     for name in ["dbi", "ari", "mad_table", "gene_marginals"]:
         assert (results / f"pilot/pbmc68k_demo/figures/{name}.png").stat().st_size > 10_000, name
 
-    snakemake(first, "--report", "report.html", *configfile_args(first, BASELINES_ONLY), check=True)
     html = (first / "report.html").read_text(errors="replace")
     for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png", "f1_vs_fraction.png",
                  "training_times.tsv", "dbi.png", "count_difference.tsv"]:
