@@ -30,7 +30,7 @@ def model_settings(config: Mapping[str, Any], model: str, dataset: Mapping[str, 
 
 def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for unknown models, datasets, presets or hyperparameters."""
-    from scsynth_core.models import available_models, get_model_class
+    from scsynth_core.models import available_models
 
     known = available_models()
     for experiment in config.get("experiments", []):
@@ -46,21 +46,21 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                 )
     if "augmentation" in config.get("experiments", []):
         for model in config["augmentation"]["models"]:
-            if model in known and not get_model_class(model).conditional:
+            if model in known and _importable(model) and not _importable(model).conditional:
                 raise ConfigError(
                     f"config: augmentation.models: model '{model}' is not conditional and cannot generate the "
                     "target cluster"
                 )
     if "pilot" in config.get("experiments", []):
         for model in config["pilot"]["models"]:
-            if model in known and get_model_class(model).representation != "counts":
+            if model in known and _importable(model) and _importable(model).representation != "counts":
                 raise ConfigError(
-                    f"config: pilot.models: model '{model}' generates {get_model_class(model).representation} "
+                    f"config: pilot.models: model '{model}' generates {_importable(model).representation} "
                     "values; the pilot experiment compares count matrices"
                 )
     if "disentanglement" in config.get("experiments", []):
         for model in config["disentanglement"]["models"]:
-            if model in known and getattr(get_model_class(model), "latent_param", None) is None:
+            if model in known and _importable(model) and getattr(_importable(model), "latent_param", None) is None:
                 raise ConfigError(
                     f"config: disentanglement.models: model '{model}' has no latent representation to score "
                     "(models with one: pca, vae, betatcvae)"
@@ -83,19 +83,36 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                 raise ConfigError(f"registry: {dataset}.model_params: unknown model '{model}' "
                                   f"(available: {', '.join(known)})")
     for model in sorted(used | set(config.get("models", {}))):
+        model_class = _importable(model)
+        if model_class is None:
+            continue
         settings = model_settings(config, model)
         # Instantiating validates the preset name and every hyperparameter key, without training.
         try:
-            get_model_class(model)(settings["preset"], **settings["params"])
+            model_class(settings["preset"], **settings["params"])
         except ConfigError as exc:
             raise ConfigError(f"config: models.{model}: {exc}") from None
         for dataset in _datasets_of(config, model):
             try:
-                get_model_class(model)(**{"preset": settings["preset"]},
-                                       **model_settings(config, model, registry.get(dataset))["params"])
+                model_class(**{"preset": settings["preset"]},
+                            **model_settings(config, model, registry.get(dataset))["params"])
             except ConfigError as exc:
                 raise ConfigError(f"registry: {dataset}.model_params.{model} (with config models.{model}): {exc}") \
                     from None
+
+
+def _importable(model: str) -> type | None:
+    """The model's class, or None where its framework (torch) is not installed in this process.
+
+    A Snakemake process without torch (``envs/analysis.yaml``) still plans and runs the torch-free rules; the
+    training rule instantiates the model with the same settings and raises the same errors there.
+    """
+    from scsynth_core.models import get_model_class
+
+    try:
+        return get_model_class(model)
+    except ImportError:
+        return None
 
 
 def _datasets_of(config: Mapping[str, Any], model: str) -> list[str]:
