@@ -1,13 +1,16 @@
 # scsynth: two commands for a new user.
 #   make demo   create .venv (if needed), install, run the default workflow offline, render the report
 #   make test   create .venv (if needed), install, run the full test suite
-# Variables: CORES (default all), PYTEST_ARGS, TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu to force the
+# Variables: CORES (default all), PYTEST_ARGS, TEST_WORKERS (default 2), TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu to force the
 # CPU build of torch on a machine whose default index would serve the CUDA build).
 
 VENV        ?= .venv
 PYTHON      ?= python3
 CORES       ?= all
 PYTEST_ARGS ?=
+# Two pytest workers, each taking whole test modules (tests/conftest.py orders them): the end-to-end runs spend
+# much of their time in single-threaded start-up (imports, numba compilation), so two share two cores well.
+TEST_WORKERS ?= 2
 TORCH_INDEX ?=
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.scsynth-installed
@@ -36,7 +39,7 @@ dryrun: install
 	$(BIN)/snakemake -n
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean:
 	rm -rf results logs .snakemake

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import shutil
 from pathlib import Path
 
 import anndata as ad
@@ -15,6 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+#: pytest-xdist workers (``make test``) share the machine's cores: each worker's torch, BLAS and Snakemake runs use
+#: its share (oversubscribed OpenMP threads made GAN steps several times slower). Set before torch is imported.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(max(1, (os.cpu_count() or 1) // WORKERS))
 
 
 @pytest.fixture(scope="session")
@@ -55,13 +63,50 @@ BASELINES_ONLY = "realism: {models: [upsample, noise], rf_trees: 200}\naugmentat
 
 
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory) -> Path:
+def default_run(tmp_path_factory, worker_id) -> Path:
     """The default workflow run once for the whole session (and its report): the default-run, report and SLURM
-    tests read it instead of running it again."""
+    tests read it instead of running it again.
+
+    Under pytest-xdist (``make test`` runs 2 workers) the workers share one run: the first to ask makes it in
+    the session's common temporary folder under a file lock, the others wait and read it.
+    """
+    from filelock import FileLock
+
     from workflow_utils import configfile_args, copy_workflow, snakemake
 
-    wf = copy_workflow(tmp_path_factory.mktemp("default") / "wf")
-    args = configfile_args(wf, BASELINES_ONLY)
-    snakemake(wf, "--cores", "2", *args, check=True)
-    snakemake(wf, "--report", "report.html", *args, check=True)
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    wf = shared / "default_run" / "wf"
+    done = wf.parent / "complete"
+    with FileLock(str(shared / "default_run.lock")):
+        if not done.exists():
+            if wf.exists():  # a worker's earlier attempt failed: start afresh, fail the same way if it must
+                shutil.rmtree(wf)
+            copy_workflow(wf)
+            args = configfile_args(wf, BASELINES_ONLY)
+            snakemake(wf, "--cores", "2", *args, check=True)
+            snakemake(wf, "--report", "report.html", *args, check=True)
+            done.touch()
     return wf
+
+
+def _reads_default_run(module) -> bool:
+    """Whether a test module has a test that takes the session's default run."""
+    return any(name.startswith("test_") and "default_run" in inspect.signature(obj).parameters
+               for name, obj in vars(module).items() if inspect.isfunction(obj))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order for pytest-xdist's ``--dist loadscope`` (``make test``: whole modules per worker, handed out in
+    collection order): the first module reading the session's default run (it makes the run), then the other
+    modules with end-to-end runs, then the other readers (the run is ready by then, no worker waits for it),
+    then the unit-test modules, which fill the end instead of one long run finishing alone."""
+    readers = sorted({item.module.__name__ for item in items if _reads_default_run(item.module)})
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> int:
+        name = item.module.__name__
+        return 0 if readers[:1] == [name] else 2 if name in readers else 1 if name in slow else 3
+
+    items.sort(key=rank)

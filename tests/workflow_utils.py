@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ["Snakefile", "rules", "config", "workflow_scripts", "report", "profiles", "envs"]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+#: Cores a test's Snakemake run may use: under pytest-xdist (``make test``), this worker's share of the machine.
+WORKER_CORES = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -25,7 +28,12 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = False) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir``; stdout and stderr are merged into ``.stdout``."""
+    """Run snakemake in ``workdir``; stdout and stderr are merged into ``.stdout``. ``--cores`` is capped at
+    the worker's share of the machine."""
+    args = list(args)
+    if "--cores" in args:
+        at = args.index("--cores") + 1
+        args[at] = str(min(int(args[at]), WORKER_CORES))
     proc = subprocess.run(
         [*SNAKEMAKE, *args],
         cwd=workdir,

@@ -865,8 +865,10 @@ class ACTIVA(GenerativeModel):
     ``fit(adata, label_key=...)`` trains ACTINN on the training cells, then the VAE warm-up and the
     introspective phase; without ``label_key`` an IntroVAE without the cell-type loss. ``sample(n)`` generates
     holistically; ``sample(n, labels=...)`` keeps generated cells that ACTINN assigns to the requested types
-    (see the module docstring). Hyperparameters (``paper`` preset = the run script; ``demo``: 150 epochs, ACTINN
-    200 epochs and checkpoints every 25 epochs, same method: about a minute for the 490 demo training cells):
+    (see the module docstring). Hyperparameters (``paper`` preset = the run script; ``workstation``: learning
+    rate 6e-4 for at most 3,000 steps or 10 minutes, monitored every 10 epochs on 500 cells, last weights;
+    ``demo``: 150 epochs, ACTINN 200 epochs and checkpoints every 25 epochs, about a minute for the 490 demo
+    training cells; same method in all three):
 
     - ``latent_dim`` 128, ``encoder_layers`` [1024, 512, 256], ``decoder_layers`` [256, 512, 1024],
       ``encoder_head`` ``"linear"`` | ``"reference"``, ``output_lsn`` True, ``output_threshold`` 0 (or ``"auto"``)

@@ -284,7 +284,9 @@ class WGANGP(GenerativeModel):
     ``batchnorm_dropout`` "active" | "inert", ``batch_size`` 32, ``critic_iters`` 5, ``gp_weight`` 10,
     ``gp_interpolation`` "per_cell" | "per_batch", ``learning_rate`` 1e-4, ``beta1`` 0.9, ``beta2`` 0.999,
     ``epochs`` 1000 (generator steps = epochs x ``n // batch_size``; ``fit(max_steps=...)`` caps them),
-    ``log_every`` 100 and ``checkpoint_every`` 1000 generator steps. ``demo``: 50 epochs.
+    ``log_every`` 100 and ``checkpoint_every`` 1000 generator steps. ``workstation``: Adam 3e-4 with betas
+    (0.5, 0.9), 3 critic steps, at most 3,000 generator steps or 10 minutes, a weight average of 0.99 and the best
+    weights by the realism monitor (every 250 steps). ``demo``: 50 epochs.
     """
 
     name = "wgangp"
