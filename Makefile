@@ -39,7 +39,7 @@ dryrun: install
 	$(BIN)/snakemake -n
 
 test: install
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean:
 	rm -rf results logs .snakemake

@@ -114,7 +114,10 @@ def curves(args) -> None:
         ax.set_title(dataset, fontsize="small")
         ax.set_xlabel("training minutes")
     axes[0][0].set_ylabel("monitor kNN AUC")
-    axes[0][-1].legend(fontsize="x-small", frameon=False)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=color, marker="o", ms=2, lw=1, label=model) for model, color in colors.items()]
+    axes[0][-1].legend(handles=handles, fontsize="x-small", frameon=False)  # every model, not only the last panel's
     fig.savefig(args.out, dpi=120)
 
 
