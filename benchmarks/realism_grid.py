@@ -88,7 +88,8 @@ def table(args) -> None:
 
 
 def curves(args) -> None:
-    """Monitor AUC over training minutes for every run, one panel per dataset."""
+    """Monitor AUC over training minutes for every run (and the preset-tuning runs' curves of the neural models,
+    ``diagnoses/neural_monitor_curves.tsv``), one panel per dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,6 +104,11 @@ def curves(args) -> None:
         history = pd.read_csv(path, sep="\t")
         if "monitor_auc" in history and history["monitor_auc"].notna().any():
             frames.setdefault(dataset, {})[model] = history[history["monitor_auc"].notna()]
+    # The neural models' curves from the preset-tuning runs (same protocol; one row per monitor evaluation).
+    tuning = RESULTS / "diagnoses" / "neural_monitor_curves.tsv"
+    if tuning.exists():
+        for (dataset, model), rows in pd.read_csv(tuning, sep="\t").groupby(["dataset", "model"]):
+            frames.setdefault(dataset, {}).setdefault(model, rows)
     datasets = sorted(frames)
     fig, axes = new_figure(1, len(datasets), panel_size=(3.4, 3.0), sharey=True)
     colors = colors_for(sorted({m for f in frames.values() for m in f}))
