@@ -63,7 +63,7 @@ BASELINES_ONLY = "realism: {models: [upsample, noise], rf_trees: 200}\naugmentat
 
 
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory, worker_id) -> Path:
+def default_run(tmp_path_factory) -> Path:
     """The default workflow run once for the whole session (and its report): the default-run, report and SLURM
     tests read it instead of running it again.
 
@@ -75,7 +75,7 @@ def default_run(tmp_path_factory, worker_id) -> Path:
     from workflow_utils import configfile_args, copy_workflow, snakemake
 
     shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
+    if "PYTEST_XDIST_WORKER" in os.environ:  # workers' temporary folders share a parent
         shared = shared.parent
     wf = shared / "default_run" / "wf"
     done = wf.parent / "complete"
