@@ -46,21 +46,21 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                 )
     if "augmentation" in config.get("experiments", []):
         for model in config["augmentation"]["models"]:
-            if model in known and _importable(model) and not _importable(model).conditional:
+            if model in known and (cls := _importable(model)) is not None and not cls.conditional:
                 raise ConfigError(
                     f"config: augmentation.models: model '{model}' is not conditional and cannot generate the "
                     "target cluster"
                 )
     if "pilot" in config.get("experiments", []):
         for model in config["pilot"]["models"]:
-            if model in known and _importable(model) and _importable(model).representation != "counts":
+            if model in known and (cls := _importable(model)) is not None and cls.representation != "counts":
                 raise ConfigError(
-                    f"config: pilot.models: model '{model}' generates {_importable(model).representation} "
+                    f"config: pilot.models: model '{model}' generates {cls.representation} "
                     "values; the pilot experiment compares count matrices"
                 )
     if "disentanglement" in config.get("experiments", []):
         for model in config["disentanglement"]["models"]:
-            if model in known and _importable(model) and getattr(_importable(model), "latent_param", None) is None:
+            if model in known and (cls := _importable(model)) is not None and getattr(cls, "latent_param", None) is None:
                 raise ConfigError(
                     f"config: disentanglement.models: model '{model}' has no latent representation to score "
                     "(models with one: pca, vae, betatcvae)"
@@ -94,7 +94,7 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
             raise ConfigError(f"config: models.{model}: {exc}") from None
         for dataset in _datasets_of(config, model):
             try:
-                model_class(**{"preset": settings["preset"]},
+                model_class(preset=settings["preset"],
                             **model_settings(config, model, registry.get(dataset))["params"])
             except ConfigError as exc:
                 raise ConfigError(f"registry: {dataset}.model_params.{model} (with config models.{model}): {exc}") \

@@ -71,7 +71,6 @@ def default_run(tmp_path_factory) -> Path:
     the session's common temporary folder under a file lock, the others wait and read it.
     """
     from filelock import FileLock
-
     from workflow_utils import configfile_args, copy_workflow, snakemake
 
     shared = tmp_path_factory.getbasetemp()
@@ -102,7 +101,8 @@ def pytest_collection_modifyitems(config, items):
     collection order): the first module reading the session's default run (it makes the run), then the other
     modules with end-to-end runs, then the other readers (the run is ready by then, no worker waits for it),
     then the unit-test modules, which fill the end instead of one long run finishing alone."""
-    readers = sorted({item.module.__name__ for item in items if _reads_default_run(item.module)})
+    modules = {item.module.__name__: item.module for item in items}
+    readers = sorted(name for name, module in modules.items() if _reads_default_run(module))
     slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
 
     def rank(item) -> int:
