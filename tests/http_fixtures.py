@@ -4,7 +4,8 @@
 (port chosen by the OS) and can be scripted to fail: each registered path takes a list of faults consumed one
 per request -- ``"truncate"`` (announce the full Content-Length, send half the body, close), ``"500"``,
 ``"404"`` -- after which requests succeed. Successful answers honour ``Range: bytes=N-`` with a 206 unless the
-route was added with ``honour_range=False``. Every request's path and Range header is recorded.
+route was added with ``honour_range=False``, with the route's ``content_type`` (if given) as Content-Type. Every
+request's path and Range header is recorded.
 
 Wrap :func:`serve` in a fixture of the test module (as test_download.py does) or import ``http_server``.
 """
@@ -24,6 +25,7 @@ class Route:
     body: bytes
     faults: list[str] = field(default_factory=list)
     honour_range: bool = True
+    content_type: str | None = None
 
 
 @dataclass
@@ -73,6 +75,8 @@ class FileServer:
                 else:
                     self.send_response(200)
                     body = route.body
+                if route.content_type:
+                    self.send_header("Content-Type", route.content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -82,9 +86,17 @@ class FileServer:
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
-    def add(self, path: str, body: bytes, *, faults: list[str] | None = None, honour_range: bool = True) -> str:
+    def add(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        faults: list[str] | None = None,
+        honour_range: bool = True,
+        content_type: str | None = None,
+    ) -> str:
         """Serve ``body`` at ``path`` (e.g. ``"/data/x.bin"``); returns the full URL."""
-        self.routes[path] = Route(body, list(faults or []), honour_range)
+        self.routes[path] = Route(body, list(faults or []), honour_range, content_type)
         return self.url(path)
 
     def url(self, path: str) -> str:
