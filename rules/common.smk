@@ -4,16 +4,16 @@
 import os
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from scsynth_core.config import check_config, model_settings
+from scsynth_core.config import check_config, model_settings, validate_config
 from scsynth_core.data.registry import load_registry
 from scsynth_core.errors import ScsynthError
 from scsynth_core.models import available_models
 
-# Types and defaults first (schema), then names (models, datasets, presets, hyperparameters).
-validate(config, "../config/schema.yaml")
+# Types and defaults first (schema; command-line strings read as the numbers it expects), then names (models,
+# datasets, presets, hyperparameters).
 try:
+    validate_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
     REGISTRY = load_registry(config["registry"])
     check_config(config, REGISTRY)
 except ScsynthError as exc:
