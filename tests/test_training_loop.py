@@ -138,6 +138,10 @@ CASES = {
     "wgangp": GAN | {"critic_layers": [16, 3], "noise_dim": 5, "epochs": 6},
     "michigan": GAN | {"critic_layers": [16, 3], "noise_dim": 5, "code_dim": 3, "epochs": 6,
                        "vae": {"encoder_layers": [16, 8], "decoder_layers": [8, 16], "batch_size": 16, "epochs": 2}},
+    # one autoencoder step (a batch larger than the cells), then 12 flow steps
+    "latentflow": {"latent_dim": 3, "encoder_layers": [16], "decoder_layers": [16], "flow_width": 16,
+                   "flow_blocks": 1, "embedding_dim": 8, "ae_epochs": 1, "epochs": 12, "batch_size": 256,
+                   "monitor_every": 2},
 }
 
 
@@ -190,7 +194,7 @@ def test_every_torch_model_resumes_to_the_same_result(name, tiny_counts, tmp_pat
     resumed, resumed_history = _fit(name, data, checkpoint=ckpt)
     # it went on from the checkpoint instead of starting again
     phases = history.get("phase", [None] * len(history["step"]))
-    own = {"michigan": ["gan"]}.get(name, [None, "vae", "introspective"])  # rows logged by this model's loop
+    own = {"michigan": ["gan"], "latentflow": ["flow"]}.get(name, [None, "vae", "introspective"])  # rows logged by this model's loop
     assert calls["resumed"] == sum(s > saved_step for s, ph in zip(history["step"], phases) if ph in own)
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -35,6 +35,7 @@ _REGISTRY: dict[str, str] = {
     "scdbm": "scsynth_core.models.scdbm:ScDBM",
     "pca": "scsynth_core.models.classic:PPCAModel", "gmm": "scsynth_core.models.classic:GMMModel",
     "scvi_posterior": "scsynth_core.models.scvi:ScviPosterior", "scvi_prior": "scsynth_core.models.scvi:ScviPrior",
+    "latentflow": "scsynth_core.models.flow:LatentFlow",
 }
 
 #: Representations a model may train on; transforms live in :mod:`scsynth_core.data.preprocess`.
