@@ -74,14 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--checkpoint", help="checkpoint file to resume from / save to")
 
-    p = sub.add_parser("generate", help="generate cells from a trained model")
+    p = sub.add_parser("generate", help="generate cells from a trained model (written to disk chunk by chunk)")
     p.add_argument("--model", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--n-cells", type=int)
     p.add_argument("--labels", help="LABEL=COUNT,... for conditional models")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=10_000, help="cells generated and written at a time (bounds memory)")
 
     p = sub.add_parser("evaluate", help="compare generated with real cells")
     p.add_argument("--real", required=True)

@@ -89,6 +89,24 @@ def test_unknown_model_and_bad_labels_argument(tmp_path, user_h5ad, capsys):
     assert "LABEL=COUNT" in capsys.readouterr().err
 
 
+def test_generate_streams_the_same_cells_as_sample_and_logs_the_size(tmp_path, user_h5ad, caplog, capsys):
+    from scsynth_core.models import load_model
+
+    model, out = tmp_path / "m.pt", tmp_path / "g.h5ad"
+    assert main(["train", "--input", str(user_h5ad), "--model", "noise", "--output", str(model)]) == 0
+    with caplog.at_level("INFO", logger="scsynth"):
+        assert main(["generate", "--model", str(model), "--output", str(out), "--n-cells", "1500",
+                     "--batch-size", "400", "--seed", "2"]) == 0
+    assert "writing 1500 cells x 765 genes" in caplog.text and "before compression" in caplog.text
+    written = ad.read_h5ad(out)
+    expected = load_model(model).sample(1500, seed=2, batch_size=400)
+    assert written.shape == (1500, 765) and (written.X != expected.X).nnz == 0
+    assert list(written.obs_names) == list(expected.obs_names) and written.uns["scsynth"]["generation_seconds"] >= 0
+    assert main(["generate", "--model", str(model), "--output", str(tmp_path / "none.h5ad"), "--n-cells", "0"]) == 1
+    assert "n_cells must be a positive integer, got 0" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if "none" in p.name) == []
+
+
 def test_console_script_is_installed():
     proc = subprocess.run([sys.executable, "-m", "scsynth_core.cli", "models"], capture_output=True, text=True)
     assert proc.returncode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -120,3 +121,119 @@ def test_unfitted_model_cannot_sample_or_save(tmp_path):
         NoiseModel().sample(3, seed=0)
     with pytest.raises(ConfigError, match="not fitted"):
         NoiseModel().save(tmp_path / "x.pt")
+
+
+# -- streamed generation ------------------------------------------------------------------------------------------
+def _fitted(klass, tiny_counts):
+    model = klass()
+    model.fit(tiny_counts, label_key="cluster" if klass.conditional else None, seed=0)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("klass", "labels"),
+    [(NoiseModel, None), (UpsampleModel, None), (UpsampleModel, {"b": 50, "a": 20}), (UpsampleModel, ["b"] * 70)],
+)
+def test_streamed_h5ad_holds_what_the_in_memory_path_writes(tiny_counts, tmp_path, klass, labels):
+    import anndata as ad
+    import h5py
+
+    from scsynth_core._io import write_h5ad
+
+    model = _fitted(klass, tiny_counts)
+    write_h5ad(tmp_path / "memory.h5ad", model.sample(70, labels=labels, seed=4, batch_size=16))
+    seconds = model.sample_to_h5ad(tmp_path / "streamed.h5ad", 70, labels=labels, seed=4, batch_size=16)
+    memory, streamed = ad.read_h5ad(tmp_path / "memory.h5ad"), ad.read_h5ad(tmp_path / "streamed.h5ad")
+    # 5 chunks, the last one partial: every row, value, name and label in order.
+    assert streamed.shape == (70, 12) and streamed.X.dtype == np.float32 and sp.issparse(streamed.X)
+    assert np.array_equal(streamed.X.toarray(), memory.X.toarray()) and streamed.X.nnz == memory.X.nnz
+    pd.testing.assert_frame_equal(streamed.obs, memory.obs)
+    pd.testing.assert_frame_equal(streamed.var, memory.var)
+    info = streamed.uns["scsynth"]
+    assert info.pop("generation_seconds") == round(seconds, 3) and seconds >= 0
+    assert info == memory.uns["scsynth"]
+    with h5py.File(tmp_path / "streamed.h5ad") as f:
+        assert f["X/indptr"].dtype == np.int64  # room for more than 2**31 non-zeros
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_streamed_generation_memory_is_bounded_by_the_chunk(tiny_counts, tmp_path):
+    import tracemalloc
+
+    model = _fitted(NoiseModel, tiny_counts)
+    model.sample_to_h5ad(tmp_path / "warm.h5ad", 10, seed=0)  # imports allocate too: do them before measuring
+    peaks = {}
+    tracemalloc.start()
+    try:
+        for n in (2_000, 20_000):
+            tracemalloc.reset_peak()
+            model.sample_to_h5ad(tmp_path / f"{n}.h5ad", n, seed=0, batch_size=500)
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Ten times the cells, the same chunks: the peak must not grow with n_cells (holding every cell, it grows 10x).
+    assert peaks[20_000] < 1.3 * peaks[2_000]
+
+
+def test_failed_streamed_generation_leaves_no_file(tiny_counts, tmp_path, monkeypatch):
+    model = _fitted(NoiseModel, tiny_counts)
+    out = tmp_path / "g.h5ad"
+    out.write_text("previous output")
+    calls = []
+
+    def failing(n, labels, rng):
+        calls.append(n)
+        if len(calls) == 3:
+            raise RuntimeError("device lost")
+        return sp.csr_matrix(np.ones((n, 12), dtype=np.float32))
+
+    monkeypatch.setattr(model, "_sample_chunk", failing)
+    with pytest.raises(RuntimeError, match="device lost"):
+        model.sample_to_h5ad(out, 100, seed=0, batch_size=10)
+    assert out.read_text() == "previous output" and sorted(p.name for p in tmp_path.iterdir()) == ["g.h5ad"]
+
+
+def test_streamed_generation_logs_the_expected_size(tiny_counts, tmp_path, caplog):
+    from scsynth_core.data.h5ad_stream import estimated_bytes
+
+    model = _fitted(NoiseModel, tiny_counts)
+    with caplog.at_level("INFO", logger="scsynth"):
+        model.sample_to_h5ad(tmp_path / "g.h5ad", 5_000, seed=0, batch_size=500)
+    assert "writing 5000 cells x 12 genes" in caplog.text and "MB before compression" in caplog.text
+    # The estimate from the first chunk is close to the real size for cells of even density.
+    X = model.sample(5_000, seed=0, batch_size=500).X
+    real = X.data.nbytes + X.indices.nbytes + 8 * (X.shape[0] + 1)
+    assert abs(estimated_bytes(X[:500], 5_000) - real) < 0.05 * real
+
+
+def test_families_annotating_after_generation_keep_their_annotations_when_streamed(tiny_counts, tmp_path):
+    import anndata as ad
+
+    class Annotated(NoiseModel):
+        def sample(self, n_cells, **kwargs):
+            out = super().sample(n_cells, **kwargs)
+            out.obsm["X_codes"] = np.arange(2 * n_cells, dtype=np.float32).reshape(n_cells, 2)
+            return out
+
+    model = _fitted(Annotated, tiny_counts)
+    model.sample_to_h5ad(tmp_path / "g.h5ad", 30, seed=0, batch_size=8)
+    written = ad.read_h5ad(tmp_path / "g.h5ad")
+    assert written.obsm["X_codes"].shape == (30, 2) and "generation_seconds" in written.uns["scsynth"]
+
+
+def test_cell_counts_must_be_whole_and_not_negative(tiny_counts):
+    model = _fitted(UpsampleModel, tiny_counts)
+    with pytest.raises(ConfigError, match=r"n_cells must be a positive integer, got 2\.5"):
+        model.sample(2.5, seed=0)
+    with pytest.raises(ConfigError, match="n_cells must be a positive integer, got '3'"):
+        model.sample("3", seed=0)
+    with pytest.raises(ConfigError, match="n_cells must be a positive integer, got True"):
+        model.sample(True, seed=0)
+    assert model.sample(3.0, seed=0).n_obs == 3  # a whole float (e.g. 1e6 in a config) is a count
+    with pytest.raises(ConfigError, match="count of 'a' must be a non-negative integer, got -1"):
+        model.sample(2, labels={"a": -1, "b": 3}, seed=0)
+    with pytest.raises(ConfigError, match=r"count of 'a' must be a non-negative integer, got 1\.5"):
+        model.sample(3, labels={"a": 1.5, "b": 1.5}, seed=0)
+    assert list(model.sample(2, labels={"a": 0, "b": 2}, seed=0).obs["cluster"]) == ["b", "b"]
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
+        model.sample_to_h5ad("unused.h5ad", 2, seed=0, batch_size=0)

@@ -10,10 +10,12 @@ and the checkpoint file format (one ``torch.save`` of plain tensors and Python v
 from __future__ import annotations
 
 import importlib
+import logging
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,8 @@ from scsynth_core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import anndata as ad
+
+_log = logging.getLogger("scsynth")
 
 #: Registry name -> "module:Class". Families are imported only when a name is used.
 _REGISTRY: dict[str, str] = {
@@ -186,7 +190,7 @@ class GenerativeModel(ABC):
         batch_size: int = 10_000,
         progress: bool = False,
     ) -> ad.AnnData:
-        """Generate ``n_cells`` cells in chunks of ``batch_size``.
+        """Generate ``n_cells`` cells in chunks of ``batch_size``, all held in memory (see :meth:`sample_to_h5ad`).
 
         ``labels``: ``None`` (holistic generation; conditional models draw labels with the training
         frequencies), a sequence of ``n_cells`` labels, or a dict ``{label: count}`` summing to ``n_cells``.
@@ -194,30 +198,63 @@ class GenerativeModel(ABC):
         for conditional models and ``uns['scsynth']`` describing the run.
         """
         import anndata as ad
-        from tqdm.auto import tqdm
 
-        if self.var_names is None:
-            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
-        n_cells = int(n_cells)
-        if n_cells < 1:
-            raise ConfigError(f"n_cells must be a positive integer, got {n_cells}")
-        rng = np.random.default_rng(seed)
-        cell_labels = self._resolve_labels(n_cells, labels, rng)
-        self._start_sampling(seed)
-        chunks = []
-        with tqdm(total=n_cells, desc=f"generate {self.name}", unit="cells", disable=not progress) as bar:
-            for start in range(0, n_cells, batch_size):
-                stop = min(start + batch_size, n_cells)
-                chunk_labels = None if cell_labels is None else cell_labels[start:stop]
-                chunk = self._sample_chunk(stop - start, chunk_labels, rng)
-                chunks.append(sp.csr_matrix(chunk, dtype=np.float32))
-                bar.update(stop - start)
-        X = sp.vstack(chunks, format="csr")
-        obs = pd.DataFrame(index=[f"{self.name}_{i}" for i in range(n_cells)])
-        if cell_labels is not None:
-            obs["cluster"] = pd.Categorical(cell_labels, categories=self.categories)
-        uns = {"scsynth": self.describe() | {"seed": int(seed), "n_generated": n_cells}}
-        return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=self.var_names), uns=uns)
+        n_cells, batch_size, rng, cell_labels = self._plan_sampling(n_cells, labels, seed, batch_size)
+        X = sp.vstack(list(self._generate_chunks(n_cells, cell_labels, rng, seed, batch_size, progress)), format="csr")
+        return ad.AnnData(
+            X=X, obs=self._generated_obs(0, n_cells, cell_labels), var=pd.DataFrame(index=self.var_names),
+            uns=self._generated_uns(seed, n_cells),
+        )
+
+    def sample_to_h5ad(
+        self,
+        path: str | Path,
+        n_cells: int,
+        *,
+        labels: Sequence[str] | Mapping[str, int] | None = None,
+        seed: int = 0,
+        batch_size: int = 10_000,
+        progress: bool = False,
+    ) -> float:
+        """Generate as :meth:`sample` does and write the cells to the h5ad ``path`` chunk by chunk.
+
+        Memory is bounded by one chunk of ``batch_size`` cells (plus 8 bytes per cell for the labels of
+        conditional models), whatever ``n_cells`` is; the file holds the same ``X``, ``obs``, ``var`` and ``uns`` that writing ``sample(...)``
+        gives for the same arguments, with ``uns['scsynth']['generation_seconds']`` (time spent generating,
+        writing excluded) added. Written atomically; the expected size is logged after the first chunk.
+        Families whose ``sample`` annotates cells after generation (codes, classifier labels) are generated in
+        memory and then written. Returns the generation seconds.
+        """
+        import time
+
+        from scsynth_core._io import atomic_path, write_h5ad
+        from scsynth_core.data.h5ad_stream import H5adStreamWriter
+
+        if type(self).sample is not GenerativeModel.sample:
+            _log.info("model '%s' annotates cells after generation: generating them in memory", self.name)
+            t0 = time.perf_counter()
+            adata = self.sample(n_cells, labels=labels, seed=seed, batch_size=batch_size, progress=progress)
+            seconds = time.perf_counter() - t0
+            adata.uns["scsynth"]["generation_seconds"] = round(seconds, 3)
+            write_h5ad(path, adata)
+            return seconds
+        n_cells, batch_size, rng, cell_labels = self._plan_sampling(n_cells, labels, seed, batch_size)
+        seconds = 0.0
+        with atomic_path(path) as tmp, H5adStreamWriter(tmp, pd.DataFrame(index=self.var_names)) as out:
+            chunks = self._generate_chunks(n_cells, cell_labels, rng, seed, batch_size, progress)
+            while True:
+                t0 = time.perf_counter()
+                X = next(chunks, None)
+                seconds += time.perf_counter() - t0
+                if X is None:
+                    break
+                if out.n_rows == 0:
+                    _log_expected_size(path, X, n_cells)
+                out.append(X, self._generated_obs(out.n_rows, out.n_rows + X.shape[0], cell_labels))
+            uns = self._generated_uns(seed, n_cells)
+            uns["scsynth"]["generation_seconds"] = round(seconds, 3)
+            out.finish(uns)
+        return seconds
 
     def describe(self) -> dict[str, Any]:
         """Model name, representation, preset, hyperparameters and training facts (recorded in outputs)."""
@@ -307,6 +344,37 @@ class GenerativeModel(ABC):
         """Restore what :meth:`_get_state` returned."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
+    def _plan_sampling(self, n_cells, labels, seed, batch_size) -> tuple[int, int, np.random.Generator, Any]:
+        """Check a sampling call's arguments; return ``n_cells``, ``batch_size``, the generator, the cell labels."""
+        if self.var_names is None:
+            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
+        n_cells = _as_count(n_cells, "n_cells", minimum=1)
+        batch_size = _as_count(batch_size, "batch_size", minimum=1)
+        rng = np.random.default_rng(seed)
+        return n_cells, batch_size, rng, self._resolve_labels(n_cells, labels, rng)
+
+    def _generate_chunks(self, n_cells: int, cell_labels, rng, seed: int, batch_size: int, progress: bool):
+        """Yield the generated cells as float32 CSR chunks of ``batch_size`` rows, in order."""
+        from tqdm.auto import tqdm
+
+        self._start_sampling(seed)
+        with tqdm(total=n_cells, desc=f"generate {self.name}", unit="cells", disable=not progress) as bar:
+            for start in range(0, n_cells, batch_size):
+                stop = min(start + batch_size, n_cells)
+                chunk_labels = None if cell_labels is None else cell_labels[start:stop]
+                yield sp.csr_matrix(self._sample_chunk(stop - start, chunk_labels, rng), dtype=np.float32)
+                bar.update(stop - start)
+
+    def _generated_obs(self, start: int, stop: int, cell_labels) -> pd.DataFrame:
+        """``obs`` rows ``start:stop`` of generated cells: their names and, if any, their labels."""
+        obs = pd.DataFrame(index=[f"{self.name}_{i}" for i in range(start, stop)])
+        if cell_labels is not None:
+            obs["cluster"] = pd.Categorical(cell_labels[start:stop], categories=self.categories)
+        return obs
+
+    def _generated_uns(self, seed: int, n_cells: int) -> dict[str, Any]:
+        return {"scsynth": self.describe() | {"seed": int(seed), "n_generated": n_cells}}
+
     def _resolve_labels(self, n_cells: int, labels, rng: np.random.Generator) -> np.ndarray | None:
         """Turn the ``labels`` argument of :meth:`sample` into one label per cell (or ``None``)."""
         if labels is None:
@@ -320,10 +388,11 @@ class GenerativeModel(ABC):
         if self.categories is None:
             raise ConfigError(f"model '{self.name}' was fitted without labels: sample() takes no labels")
         if isinstance(labels, Mapping):
-            total = sum(int(v) for v in labels.values())
-            if total != n_cells:
-                raise ConfigError(f"labels dict asks for {total} cells in total, but n_cells is {n_cells}")
-            out = np.concatenate([np.full(int(c), str(k), dtype=object) for k, c in labels.items()])
+            counts = [_as_count(c, f"labels dict: count of '{k}'", minimum=0) for k, c in labels.items()]
+            if sum(counts) != n_cells:
+                raise ConfigError(f"labels dict asks for {sum(counts)} cells in total, but n_cells is {n_cells}")
+            # One shared string object per label: 8 bytes per cell, whatever n_cells is.
+            out = np.repeat(np.asarray([str(k) for k in labels], dtype=object), counts)
         else:
             out = np.asarray([str(v) for v in labels], dtype=object)
             if len(out) != n_cells:
@@ -334,6 +403,36 @@ class GenerativeModel(ABC):
                 f"model '{self.name}': unknown label(s) {', '.join(unknown)} (trained on: {', '.join(self.categories)})"
             )
         return out
+
+
+def _as_count(value: Any, what: str, *, minimum: Literal[0, 1]) -> int:
+    """``value`` as an int >= ``minimum``; whole floats pass (1e6 from a config), 2.5, bools and strings do not."""
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole or int(value) < minimum:
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise ConfigError(f"{what} must be {kind} integer, got {value!r}")
+    return int(value)
+
+
+def _log_expected_size(path: str | Path, first: sp.csr_matrix, n_cells: int) -> None:
+    """Log the size ``n_cells`` cells as dense as the first chunk will take, and warn if the disk has less."""
+    import shutil
+
+    from scsynth_core.data.h5ad_stream import estimated_bytes
+
+    size = estimated_bytes(first, n_cells)
+    density = first.nnz / max(first.shape[0] * first.shape[1], 1)
+    _log.info(
+        "writing %d cells x %d genes to %s: about %s before compression (%.1f%% non-zero in the first chunk)",
+        n_cells, first.shape[1], path, _human_bytes(size), 100 * density,
+    )
+    free = shutil.disk_usage(Path(path).absolute().parent).free
+    if size > free:
+        _log.warning("%s: only %s free, the output may need up to %s", path, _human_bytes(free), _human_bytes(size))
+
+
+def _human_bytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 def load_model(path: str | Path, device: str = "auto") -> GenerativeModel:
