@@ -19,7 +19,7 @@ import sys
 import yaml
 
 from scsynth_core import steps
-from scsynth_core.errors import ConfigError, ScsynthError
+from scsynth_core.errors import ConfigError, DataError, ScsynthError
 
 
 def _key_values(pairs: list[str]) -> dict:
@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--generated", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--split", help="split file; compare with its 'test' cells")
-    p.add_argument("--label-key", default="cluster", help="obs column for marker genes (correlation discrepancy)")
+    p.add_argument("--label-key", help="obs column of the real cells' cell types, for the marker genes (correlation "
+                   "discrepancy) and the inception score (default: 'cluster' where the file has it)")
     p.add_argument("--rf-trees", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     return parser
@@ -98,11 +99,40 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _check_outputs(args)
         _dispatch(args)
     except ScsynthError as exc:
         print(f"scsynth: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file the command will write must be writable, checked before reading data or training."""
+    from scsynth_core.data.checks import check_output_path
+
+    for option in ("output", "train_log", "checkpoint"):
+        if getattr(args, option, None):
+            check_output_path(getattr(args, option))
+
+
+def _evaluation_label_key(real: str, label_key: str | None) -> str | None:
+    """``--label-key`` checked against the real file's obs columns; without it, 'cluster' where there is one."""
+    from scsynth_core.data.checks import read_h5ad
+
+    adata = read_h5ad(real, backed=True)  # obs only: X stays on disk
+    columns = [str(c) for c in adata.obs.columns]
+    adata.file.close()
+    if label_key is None:
+        if "cluster" in columns:
+            return "cluster"
+        logging.getLogger("scsynth").warning(
+            "%s: no obs['cluster'] column and no --label-key: the correlation discrepancy and the inception score "
+            "are skipped", real)
+        return None
+    if label_key not in columns:
+        raise DataError(f"{real}: --label-key: no obs column '{label_key}' (columns: {', '.join(columns) or 'none'})")
+    return label_key
 
 
 def _dispatch(args: argparse.Namespace) -> None:
@@ -164,11 +194,12 @@ def _dispatch(args: argparse.Namespace) -> None:
             generated=args.generated,
             output=args.output,
             split=args.split,
-            label_key=args.label_key,
+            label_key=_evaluation_label_key(args.real, args.label_key),
             n_trees=args.rf_trees,
             seed=args.seed,
         )
-        print(json.dumps(json.loads(open(args.output).read()), indent=2))
+        with open(args.output, encoding="utf-8") as fh:
+            print(json.dumps(json.load(fh), indent=2))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -111,3 +112,48 @@ def test_console_script_is_installed():
     proc = subprocess.run([sys.executable, "-m", "scsynth_core.cli", "models"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert "upsample\tcounts\tconditional" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate"])
+def test_unwritable_output_fails_in_one_line_before_any_work(tmp_path, user_h5ad, capsys, monkeypatch, command):
+    from scsynth_core import steps
+
+    for step in ("train_model", "generate_cells", "evaluate_cells"):
+        monkeypatch.setattr(steps, step, lambda **_: pytest.fail("the work started before the output was checked"))
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should be")
+    out = blocker / "run" / "out"
+    argv = {"train": ["train", "--input", str(user_h5ad), "--model", "upsample", "--output", str(out)],
+            "generate": ["generate", "--model", str(tmp_path / "m.pt"), "--output", str(out), "--n-cells", "5"],
+            "evaluate": ["evaluate", "--real", str(user_h5ad), "--generated", str(user_h5ad), "--output", str(out)],
+            }[command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"scsynth: error: {out}: cannot write the output: {blocker} is a file, not a folder"]
+
+
+def test_evaluate_unknown_label_key_names_it_and_the_columns(tmp_path, user_h5ad, capsys):
+    metrics = tmp_path / "metrics.json"
+    assert main(["evaluate", "--real", str(user_h5ad), "--generated", str(user_h5ad), "--output", str(metrics),
+                 "--label-key", "nope", "--rf-trees", "5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    columns = "bulk_labels, louvain, phase, n_counts_all_genes, n_genes_all_genes, percent_mito"
+    assert err == [f"scsynth: error: {user_h5ad}: --label-key: no obs column 'nope' (columns: {columns})"]
+    assert not metrics.exists()
+
+
+def test_evaluate_label_key_defaults_to_cluster_where_the_file_has_one(tmp_path, demo, monkeypatch, caplog):
+    from scsynth_core import steps
+
+    seen = []
+    monkeypatch.setattr(steps, "evaluate_cells",
+                        lambda **kw: seen.append(kw["label_key"]) or Path(kw["output"]).write_text("{}"))
+    real, out = tmp_path / "real.h5ad", str(tmp_path / "m.json")
+    demo.write_h5ad(real)
+    with caplog.at_level("WARNING", logger="scsynth"):
+        assert main(["evaluate", "--real", str(real), "--generated", str(real), "--output", out]) == 0
+    assert "no obs['cluster'] column and no --label-key" in caplog.text
+    demo.obs["cluster"] = demo.obs["bulk_labels"]
+    demo.write_h5ad(real)
+    assert main(["evaluate", "--real", str(real), "--generated", str(real), "--output", out]) == 0
+    assert seen == [None, "cluster"]

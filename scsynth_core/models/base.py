@@ -160,15 +160,16 @@ class GenerativeModel(ABC):
 
         ``checkpoint``: a file to save training state to periodically and to resume from if it exists.
         """
-        from scsynth_core.data.checks import check_counts, check_labels, check_not_empty
+        from scsynth_core.data import checks
 
         where = f"model '{self.name}' training data"
-        check_not_empty(adata, where=where)
-        check_counts(adata.X, where=f"{where} (X)")
+        checks.check_not_empty(adata, where=where)
+        checks.check_counts(adata.X, where=f"{where} (X)")
         if self.conditional and label_key is None and not self.labels_optional:
             raise ConfigError(f"model '{self.name}' is conditional: a label_key (obs column) is required")
         if label_key is not None:
-            check_labels(adata, label_key, where=where)
+            checks.check_labels(adata, label_key, where=where)
+            checks.check_label_values(adata.obs[label_key], label_key, where=where, conditional=self.conditional)
             labels = adata.obs[label_key].astype(str)
             self.categories = sorted(labels.unique())
             counts = labels.value_counts().reindex(self.categories).to_numpy(dtype=float)
@@ -297,8 +298,14 @@ class GenerativeModel(ABC):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> GenerativeModel:
-        """Load a model saved by :meth:`save` (any family when called on the base class)."""
+        """Load a model saved by :meth:`save` (any family when called on the base class).
+
+        A file that disagrees with itself (missing keys, gene list vs weights, categories vs class frequencies,
+        weights of another family) raises :class:`DataError` naming the file.
+        """
         import torch
+
+        from scsynth_core.data.checks import check_model_payload
 
         path = Path(path)
         try:
@@ -306,12 +313,16 @@ class GenerativeModel(ABC):
             name = payload["model"]
         except FileNotFoundError:
             raise DataError(f"{path}: model file not found") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - unpickling a damaged or foreign file raises many types
             raise DataError(f"{path}: not a scsynth model file ({type(exc).__name__}: {exc})") from None
-        klass = get_model_class(name)
+        check_model_payload(payload, path)
+        try:
+            klass = get_model_class(name)
+            model = klass(payload["preset"], **payload["params"])
+        except ConfigError as exc:
+            raise DataError(f"{path}: {exc}") from None
         if cls is not GenerativeModel and not issubclass(klass, cls):
             raise DataError(f"{path}: holds model '{name}', not '{cls.name}'")
-        model = klass(payload["preset"], **payload["params"])
         model.var_names = list(payload["var_names"])
         model.label_key = payload["label_key"]
         model.categories = payload["categories"]
@@ -320,7 +331,14 @@ class GenerativeModel(ABC):
         model.n_train = payload["n_train"]
         model.seed = payload["seed"]
         model.training_summary = dict(payload.get("training") or {})
-        model._set_state(payload["state"], device=device)
+        try:
+            model._set_state(payload["state"], device=device)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            # load_state_dict reports a shape or key mismatch as a RuntimeError; other RuntimeErrors (CUDA) are not ours
+            if isinstance(exc, RuntimeError) and "state_dict" not in str(exc):
+                raise
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise DataError(f"{path}: the saved weights do not fit model '{name}' ({detail[:300]})") from None
         return model
 
     # -- hooks for subclasses ---------------------------------------------------------------------------------
