@@ -64,6 +64,9 @@ def main() -> None:
     label_key = "cluster" if model.conditional else None
     model.fit(_training_cells(args.genes, args.density), label_key=label_key, seed=0, progress=False)
     rss_before = _peak_rss_mb()
+    # The commit is read now: others may commit while this runs for minutes.
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    commit = subprocess.run(git, check=False, capture_output=True, text=True).stdout.strip()
     out = Path(args.out_dir) / f"generate_streaming_{os.getpid()}.h5ad"
     t0 = time.perf_counter()
     try:
@@ -72,8 +75,6 @@ def main() -> None:
         size = out.stat().st_size
     finally:
         out.unlink(missing_ok=True)
-    git = ["git", "rev-parse", "--short", "HEAD"]
-    commit = subprocess.run(git, check=False, capture_output=True, text=True).stdout.strip()
     result = {
         "date": datetime.date.today().isoformat(),
         "commit": commit,
