@@ -43,6 +43,8 @@ RUN = "results/{experiment}/{dataset}/{model}/{replicate}"
 LOGS = "logs/{experiment}/{dataset}/{model}/{replicate}"
 REALISM_RUN = "results/realism/{dataset}/{model}/seed{seed}"
 REALISM_LOGS = "logs/realism/{dataset}/{model}/seed{seed}"
+# Today's metric groups the realism runs add to the papers' panel (realism.metrics after "papers"; none by default).
+MODERN_METRICS = [m for m in config["realism"]["metrics"] if m != "papers"]
 
 
 def balanced_split(dataset, test_fraction, seed):
@@ -119,6 +121,11 @@ def realism_targets():
             f"results/realism/{dataset}/figures/leaderboard.png",
             f"results/realism/{dataset}/figures/training_curves.png",
         ]
+        if MODERN_METRICS:
+            targets += [
+                f"results/realism/{dataset}/modern_metrics.tsv",
+                f"results/realism/{dataset}/figures/modern_metrics.png",
+            ]
         for seed in section["seeds"]:
             figures = f"results/realism/{dataset}/figures"
             targets.append(f"{figures}/roc_seed{seed}.png")

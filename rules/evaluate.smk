@@ -2,6 +2,16 @@ REFERENCE = "results/realism/{dataset}/reference"
 CONTROL = "results/realism/{dataset}/real_control/seed{seed}"
 
 
+def modern_output(run):
+    """The run's table of today's metrics, only when realism.metrics asks for some: without them the evaluation
+    rules keep today's outputs and parameters (no re-runs of finished evaluations)."""
+    return {"modern": os.path.join(run, "modern_metrics.tsv")} if MODERN_METRICS else {}
+
+
+def modern_params():
+    return {"metrics": config["realism"]["metrics"]} if MODERN_METRICS else {}
+
+
 rule build_realism_representation:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
@@ -49,8 +59,10 @@ rule evaluate_realism:
         metrics=os.path.join(REALISM_RUN, "metrics.json"),
         roc=os.path.join(REALISM_RUN, "roc.tsv"),
         heatmap=os.path.join(REALISM_RUN, "marker_correlation.tsv"),
+        **modern_output(REALISM_RUN),
     params:
         n_trees=config["realism"]["rf_trees"],
+        **modern_params(),
     log:
         os.path.join(REALISM_LOGS, "evaluate.log"),
     threads: 2
@@ -72,8 +84,10 @@ rule evaluate_real_control:
         metrics=os.path.join(CONTROL, "metrics.json"),
         roc=os.path.join(CONTROL, "roc.tsv"),
         heatmap=os.path.join(CONTROL, "marker_correlation.tsv"),
+        **modern_output(CONTROL),
     params:
         n_trees=config["realism"]["rf_trees"],
+        **modern_params(),
     log:
         "logs/realism/{dataset}/real_control/seed{seed}/evaluate.log",
     threads: 2

@@ -106,6 +106,48 @@ rule summarise_realism:
         "../workflow_scripts/summarise_realism.py"
 
 
+rule summarise_modern_metrics:
+    input:
+        lambda w: [
+            path
+            for seed in config["realism"]["seeds"]
+            for path in realism_runs(w.dataset, seed, "modern_metrics.tsv").values()
+        ],
+    output:
+        report(
+            "results/realism/{dataset}/modern_metrics.tsv",
+            caption="../report/modern_metrics_table.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "today's metrics per cell type"},
+        ),
+    log:
+        "logs/realism/{dataset}/modern_metrics.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/summarise_modern_metrics.py"
+
+
+rule plot_modern_metrics:
+    input:
+        "results/realism/{dataset}/summary.tsv",
+    output:
+        report(
+            os.path.join(FIGURES, "modern_metrics.png"),
+            caption="../report/modern_metrics.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "today's metrics"},
+        ),
+    log:
+        "logs/realism/{dataset}/figures/modern_metrics.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/plot_modern_metrics.py"
+
+
 rule plot_realism_leaderboard:
     input:
         "results/realism/{dataset}/summary.tsv",

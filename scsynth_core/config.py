@@ -181,6 +181,10 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                     f"config: {experiment}.datasets: unknown dataset '{dataset}' "
                     f"(registered: {', '.join(sorted(registry))})"
                 )
+    if "realism" in config.get("experiments", []) and "papers" not in config["realism"].get("metrics", ["papers"]):
+        raise ConfigError(f"config: realism.metrics: {config['realism']['metrics']} must include 'papers' (the "
+                          "summary, leaderboard and figures are built on the papers' panel); add today's groups "
+                          "after it, e.g. [papers, wasserstein, prdc]")
     if "augmentation" in config.get("experiments", []):
         for model in config["augmentation"]["models"]:
             if model in known and (cls := _importable(model)) is not None and not cls.conditional:

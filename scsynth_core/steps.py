@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scsynth_core import _io
-from scsynth_core.errors import ConfigError, ScsynthError
+from scsynth_core.errors import ConfigError, DataError, ScsynthError
 
 from collections.abc import Mapping
 
@@ -345,11 +346,61 @@ def _load_reference(representation: str | Path, markers: str | Path):
     return SharedRepresentation.load(representation), _read_markers(markers)
 
 
-def _write_realism(metrics, roc, heatmap, *, output: str | Path, roc_out: str | Path, heatmap_out: str | Path) -> None:
+#: The realism ``metrics`` group that is the papers' panel (RF AUC/error, MMD, correlation discrepancy, inception
+#: score, basic statistics); the other groups are today's metrics (:data:`scsynth_core.metrics.modern.METRICS`).
+PAPERS = "papers"
+
+
+def _modern_groups(metrics: Sequence[str]) -> tuple[str, ...]:
+    """Today's metric groups of a realism ``metrics`` list: every group but "papers", which must be listed."""
+    chosen = [metrics] if isinstance(metrics, str) else list(metrics)
+    if PAPERS not in chosen:
+        raise ConfigError(f"realism metrics {chosen}: must include '{PAPERS}' (the summary, leaderboard and figures "
+                          "are built on the papers' panel); list today's groups after it")
+    return tuple(m for m in chosen if m != PAPERS)
+
+
+def _modern_of(real_test: ad.AnnData, generated: ad.AnnData, *, representation, metrics: Sequence[str], seed: int,
+               label_key: str = "cluster") -> dict[str, float]:
+    """Today's metrics of the chosen groups ({} for none) of one generated set against the real test cells.
+
+    In the realism protocol's PCA (fitted on training cells minus the control's), so neither compared set is
+    inside the fit: fitted on the real side it would make even real cells look unlike real ones
+    (:mod:`scsynth_core.metrics.modern`)."""
+    groups = _modern_groups(metrics)
+    if not groups:
+        return {}
+    from scsynth_core.metrics.modern import modern_metrics
+
+    return modern_metrics(real_test, generated, label_key=label_key if label_key in real_test.obs else None,
+                          representation=representation, seed=seed, metrics=groups)  # fmt: skip
+
+
+def _modern_overall(modern: dict[str, float]) -> dict[str, float | None]:
+    """The overall values of today's metrics for metrics.json: no per-type keys, no second ``n_real`` and
+    ``n_generated`` (the papers' panel has them, for the same cells), NaN as null (strict JSON)."""
+    return {key: None if math.isnan(value) else value for key, value in modern.items()
+            if "[" not in key and key not in ("n_real", "n_generated")}  # fmt: skip
+
+
+def _write_realism(
+    metrics, roc, heatmap, *, output: str | Path, roc_out: str | Path, heatmap_out: str | Path,
+    modern: dict[str, float] | None = None, modern_out: str | Path | None = None,
+) -> None:
+    """The run's outputs; with today's metrics, their overall values join metrics.json and every value (overall and
+    per cell type) goes to ``modern_out`` as a long table (:func:`scsynth_core.metrics.modern.metrics_frame`)."""
     _io.write_tsv(roc_out, roc)
     _io.write_tsv(heatmap_out, heatmap, index=True)  # the reference rule always provides marker genes
-    _io.write_json(output, metrics)
+    if modern_out is not None:
+        from scsynth_core.metrics.modern import metrics_frame
+
+        _io.write_tsv(modern_out, metrics_frame(modern or {}))
+    overall = _modern_overall(modern or {})
+    _io.write_json(output, metrics | overall)
     log.info("realism: AUC %.3f +- %.3f, MMD %.4f", metrics["rf_auc_mean"], metrics["rf_auc_sd"], metrics["mmd"])
+    if overall:
+        log.info("today's metrics: %s", ", ".join(f"{key} {value:.4g}" for key, value in overall.items()
+                                                   if value is not None))  # fmt: skip
 
 
 def evaluate_realism(
@@ -366,25 +417,30 @@ def evaluate_realism(
     n_trees: int = 1000,
     seed: int = 0,
     threads: int = 1,
+    metrics: Sequence[str] = (PAPERS,),
+    modern: str | Path | None = None,
 ) -> None:
     """Compare generated with real test cells (Marouf 2020 Fig. 1-2; ACTIVA Tables 1-2) and write the results.
 
     ``output``: metrics.json (RF AUC mean/sd and error, MMD, correlation discrepancy, basic statistics, training
     and generation seconds); ``roc``: per-fold ROC curves; ``heatmap``: marker-gene correlations (generated lower
-    triangle, real upper).
+    triangle, real upper). ``metrics``: "papers" plus any of today's groups (config ``realism.metrics``), whose
+    overall values join metrics.json and whose per-cell-type values go to ``modern`` (a TSV), when given.
     """
     real_test = load_prepared(real, split, subset="test" if split is not None else None)
     fake = _read_generated(generated)
     rep, genes = _load_reference(representation, markers)
-    metrics, roc_frame, heat = _realism_of(
+    today = _modern_of(real_test, fake, representation=rep, metrics=metrics, seed=seed)
+    values, roc_frame, heat = _realism_of(
         real_test, fake, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
     )
     info = dict(fake.uns.get("scsynth", {}))
-    metrics["model"] = info.get("model", "unknown")
-    metrics["generate_seconds"] = info.get("generation_seconds")
-    metrics["train_seconds"] = _benchmark_seconds(train_benchmark)
-    metrics["params"] = info.get("params", {})
-    _write_realism(metrics, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap)
+    values["model"] = info.get("model", "unknown")
+    values["generate_seconds"] = info.get("generation_seconds")
+    values["train_seconds"] = _benchmark_seconds(train_benchmark)
+    values["params"] = info.get("params", {})
+    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap, modern=today,
+                   modern_out=modern)  # fmt: skip
 
 
 def evaluate_cells(
@@ -437,22 +493,27 @@ def evaluate_real_control(
     n_trees: int = 1000,
     seed: int = 0,
     threads: int = 1,
+    metrics: Sequence[str] = (PAPERS,),
+    modern: str | Path | None = None,
 ) -> None:
     """Positive control (Marouf 2020, "real vs real"): real training cells scored as if they were generated.
 
     The training cells held out of the shared PCA for this seed (:func:`~scsynth_core.metrics.representation.
     control_rows`: as many as the test cells, at most half the training cells), so the control, like a model's
-    cells, lies outside the PCA's fit; its AUC should sit near 0.5.
+    cells, lies outside the PCA's fit; its AUC should sit near 0.5. ``metrics`` and ``modern`` as in
+    :func:`evaluate_realism`: the control's values of today's metrics are the ideal a model can reach.
     """
     from scsynth_core.metrics.representation import protocol_cells
 
     _, control, test = protocol_cells(load_prepared(real, split), seed=seed)
     rep, genes = _load_reference(representation, markers)
-    metrics, roc_frame, heat = _realism_of(
+    today = _modern_of(test, control, representation=rep, metrics=metrics, seed=seed)
+    values, roc_frame, heat = _realism_of(
         test, control, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
     )
-    metrics |= {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
-    _write_realism(metrics, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap)
+    values |= {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
+    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap, modern=today,
+                   modern_out=modern)  # fmt: skip
 
 
 def _benchmark_seconds(path: str | Path | None) -> float | None:
@@ -485,31 +546,61 @@ LEADERBOARD_METRICS = [
 ]  # fmt: skip
 
 
+def modern_columns() -> list[str]:
+    """Columns of today's metrics in realism summaries (when ``realism.metrics`` asks for them), in group order."""
+    from scsynth_core.metrics.modern import GROUP_KEYS
+
+    return ["n_compared", *(key for keys in GROUP_KEYS.values() for key in keys)]
+
+
+def _run_identity(path: Path) -> dict[str, str]:
+    """Dataset, model and replicate of a run's file ``.../{dataset}/{model}/{replicate}/<file>``."""
+    replicate, model, dataset = (p.name for p in path.parents[:3])
+    return {"dataset": dataset, "model": model, "replicate": replicate}
+
+
 def summarise_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
     """Collect ``metrics.json`` files into one TSV, one row per model and replicate.
 
-    Run identity comes from the path ``.../{dataset}/{model}/{replicate}/metrics.json``.
+    Run identity comes from the path ``.../{dataset}/{model}/{replicate}/metrics.json``. Columns: the issue's
+    :data:`SUMMARY_COLUMNS`, the papers' other scalars alphabetically, then today's metrics (:func:`modern_columns`)
+    where the runs have them.
     """
     import pandas as pd
 
     rows = []
     for path in map(Path, inputs):
         metrics = json.loads(path.read_text())
-        replicate, model, dataset = (p.name for p in path.parents[:3])
         row = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
-        rows.append(row | {"dataset": dataset, "model": model, "replicate": replicate})
+        rows.append(row | _run_identity(path))
     frame = pd.DataFrame(rows)
-    ordered = [c for c in SUMMARY_COLUMNS if c in frame] + sorted(c for c in frame if c not in SUMMARY_COLUMNS)
-    _io.write_tsv(output, frame[ordered])
+    today = [c for c in modern_columns() if c in frame]
+    rest = sorted(c for c in frame if c not in SUMMARY_COLUMNS and c not in today)
+    _io.write_tsv(output, frame[[c for c in SUMMARY_COLUMNS if c in frame] + rest + today])
+
+
+def summarise_modern_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
+    """Collect the runs' tables of today's metrics (``.../{dataset}/{model}/{replicate}/modern_metrics.tsv``) into
+    one long TSV: dataset, model, replicate, metric, cell_type ("" for overall values), value."""
+    import pandas as pd
+
+    frames = []
+    for path in map(Path, inputs):
+        # Cell types stay text ("NA" is a name); only an empty value is missing.
+        frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values={"value": [""]})
+        frames.append(frame.assign(**_run_identity(path)))
+    table = pd.concat(frames, ignore_index=True)
+    _io.write_tsv(output, table[["dataset", "model", "replicate", "metric", "cell_type", "value"]])
 
 
 def leaderboard(*, summaries: Sequence[str | Path], output: str | Path) -> None:
-    """Cross-model leaderboard: mean and sd over replicates of the main metrics, per dataset, sorted by AUC, with each
-    model's AUC above its dataset's real control (``rf_auc_above_control``)."""
+    """Cross-model leaderboard: mean and sd over replicates of the main metrics (and of today's, where the runs
+    have them), per dataset, sorted by AUC, with each model's AUC above its dataset's real control
+    (``rf_auc_above_control``)."""
     import pandas as pd
 
     frame = pd.concat([pd.read_csv(path, sep="\t") for path in summaries], ignore_index=True)
-    metrics = [m for m in LEADERBOARD_METRICS if m in frame]
+    metrics = [m for m in [*LEADERBOARD_METRICS, *modern_columns()[1:]] if m in frame]
     table = frame.groupby(["dataset", "model"])[metrics].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     table.insert(0, "replicates", frame.groupby(["dataset", "model"]).size())
@@ -723,6 +814,25 @@ def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = ""
     frame = pd.read_csv(summary, sep="\t")
     metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "inception_score") if m in frame]
     _save_figure(draw(frame, metrics=metrics, references={"rf_auc_mean": 0.5, "rf_error": 0.5}, title=title), output)
+
+
+def plot_modern_metrics(*, summary: str | Path, output: str | Path, title: str = "") -> None:
+    """Today's metrics of one dataset as a table: models (mean over replicates) x metrics, each cell coloured by
+    the model's rank in its column; the real control is shown unranked, as the ideal."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.leaderboard import rank_columns
+    from scsynth_core.metrics.modern import DIRECTIONS
+    from scsynth_core.plots.leaderboard import plot_rank_table
+
+    frame = pd.read_csv(summary, sep="\t")
+    columns = [c for c in modern_columns() if c in DIRECTIONS and c in frame]
+    if not columns:
+        raise DataError(f"{summary}: no column of today's metrics (realism.metrics lists only 'papers')")
+    table = frame.groupby("model", sort=False)[columns].mean()
+    ranks = rank_columns(table, DIRECTIONS, ranked=table.index != "real_control")
+    _save_figure(plot_rank_table(table, ranks, title=title), output)
 
 
 def plot_training_curves(*, train_logs: Mapping[str, str | Path], output: str | Path, title: str = "") -> None:

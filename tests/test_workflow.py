@@ -62,6 +62,8 @@ def test_dry_run_lists_every_stage(wf):
     # pilot: 3 sizes x 3 seeds of the noise baseline in one job (replicates_per_job 9)
     assert stats["pilot_replicates"] == 1 and stats["pilot_zero_inflation"] == 1
     assert stats["downsample_cluster"] == 1 and stats["evaluate_augmentation"] == 3
+    # today's metrics only where realism.metrics asks for them
+    assert "summarise_modern_metrics" not in stats and "plot_modern_metrics" not in stats
     assert not (wf / "results").exists()
 
 
@@ -89,6 +91,8 @@ def test_every_experiment_config_dry_runs_with_one_training_per_model_and_replic
         if name == "perturbation":  # MichiGAN trained inside perturbation_run jobs, one per combination and seed
             assert stats["perturbation_run"] == len(section["held_out"]) * len(section["seeds"]), stats
             continue
+        if name == "realism" and len(section.get("metrics", [])) > 1:  # today's metrics: a table and a figure
+            assert stats["summarise_modern_metrics"] == stats["plot_modern_metrics"] == len(section["datasets"])
         replicates = len(section["seeds"]) * len(section.get("fractions", [None]))
         expected += len(section["datasets"]) * len(section["models"]) * replicates
     assert stats.get("train_model", 0) == expected, stats

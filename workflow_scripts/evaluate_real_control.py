@@ -13,4 +13,7 @@ run_logged(
     n_trees=snakemake.params.n_trees,
     seed=int(snakemake.wildcards.seed),
     threads=snakemake.threads,
+    # today's metrics only where realism.metrics asks for them (the rule then has this parameter and output)
+    metrics=snakemake.params.get("metrics", ["papers"]),
+    modern=snakemake.output.get("modern"),
 )

@@ -1,0 +1,9 @@
+from scsynth_core.steps import plot_modern_metrics, run_logged
+
+run_logged(
+    snakemake.log[0],
+    plot_modern_metrics,
+    summary=snakemake.input[0],
+    output=snakemake.output[0],
+    title=f"{snakemake.wildcards.dataset}: today's metrics (mean over replicates)",
+)
