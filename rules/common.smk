@@ -272,4 +272,7 @@ def all_targets():
         "disentanglement": disentanglement_targets,
         "perturbation": perturbation_targets,
     }
-    return [target for experiment in EXPERIMENTS for target in builders[experiment]()]
+    targets = [target for experiment in EXPERIMENTS for target in builders[experiment]()]
+    if len(EXPERIMENTS) > 1:  # one leaderboard over the experiments
+        targets += ["results/leaderboard.tsv", "results/leaderboard.png"]
+    return targets

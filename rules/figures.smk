@@ -214,6 +214,46 @@ rule realism_leaderboard:
         "../workflow_scripts/realism_leaderboard.py"
 
 
+def leaderboard_inputs(wildcards):
+    """The summary table of every configured experiment that the cross-experiment leaderboard reads."""
+    datasets = {e: config.get(e, {}).get("datasets", []) for e in ("augmentation", "pilot")}
+    inputs = {
+        "realism": "results/realism/leaderboard.tsv",
+        "augmentation": [f"results/augmentation/{d}/f1.tsv" for d in datasets["augmentation"]],
+        "pilot": [f"results/pilot/{d}/replicates.tsv" for d in datasets["pilot"]],
+        "disentanglement": "results/disentanglement/runs.tsv",
+        "perturbation": "results/perturbation/runs.tsv",
+    }
+    return {name: paths for name, paths in inputs.items() if name in EXPERIMENTS}
+
+
+rule experiments_leaderboard:
+    input:
+        unpack(leaderboard_inputs),
+    output:
+        table=report(
+            "results/leaderboard.tsv",
+            caption="../report/experiments_leaderboard.rst",
+            category="Leaderboard",
+            labels={"table": "every experiment, ranked per dataset"},
+        ),
+        figure=report(
+            "results/leaderboard.png",
+            caption="../report/experiments_leaderboard.rst",
+            category="Leaderboard",
+            labels={"figure": "every experiment, ranked per dataset"},
+        ),
+    params:
+        n_extra=config.get("augmentation", {}).get("n_generated"),
+        perturbation_dataset=config.get("perturbation", {}).get("dataset", "simulated"),
+    log:
+        "logs/leaderboard.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/experiments_leaderboard.py"
+
+
 rule plot_augmentation_f1:
     input:
         os.path.join(AUG, "f1.tsv"),

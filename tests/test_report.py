@@ -127,6 +127,7 @@ def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
     assert "error" not in out, out.get("error")
     # The main menu lists the default run's three experiments as result categories.
     assert {"Workflow", "Statistics", "About", "Realism", "Augmentation", "Pilot studies"} <= set(out["menu"]), out["menu"]
+    assert "Leaderboard" in out["menu"]  # the table over the three experiments
     # Every figure the run made is in the report, and opens as an image of its real size.
     figures = {str(p.relative_to(wf)) for p in (wf / "results").rglob("*.png")}
     assert {p for p in out["results"] if p.endswith(".png")} == figures
@@ -135,7 +136,7 @@ def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
     assert out["images"] == {path: _png_width(wf / path) for path in figures}
     # Summary tables are listed too (as downloads).
     for table in ["results/realism/leaderboard.tsv", "results/realism/pbmc68k_demo/summary.tsv",
-                  "results/augmentation/pbmc68k_demo/f1.tsv"]:  # fmt: skip
+                  "results/augmentation/pbmc68k_demo/f1.tsv", "results/leaderboard.tsv"]:  # fmt: skip
         assert table in out["results"], table
     # Rows carry the captions' labels per category/subcategory.
     rows = {key: " ; ".join(values) for key, values in out["tables"].items()}

@@ -44,6 +44,7 @@ STAGES = [
     "pilot_zero_inflation",
     "pilot_summary",
     "pilot_figures",
+    "experiments_leaderboard",
     "all",
 ]
 
@@ -188,6 +189,12 @@ def test_default_run_report_and_rerun_after_kill(default_run, tmp_path):
     assert leaderboard["model"].iloc[0] in {"real_control", "upsample"} and leaderboard["model"].iloc[-1] == "noise"
     above = leaderboard.set_index("model")["rf_auc_above_control"]
     assert above["real_control"] == 0 and above["noise"] > 0.3  # every model against the real control
+    # One leaderboard over the three experiments: the upsample baseline has no pilot run, noise no augmentation.
+    board = pd.read_csv(results / "leaderboard.tsv", sep="\t").set_index("model")
+    assert list(board["role"][["upsample", "noise", "real_control"]]) == ["baseline", "baseline", "control"]
+    assert board.loc["upsample", "realism.rf_auc.rank"] == 1
+    assert np.isnan(board.loc["real_control", "realism.rf_auc.rank"])
+    assert np.isnan(board.loc["upsample", "pilot.ari@96"]) and np.isnan(board.loc["noise", "augmentation.f1@0.05"])
     assert (first / "logs/realism/pbmc68k_demo/noise/seed0/train.log").exists()
     assert (results / "realism/pbmc68k_demo/noise/seed0/train_benchmark.tsv").exists()
 
