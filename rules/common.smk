@@ -20,8 +20,16 @@ except ScsynthError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 EXPERIMENTS = config["experiments"]
-# Training and generation run on a GPU exactly when the config asks for one.
-GPU = 1 if config["device"] == "cuda" else 0
+# Resources of the jobs that can use a GPU (training, generation), unpacked into their `resources:`.
+# `device: cuda` requests one GPU. Jobs that ask for none carry no `gpu` key at all: the Kubernetes executor
+# treats any `gpu` key, even 0, as a GPU request (and fails without a manufacturer). GPU-capable jobs always
+# name the manufacturer (unless device: cpu), so a profile may add `gpu` to them (`set-resources`, e.g. for
+# `device: auto` on Kubernetes); a profile's `set-resources: {rule: {gpu_manufacturer: amd}}` overrides it.
+GPU_RESOURCES = {
+    "cuda": {"gpu": 1, "gpu_manufacturer": "nvidia"},
+    "auto": {"gpu_manufacturer": "nvidia"},
+    "cpu": {},
+}[config["device"]]
 
 
 wildcard_constraints:

@@ -37,7 +37,7 @@ rule disentanglement_run:
         os.path.join(DIS_RUN, "benchmark.tsv")
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
     conda:
@@ -124,7 +124,7 @@ rule disentanglement_code_data:
         os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}_benchmark.tsv")
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
     conda:

@@ -15,7 +15,7 @@ rule generate_cells:
         os.path.join(RUN, "generate_benchmark.tsv")
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
     conda:
         "../envs/models.yaml"

@@ -39,7 +39,7 @@ rule perturbation_run:
         os.path.join(PERT_RUN, "benchmark.tsv")
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
     conda:

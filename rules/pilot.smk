@@ -45,7 +45,7 @@ rule pilot_replicates:
         os.path.join(PILOT_RUN, "batch{batch}_benchmark.tsv")
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
     conda:
@@ -70,7 +70,7 @@ rule pilot_zero_inflation:
         "logs/pilot/{dataset}/{model}/zero_inflation.log",
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
     conda:
         "../envs/models.yaml"

@@ -16,7 +16,7 @@ rule train_model:
         os.path.join(RUN, "train_benchmark.tsv")
     threads: 2
     resources:
-        gpu=GPU,
+        **GPU_RESOURCES,
         mem_mb=8000,
         runtime=60,
     conda:

@@ -99,23 +99,6 @@ def _outputs(workdir):
     return splits, generated
 
 
-def test_gpu_resource_follows_the_configured_device(tmp_path):
-    """Training and generation jobs (realism, augmentation, pilot) request gpu=1 exactly when the config says
-    device: cuda (dry run of the default config, no SLURM)."""
-    wf = copy_workflow(tmp_path / "wf")
-    for device, expected in [("cuda", 1), ("cpu", 0), ("auto", 0)]:
-        proc = snakemake(wf, "-n", "--workflow-profile", "none", "--config", f"device={device}", check=True)
-        gpus = collections.defaultdict(set)
-        for block in proc.stdout.split("\nrule ")[1:]:
-            rule = block.split(":", 1)[0]
-            match = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
-            resources = dict(item.split("=", 1) for item in match.group(1).split(", ")) if match else {}
-            gpus[rule].add(int(resources.get("gpu", 0)))
-        assert GPU_RULES <= set(gpus), sorted(gpus)
-        assert all(gpus[rule] == {expected} for rule in GPU_RULES), (device, dict(gpus))
-        assert all(values == {0} for rule, values in gpus.items() if rule not in GPU_RULES), (device, dict(gpus))
-
-
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, default_run, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,3 +66,14 @@ def job_stats(output: str) -> dict[str, int]:
             break
         stats[parts[0]] = int(parts[1])
     return stats
+
+
+def job_resources(output: str) -> list[tuple[str, dict[str, int | str]]]:
+    """``(rule, resources)`` of every job block of a dry run, in order; whole-number values as int."""
+    jobs = []
+    for block in output.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        match = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        items = (item.split("=", 1) for item in match.group(1).split(", ")) if match else ()
+        jobs.append((rule, {key: int(value) if value.isdigit() else value for key, value in items}))
+    return jobs
