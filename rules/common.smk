@@ -55,6 +55,29 @@ REALISM_LOGS = "logs/realism/{dataset}/{model}/seed{seed}"
 MODERN_METRICS = [m for m in config["realism"]["metrics"] if m != "papers"]
 
 
+def modern_output(run):
+    """The run's table of today's metrics, only when realism.metrics asks for some: without them the evaluation
+    rules keep today's outputs and parameters (no re-runs of finished evaluations)."""
+    return {"modern": os.path.join(run, "modern_metrics.tsv")} if MODERN_METRICS else {}
+
+
+def modern_params():
+    return {"metrics": config["realism"]["metrics"]} if MODERN_METRICS else {}
+
+
+def leaderboard_inputs(wildcards):
+    """The summary table of every configured experiment that the cross-experiment leaderboard reads."""
+    datasets = {e: config.get(e, {}).get("datasets", []) for e in ("augmentation", "pilot")}
+    inputs = {
+        "realism": "results/realism/leaderboard.tsv",
+        "augmentation": [f"results/augmentation/{d}/f1.tsv" for d in datasets["augmentation"]],
+        "pilot": [f"results/pilot/{d}/replicates.tsv" for d in datasets["pilot"]],
+        "disentanglement": "results/disentanglement/runs.tsv",
+        "perturbation": "results/perturbation/runs.tsv",
+    }
+    return {name: paths for name, paths in inputs.items() if name in EXPERIMENTS}
+
+
 def balanced_split(dataset, test_fraction, seed):
     return f"results/data/{dataset}/splits/test{test_fraction}_seed{seed}.tsv"
 

@@ -2,16 +2,6 @@ REFERENCE = "results/realism/{dataset}/reference"
 CONTROL = "results/realism/{dataset}/real_control/seed{seed}"
 
 
-def modern_output(run):
-    """The run's table of today's metrics, only when realism.metrics asks for some: without them the evaluation
-    rules keep today's outputs and parameters (no re-runs of finished evaluations)."""
-    return {"modern": os.path.join(run, "modern_metrics.tsv")} if MODERN_METRICS else {}
-
-
-def modern_params():
-    return {"metrics": config["realism"]["metrics"]} if MODERN_METRICS else {}
-
-
 rule build_realism_representation:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",

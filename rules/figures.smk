@@ -214,19 +214,6 @@ rule realism_leaderboard:
         "../workflow_scripts/realism_leaderboard.py"
 
 
-def leaderboard_inputs(wildcards):
-    """The summary table of every configured experiment that the cross-experiment leaderboard reads."""
-    datasets = {e: config.get(e, {}).get("datasets", []) for e in ("augmentation", "pilot")}
-    inputs = {
-        "realism": "results/realism/leaderboard.tsv",
-        "augmentation": [f"results/augmentation/{d}/f1.tsv" for d in datasets["augmentation"]],
-        "pilot": [f"results/pilot/{d}/replicates.tsv" for d in datasets["pilot"]],
-        "disentanglement": "results/disentanglement/runs.tsv",
-        "perturbation": "results/perturbation/runs.tsv",
-    }
-    return {name: paths for name, paths in inputs.items() if name in EXPERIMENTS}
-
-
 rule experiments_leaderboard:
     input:
         unpack(leaderboard_inputs),
