@@ -157,3 +157,17 @@ def test_evaluate_label_key_defaults_to_cluster_where_the_file_has_one(tmp_path,
     demo.write_h5ad(real)
     assert main(["evaluate", "--real", str(real), "--generated", str(real), "--output", out]) == 0
     assert seen == [None, "cluster"]
+
+
+@pytest.mark.parametrize(("value", "shown"), [("-1", "-1"), ("ten", "'ten'")])
+def test_a_bad_hyperparameter_fails_in_one_line_before_reading_data(tmp_path, capsys, monkeypatch, value, shown):
+    """Issue 18: ``--set shape_max=-1`` (or ``ten``) used to train, then crash in generation with a traceback."""
+    from scsynth_core import steps
+
+    monkeypatch.setattr(steps, "load_prepared", lambda *a, **k: pytest.fail("data read before the values were checked"))
+    model = tmp_path / "m.pt"
+    assert main(["train", "--input", str(tmp_path / "absent.h5ad"), "--model", "noise", "--output", str(model),
+                 "--set", f"shape_max={value}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"scsynth: error: model 'noise': shape_max must be a number >= 0, got {shown}"]
+    assert not model.exists()

@@ -144,6 +144,13 @@ from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.params import (
+    check_choice,
+    check_flag,
+    check_number,
+    check_positive_int,
+    check_widths,
+)
 from scsynth_core.models.training import (
     LOOP_DEFAULTS,
     TrainingLoop,
@@ -369,17 +376,6 @@ def _predict_logits(net: ActinnNet, X, *, device: torch.device, batch_size: int 
     return torch.cat(out) if out else torch.empty(0, net.n_types)
 
 
-def _check_positive_int(name: str, p: Mapping[str, Any], key: str, *, minimum: int = 1) -> None:
-    value = p[key]
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"model '{name}': {key} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_widths(name: str, p: Mapping[str, Any], key: str) -> None:
-    if not p[key] or any(int(w) < 1 for w in p[key]):
-        raise ConfigError(f"model '{name}': {key} must be a non-empty list of positive widths")
-
-
 _ACTINN_PAPER: dict[str, Any] = {
     "layers": [100, 50, 25],
     "learning_rate": 1e-4,
@@ -423,8 +419,12 @@ class ACTINN:
                               f"(known: {', '.join(sorted(params))})")
         params.update(overrides)
         for key in ("batch_size", "epochs", "decay_every"):
-            _check_positive_int(self.name, params, key)
-        _check_widths(self.name, params, "layers")
+            check_positive_int(self.name, params, key)
+        check_widths(self.name, params, "layers")
+        for key in ("learning_rate", "weight_decay"):
+            check_number(self.name, params, key, low=0.0)
+        check_number(self.name, params, "lr_decay", low=0.0, high=1.0, low_open=True)
+        check_flag(self.name, params, "log_input")
         self.preset, self.params = preset, params
         self.net: ActinnNet | None = None
         self.var_names: list[str] | None = None
@@ -906,33 +906,24 @@ class ACTIVA(GenerativeModel):
     def _check_params(self) -> None:
         p, name = self.params, self.name
         check_loop_params(name, p)
-        for key in ("latent_dim", "batch_size", "epochs", "classifier_epochs", "classifier_decay_every",
-                    "max_draw_factor"):
-            _check_positive_int(name, p, key)
-        _check_positive_int(name, p, "warmup_epochs", minimum=0)
-        if p["batch_size"] < 2:
-            raise ConfigError(f"model '{name}': batch_size must be >= 2 (batch normalisation)")
-        if p["max_steps"] is not None:
-            _check_positive_int(name, p, "max_steps")
+        for key in ("latent_dim", "epochs", "classifier_epochs", "classifier_decay_every", "max_draw_factor"):
+            check_positive_int(name, p, key)
+        check_positive_int(name, p, "batch_size", minimum=2)  # batch normalisation
+        check_positive_int(name, p, "warmup_epochs", minimum=0)
+        check_positive_int(name, p, "max_steps", optional=True)
         for key in ("encoder_layers", "decoder_layers", "classifier_layers"):
-            _check_widths(name, p, key)
+            check_widths(name, p, key)
         choices = {"update": UPDATES, "encoder_head": ENCODER_HEADS, "classifier_schedule": CLASSIFIER_SCHEDULES}
         for key, allowed in choices.items():
-            if p[key] not in allowed:
-                raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
-        threshold = p["output_threshold"]
-        if threshold != "auto" and (isinstance(threshold, (str, bool)) or not float(threshold) >= 0):
-            raise ConfigError(f"model '{name}': output_threshold must be 'auto' or >= 0, got {p['output_threshold']!r}")
+            check_choice(name, p, key, allowed)
+        check_number(name, p, "output_threshold", low=0.0, also=("auto",))
         for key in ("alpha1", "alpha2", "margin", "learning_rate", "classifier_learning_rate",
-                    "classifier_weight_decay", "classifier_lr_decay", "type_threshold"):
-            if isinstance(p[key], (bool, str)) or not isinstance(p[key], (int, float, np.number)):
-                raise ConfigError(f"model '{name}': {key} must be a number, got {p[key]!r}")
-            if not float(p[key]) >= 0:
-                raise ConfigError(f"model '{name}': {key} must be >= 0, got {p[key]!r}")
-        if not 0.0 < float(p["classifier_lr_decay"]) <= 1.0:
-            raise ConfigError(f"model '{name}': classifier_lr_decay must be in (0, 1]")
-        if not 0.0 <= float(p["type_threshold"]) < 1.0:
-            raise ConfigError(f"model '{name}': type_threshold must be in [0, 1), got {p['type_threshold']!r}")
+                    "classifier_weight_decay"):
+            check_number(name, p, key, low=0.0)
+        check_number(name, p, "classifier_lr_decay", low=0.0, high=1.0, low_open=True)
+        check_number(name, p, "type_threshold", low=0.0, high=1.0, high_open=True)
+        for key in ("output_lsn", "classifier_log_input"):
+            check_flag(name, p, key)
         if p["classifier_schedule"] == "reference" and p["classifier_epochs"] > p["warmup_epochs"]:
             raise ConfigError(
                 f"model '{name}': classifier_schedule 'reference' trains the classifier during the VAE warm-up: "

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.models.params import check_flag  # noqa: F401 - re-exported for older imports
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -44,12 +45,6 @@ _REGISTRY: dict[str, str] = {
 
 #: Representations a model may train on; transforms live in :mod:`scsynth_core.data.preprocess`.
 REPRESENTATIONS = ("counts", "lsn", "log1p")
-
-
-def check_flag(model: str, params: dict, key: str) -> None:
-    """Hyperparameter ``key`` must be a boolean (YAML true/false)."""
-    if not isinstance(params[key], (bool, np.bool_)):
-        raise ConfigError(f"model '{model}': {key} must be true or false, got {params[key]!r}")
 
 
 def available_models() -> list[str]:

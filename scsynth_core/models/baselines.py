@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
+from scsynth_core.models.params import check_number
 
 
 class _StoredCellsModel(GenerativeModel):
@@ -74,6 +75,11 @@ class NoiseModel(_StoredCellsModel):
     name = "noise"
     conditional = False
     presets = {"paper": {"shape_max": 10.0, "scale_max": 5.0}, "demo": {"shape_max": 10.0, "scale_max": 5.0}}
+
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        for key in ("shape_max", "scale_max"):  # upper ends of uniform draws: 0 means no noise
+            check_number(self.name, self.params, key, low=0.0)
 
     def _start_sampling(self, seed: int) -> None:
         self._next_row = 0

@@ -50,7 +50,14 @@ import scipy.sparse as sp
 
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
-from scsynth_core.models.base import GenerativeModel, check_flag
+from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.params import (
+    check_choice,
+    check_flag,
+    check_int_list,
+    check_number,
+    check_positive_int,
+)
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -208,11 +215,14 @@ class PPCAModel(GenerativeModel):
     presets = {"paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
                "demo": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False}}
 
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        check_positive_int(self.name, self.params, "n_latent")  # at most genes - 1: checked by fit
+        for key in ("clip_at_zero", "scale_genes"):
+            check_flag(self.name, self.params, key)
+
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         n_latent = self.params["n_latent"]
-        if isinstance(n_latent, bool) or not isinstance(n_latent, int):
-            raise ConfigError(f"model 'pca': n_latent must be an integer, got {n_latent!r}")
-        check_flag(self.name, self.params, "scale_genes")
         X = represent(adata, self.representation)
         # X is already in the representation: "counts" leaves it as it is.
         self._gene_sd = gene_mean_sd(X, "counts")[1] if self.params["scale_genes"] else None
@@ -369,35 +379,31 @@ class GMMModel(GenerativeModel):
                  "reg_covar": 1e-6, "clip_at_zero": False},
     }
 
-    def _check_params(self, n_genes: int) -> None:
-        p = self.params
-        k = p["n_components"]
-        if k != "bic" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ConfigError(f"model 'gmm': n_components must be 'bic' or a positive integer, got {k!r}")
-        if not p["bic_components"] or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
-                                          for c in p["bic_components"]):
-            raise ConfigError(f"model 'gmm': bic_components must be positive integers, got {p['bic_components']!r}")
-        types = list(p["covariance_types"]) + [p["covariance_type"]]
-        bad = [t for t in types if t not in COVARIANCE_TYPES]
-        if bad or not p["covariance_types"]:
-            raise ConfigError(f"model 'gmm': covariance types must be among {', '.join(COVARIANCE_TYPES)}, got {bad}")
-        n_pcs = p["n_pcs"]
-        if isinstance(n_pcs, bool) or not isinstance(n_pcs, int) or not 1 <= n_pcs <= n_genes:
-            raise ConfigError(f"model 'gmm': n_pcs must be an integer between 1 and the genes ({n_genes}), "
-                              f"got {n_pcs!r}")
-        for key in ("max_iter", "n_init"):
-            if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
-                raise ConfigError(f"model 'gmm': {key} must be a positive integer, got {p[key]!r}")
-        if not p["reg_covar"] >= 0:
-            raise ConfigError(f"model 'gmm': reg_covar must be >= 0, got {p['reg_covar']!r}")
+    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        p, name = self.params, self.name
+        check_positive_int(name, p, "n_components", also=("bic",))
+        check_int_list(name, p, "bic_components")
+        types = p["covariance_types"]
+        if not isinstance(types, (list, tuple)) or not types or any(t not in COVARIANCE_TYPES for t in types):
+            raise ConfigError(f"model '{name}': covariance_types must be a non-empty list of "
+                              f"{', '.join(COVARIANCE_TYPES)}, got {types!r}")
+        check_choice(name, p, "covariance_type", COVARIANCE_TYPES)
+        for key in ("n_pcs", "max_iter", "n_init"):  # n_pcs: at most the genes, checked by fit
+            check_positive_int(name, p, key)
+        check_number(name, p, "reg_covar", low=0.0)
+        for key in ("residual_noise", "clip_at_zero"):
+            check_flag(name, p, key)
 
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
 
-        self._check_params(adata.n_vars)
         p = self.params
+        if p["n_pcs"] > adata.n_vars:
+            raise ConfigError(f"model 'gmm': n_pcs must be at most the number of genes ({adata.n_vars}), "
+                              f"got {p['n_pcs']}")
         max_iter = p["max_iter"] if max_steps is None else max(1, min(p["max_iter"], int(max_steps)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # recorded in the history's `converged`

@@ -83,6 +83,13 @@ import torch
 
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel, get_model_class
+from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.params import (
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_widths,
+)
 from scsynth_core.models.scgan import (
     CODE_PROJECTIONS,
     GP_INTERPOLATIONS,
@@ -93,7 +100,6 @@ from scsynth_core.models.scgan import (
     generate_csr,
     generator_loss,
 )
-from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
     LOOP_DEFAULTS,
     TrainingLoop,
@@ -109,11 +115,7 @@ from scsynth_core.models.vae import (
     VAE,
     BetaTCVAE,
     CodeSampling,
-    check_choice,
     check_genes,
-    check_number,
-    check_positive_int,
-    check_widths,
     epoch_plan,
     hidden_activations,
     log1p_rows,

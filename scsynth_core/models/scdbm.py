@@ -148,7 +148,14 @@ import scipy.sparse as sp
 import torch
 
 from scsynth_core.errors import ConfigError
-from scsynth_core.models.base import GenerativeModel, check_flag
+from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.params import (
+    check_choice,
+    check_flag,
+    check_int_list,
+    check_number,
+    check_positive_int,
+)
 from scsynth_core.models.training import (
     Checkpointer,
     TrainLog,
@@ -551,22 +558,6 @@ class NegativeBinomialDBM:
         return base + torch.logsumexp(joint, 1) - log_z
 
 
-def _check_int(name: str, p: Mapping[str, Any], key: str, *, minimum: int = 1, allow_none: bool = False) -> None:
-    value = p[key]
-    if allow_none and value is None:
-        return
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"model '{name}': {key} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_number(name: str, p: Mapping[str, Any], key: str, *, positive: bool = True) -> None:
-    value = p[key]
-    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-        raise ConfigError(f"model '{name}': {key} must be a number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ConfigError(f"model '{name}': {key} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-
-
 # ----------------------------------------------------------------------------------------------------- model
 _PAPER: dict[str, Any] = {
     "hidden_sizes": [4, 2],
@@ -661,31 +652,23 @@ class ScDBM(GenerativeModel):
     # -- hyperparameters --------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         p, name = self.params, self.name
-        for key, n_items in (("hidden_sizes", 2), ("pretrain_epochs", 2)):
-            value = p[key]
-            if (not isinstance(value, (list, tuple)) or len(value) != n_items
-                    or any(not isinstance(x, (int, np.integer)) or isinstance(x, bool) for x in value)):
-                raise ConfigError(f"model '{name}': {key} must be a list of {n_items} integers, got {value!r}")
-        if min(p["hidden_sizes"]) < 1:
-            raise ConfigError(f"model '{name}': hidden_sizes must be positive, got {p['hidden_sizes']!r}")
-        if min(p["pretrain_epochs"]) < 0:
-            raise ConfigError(f"model '{name}': pretrain_epochs must be >= 0, got {p['pretrain_epochs']!r}")
+        check_int_list(name, p, "hidden_sizes", length=2)
+        check_int_list(name, p, "pretrain_epochs", length=2, minimum=0)
         for key in ("batch_size", "cd_steps", "finetune_particles", "finetune_gibbs_steps", "meanfield_max_iter",
                     "dispersion_every", "dispersion_iter", "thinning", "monitor_cells", "checkpoint_every"):
-            _check_int(name, p, key)
-        _check_int(name, p, "finetune_epochs", minimum=0)
-        _check_int(name, p, "burn_in", minimum=0)
+            check_positive_int(name, p, key)
+        check_positive_int(name, p, "finetune_epochs", minimum=0)
+        check_positive_int(name, p, "burn_in", minimum=0)
         for key in ("finetune_batch_size", "pretrain_chains", "sample_chains", "max_steps"):
-            _check_int(name, p, key, allow_none=True)
+            check_positive_int(name, p, key, optional=True)
         for key in ("learning_rate", "learning_rate_rbm2", "finetune_learning_rate", "dispersion_lambda"):
-            _check_number(name, p, key, positive=False)
+            check_number(name, p, key, low=0.0)
         for key in ("meanfield_tol", "theta_init"):
-            _check_number(name, p, key)
+            check_number(name, p, key, low=0.0, low_open=True)
         choices = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "dispersion_mean": DISPERSION_MEANS,
                    "sampler": SAMPLERS, "gibbs_scheme": GIBBS_SCHEMES, "finetune_model_term": ("chains", "exact")}
         for key, allowed in choices.items():
-            if p[key] not in allowed:
-                raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
+            check_choice(name, p, key, allowed)
         for key in ("finetune_dispersion", "dispersion_keep_means"):
             check_flag(name, p, key)
         for key, value in (("sampler", "exact"), ("finetune_model_term", "exact")):

@@ -100,6 +100,12 @@ from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.params import (
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_widths,
+)
 from scsynth_core.models.training import (
     LOOP_DEFAULTS,
     TrainingLoop,
@@ -654,35 +660,20 @@ class ScGAN(GenerativeModel):
 
     # -- hyperparameters --------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        p = self.params
-        check_loop_params(self.name, p)
-        for key in ("latent_dim", "batch_size", "critic_iters", "max_steps"):
-            if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < 1:
-                raise ConfigError(f"model '{self.name}': {key} must be a positive integer, got {p[key]!r}")
-        if p["batch_size"] < 2:
-            raise ConfigError(f"model '{self.name}': batch_size must be >= 2 (batch normalisation)")
+        p, name = self.params, self.name
+        check_loop_params(name, p)
+        for key in ("latent_dim", "critic_iters", "max_steps"):
+            check_positive_int(name, p, key)
+        check_positive_int(name, p, "batch_size", minimum=2)  # batch normalisation
         for key in ("generator_layers", "critic_layers"):
-            if not isinstance(p[key], (list, tuple)) or not p[key] or any(int(w) < 1 for w in p[key]):
-                raise ConfigError(f"model '{self.name}': {key} must be a non-empty list of positive widths")
-            p[key] = [int(w) for w in p[key]]
-        for key in ("gp_weight", "learning_rate", "final_learning_rate", "beta1", "beta2"):
-            try:  # YAML reads 1e-4 (no dot) as a string
-                p[key] = float(p[key])
-            except (TypeError, ValueError):
-                raise ConfigError(f"model '{self.name}': {key} must be a number, got {p[key]!r}") from None
+            check_widths(name, p, key)
         for key in ("gp_weight", "learning_rate", "final_learning_rate"):
-            if not p[key] >= 0:
-                raise ConfigError(f"model '{self.name}': {key} must be >= 0, got {p[key]!r}")
+            check_number(name, p, key, low=0.0)
         for key in ("beta1", "beta2"):
-            if not 0.0 <= float(p[key]) < 1.0:
-                raise ConfigError(f"model '{self.name}': {key} must be in [0, 1), got {p[key]!r}")
+            check_number(name, p, key, low=0.0, high=1.0, high_open=True)
         if self.conditional:
-            if p["critic_head"] not in CRITIC_HEADS[1:]:
-                raise ConfigError(f"model '{self.name}': critic_head must be one of {', '.join(CRITIC_HEADS[1:])}")
-            if p["critic_fake_labels"] not in CRITIC_FAKE_LABELS:
-                raise ConfigError(
-                    f"model '{self.name}': critic_fake_labels must be one of {', '.join(CRITIC_FAKE_LABELS)}"
-                )
+            check_choice(name, p, "critic_head", CRITIC_HEADS[1:])
+            check_choice(name, p, "critic_fake_labels", CRITIC_FAKE_LABELS)
 
     def _n_classes(self) -> int:
         return len(self.categories) if self.conditional else 0

@@ -98,9 +98,19 @@ import scipy.sparse as sp
 import torch
 
 from scsynth_core.errors import ConfigError, TrainingError
-from scsynth_core.models.base import GenerativeModel, check_flag, csr_from_state, csr_to_state
+from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
 from scsynth_core.models.monitors import MIN_VALIDATION_CELLS
-from scsynth_core.models.training import LOOP_DEFAULTS, check_loop_params, resolve_device
+from scsynth_core.models.params import (
+    check_choice,
+    check_flag,
+    check_number,
+    check_positive_int,
+)
+from scsynth_core.models.training import (
+    LOOP_DEFAULTS,
+    check_loop_params,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -343,22 +353,6 @@ def _recompute_batchnorm(model, *, batch_size: int) -> None:
         module.eval()
 
 
-def _check_int(name: str, p: Mapping[str, Any], key: str, *, minimum: int) -> None:
-    value = p[key]
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"model '{name}': {key} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_number(name: str, p: Mapping[str, Any], key: str, low: float, high: float, *, low_open: bool) -> None:
-    value = p[key]
-    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)):
-        raise ConfigError(f"model '{name}': {key} must be a number, got {value!r}")
-    ok = (low < value if low_open else low <= value) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ConfigError(f"model '{name}': {key} must be in {bracket}{low}, {high}], got {value!r}")
-
-
 class _ScviGenerator(GenerativeModel):
     """Shared part of the two scVI samplers: hyperparameters, training, save/load, block-wise generation."""
 
@@ -379,18 +373,16 @@ class _ScviGenerator(GenerativeModel):
         p, name = self.params, self.name
         check_loop_params(name, LOOP_DEFAULTS | {key: p[key] for key in _LOOP_KEYS})
         for key in ("n_hidden", "n_latent", "n_layers", "max_epochs"):
-            _check_int(name, p, key, minimum=1)
-        _check_int(name, p, "batch_size", minimum=2)
-        _check_int(name, p, "n_epochs_kl_warmup", minimum=0)
-        if p["max_steps"] is not None:
-            _check_int(name, p, "max_steps", minimum=1)
-        _check_number(name, p, "learning_rate", 0.0, math.inf, low_open=True)
-        _check_number(name, p, "train_size", 0.0, 1.0, low_open=True)
-        _check_number(name, p, "dropout_rate", 0.0, 0.99, low_open=False)
+            check_positive_int(name, p, key)
+        check_positive_int(name, p, "batch_size", minimum=2)
+        check_positive_int(name, p, "n_epochs_kl_warmup", minimum=0)
+        check_positive_int(name, p, "max_steps", optional=True)
+        check_number(name, p, "learning_rate", low=0.0, low_open=True)
+        check_number(name, p, "train_size", low=0.0, high=1.0, low_open=True)
+        check_number(name, p, "dropout_rate", low=0.0, high=0.99)
         for key, allowed in (("gene_likelihood", GENE_LIKELIHOODS), ("dispersion", DISPERSIONS),
                              ("batchnorm_stats", BATCHNORM_STATS)):
-            if p[key] not in allowed:
-                raise ConfigError(f"model '{name}': {key} must be one of {', '.join(allowed)}, got {p[key]!r}")
+            check_choice(name, p, key, allowed)
         check_flag(name, p, "use_observed_lib_size")
 
     def _module_kwargs(self) -> dict[str, Any]:
@@ -588,9 +580,7 @@ class ScviPrior(_ScviGenerator):
     def _check_params(self) -> None:
         super()._check_params()
         p = self.params
-        if p["library"] not in LIBRARIES:
-            raise ConfigError(f"model '{self.name}': library must be one of {', '.join(LIBRARIES)}, "
-                              f"got {p['library']!r}")
+        check_choice(self.name, p, "library", LIBRARIES)
         if p["library"] == "prior" and p["use_observed_lib_size"]:
             raise ConfigError(
                 f"model '{self.name}': library 'prior' needs use_observed_lib_size false (with observed library "

@@ -86,9 +86,21 @@ from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
-from scsynth_core.models.base import GenerativeModel, check_flag
-from scsynth_core.models.scgan import ConditionalBatchNorm, Generator, _EpochBatches, generate_csr
+from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.params import (  # check_number etc. also imported from here by other families
+    check_choice,
+    check_flag,
+    check_number,
+    check_positive_int,
+    check_widths,
+)
+from scsynth_core.models.scgan import (
+    ConditionalBatchNorm,
+    Generator,
+    _EpochBatches,
+    generate_csr,
+)
 from scsynth_core.models.training import (
     LOOP_DEFAULTS,
     TrainingLoop,
@@ -255,37 +267,6 @@ def build_decoder(n_genes: int, *, latent_dim: int, widths, dropout: float) -> G
 def log1p_rows(X, rows: np.ndarray, device: torch.device) -> torch.Tensor:
     """Selected rows of a count matrix in the ``log1p`` representation (a minibatch, never the whole matrix)."""
     return to_representation(torch.from_numpy(dense_rows(X, rows)), "log1p").to(device, non_blocking=True)
-
-
-def check_positive_int(model: str, params: dict, key: str, *, minimum: int = 1) -> None:
-    value = params[key]
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"model '{model}': {key} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_number(model: str, params: dict, key: str, *, low: float | None = None, high: float | None = None,
-                 high_open: bool = False) -> None:
-    try:  # YAML reads 1e-4 (no dot) as a string
-        params[key] = float(params[key])
-    except (TypeError, ValueError):
-        raise ConfigError(f"model '{model}': {key} must be a number, got {params[key]!r}") from None
-    value = params[key]
-    if not math.isfinite(value) or (low is not None and value < low) or (
-            high is not None and (value >= high if high_open else value > high)):
-        raise ConfigError(f"model '{model}': {key} must be in [{low}, {high}{')' if high_open else ']'}, got {value}")
-
-
-def check_widths(model: str, params: dict, key: str) -> None:
-    value = params[key]
-    if not isinstance(value, (list, tuple)) or not value or any(
-            not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1 for w in value):
-        raise ConfigError(f"model '{model}': {key} must be a non-empty list of positive integers, got {value!r}")
-    params[key] = [int(w) for w in value]
-
-
-def check_choice(model: str, params: dict, key: str, options) -> None:
-    if params[key] not in options:
-        raise ConfigError(f"model '{model}': {key} must be one of {', '.join(options)}, got {params[key]!r}")
 
 
 def check_genes(model: GenerativeModel, adata: ad.AnnData) -> None:
