@@ -163,39 +163,48 @@ def _state(model):
     return {f"{n}.{k}": v.clone() for n, net in nets.items() for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_every_torch_model_resumes_to_the_same_result(name, tiny_counts, tmp_path, monkeypatch):
-    data = tiny_counts.copy()
+def _deeper(counts):
+    data = counts.copy()
     data.X = data.X * 3  # deeper cells: the monitor's PCA needs some spread
-    straight, history = _fit(name, data)
-    assert any(v is not None for v in history["monitor_auc"])
-    assert straight.training_summary["selected"].startswith("best")
-    ckpt = tmp_path / "ckpt.pt"
-    real_check = training_module.check_finite
-    calls = {"n": 0}
+    return data
 
-    def killed_later(losses, *, step, model):
+
+def _own_steps(name, history):
+    """Steps of the history rows that the model's own training loop logged (not a classifier's or inner VAE's)."""
+    phases = history.get("phase", [None] * len(history["step"]))
+    own = {"michigan": ["gan"], "latentflow": ["flow"]}.get(name, [None, "vae", "introspective"])
+    return [s for s, ph in zip(history["step"], phases) if ph in own]
+
+
+def _killed_and_resumed(name, data, checkpoint, monkeypatch, dies):
+    """Train with ``checkpoint`` until ``dies(step, row)`` (``row``: the model's log rows, counted from 1) kills the
+    run, then train again from the checkpoint. Returns the resumed model and history, the step the checkpoint
+    held and how many rows the resumed run logged."""
+    real_check = training_module.check_finite
+    rows = {"killed": 0, "resumed": 0}
+
+    def killed(losses, *, step, model):
         real_check(losses, step=step, model=model)
-        calls["n"] += model == name
-        if calls["n"] == 6:  # dies at its 6th log row (MichiGAN: of the GAN phase), after a checkpoint
+        rows["killed"] += model == name
+        if model == name and dies(step, rows["killed"]):
             raise _Killed
 
-    monkeypatch.setattr(training_module, "check_finite", killed_later)
+    monkeypatch.setattr(training_module, "check_finite", killed)
     with pytest.raises(_Killed):
-        _fit(name, data, checkpoint=ckpt)
-    saved_step = training_module.Checkpointer(ckpt, every=1).load()["step"]
-    assert 0 < saved_step < history["step"][-1]
+        _fit(name, data, checkpoint=checkpoint)
+    saved_step = training_module.Checkpointer(checkpoint, every=1).load()["step"]
 
     def counted(losses, *, step, model):
         real_check(losses, step=step, model=model)
-        calls["resumed"] = calls.get("resumed", 0) + (model == name)
+        rows["resumed"] += model == name
 
     monkeypatch.setattr(training_module, "check_finite", counted)
-    resumed, resumed_history = _fit(name, data, checkpoint=ckpt)
-    # it went on from the checkpoint instead of starting again
-    phases = history.get("phase", [None] * len(history["step"]))
-    own = {"michigan": ["gan"], "latentflow": ["flow"]}.get(name, [None, "vae", "introspective"])  # rows logged by this model's loop
-    assert calls["resumed"] == sum(s > saved_step for s, ph in zip(history["step"], phases) if ph in own)
+    resumed, history = _fit(name, data, checkpoint=checkpoint)
+    monkeypatch.setattr(training_module, "check_finite", real_check)
+    return resumed, history, saved_step, rows["resumed"]
+
+
+def _assert_same_result(straight, history, resumed, resumed_history):
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     for column in ("step", "monitor_auc", "monitor_mmd"):
@@ -203,6 +212,39 @@ def test_every_torch_model_resumes_to_the_same_result(name, tiny_counts, tmp_pat
     assert resumed.training_summary["best_step"] == straight.training_summary["best_step"]
     x, y = straight.sample(20, seed=1).X, resumed.sample(20, seed=1).X
     assert (x != y).nnz == 0
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_torch_model_resumes_to_the_same_result(name, tiny_counts, tmp_path, monkeypatch):
+    data = _deeper(tiny_counts)
+    straight, history = _fit(name, data)
+    assert any(v is not None for v in history["monitor_auc"])
+    assert straight.training_summary["selected"].startswith("best")
+    # dies at its 6th log row (MichiGAN: of the GAN phase), after a checkpoint
+    resumed, resumed_history, saved_step, rows = _killed_and_resumed(
+        name, data, tmp_path / "ckpt.pt", monkeypatch, lambda step, row: row == 6)
+    assert 0 < saved_step < history["step"][-1]
+    # it went on from the checkpoint instead of starting again
+    assert rows == sum(s > saved_step for s in _own_steps(name, history))
+    _assert_same_result(straight, history, resumed, resumed_history)
+
+
+@pytest.mark.parametrize("name", ["scgan", "latentflow"])  # the longest runs of CASES: 12 steps of their own loop
+def test_training_killed_at_random_steps_resumes_to_the_uninterrupted_result(name, tiny_counts, tmp_path,
+                                                                             monkeypatch):
+    """Fault injection: three runs killed at steps drawn at random between the first checkpoint and the end (the
+    last step included) each resume to the weights, history and cells of the uninterrupted run."""
+    data = _deeper(tiny_counts)
+    straight, history = _fit(name, data)
+    every = (MONITORED | CASES[name])["checkpoint_every"]
+    candidates = [s for s in _own_steps(name, history) if s > every]
+    assert len(candidates) >= 3
+    for kill_step in np.random.default_rng(18).choice(candidates, size=3, replace=False).tolist():
+        resumed, resumed_history, saved_step, rows = _killed_and_resumed(
+            name, data, tmp_path / f"ckpt{kill_step}.pt", monkeypatch, lambda step, row, k=kill_step: step == k)
+        assert saved_step == (kill_step - 1) // every * every, kill_step  # the last checkpoint before the kill
+        assert rows == sum(s > saved_step for s in _own_steps(name, history)), kill_step
+        _assert_same_result(straight, history, resumed, resumed_history)
 
 
 # ------------------------------------------------------------- the monitor ranks checkpoints as the forest does
