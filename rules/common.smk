@@ -134,10 +134,7 @@ def experiment_config(wildcards):
 
 def realism_runs(dataset, seed, filename):
     """``{model: path}`` of ``filename`` for every model run and the real control of one dataset and seed."""
-    paths = {
-        model: f"results/realism/{dataset}/{model}/seed{seed}/{filename}"
-        for model in config["realism"]["models"]
-    }
+    paths = {model: f"results/realism/{dataset}/{model}/seed{seed}/{filename}" for model in config["realism"]["models"]}
     paths["real_control"] = f"results/realism/{dataset}/real_control/seed{seed}/{filename}"
     return paths
 
@@ -166,8 +163,7 @@ def realism_targets():
                 for colour in ("set", "cluster", "marker")
             ]
             targets += [
-                f"results/realism/{dataset}/{model}/seed{seed}/correlation_heatmap.png"
-                for model in section["models"]
+                f"results/realism/{dataset}/{model}/seed{seed}/correlation_heatmap.png" for model in section["models"]
             ]
     return targets
 
@@ -176,7 +172,10 @@ def augmentation_targets():
     section = config["augmentation"]
     targets = []
     for dataset in section["datasets"]:
-        targets += [f"results/augmentation/{dataset}/f1.tsv", f"results/augmentation/{dataset}/figures/f1_vs_fraction.png"]
+        targets += [
+            f"results/augmentation/{dataset}/f1.tsv",
+            f"results/augmentation/{dataset}/figures/f1_vs_fraction.png",
+        ]
         targets += [
             f"results/augmentation/{dataset}/{model}/frac{fraction}_seed{section['seeds'][0]}/tsne_target.png"
             for model in section["models"]

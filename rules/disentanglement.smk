@@ -9,14 +9,14 @@ DIS_LOGS = "logs/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
 rule simulate_splatter:
     output:
         os.path.join(DIS, "{simulation}/simulated.h5ad"),
-    params:
-        section=config.get("disentanglement", {}),
     log:
         "logs/disentanglement/{simulation}/simulate.log",
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        section=config.get("disentanglement", {}),
     script:
         "../workflow_scripts/simulate_splatter.py"
 
@@ -28,20 +28,20 @@ rule disentanglement_run:
         metrics=os.path.join(DIS_RUN, "metrics.json"),
         latents=os.path.join(DIS_RUN, "latents.npy"),
         train_log=os.path.join(DIS_RUN, "train_log.tsv"),
-    params:
-        settings=train_settings,
-        device=config["device"],
     log:
         os.path.join(DIS_LOGS, "run.log"),
     benchmark:
         os.path.join(DIS_RUN, "benchmark.tsv")
+    conda:
+        "../envs/models.yaml"
     threads: 2
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
-    conda:
-        "../envs/models.yaml"
+    params:
+        settings=train_settings,
+        device=config["device"],
     script:
         "../workflow_scripts/disentanglement_run.py"
 
@@ -62,12 +62,12 @@ rule disentanglement_summary:
             category="Disentanglement",
             labels={"table": "Tables 1-4: MIG, FactorVAE, correlation gap"},
         ),
-    params:
-        inputs=lambda w: disentanglement_runs("metrics.json"),
     log:
         "logs/disentanglement/summary.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        inputs=lambda w: disentanglement_runs("metrics.json"),
     script:
         "../workflow_scripts/disentanglement_summary.py"
 
@@ -95,13 +95,13 @@ rule disentanglement_figures:
             )
             for model in config.get("disentanglement", {}).get("models", [])
         ],
-    params:
-        models=config.get("disentanglement", {}).get("models", []),
-        n_neighbors=config.get("disentanglement", {}).get("umap_neighbors", 30),
     log:
         "logs/disentanglement/{simulation}/figures.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        models=config.get("disentanglement", {}).get("models", []),
+        n_neighbors=config.get("disentanglement", {}).get("umap_neighbors", 30),
     script:
         "../workflow_scripts/disentanglement_figures.py"
 
@@ -113,22 +113,22 @@ rule disentanglement_code_data:
         os.path.join(DIS, "{simulation}/simulated.h5ad"),
     output:
         os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}.json"),
-    params:
-        settings=train_settings,
-        device=config["device"],
-        n_cells=config.get("disentanglement", {}).get("code_data_cells", 3000),
-        k=config.get("disentanglement", {}).get("code_data_neighbors", 3),
     log:
         "logs/disentanglement/{simulation}/code_data/{model}_seed{seed}.log",
     benchmark:
         os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}_benchmark.tsv")
+    conda:
+        "../envs/models.yaml"
     threads: 2
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
-    conda:
-        "../envs/models.yaml"
+    params:
+        settings=train_settings,
+        device=config["device"],
+        n_cells=config.get("disentanglement", {}).get("code_data_cells", 3000),
+        k=config.get("disentanglement", {}).get("code_data_neighbors", 3),
     script:
         "../workflow_scripts/disentanglement_code_data.py"
 
@@ -153,12 +153,12 @@ rule disentanglement_code_data_summary:
             )
             for simulation in config.get("disentanglement", {}).get("simulations", [])
         ],
-    params:
-        inputs=lambda w: code_data_runs(),
-        figures=lambda w: code_data_figures(),
     log:
         "logs/disentanglement/code_data_summary.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        inputs=lambda w: code_data_runs(),
+        figures=lambda w: code_data_figures(),
     script:
         "../workflow_scripts/disentanglement_code_data_summary.py"

@@ -8,14 +8,14 @@ rule build_realism_representation:
         split=realism_split,
     output:
         os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
-    params:
-        n_components=config["realism"]["n_components"],
     log:
         "logs/realism/{dataset}/reference/seed{seed}.log",
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        n_components=config["realism"]["n_components"],
     script:
         "../workflow_scripts/build_realism_representation.py"
 
@@ -25,14 +25,14 @@ rule build_marker_genes:
         "results/data/{dataset}/prepared.h5ad",
     output:
         os.path.join(REFERENCE, "markers.tsv"),
-    params:
-        marker_genes_per_cluster=config["realism"]["marker_genes_per_cluster"],
     log:
         "logs/realism/{dataset}/reference/markers.log",
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        marker_genes_per_cluster=config["realism"]["marker_genes_per_cluster"],
     script:
         "../workflow_scripts/build_marker_genes.py"
 
@@ -46,20 +46,20 @@ rule evaluate_realism:
         representation=os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
         markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
+        **modern_output(REALISM_RUN),
         metrics=os.path.join(REALISM_RUN, "metrics.json"),
         roc=os.path.join(REALISM_RUN, "roc.tsv"),
         heatmap=os.path.join(REALISM_RUN, "marker_correlation.tsv"),
-        **modern_output(REALISM_RUN),
-    params:
-        n_trees=config["realism"]["rf_trees"],
-        **modern_params(),
     log:
         os.path.join(REALISM_LOGS, "evaluate.log"),
+    conda:
+        "../envs/analysis.yaml"
     threads: 2
     resources:
         mem_mb=8000,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        **modern_params(),
+        n_trees=config["realism"]["rf_trees"],
     script:
         "../workflow_scripts/evaluate_realism.py"
 
@@ -71,20 +71,20 @@ rule evaluate_real_control:
         representation=os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
         markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
+        **modern_output(CONTROL),
         metrics=os.path.join(CONTROL, "metrics.json"),
         roc=os.path.join(CONTROL, "roc.tsv"),
         heatmap=os.path.join(CONTROL, "marker_correlation.tsv"),
-        **modern_output(CONTROL),
-    params:
-        n_trees=config["realism"]["rf_trees"],
-        **modern_params(),
     log:
         "logs/realism/{dataset}/real_control/seed{seed}/evaluate.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 2
     resources:
         mem_mb=8000,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        **modern_params(),
+        n_trees=config["realism"]["rf_trees"],
     script:
         "../workflow_scripts/evaluate_real_control.py"
 
@@ -103,16 +103,16 @@ rule evaluate_augmentation:
         ),
     output:
         os.path.join(AUG, "f1/frac{fraction}_seed{seed}.tsv"),
-    params:
-        models=config["augmentation"]["models"],
-        section=config["augmentation"],
     log:
         "logs/augmentation/{dataset}/evaluate_frac{fraction}_seed{seed}.log",
+    conda:
+        "../envs/analysis.yaml"
     threads: 2
     resources:
         mem_mb=8000,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        models=config["augmentation"]["models"],
+        section=config["augmentation"],
     script:
         "../workflow_scripts/evaluate_augmentation.py"
 
@@ -161,11 +161,11 @@ rule realism_training_times:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "table": "training time at equal quality"},
         ),
-    params:
-        device=config["device"],
     log:
         "logs/realism/{dataset}/training_times.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        device=config["device"],
     script:
         "../workflow_scripts/realism_training_times.py"

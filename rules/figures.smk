@@ -26,14 +26,14 @@ rule plot_realism_embeddings:
             for method in config["realism"]["embeddings"]
             for colour in ("set", "cluster", "marker")
         },
-    params:
-        models=config["realism"]["models"],
     log:
         "logs/realism/{dataset}/figures/embeddings_seed{seed}.log",
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        models=config["realism"]["models"],
     script:
         "../workflow_scripts/plot_realism_embeddings.py"
 
@@ -50,12 +50,12 @@ rule plot_realism_roc:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "seed": "{seed}", "figure": "ROC curves"},
         ),
-    params:
-        names=lambda w: list(realism_runs(w.dataset, w.seed, "roc.tsv")),
     log:
         "logs/realism/{dataset}/figures/roc_seed{seed}.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        names=lambda w: list(realism_runs(w.dataset, w.seed, "roc.tsv")),
     script:
         "../workflow_scripts/plot_realism_roc.py"
 
@@ -182,16 +182,16 @@ rule plot_training_curves:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "realism during training"},
         ),
+    log:
+        "logs/realism/{dataset}/figures/training_curves.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         runs=[
             f"{model} seed{seed}" if len(config["realism"]["seeds"]) > 1 else model
             for model in config["realism"]["models"]
             for seed in config["realism"]["seeds"]
         ],
-    log:
-        "logs/realism/{dataset}/figures/training_curves.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_training_curves.py"
 
@@ -230,13 +230,13 @@ rule experiments_leaderboard:
             category="Leaderboard",
             labels={"figure": "every experiment, ranked per dataset"},
         ),
-    params:
-        n_extra=config.get("augmentation", {}).get("n_generated"),
-        perturbation_dataset=config.get("perturbation", {}).get("dataset", "simulated"),
     log:
         "logs/leaderboard.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        n_extra=config.get("augmentation", {}).get("n_generated"),
+        perturbation_dataset=config.get("perturbation", {}).get("dataset", "simulated"),
     script:
         "../workflow_scripts/experiments_leaderboard.py"
 
@@ -252,12 +252,12 @@ rule plot_augmentation_f1:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "F1 vs kept fraction"},
         ),
-    params:
-        n_extra=config["augmentation"]["n_generated"],
     log:
         "logs/augmentation/{dataset}/figures/f1.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        n_extra=config["augmentation"]["n_generated"],
     script:
         "../workflow_scripts/plot_augmentation_f1.py"
 
@@ -278,11 +278,11 @@ rule plot_augmentation_embedding:
                 "figure": "t-SNE of the target cluster: {model}, {fraction}, seed {seed}",
             },
         ),
-    params:
-        target=config["augmentation"]["target"],
     log:
         "logs/augmentation/{dataset}/{model}/frac{fraction}_seed{seed}/tsne.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        target=config["augmentation"]["target"],
     script:
         "../workflow_scripts/plot_augmentation_embedding.py"

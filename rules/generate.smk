@@ -5,19 +5,19 @@ rule generate_cells:
         split=run_split,
     output:
         os.path.join(RUN, "generated.h5ad"),
-    params:
-        request=generation_request,
-        device=config["device"],
-        seed=replicate_seed,
     log:
         os.path.join(LOGS, "generate.log"),
     benchmark:
         os.path.join(RUN, "generate_benchmark.tsv")
+    conda:
+        "../envs/models.yaml"
     threads: 2
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,
-    conda:
-        "../envs/models.yaml"
+    params:
+        request=generation_request,
+        device=config["device"],
+        seed=replicate_seed,
     script:
         "../workflow_scripts/generate_cells.py"

@@ -9,14 +9,14 @@ PERT_SECTION = config.get("perturbation", {})
 rule perturbation_simulate:
     output:
         os.path.join(PERT, "simulated.h5ad"),
-    params:
-        section=PERT_SECTION,
     log:
         "logs/perturbation/simulate.log",
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        section=PERT_SECTION,
     script:
         "../workflow_scripts/perturbation_simulate.py"
 
@@ -28,22 +28,22 @@ rule perturbation_run:
         metrics=os.path.join(PERT_RUN, "metrics.json"),
         cells=os.path.join(PERT_RUN, "cells.h5ad"),
         train_log=os.path.join(PERT_RUN, "train_log.tsv"),
-    params:
-        settings=lambda w: model_settings(config, "michigan"),
-        combination=lambda w: perturbation_combinations()[w.combination],
-        section=PERT_SECTION,
-        device=config["device"],
     log:
         "logs/perturbation/{combination}/seed{seed}.log",
     benchmark:
         os.path.join(PERT_RUN, "benchmark.tsv")
+    conda:
+        "../envs/models.yaml"
     threads: 2
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,
         runtime=240,
-    conda:
-        "../envs/models.yaml"
+    params:
+        settings=lambda w: model_settings(config, "michigan"),
+        combination=lambda w: perturbation_combinations()[w.combination],
+        section=PERT_SECTION,
+        device=config["device"],
     script:
         "../workflow_scripts/perturbation_run.py"
 
@@ -101,11 +101,11 @@ rule perturbation_figures:
             category="Perturbation",
             labels={"figure": "UMAP of predicted and real held-out cells"},
         ),
-    params:
-        n_neighbors=PERT_SECTION.get("umap_neighbors", 15),
     log:
         "logs/perturbation/figures.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        n_neighbors=PERT_SECTION.get("umap_neighbors", 15),
     script:
         "../workflow_scripts/perturbation_figures.py"

@@ -12,15 +12,15 @@ rule pilot_reference:
         "results/data/{dataset}/prepared.h5ad",
     output:
         os.path.join(PILOT, "reference.h5ad"),
+    log:
+        "logs/pilot/{dataset}/reference.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
     params:
         n_pcs=config["pilot"]["n_pcs"],
         n_neighbors=config["pilot"]["n_neighbors"],
-    log:
-        "logs/pilot/{dataset}/reference.log",
-    resources:
-        mem_mb=8000,
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/pilot_reference.py"
 
@@ -32,6 +32,17 @@ rule pilot_replicates:
     output:
         table=os.path.join(PILOT_RUN, "batch{batch}.tsv"),
         example=os.path.join(PILOT_RUN, "batch{batch}_example.h5ad"),
+    log:
+        os.path.join(PILOT_LOGS, "batch{batch}.log"),
+    benchmark:
+        os.path.join(PILOT_RUN, "batch{batch}_benchmark.tsv")
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+        mem_mb=8000,
+        runtime=240,
     params:
         settings=train_settings,
         replicates=pilot_batch_replicates,
@@ -39,17 +50,6 @@ rule pilot_replicates:
         resolution=config["pilot"]["resolution"],
         n_neighbors=config["pilot"]["n_neighbors"],
         device=config["device"],
-    log:
-        os.path.join(PILOT_LOGS, "batch{batch}.log"),
-    benchmark:
-        os.path.join(PILOT_RUN, "batch{batch}_benchmark.tsv")
-    threads: 2
-    resources:
-        **GPU_RESOURCES,
-        mem_mb=8000,
-        runtime=240,
-    conda:
-        "../envs/models.yaml"
     script:
         "../workflow_scripts/pilot_replicates.py"
 
@@ -59,6 +59,14 @@ rule pilot_zero_inflation:
         "results/data/{dataset}/prepared.h5ad",
     output:
         "results/pilot/{dataset}/{model}/zero_inflation.json",
+    log:
+        "logs/pilot/{dataset}/{model}/zero_inflation.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+        mem_mb=8000,
     params:
         settings=train_settings,
         size=max(config["pilot"]["pilot_sizes"]),
@@ -66,14 +74,6 @@ rule pilot_zero_inflation:
         fraction=config["pilot"]["added_zeros"],
         replace=config["pilot"]["replace"],
         device=config["device"],
-    log:
-        "logs/pilot/{dataset}/{model}/zero_inflation.log",
-    threads: 2
-    resources:
-        **GPU_RESOURCES,
-        mem_mb=8000,
-    conda:
-        "../envs/models.yaml"
     script:
         "../workflow_scripts/pilot_zero_inflation.py"
 
@@ -147,12 +147,12 @@ rule pilot_figures:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "Supp. Fig. 3-4: gene marginals"},
         ),
-    params:
-        models=config["pilot"]["models"],
-        n_genes=config["pilot"]["example_genes"],
     log:
         "logs/pilot/{dataset}/figures.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        models=config["pilot"]["models"],
+        n_genes=config["pilot"]["example_genes"],
     script:
         "../workflow_scripts/pilot_figures.py"

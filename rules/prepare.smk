@@ -3,14 +3,14 @@ rule import_dataset:
         unpack(import_inputs),
     output:
         "results/data/{dataset}/raw.h5ad",
-    params:
-        registry=config["registry"],
     log:
         "logs/data/{dataset}/import.log",
-    resources:
-        mem_mb=8000,
     conda:
         "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        registry=config["registry"],
     script:
         "../workflow_scripts/import_dataset.py"
 
@@ -20,15 +20,15 @@ rule prepare_dataset:
         "results/data/{dataset}/raw.h5ad",
     output:
         "results/data/{dataset}/prepared.h5ad",
+    log:
+        "logs/data/{dataset}/prepare.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
     params:
         recipe=lambda w: dataset_spec(w)["recipe"],
         recipe_params=lambda w: dataset_spec(w).get("recipe_params", {}),
         label_key=lambda w: dataset_spec(w).get("label_key"),
-    log:
-        "logs/data/{dataset}/prepare.log",
-    resources:
-        mem_mb=8000,
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../workflow_scripts/prepare_dataset.py"

@@ -22,12 +22,12 @@ rule downsample_cluster:
             "results/augmentation/{{dataset}}/splits/frac{fraction}_seed{{seed}}.tsv",
             fraction=config["augmentation"]["fractions"],
         ),
-    params:
-        fractions=config["augmentation"]["fractions"],
-        target=config["augmentation"]["target"],
     log:
         "logs/augmentation/{dataset}/downsample_seed{seed}.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        fractions=config["augmentation"]["fractions"],
+        target=config["augmentation"]["target"],
     script:
         "../workflow_scripts/downsample_cluster.py"

@@ -5,21 +5,21 @@ rule train_model:
     output:
         model=os.path.join(RUN, "model.pt"),
         train_log=os.path.join(RUN, "train_log.tsv"),
-    params:
-        settings=train_settings,
-        device=config["device"],
-        checkpoint=os.path.join(RUN, "checkpoint.pt"),
-        seed=replicate_seed,
     log:
         os.path.join(LOGS, "train.log"),
     benchmark:
         os.path.join(RUN, "train_benchmark.tsv")
+    conda:
+        "../envs/models.yaml"
     threads: 2
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/models.yaml"
+    params:
+        settings=train_settings,
+        device=config["device"],
+        checkpoint=os.path.join(RUN, "checkpoint.pt"),
+        seed=replicate_seed,
     script:
         "../workflow_scripts/train_model.py"
