@@ -3,18 +3,34 @@
 
 import os
 
+import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config
 
-from scsynth_core.config import check_config, model_settings, validate_config
+from scsynth_core.config import check_config, model_settings, validate_config, workflow_file
 from scsynth_core.data.registry import load_registry
 from scsynth_core.errors import ScsynthError
 from scsynth_core.models import available_models
 
+# This workflow's root folder (above rules/). Not workflow.basedir: used as a Snakemake module, that is the
+# including workflow's folder; not workflow.source_path: that returns a temporary copy of one file.
+WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))
+
+# Keys the config leaves out take the values of this workflow's config/config.yaml, as when Snakemake reads that
+# file first (`configfile:` in the Snakefile). Used as a module with `config: config`, Snakemake skips that
+# directive, and the including project's config may then hold only what it changes.
+with open(os.path.join(WORKFLOW_DIR, "config", "config.yaml"), encoding="utf-8") as _fh:
+    _defaults = yaml.safe_load(_fh)
+update_config(_defaults, config)
+config.update(_defaults)
+
 # Types and defaults first (schema; command-line strings read as the numbers it expects), then names (models,
 # datasets, presets, hyperparameters).
 try:
-    validate_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
-    REGISTRY = load_registry(config["registry"])
+    validate_config(config, os.path.join(WORKFLOW_DIR, "config", "schema.yaml"))
+    # config/datasets.yaml of the working directory if there is one, else this workflow's (module use)
+    REGISTRY_FILE = workflow_file("registry", config["registry"], WORKFLOW_DIR)
+    REGISTRY = load_registry(REGISTRY_FILE)
     check_config(config, REGISTRY)
 except ScsynthError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")

@@ -9,7 +9,7 @@ rule download_dataset:
     resources:
         runtime=240,
     params:
-        registry=config["registry"],
+        registry=REGISTRY_FILE,
         dest_dir=lambda w: f"resources/datasets/{w.dataset}",
     script:
         "../workflow_scripts/download_dataset.py"

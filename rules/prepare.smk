@@ -10,7 +10,7 @@ rule import_dataset:
     resources:
         mem_mb=8000,
     params:
-        registry=config["registry"],
+        registry=REGISTRY_FILE,
     script:
         "../workflow_scripts/import_dataset.py"
 

@@ -16,8 +16,9 @@ import importlib
 
 from scsynth_core.errors import ScsynthError
 
+#: The one place of the version: pyproject.toml reads it ([tool.setuptools.dynamic]), `scsynth --version` prints it.
 __version__ = "0.1.0"
-__all__ = ["ScsynthError", "data", "models", "metrics", "plots", "__version__"]
+__all__ = ["ScsynthError", "__version__", "data", "metrics", "models", "plots"]
 
 
 def __getattr__(name: str):

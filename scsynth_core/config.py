@@ -24,6 +24,26 @@ _SCALAR_TYPES = {
 }
 
 
+def workflow_file(key: str, path: str, workflow_dir: str | os.PathLike) -> str:
+    """The file a config ``key`` names: ``path`` itself when it is absolute or exists relative to the working
+    directory, else the same relative path inside the workflow's own folder ``workflow_dir``.
+
+    So a project that uses scsynth as a Snakemake ``module`` from another directory finds scsynth's registry
+    without copying it, while a file of the user's own (in the working directory) wins. The path is returned as
+    given where it is found as given, so the rules' parameters, and with them Snakemake's re-run checks, do not
+    change with where the workflow lies.
+    """
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    inside = os.path.join(workflow_dir, path)
+    if os.path.exists(inside):
+        return inside
+    raise ConfigError(
+        f"config: {key}: '{path}' exists neither in the working directory ({os.getcwd()}) nor in the "
+        f"workflow's directory ({workflow_dir})"
+    )
+
+
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
     """Check ``config`` against the JSON schema in place: coerce command-line strings, fill defaults.
 
