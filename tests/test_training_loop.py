@@ -249,14 +249,15 @@ def test_training_killed_at_random_steps_resumes_to_the_uninterrupted_result(nam
 
 # ------------------------------------------------------------- the monitor ranks checkpoints as the forest does
 def test_monitor_ranks_checkpoints_as_the_random_forest(demo_counts):
-    """A short scGAN run on the embedded real cells: at each monitor evaluation the same weights also generate a
-    test-sized set for the realism protocol's forest; the monitor must order the checkpoints as the forest does."""
+    """A short latentflow run on the embedded real cells (the monitor is the same for every model; this one trains
+    in seconds): at each monitor evaluation the same weights also generate a test-sized set for the realism
+    protocol's forest; the monitor must order the checkpoints as the forest does."""
     import sys
 
     from sklearn.model_selection import train_test_split
 
     from scsynth_core.metrics.representation import fit_representation
-    from scsynth_core.models.scgan import ScGAN
+    from scsynth_core.models.flow import LatentFlow
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from monitor_vs_rf import agreement, checkpoint_realism
@@ -265,7 +266,7 @@ def test_monitor_ranks_checkpoints_as_the_random_forest(demo_counts):
     train_rows, test_rows = train_test_split(rows, test_size=0.3, random_state=0,
                                              stratify=demo_counts.obs["bulk_labels"])
     train, test = demo_counts[train_rows].copy(), demo_counts[test_rows].copy()
-    model = ScGAN("demo", monitor_every=60, monitor_cells=150, validation_fraction=0.3, log_every=60)
+    model = LatentFlow("demo", monitor_every=60, monitor_cells=150, validation_fraction=0.3, log_every=60)
     table = checkpoint_realism(model, train, test, fit_representation(train), trees=100, max_steps=240)
     summary = agreement(table)
     assert list(table["step"]) == [60, 120, 180, 240]
