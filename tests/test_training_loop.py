@@ -13,7 +13,13 @@ from scsynth_core.errors import ConfigError
 from scsynth_core.models import get_model_class
 from scsynth_core.models import training as training_module
 from scsynth_core.models.monitors import knn_auc, validation_rows
-from scsynth_core.models.training import LOOP_DEFAULTS, TrainingLoop, TrainingTask, WeightAverage, check_loop_params
+from scsynth_core.models.training import (
+    LOOP_DEFAULTS,
+    TrainingLoop,
+    TrainingTask,
+    WeightAverage,
+    check_loop_params,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
