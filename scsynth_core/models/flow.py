@@ -43,7 +43,6 @@ a ``phase`` column (``autoencoder`` rows, then ``flow``).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -62,12 +61,19 @@ from scsynth_core.models.training import (
     LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
+    array_digest,
     check_loop_params,
     dense_rows,
+    merge_histories,
     resolve_device,
     seed_everything,
 )
-from scsynth_core.models.vae import check_number, check_positive_int, check_widths
+from scsynth_core.models.vae import (
+    check_genes,
+    check_number,
+    check_positive_int,
+    check_widths,
+)
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -302,10 +308,6 @@ _DEMO: dict[str, Any] = _PAPER | {"latent_dim": 10, "encoder_layers": [64], "dec
                                   "checkpoint_every": 200}
 
 
-def _digest(array: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
 class LatentFlow(GenerativeModel):
     """Conditional flow matching in the code space of a negative binomial autoencoder (module docstring).
 
@@ -349,8 +351,6 @@ class LatentFlow(GenerativeModel):
 
     # -- training ---------------------------------------------------------------------------------------------
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
-        from scsynth_core.models.michigan import merge_histories
-
         p, dev = self.params, resolve_device(device)
         X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
         if X.shape[0] < 2:
@@ -395,7 +395,7 @@ class LatentFlow(GenerativeModel):
                               device=dev, per_epoch=per_epoch)
         flow_loop = TrainingLoop(self.name, flow_params, max_steps=total, rng=rng, monitor=monitor, seed=seed,
                                  checkpoint=checkpoint, progress=progress,
-                                 identity={"shape": [n_cells, n_genes], "stage": "flow", "codes": _digest(codes)},
+                                 identity={"shape": [n_cells, n_genes], "stage": "flow", "codes": array_digest(codes)},
                                  desc=f"train {self.name} flow")
         flow_history = flow_loop.run(flow_task)
         self._velocity.eval()
@@ -462,9 +462,7 @@ class LatentFlow(GenerativeModel):
     def encode(self, adata: ad.AnnData) -> np.ndarray:
         """The autoencoder's codes of cells (raw counts, training genes), cells x ``latent_dim``."""
         self._require_fitted()
-        if [str(v) for v in adata.var_names] != self.var_names:
-            raise DataError(f"model '{self.name}': the cells' genes differ from the {len(self.var_names)} training "
-                            "genes (same genes in the same order needed)")
+        check_genes(self, adata)
         X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
         return self._codes(X, self._device)[:, :-1]
 

@@ -74,7 +74,6 @@ of the codes (a checkpoint made with another beta-TCVAE is refused).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -104,7 +103,9 @@ from scsynth_core.models.training import (
     LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
+    array_digest,
     check_loop_params,
+    merge_histories,
     resolve_device,
     seed_everything,
 )
@@ -166,27 +167,6 @@ _GAN_WORKSTATION: dict[str, Any] = _GAN_PAPER | {
 }
 _CODES: dict[str, Any] = {"noise_dim": 118, "code_dim": 10, "codes": "mean", "code_projection": "identity",
                           "vae": {}, "vae_path": None}
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha1()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-def merge_histories(phases: list[tuple[str, dict[str, list]]]) -> dict[str, list]:
-    """Concatenate per-phase histories (column dicts) with a ``phase`` column; missing cells are ``None``."""
-    out: dict[str, list] = {"phase": []}
-    n = 0
-    for phase, history in phases:
-        rows = len(history.get("step", []))
-        for key in history:
-            out.setdefault(key, [None] * n)
-        for key in out:
-            out[key].extend([phase] * rows if key == "phase" else history.get(key, [None] * rows))
-        n += rows
-    return out
 
 
 class _WGANTask(TrainingTask):
@@ -367,7 +347,7 @@ class WGANGP(GenerativeModel):
         generator, critic = self._build_generator(n_genes, dev), self._build_critic(n_genes, dev)
         task = _WGANTask(self, X, train_rows, generator, critic, codes=codes, rng=rng, device=dev,
                          per_epoch=per_epoch, monitor_rows=rows)
-        identity = {"shape": [n_cells, n_genes], "codes": None if codes is None else _digest(*codes)}
+        identity = {"shape": [n_cells, n_genes], "codes": None if codes is None else array_digest(*codes)}
         loop = TrainingLoop(self.name, p, max_steps=total, rng=rng, monitor=monitor, seed=seed,
                             checkpoint=checkpoint, progress=progress, identity=identity)
         history = loop.run(task)

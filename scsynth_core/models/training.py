@@ -135,6 +135,30 @@ def progress_bar(total: int, *, desc: str, initial: int = 0, disable: bool = Fal
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True, mininterval=1.0)
 
 
+def array_digest(*arrays: np.ndarray) -> str:
+    """SHA-1 of arrays' bytes: a checkpoint identity for data a training phase derived (e.g. codes)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def merge_histories(phases: list[tuple[str, dict[str, list]]]) -> dict[str, list]:
+    """Concatenate per-phase histories (column dicts) with a ``phase`` column; missing cells are ``None``."""
+    out: dict[str, list] = {"phase": []}
+    n = 0
+    for phase, history in phases:
+        rows = len(history.get("step", []))
+        for key in history:
+            out.setdefault(key, [None] * n)
+        for key in out:
+            out[key].extend([phase] * rows if key == "phase" else history.get(key, [None] * rows))
+        n += rows
+    return out
+
+
 class TrainLog:
     """Rows of (step, named losses, monitors, elapsed seconds), as a dict of columns."""
 
