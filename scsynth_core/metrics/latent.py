@@ -67,10 +67,10 @@ def latent_arithmetic(
 
         - ``"mean"`` (default): every shared condition weighs the same, through its group means -- the exact
           expectation of the reference's oversampling, without its sampling noise.
-        - ``"resample"``: the reference procedure (MODELS.md, MichiGAN metrics): within each type, every shared
-          condition's cells are resampled with replacement to the size of that type's largest condition; the
-          larger of the two pools is subsampled without replacement to the size of the smaller; the shift is the
-          difference of the pool means. Uses ``np.random.default_rng(seed)``.
+        - ``"resample"``: the reference code's procedure (Yu & Welch 2021, Methods "Latent space arithmetic"):
+          within each type, every shared condition's cells are resampled with replacement to the size of that
+          type's largest condition; the larger of the two pools is subsampled without replacement to the size of
+          the smaller; the shift is the difference of the pool means. Uses ``np.random.default_rng(seed)``.
     seed
         Seed of the ``"resample"`` balancing (the ``"mean"`` balancing is deterministic).
 

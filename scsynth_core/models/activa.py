@@ -1,126 +1,9 @@
-"""ACTIVA (Heydari et al. 2022, Bioinformatics 38(8)): an introspective VAE conditioned on the ACTINN classifier.
+"""ACTIVA (Heydari et al. 2022, Bioinformatics 38(8), eq. 2-6): an introspective VAE (Huang et al. 2018)
+conditioned on the ACTINN cell-type classifier (Ma & Pellegrini 2020), on library-size-normalised cells.
 
-ACTIVA trains on and generates library-size-normalised cells (LSN, 20,000 per cell, the scGAN preprocessing; the
-reference code reads scGAN-made files with ``log=False``). Every minibatch of raw counts is normalised on the fly
-(:func:`scsynth_core.data.preprocess.lsn`); the count matrix is never densified. ``ACTINN`` (Ma & Pellegrini
-2020, the PyTorch port SindiLab/ACTINN-PyTorch) is both a standalone cell-type classifier and ACTIVA's
-conditioner.
-
-Networks (reference ``ACTIVA/networks``)
----------------------------------------
-* Encoder: genes -> 1024 -> 512 -> 256, every layer Linear -> ReLU -> BatchNorm1d (the reference's order, BN
-  after the activation), then the head -> (mu, logvar), 128 latent dimensions, ``z = mu + exp(logvar / 2) eps``.
-  ``encoder_head``: ``"linear"`` (default: a plain Linear(256, 2 x 128) split into mu | logvar, the standard VAE
-  head the paper describes) or ``"reference"`` (the code: Linear -> ReLU -> BatchNorm1d(256) before the split,
-  so mu and logvar pass through ReLU and BN).
-* Decoder: 128 -> 256 -> 512 -> 1024 (Linear -> ReLU -> BatchNorm1d) -> Linear(genes) -> ReLU -> LSN layer
-  (``x * 20,000 / sum(x)``, scGAN's output layer). ``output_lsn``: default ``True``; the reference defines the
-  layer but comments it out ("did not improve results"), ``output_lsn=False`` reproduces that. Chosen on the
-  demo data at equal training length (1,200 steps, 490 cells x 765 genes): per-cell squared reconstruction
-  error 0.80e6 with the layer vs 2.19e6 without (a per-gene-mean predictor scores 3.50e6; untrained 6.5e6); both
-  still RF AUC ~1.0 that early. Without it the output must grow to LSN scale (values up to ~10^4) by Adam steps
-  of ~lr, which takes the reference hundreds of epochs (its cells after 60 PBMC 3k epochs: library 8.4k of 20k).
-  ``output_threshold`` (the reference's ``threshold``; default 0 = plain ReLU): outputs ``<= t`` set to 0, in
-  LSN units after the LSN layer (without the layer: exactly the reference's ``nn.Threshold(t, 0)``); ``"auto"``
-  = the smallest non-zero LSN value of the training cells, the value the reference's comment suggests. Without
-  the LSN layer a threshold kills training from the start (all initial outputs are below it); with the layer
-  it makes generated cells sparser (demo: 51% non-zero instead of 69%, real 33%).
-* ACTINN: genes -> 100 -> 50 -> 25 -> n_types (Linear + ReLU, logits out); Xavier-uniform weights and biases
-  0.01 as the standalone ACTINN-PyTorch (inside ACTIVA the reference keeps PyTorch's default initialisation).
-  Cross-entropy, Adam lr 1e-4 (betas 0.9/0.999, eps 1e-8, weight decay 0.005), learning rate x 0.95 after every
-  1,000 iterations (``ExponentialLR`` as the reference: after 0-based iteration 1000, 2000, ...), batch 128,
-  50 epochs standalone (the reference loop runs 50 + 1). Input: LSN values, ``log1p``-transformed inside the
-  network (``log_input``, default ``True``: the ACTINN paper's log-normalised input; the PyTorch port and
-  ACTIVA feed LSN values unlogged, ``log_input=False``). Held-out demo cells (``bulk_labels``, 200 epochs):
-  accuracy 0.80 / macro-F1 0.65 with the log, 0.59 / 0.39 without; ``louvain``: 0.85 / 0.79 vs 0.70 / 0.57.
-  Inside ACTIVA the log is part of ``C``, so ``L_CT`` compares logits of log-transformed cells.
-
-Losses (paper eq. 2-6)
-----------------------
-Per cell and then averaged over the minibatch: ``L_REG(mu, logvar) = -1/2 sum_j (1 + logvar_j - mu_j^2 -
-exp(logvar_j))`` (KL to N(0, I)); ``L_AE = sum_genes (x_r - x)^2``; ``L_CT = 1/2 sum_types (C(x) - C(x_r))^2``
-on ACTINN logits (the classifier is frozen; ``C(x)`` is a constant, the gradient reaches the decoder and encoder
-through ``C(x_r)``). With ``x_r = Dec(z)`` (the reconstruction), ``x_g = Dec(z_p)``, ``z_p ~ N(0, I)``:
-
-* ``update="paper"`` (default; the paper and IntroVAE, Huang et al. 2018):
-  ``L_E = L_REG(x) + alpha1 sum_{s=r,g} [m - L_REG(Enc(sg(x_s)))]^+ + alpha2 (L_AE + L_CT)`` updates the encoder
-  (``sg`` = stop-gradient: the hinge does not reach the decoder);
-  ``L_G = alpha1 sum_{s=r,g} L_REG(Enc(x_s)) + alpha2 (L_AE + L_CT)`` updates the decoder; ``Enc(x_s)`` is NOT
-  detached, so the adversarial gradient reaches the decoder through the encoder (whose weights ``L_G`` does not
-  step). Both gradients are taken at the same weights, then both optimisers step.
-* ``update="reference"`` (the code, ``ACTIVA.py`` ``train``): ``L_E = L_REG(x) + alpha1 sum_s [m - L_REG(Enc(
-  sg(x_s)))]^+ + alpha2 (L_cf + L_AE)`` with ``L_cf = sum over cells and types of (C(x_r) - C(x))^2`` (no 1/2,
-  summed rather than averaged over the batch). Its generator step re-encodes DETACHED ``x_r``, ``x_g``, so
-  ``L_G`` reaches no decoder weight: the decoder is stepped with the gradient of ``alpha2 (L_cf + L_AE)`` left by
-  ``L_E``'s ``backward(retain_graph=True)``. That is exactly what this mode computes (one backward pass).
-
-Weights. The reference overwrites its ``alpha_1/alpha_2`` flags with ``weight_kl = 1`` and ``weight_rec = 0.05``
-and writes the hinge as ``weight_kl * 0.5 * weight_neg * (...)`` with ``weight_neg = 0.5``: effective hinge
-weight 0.25 per term, reconstruction/classification weight 0.05, KL of real cells 1 (its generator KL weight
-0.5 has no effect, see above). Defaults: ``alpha1 = 0.25`` (that effective hinge weight, also IntroVAE's
-alpha), ``alpha2 = 0.05``, both modes. Margin ``m``: 110 as in ``run_training_CUDA.sh``, the command the README
-and the paper's runs use (the argparse default is 150: ``margin=150``).
-
-Schedule. Epochs count from 1 as the reference; epochs ``1 .. warmup_epochs`` (9: the reference's
-``epoch < num_vae = 10``) train a plain VAE (``L_AE + L_REG``, weights 1, both optimisers), then introspective
-steps. Adam lr 2e-4 for encoder and decoder (PyTorch default betas: the reference's ``--beta1`` is unused),
-batch 128, shuffled epochs whose last partial batch is kept (a last batch of one cell is skipped: batch norm).
-``classifier_schedule``: ``"pretrain"`` (default; the issue and the paper: ACTINN is trained FIRST on the
-training cells for ``classifier_epochs`` = 50 epochs, then frozen) or ``"reference"`` (the code: one
-classifier step on the same minibatch during ACTIVA epochs ``1 .. classifier_epochs``, its ``epoch < num_cf =
-5``, i.e. set ``classifier_epochs=4``; must not exceed the warm-up). ``fit`` without a ``label_key`` trains
-an IntroVAE without ``L_CT`` (holistic generation only).
-
-History (``train_log.tsv``): one row per epoch with ``step`` (cumulative optimisation steps), ``epoch``,
-``phase`` (``classifier`` for ACTINN pre-training rows, whose ``step`` counts classifier iterations; ``vae``;
-``introspective``), epoch means of ``vae_loss``, ``encoder_loss`` (``L_E``), ``decoder_loss`` (``L_G``),
-``kl_real``, ``kl_rec``, ``kl_fake``, ``rec`` (``L_AE``), ``ct`` (``L_CT``), ``classifier_loss`` and
-``classifier_accuracy`` (training minibatches), ``epoch_s``, the elapsed ``time_s`` and, every ``monitor_every``
-epochs, scGAN's monitor statistics (``monitor_mean_distance``, ``monitor_sparsity_difference``,
-``monitor_hvg_overlap``; :mod:`scsynth_core.models.monitors`).
-
-``max_steps`` counts optimisation steps (minibatch updates of the VAE/introspective phases, the history's
-``step``; classifier pre-training steps are not counted). ``fit(max_steps=...)`` (or the ``max_steps``
-hyperparameter) stops training early; the schedule stays epoch based (``epochs``: 500, as the run script and
-README). Checkpoints are written at the end of every ``checkpoint_every`` epochs (networks, optimisers, the
-classifier, random states and history): a resumed run ends with the same weights as an uninterrupted one.
-
-Generation
-----------
-``sample(n)``: holistic, ``Dec(z)``, ``z ~ N(0, I)`` with the decoder in evaluation mode, in blocks, straight
-into CSR (never a dense n x genes matrix); with a classifier, ``obs["cluster"]`` holds ACTINN's predicted type
-and ``obs["cluster_probability"]`` its softmax probability.
-Batch normalisation at generation (:func:`recalibrate_batchnorm`): training normalises each minibatch of prior
-codes with its own statistics, but the running statistics average those with minibatches of encoded real cells,
-which spread 3-6x wider than N(0, I) per latent dimension (measured on PBMC). Decoding prior codes with those
-running statistics mis-scales every hidden unit, increasingly as training goes on (MMD to real cells rose from
-0.50 to 0.67 between epochs 10 and 150 on pbmc68k). After training (and for every monitor evaluation) the
-decoder's statistics are therefore replaced by their average over 100 training-mode minibatches of prior codes:
-what the decoder saw when it generated during training. The reference never switches to evaluation mode, so its
-cells (and the paper's numbers) come from batch statistics, which this matches up to sampling noise while keeping
-each cell independent of the others in its block. Measured (RF 200 trees): MMD 0.68 -> 0.15 (pbmc68k, demo) and
-0.97 -> 0.40 (pbmc3k, 150 epochs), falling with training instead of rising.
-``sample(n, labels=...)``: cell-type-specific generation as the paper and the reference's utility: generate,
-classify with the frozen ACTINN, keep the cells whose predicted type is the requested one and whose softmax
-probability is ``>= type_threshold`` (default 0: argmax only), drawing batches until every requested count is
-met. When more than ``max_draw_factor`` x n cells (default 1000) have been drawn without meeting the request, a
-:class:`ConfigError` reports the acceptance rate of each type. The guard only stops a request that cannot be met:
-drawing is streamed (a few MB at a time), and a model short of training can assign a rare type to 0.3 % of its
-cells (measured: pbmc68k_demo, the augmentation's target kept at 10 %, 14 epochs), which 100 x missed. Generation is deterministic for a seed.
-
-Speed. Both the paper and the reference update take each network's gradient at the same weights; the paper
-update costs three backward passes (encoder objective; the adversarial term's gradient w.r.t. the generated
-cells; the decoder objective), the reference update one. An inactive hinge (``KL >= m``, the common case) is
-left out of the backward pass (its gradient is zero). Subnormal floats are flushed to zero during training and
-generation (:func:`flush_denormals`; a PBMC 3k warm-up epoch takes 15.4 s with them, 2.4 s without).
-
-Realism. The numbers in the tests and the report use the defaults above (``update="paper"``, ``output_lsn=True``,
-``alpha1=0.25``, ``alpha2=0.05``, ``margin=110``, ACTINN pre-trained on log input). On the 490-cell demo the
-``demo`` preset lowers the held-out reconstruction error 4x and the MMD to real cells 2x within a minute, but an
-RF still tells its cells from real ones (AUC ~1.0), like the reference code's after 60 PBMC 3k epochs
-(``../shared/reference/MEASURED.md``); the paper's AUC 0.68 comes after 500 epochs of 61,588 cells (~240,000
-steps). Generated cells are mean-like (MSE decoder, no sampling noise) and denser than real cells until the
-autoencoder is trained long enough to reproduce zeros.
+Networks, the paper's and the reference code's update rules, weights, schedule, generation (batch-norm
+recalibration, classifier-filtered cell types) and the measurements behind each default: docs/models.md,
+"ACTIVA".
 """
 
 from __future__ import annotations
@@ -843,7 +726,7 @@ _DEMO: dict[str, Any] = _PAPER | {
     "monitor_every": 5,
     "monitor_cells": 300,
 }
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (README, realism results):
+#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
 #: the run is under-trained, not over-fitted, at any length that fits (reconstruction still falling steeply), so
 #: it trains for a step budget, not the paper's 500 epochs (which take 10 minutes only below ~600 cells); learning
 #: rate 6e-4 (RF AUC 0.900 vs 0.954 with 2e-4 after 4,000 steps on pbmc68k; lower MMD on pbmc3k, higher on
@@ -865,7 +748,7 @@ class ACTIVA(GenerativeModel):
     ``fit(adata, label_key=...)`` trains ACTINN on the training cells, then the VAE warm-up and the
     introspective phase; without ``label_key`` an IntroVAE without the cell-type loss. ``sample(n)`` generates
     holistically; ``sample(n, labels=...)`` keeps generated cells that ACTINN assigns to the requested types
-    (see the module docstring). Hyperparameters (``paper`` preset = the run script; ``workstation``: learning
+    (see docs/models.md). Hyperparameters (``paper`` preset = the run script; ``workstation``: learning
     rate 6e-4 for at most 3,000 steps or 10 minutes, monitored every 10 epochs on 500 cells, last weights;
     ``demo``: 150 epochs, ACTINN 200 epochs and checkpoints every 25 epochs, about a minute for the 490 demo
     training cells; same method in all three):
@@ -1049,7 +932,7 @@ class ACTIVA(GenerativeModel):
         batch_size: int = 10_000,
         progress: bool = False,
     ) -> ad.AnnData:
-        """Generate cells (see :meth:`GenerativeModel.sample` and the module docstring).
+        """Generate cells (see :meth:`GenerativeModel.sample` and docs/models.md).
 
         Holistic generation (``labels=None``) annotates ``obs["cluster"]`` with ACTINN's predicted type;
         type-specific generation keeps the generated cells ACTINN assigns to the requested types and raises a

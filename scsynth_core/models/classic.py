@@ -1,42 +1,8 @@
 """The two classical baselines of MichiGAN's comparisons (Yu & Welch 2021, Genome Biology 22:158, Tables 1-2):
-probabilistic PCA (``pca``) and a Gaussian mixture model (``gmm``).
+probabilistic PCA (``pca``; Tipping & Bishop 1999, J. R. Stat. Soc. B 61:611, Sec. 3, eq. 7-8, posterior Sec. 3.3)
+and a Gaussian mixture on the top principal components (``gmm``), both in the ``log1p`` representation.
 
-Both model cells in the ``log1p`` representation (``log(1 + x)`` of library-size-normalised counts, 20,000 per
-cell; :func:`scsynth_core.data.preprocess.to_representation`). MichiGAN's models consume continuous "SCANPY-
-processed" (normalised, log-transformed) expression with Gaussian likelihoods; the exact scaling is not in its
-repository, so we use the project's log1p representation, the same for every MichiGAN-family model. Raw counts are
-transformed once into a sparse matrix of the same sparsity (never densified); principal axes come from a covariance
-accumulated over blocks of rows (or, for many genes, a Lanczos solver on the implicitly centred sparse matrix).
-
-Generated cells are Gaussian draws in that representation, so they can hold small negative values;
-``clip_at_zero=True`` sets them to 0 (the representation is non-negative). The default keeps them unclipped, as
-MichiGAN's reference code (``models/ppca.py``, ``models/gaussianmixture.py``) does.
-
-``pca`` -- probabilistic PCA (Tipping & Bishop 1999, J. R. Stat. Soc. B 61:611, Sec. 3, eq. 7-8, and Sec. 3.3 for
-the posterior). ``x = W z + mu + e``, ``z ~ N(0, I_q)``, ``e ~ N(0, sigma^2 I)``. Closed-form maximum likelihood:
-``mu`` = the mean; with ``lambda_1 >= ... >= lambda_d`` the eigenvalues of the sample covariance ``S`` (divisor
-``n``) and ``U_q`` the top ``q`` eigenvectors, ``sigma^2 = sum_{j>q} lambda_j / (d - q)`` and ``W = U_q (Lambda_q -
-sigma^2 I)^{1/2}`` (rotation ``R = I``). :meth:`PPCAModel.encode` returns posterior means ``E[z|x] = M^{-1} W^T (x -
-mu)``, ``M = W^T W + sigma^2 I`` (or posterior draws, covariance ``sigma^2 M^{-1}``), the codes MIG and the
-FactorVAE metric are computed on; ``sample`` draws ``z ~ N(0, I)`` and returns ``W z + mu + e``. Paper preset: 10
-latent dimensions (MichiGAN uses 10 latent dimensions for every model). The reference builds its PPCA from
-``sklearn.decomposition.PCA`` (same estimator); its ``encode`` draws posterior samples with a covariance of
-``M / sigma^4`` -- not the PPCA posterior -- so we use Tipping & Bishop's (:meth:`PPCAModel.posterior` gives the
-means and the diagonal of the covariance, for MIG through ``q(z|x)``). ``scale_genes=True`` divides every gene by
-its training s.d. first (the input the VAEs see, see :mod:`scsynth_core.models.vae`) and multiplies draws back.
-The history records the per-cell log-likelihood at the optimum,
-``-1/2 (d log 2 pi + sum_{j<=q} log lambda_j + (d - q) log sigma^2 + d)``.
-
-``gmm`` -- Gaussian mixture fitted by EM (``sklearn.mixture.GaussianMixture``, as the reference). The reference
-fits the mixture to the expression matrix itself and picks the number of components (1-100) and covariance type
-(spherical, tied, diag, full) by BIC. A full covariance over thousands of genes has millions of parameters per
-component and needs the dense matrix, so we fit the mixture to the top ``n_pcs`` principal components (default 50,
-the dimension the papers' evaluations use) and map draws back with the principal axes, ``x = mu + V z``, plus
-isotropic noise with the variance the discarded components hold (``residual_noise``; ``sigma^2`` as in PPCA) so
-generated cells are not confined to the 50-dimensional subspace. ``n_components="bic"`` selects components and
-covariance type by the lowest BIC over ``bic_components`` x ``covariance_types`` (the reference's procedure on a
-smaller grid, see the presets); an integer fixes them (with ``covariance_type``). Sampling draws component labels
-with the mixture weights and ``z = mean_k + L_k eps`` (``L_k`` the Cholesky factor), from the given seed.
+The closed-form estimates, where we depart from the reference code and why: docs/models.md, "PCA and GMM".
 """
 
 from __future__ import annotations
@@ -199,7 +165,7 @@ class PPCA:
 
 
 class PPCAModel(GenerativeModel):
-    """``pca``: probabilistic PCA on log1p-normalised expression (MichiGAN's PCA baseline). See the module docstring.
+    """``pca``: probabilistic PCA on log1p-normalised expression (MichiGAN's PCA baseline). See docs/models.md.
 
     Hyperparameters: ``n_latent`` (10, MichiGAN), ``clip_at_zero`` (False: Gaussian output as the reference),
     ``scale_genes`` (False: PCA of the log1p values; True: of unit-variance genes, as the VAEs).
@@ -276,7 +242,7 @@ class PPCAModel(GenerativeModel):
 
 # --------------------------------------------------------------------------------------------------- GMM
 class PCAGaussianMixture:
-    """A Gaussian mixture on the top principal components, mapped back to genes (see the module docstring)."""
+    """A Gaussian mixture on the top principal components, mapped back to genes (see docs/models.md)."""
 
     def __init__(self, *, mean, axes, residual_variance, weights, means, covariances, covariance_type) -> None:
         self.mean = np.asarray(mean, dtype=np.float64)
@@ -355,7 +321,7 @@ class PCAGaussianMixture:
 class GMMModel(GenerativeModel):
     """``gmm``: Gaussian mixture on the principal components of log1p expression (MichiGAN's GMM baseline).
 
-    Hyperparameters (see the module docstring): ``n_components`` (``"bic"`` or an integer), ``bic_components``,
+    Hyperparameters (see docs/models.md): ``n_components`` (``"bic"`` or an integer), ``bic_components``,
     ``covariance_types`` (searched when ``"bic"``), ``covariance_type`` (with an integer ``n_components``),
     ``n_pcs`` (50), ``residual_noise`` (True), ``max_iter`` (EM iterations, 100 as sklearn; ``fit(max_steps=...)``
     lowers it), ``n_init`` (1), ``reg_covar`` (1e-6), ``clip_at_zero`` (False). The history has one row per

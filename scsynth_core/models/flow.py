@@ -1,44 +1,9 @@
-"""Latent flow matching on a count autoencoder: a conditional generator in the family of CFGen (Palma et al.,
-"Multi-Modal and Multi-Attribute Generation of Single Cells with CFGen", ICLR 2025).
+"""Latent flow matching on a count autoencoder (``latentflow``), in the family of CFGen (Palma et al.,
+"Multi-Modal and Multi-Attribute Generation of Single Cells with CFGen", ICLR 2025, Sec. 3): a negative binomial
+autoencoder (Sec. 3.1), then conditional flow matching in its code space (Sec. 3.2; Lipman et al. 2023; Tong et
+al. 2024) with classifier-free guidance (Ho & Salimans 2022); integer counts out.
 
-Two networks are trained one after the other (the paper's two stages, Sec. 3):
-
-1. **A count autoencoder** (Sec. 3.1). A deterministic encoder maps ``log1p`` expression (counts normalised to
-   20,000 per cell, then ``log(1 + x)``) through 512 -> 256 units (Linear -> batch norm -> ReLU) to a
-   ``latent_dim``-dimensional code (50). The decoder maps a code through 256 -> 512 units to gene proportions
-   (softmax); the negative binomial mean of a cell is its library size times those proportions, with one inverse
-   dispersion per gene. The loss is the NB negative log-likelihood of the raw counts (no KL term: the flow, not a
-   prior, models the codes). Adam lr 1e-3, weight decay 1e-5, 200 epochs.
-2. **A flow in the code space** (Sec. 3.2; Lipman et al. 2023, "Flow matching for generative modeling", with
-   the independent coupling of Tong et al. 2024). The flow transports N(0, I) onto the standardised codes of the
-   training cells along straight paths ``x_t = (1 - t) x_0 + t x_1 + sigma eps``; a residual MLP (3 blocks of 512
-   units, SiLU, time and cell-type embeddings of 256 dims added in every block) regresses the velocity
-   ``x_1 - x_0`` (mean squared error; antithetic times ``t, 1 - t``; Adam lr 1e-4, weight decay 1e-5, gradients
-   clipped at norm 1, batch 256, 1,000 epochs). Cell types enter as an embedding; with probability
-   ``label_dropout`` a cell's type is replaced by a "no type" token during training, which gives classifier-free
-   guidance (Ho & Salimans 2022): ``v = v_none + guidance * (v_type - v_none)``; ``guidance`` 1 (default) is the
-   plain conditional flow.
-
-Generation integrates the flow from ``t = 0`` to ``1`` with ``ode_steps`` midpoint (RK2) steps, decodes the codes
-to NB means and draws counts (``numpy``'s negative binomial: a gamma-Poisson mixture), so the output is raw
-integer counts (``representation = "counts"``) usable by every experiment that needs counts.
-
-Departures from CFGen, on purpose:
-
-* Library size: CFGen conditions the flow on a size factor drawn from a log-normal fitted per cell type; here the
-  standardised log library size is one more coordinate of the flow (``latent_dim + 1`` dims), so depth and state
-  are generated jointly and no separate size model is fitted.
-* The codes are standardised per dimension (CFGen rescales them to [-1, 1]).
-* Minibatches of both stages are drawn with replacement from the training cells (a fresh draw per step from the
-  checkpointed generator), so ``epochs`` means ``n_cells / batch_size`` steps.
-
-The ``paper`` preset holds CFGen's published settings (its encoder, flow and trainer configurations: 200
-autoencoder and 1,000 flow epochs, made for a GPU); ``workstation`` keeps the method with smaller networks, a 10x
-flow learning rate and 600 flow epochs, the best measured for 10 minutes on 2 CPU cores (see the preset's
-comment); ``demo`` is a short schedule for tests. ``fit(max_steps=...)`` caps the flow's steps; ``max_minutes`` bounds both
-stages together (the flow gets what the autoencoder left). With ``fit(checkpoint=path)`` the autoencoder
-checkpoints to ``path + ".ae"`` (kept: a resumed run finds it finished) and the flow to ``path``. The history has
-a ``phase`` column (``autoencoder`` rows, then ``flow``).
+Networks, the two training stages, departures from CFGen and the presets: docs/models.md, "latentflow".
 """
 
 from __future__ import annotations
@@ -290,7 +255,7 @@ _PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "checkpoint_every": 1000,
 }
 #: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured on pbmc3k and Zeisel 2015
-#: (realism protocol, 300-tree forests; README "Realism results"): CFGen's networks and 1,000 flow epochs at lr 1e-4
+#: (realism protocol, 300-tree forests; docs/results.md, realism): CFGen's networks and 1,000 flow epochs at lr 1e-4
 #: did not fit (10 minutes stopped the flow at 3,457 steps: RF AUC 0.87 on pbmc3k). Smaller networks learn
 #: faster per CPU second: codes of 16 dims (pbmc3k 0.65 vs 0.70 with 32), one hidden layer of 256 units each
 #: side, 100 autoencoder epochs (0.64 vs 0.65 with 40), a flow of 3 x 256 units with 64-dim embeddings at lr 1e-3
@@ -309,7 +274,7 @@ _DEMO: dict[str, Any] = _PAPER | {"latent_dim": 10, "encoder_layers": [64], "dec
 
 
 class LatentFlow(GenerativeModel):
-    """Conditional flow matching in the code space of a negative binomial autoencoder (module docstring).
+    """Conditional flow matching in the code space of a negative binomial autoencoder (docs/models.md).
 
     Fitted with a ``label_key`` it generates cells of requested types; without, it generates holistically.
     """

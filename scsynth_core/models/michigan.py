@@ -1,75 +1,10 @@
 """WGAN-GP and MichiGAN of MichiGAN's comparison (Yu & Welch 2021, Genome Biology 22:158, Methods "Wasserstein
-GAN", "MichiGAN"; Gulrajani et al. 2017; Miyato & Koyama 2018).
+GAN", "MichiGAN"; Gulrajani et al. 2017; Miyato & Koyama 2018): ``wgangp`` is the unconditional GAN, ``michigan``
+a WGAN-GP conditioned on a beta-TCVAE's disentangled codes through a projection critic, both in ``log1p`` space.
 
-MichiGAN learns a disentangled code with a beta-TCVAE (:mod:`scsynth_core.models.vae`) and then trains a
-conditional Wasserstein GAN with gradient penalty on (cell, code) pairs, so that generated cells keep the code's
-meaning while looking as real as a GAN's. ``wgangp`` is the unconditional GAN of the same comparison. Both work in
-the ``log1p`` representation (``log(1 + x)`` of counts normalised to 20,000 per cell, per minibatch; see
-:mod:`scsynth_core.models.vae` for why) and generate non-negative values in that space.
-
-The networks, losses and sparse generation are scGAN's (:mod:`scsynth_core.models.scgan`: :class:`Generator`,
-:class:`Critic`, :func:`critic_loss`, :func:`generator_loss`, :func:`generate_csr`), configured as MichiGAN's
-reference (welch-lab/MichiGAN, ``FunctionProgramExamples/nets.py``, ``lib.py``, ``examples/*.py``):
-
-* Generator: input ``[noise, code]`` (118 + 10 = 128 for MichiGAN; 128-d noise for WGAN-GP) -> 256 -> 512 -> 1024
-  (Linear -> batch norm -> leaky ReLU (0.2), the last hidden layer ReLU, dropout 0.2 after each) -> Linear(genes).
-  Batch norm as TF's defaults (decay 0.99, eps 1e-3). The code enters by concatenation, as in the reference.
-* Critic: genes -> 1024 -> 512 -> 10 (leaky ReLU, leaky ReLU, ReLU) = ``h``; WGAN-GP: ``D(x) = psi(h)``;
-  MichiGAN, projection discriminator: ``D(x, c) = psi(h) + <c, h>`` (``code_projection="identity"``, default: the
-  reference, which is why the last critic layer is 10 wide = the code dims) or ``psi(h) + <c, V h>``
-  (``"learned"``: Miyato & Koyama's embedding ``V`` for a real-valued code). Glorot-uniform weights, zero biases.
-* Losses: ``L_D = mean D(fake, c) - mean D(real, c) + 10 * GP``, ``L_G = -mean D(fake, c)`` (the reference
-  flips both signs, the same game); the penalty uses the real cells' codes.
-* Training: 5 critic steps per generator step, each on a fresh minibatch of 32 real cells with their codes and
-  fresh noise; the generator step uses the codes of another minibatch. Adam lr 1e-4, betas (0.9, 0.999) for
-  both networks (the reference's "Adam_Prediction" optimiser applies its prediction step only to sparse
-  gradients, so its dense layers get plain Adam). An epoch is ``n // 32`` generator steps (the reference's loop);
-  ``epochs`` 1,000 (paper). Minibatches come from shuffled epochs of the cells (the reference draws random
-  contiguous windows of the shuffled matrix).
-* Codes (``codes``): ``"mean"`` (default; the reference's MichiGAN_mean): posterior means of the trained
-  beta-TCVAE, computed once; ``"sample"`` (MichiGAN_sample): a fresh draw ``mu + sigma eps`` for every minibatch.
-
-Departures from the reference code, on purpose (options reproduce it):
-
-* ``batchnorm_dropout``: ``"active"`` (default) trains the generator with batch statistics and dropout and
-  generates in evaluation mode (running statistics, no dropout). The reference's TF1 layers never get a
-  ``training`` flag, so its batch norm is an affine map with never-updated statistics and its dropout is off:
-  ``"inert"``. The critic has no batch norm here: the reference's is inert, i.e. a per-unit affine map that the
-  next Linear layer absorbs, and a real one would make each cell's gradient penalty depend on the other cells
-  of the batch (Gulrajani et al. 2017, Sec. 4, advise against it). Its L2 regulariser (scale 0.8) is declared but
-  never added to the loss in the reference, so there is none.
-* ``gp_interpolation``: ``"per_cell"`` (default; Gulrajani et al.: one ``u ~ U(0, 1)`` per cell) or
-  ``"per_batch"`` (the reference: one ``u`` per minibatch).
-* ``output_activation``: ``"relu"`` (default): the output layer is ReLU'd in training as in generation, so the
-  critic sees the non-negative values that are generated (``log1p`` data are >= 0 with many exact zeros);
-  ``"linear"``: the reference's unbounded output, clamped at 0 only when generating.
-* The critic's last hidden layer is 10 ReLU units (the reference). If all of them die the critic is constant and
-  training stalls (``wasserstein`` and ``gradient_penalty`` stay exactly 0 in the history): measured with the
-  paper-sized networks at lr 5e-4 on 500 cells, never at the paper's 1e-4, which the ``demo`` preset keeps.
-* WGAN-GP noise: 128-d (``noise_dim``), the width of MichiGAN's generator input, so the two GANs differ only in
-  the conditioning; the reference's WGAN-GP example script feeds 10-d noise (``noise_dim=10``).
-
-MichiGAN ``fit`` first obtains a beta-TCVAE: the one passed as ``fit(adata, vae=...)``, else the file
-``vae_path`` (a saved ``betatcvae``/``vae`` model), else it trains :class:`~scsynth_core.models.vae.BetaTCVAE`
-with the same preset, the overrides in ``vae`` (a dict, e.g. ``{"beta": 100}``) and the same seed
-(``latent_dim`` = ``code_dim``). With ``fit(checkpoint=path)`` the beta-TCVAE checkpoints to ``path + ".vae"``
-(kept: a resumed run finds the finished beta-TCVAE there) and the GAN to ``path``. ``max_steps`` caps the GAN's
-generator steps; the beta-TCVAE runs its own epochs. ``max_minutes`` bounds both phases together (the GAN gets
-what the beta-TCVAE left). The history has a ``phase`` column (``vae`` rows first, then ``gan``; ``step`` counts
-each phase's own steps).
-
-Generation. ``sample(n)``: codes drawn from the aggregate posterior (training cells resampled with
-replacement; their posterior means, or with ``codes="sample"`` a posterior draw for each), fresh noise, the
-generator in evaluation mode, in chunks straight into CSR (noise, resampled rows and posterior draws come from
-separate streams of the seed, so the cells do not depend on the chunk size); ``obsm["X_codes"]`` holds the codes.
-``sample(n, codes=...)`` / :meth:`MichiGAN.generate_from_codes` generate from given codes (latent arithmetic,
-:func:`scsynth_core.metrics.latent.latent_arithmetic`); :meth:`MichiGAN.traverse` varies one code dim with the
-other dims and the noise held fixed. :meth:`MichiGAN.encode` gives the beta-TCVAE's codes of cells.
-
-Saved model files hold the generator, the training cells' posterior means and log-variances (the aggregate
-posterior) and the beta-TCVAE (its preset, hyperparameters and state, plain tensors) under ``state["vae"]``.
-Training checkpoints hold both GAN networks, both optimisers, random states and pending minibatches, and a digest
-of the codes (a checkpoint made with another beta-TCVAE is refused).
+The networks are scGAN's (:mod:`scsynth_core.models.scgan`) configured as the reference (welch-lab/MichiGAN).
+Departures from it (kept as options), the two training phases, generation and saved files: docs/models.md,
+"WGAN-GP and MichiGAN".
 """
 
 from __future__ import annotations
@@ -154,7 +89,7 @@ _GAN_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
 #: learning rate is kept: at 5e-4 the 10 ReLU units of the critic's last layer died within 250 steps (measured).
 _GAN_DEMO: dict[str, Any] = _GAN_PAPER | {"epochs": 50, "log_every": 20, "monitor_every": 0,
                                           "checkpoint_every": 500}
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (README, realism results):
+#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
 #: Adam 3e-4 with betas (0.5, 0.9) (monitor kNN AUC 0.86 vs 0.91 at 1,000 steps, RF 0.943 vs 0.962 against the
 #: paper's 1e-4 / (0.9, 0.999) on pbmc3k), 3 critic steps per generator step (cheaper, no worse), a weight
 #: average of 0.99 and the best monitored weights (at 3e-4 the last weights got worse after ~1,250 steps: RF
@@ -259,7 +194,7 @@ class _WGANTask(TrainingTask):
 
 
 class WGANGP(GenerativeModel):
-    """Unconditional WGAN-GP of MichiGAN's comparison (module docstring).
+    """Unconditional WGAN-GP of MichiGAN's comparison (docs/models.md).
 
     Hyperparameters (``paper`` preset): ``noise_dim`` 128, ``generator_layers`` [256, 512, 1024],
     ``critic_layers`` [1024, 512, 10], ``dropout`` 0.2, ``output_activation`` "relu" | "linear",
@@ -394,7 +329,7 @@ class WGANGP(GenerativeModel):
 
 
 class MichiGAN(CodeSampling, WGANGP):
-    """MichiGAN: beta-TCVAE codes + a code-conditioned WGAN-GP with a projection critic (module docstring).
+    """MichiGAN: beta-TCVAE codes + a code-conditioned WGAN-GP with a projection critic (docs/models.md).
 
     Hyperparameters: WGAN-GP's (``noise_dim`` 118) plus ``code_dim`` 10, ``codes`` "mean" | "sample",
     ``code_projection`` "identity" | "learned", ``vae`` (dict of overrides for the inner ``betatcvae``, which uses

@@ -1,24 +1,8 @@
-"""Realism monitored during training: generated cells against validation cells held out of the training cells.
+"""Realism monitored during training: generated cells against validation cells held out of the training cells,
+scored by a kNN classifier two-sample AUC (Lopez-Paz & Oquab 2017), Marouf's MMD and scGAN's model-selection
+statistics (Marouf et al. 2020, Methods "Model selection").
 
-Every ``monitor_every`` steps the training loop (:mod:`scsynth_core.models.training`) generates as many cells as
-there are validation cells and scores them with :class:`RealismMonitor`:
-
-* ``monitor_auc``: a k-nearest-neighbour classifier two-sample test (Lopez-Paz & Oquab 2017, "Revisiting
-  classifier two-sample tests"): validation and generated cells pooled in a PCA of log(LSN + 1), each cell scored
-  by the fraction of generated cells among its ``k`` nearest other cells, ROC AUC of that score (0.5 = the sets
-  cannot be told apart). A leave-one-out cousin of the random forest of the final evaluation (Marouf et al. 2020,
-  Methods "Evaluation") at a fraction of its cost.
-* ``monitor_mmd``: Marouf's three-kernel MMD (:func:`scsynth_core.metrics.realism.mmd`) in the same PCs, with
-  the bandwidth fixed once from the validation cells, so values compare across checkpoints. It keeps moving when
-  the AUC is pinned at 1 (weak generators), which makes it the tie-breaker of checkpoint selection.
-* scGAN's model-selection statistics (Marouf 2020, Methods "Model selection"): ``monitor_mean_distance``
-  (Euclidean distance of per-gene LSN means), ``monitor_sparsity_difference`` (mean per-cell zero fraction) and
-  ``monitor_hvg_overlap`` (overlap of the most variable genes by variance of ``log1p`` LSN).
-
-The PCA is fitted once on up to :data:`PCA_FIT_CELLS` training cells, not on the validation cells: components
-fitted on a few hundred cells describe those exact cells and make any other set look different (the pitfall of
-the realism protocol), while training cells are what the generator imitates. Validation cells are never test
-cells: ``fit`` only sees the training split.
+Why each statistic, and why the PCA is fitted on training cells: docs/models.md, "Realism monitor".
 """
 
 from __future__ import annotations
@@ -123,7 +107,7 @@ def knn_auc(reference: np.ndarray, generated: np.ndarray, *, k: int = K_NEIGHBOU
 
 
 class RealismMonitor:
-    """Scores generated cells against fixed validation cells (see the module docstring).
+    """Scores generated cells against fixed validation cells (see docs/models.md).
 
     Parameters
     ----------

@@ -1,88 +1,9 @@
-"""scGAN and cscGAN (Marouf et al. 2020, Nat Commun 11:166): Wasserstein GANs with gradient penalty that generate
-library-size-normalised single-cell expression profiles.
+"""scGAN and cscGAN (Marouf et al. 2020, Nat Commun 11:166, Methods "scGAN", "cscGAN", "Training"): Wasserstein
+GANs with gradient penalty (Gulrajani et al. 2017) that generate library-size-normalised expression profiles;
+cscGAN conditions on the cell type (conditional batch norm, projection critic).
 
-Both models follow the paper's Methods ("scGAN", "cscGAN", "Training") and the reference implementation
-(imsb-uke/scGAN, ``estimators/utilities.py``, ``scGAN.py``, ``cscGAN.py``). Where the two differ, the default is
-the paper and the reference code's behaviour is a documented hyperparameter.
-
-Networks
---------
-* Generator: ``z ~ N(0, I_128)`` -> for width in (256, 512, 1024): Linear without bias (Glorot uniform) ->
-  batch normalisation (batch statistics while training, moving averages with TF decay 0.999 for generation,
-  eps 1e-5, scale 1 / shift 0 at start) -> ReLU; output Linear(genes) (zero bias, TF ``variance_scaling``
-  FAN_AVG: truncated normal, sd ``sqrt(1.3 * 2 / ((fan_in + fan_out) / 2))`` cut at 2 sd) -> ReLU -> LSN layer
-  ``x * 20,000 / (sum(x) + 2.2e-16)``: every generated cell sums to 20,000 (the training scale).
-* Critic: genes -> 1024 -> 512 -> 256 (Linear with zero bias and FAN_AVG init, ReLU; no normalisation, no
-  dropout) -> Linear(1) (Glorot, zero bias). Input: LSN counts, not log.
-* cscGAN generator: conditional batch normalisation (Dumoulin et al. 2016 as in the reference ``batchnorm``):
-  shared batch statistics and moving averages, per-class scale and shift tables ``[n_classes, width]``.
-* cscGAN critic (``critic_head``):
-
-  - ``"projection"`` (default; the paper: "projection-based conditioning", Miyato & Koyama 2018):
-    ``D(x, c) = psi(h(x)) + <h(x), w_c>``, psi the unconditional linear head. This is the reference's
-    ``create_cond_critic_proj``, which the code defines but never calls.
-  - ``"projection_only"`` (the critic the reference code trains, ``create_cond_critic``):
-    ``D(x, c) = <h(x), w_c> + b_c``, no unconditional head.
-
-  ``w_c`` is initialised as TF's Glorot initialiser does for the reference's ``[n_classes, 256, 1]`` table.
-
-Training (WGAN-GP, Gulrajani et al. 2017)
------------------------------------------
-``L_D = mean D(fake) - mean D(real) + 10 * mean((||grad_x D(x_hat)||_2 - 1)^2)`` with
-``x_hat = real + u (fake - real)``, ``u ~ U(0, 1)`` per cell (gradient from ``torch.autograd.grad`` with
-``create_graph=True``); ``L_G = -mean D(fake)``. AMSGrad (``torch.optim.Adam(amsgrad=True)``, betas (0.5, 0.9),
-eps 1e-8) for both networks; learning rate ``1e-4 * 0.1 ** (step / max_steps)``, decaying continuously to 1e-5
-(``tf.train.exponential_decay`` without staircase); ``step`` counts generator updates. Minibatches of 128 cells
-come from shuffled epochs (the last incomplete batch of an epoch is dropped); each real minibatch is
-library-size normalised on the fly (:func:`scsynth_core.data.preprocess.lsn`), the count matrix is never
-densified.
-
-Differences between the paper and the reference code, and what this module does:
-
-* ``critic_iters``: 5 critic updates per generator update (paper, default). The reference's loop runs 5
-  critic updates and then one ``session.run`` whose generator update has a control dependency on another
-  critic update: 6 critic updates per generator step (``critic_iters=6``; the reference skips the 5 at its
-  very first step, which is not reproduced).
-* cscGAN fake labels: generator steps draw labels with the training cluster frequencies (paper and code).
-  ``critic_fake_labels="real_batch"`` (default) generates the critic step's fake batch with the labels of the
-  real minibatch (itself a sample of the training frequencies), so one fake batch serves both ``D(fake)`` and
-  the class-consistent interpolates of the penalty. ``"reference"`` reproduces the code: ``D(fake)`` on fakes
-  with labels drawn from the frequencies, and the penalty's fake batch regenerated from the same ``z`` with
-  the real labels (one more generator pass per critic update). For scGAN both are the same.
-* AMSGrad: torch's Adam puts eps after the bias correction of the second moment, the TF port before it
-  (effective eps differs by ``sqrt(1 - beta2^t)``; negligible at 1e-8). The fused torch kernel is used.
-* Moving batch-norm variance: the biased batch variance, as TF's ``tf.nn.moments`` (torch's ``BatchNorm1d``
-  would use the unbiased one). Moving averages update on every training-mode generator pass, critic steps
-  included, as in the reference graph.
-* Model selection (paper, Methods "Model selection": held-out real cells against as many generated cells).
-  Training runs through the shared loop (:class:`scsynth_core.models.training.TrainingLoop`): every
-  ``monitor_every`` steps it scores generated cells against validation cells held out of the training split
-  (``min(monitor_cells, validation_fraction x n)``, never cells of classes under 20 cells) with the realism monitor
-  (:mod:`scsynth_core.models.monitors`: kNN two-sample AUC, MMD, and the paper's three statistics: distance of
-  per-gene means, mean sparsity, overlap of the most variable genes). ``select="best"`` keeps the best monitored
-  weights; the paper preset keeps the last (the reference saves the last checkpoint), as does ``demo``.
-
-Presets: ``paper`` = every setting above with the reference template's 1,000,000 generator steps (the paper's
-runs took about 40 h on a V100). ``workstation`` = the same method and networks for a 2-core CPU and at most 10
-minutes (see the README's measured realism table): 1,600 generator steps with 2 critic steps each (instead of
-5: more generator steps per CPU second, the best trade measured), learning rate 1e-3 decaying to 1e-4, an
-exponential moving average of the generator's weights (``ema_decay`` 0.998; Yazici et al. 2019), the best
-monitored weights kept.
-``demo`` = 500 generator steps for tests and the smoke run, learning rate 1e-3 to 1e-4: the paper's rate moves
-the networks too little in 500 steps (RF real-vs-generated AUC 0.99 after 1,000 steps on the demo data, 10 PCs;
-0.87 with the demo rate after 500 steps; untrained 1.00).
-
-Performance (no change to the model): the critic's ReLU has a backward that is differentiable in the incoming
-gradient only, which removes the explicit zero second-derivative path torch would push through the first
-layer during the penalty's double backward (half of the penalty's backward FLOPs); critic layers store their
-weights ``[in, out]`` (:class:`InputMajorLinear`) so the 18k-gene weight gradient is the faster matmul form;
-batch-norm statistics avoid ``Tensor.var(dim=0)`` (slow on CPU); generation (:func:`generate_csr`) never
-builds a dense cells x genes matrix.
-
-Saved model files hold the generator only (the critic is needed to train, not to generate); training
-checkpoints (``fit(checkpoint=...)``) hold both networks, both optimisers, the step, every random state, the
-pending minibatches of the current epoch and the history, so a resumed run ends with the same weights as an
-uninterrupted one.
+Networks, training, the reference code's (imsb-uke/scGAN) departures kept as options, presets and the
+measurements behind them: docs/models.md, "scGAN and cscGAN".
 """
 
 from __future__ import annotations
@@ -309,7 +230,7 @@ class _ReLU(torch.autograd.Function):
 
 
 class Critic(nn.Module):
-    """WGAN critic on LSN cells; conditional heads as in the module docstring.
+    """WGAN critic on LSN cells; conditional heads as in docs/models.md.
 
     ``code_dim > 0`` conditions on a real-valued code ``c`` (n x code_dim, passed as ``labels``) instead of a
     class: head ``"projection"`` only, ``D(x, c) = psi(h) + <c, h>`` (``code_projection="identity"``, needs
@@ -502,7 +423,7 @@ _DEMO: dict[str, Any] = _PAPER | {
     "monitor_cells": 300,
     "checkpoint_every": 100,
 }
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (README, realism results):
+#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
 #: 2 critic steps per generator step (the largest lever: ~4 generator steps per CPU second instead of 1.7, RF
 #: AUC 0.972-0.978 vs 0.983-0.990 at equal CPU time on pbmc3k; 1 or 3 were worse), learning rate 1e-3 -> 1e-4
 #: (3e-4 and 2e-3 worse), weight average 0.998, the best monitored weights.
@@ -544,7 +465,7 @@ class _EpochBatches:
 
 
 class _GANTask(TrainingTask):
-    """scGAN's WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop` (see the module docstring)."""
+    """scGAN's WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop` (see docs/models.md)."""
 
     generator_names = ("generator",)
     representation = "lsn"
@@ -635,7 +556,7 @@ class _GANTask(TrainingTask):
 class ScGAN(GenerativeModel):
     """scGAN (Marouf et al. 2020): unconditional WGAN-GP generating LSN-normalised cells.
 
-    Hyperparameters (``paper`` preset values; see the module docstring for the sources):
+    Hyperparameters (``paper`` preset values; see docs/models.md for the sources):
 
     - ``latent_dim`` 128, ``generator_layers`` [256, 512, 1024], ``critic_layers`` [1024, 512, 256]
     - ``batch_size`` 128, ``critic_iters`` 5 (6 = what the reference code runs), ``gp_weight`` 10
@@ -768,7 +689,7 @@ class CscGAN(ScGAN):
     clusters with the training frequencies). Extra hyperparameters, besides scGAN's:
 
     - ``critic_head``: ``"projection"`` (paper, default) or ``"projection_only"`` (the reference code)
-    - ``critic_fake_labels``: ``"real_batch"`` (default) or ``"reference"`` (see the module docstring)
+    - ``critic_fake_labels``: ``"real_batch"`` (default) or ``"reference"`` (see docs/models.md)
     """
 
     name = "cscgan"

@@ -1,84 +1,9 @@
-"""scVI as a generator of synthetic cells (Treppner et al. 2021, Sci Rep 11:9403): posterior and prior sampling.
+"""scVI as a generator of synthetic cells (Treppner et al. 2021, Sci Rep 11:9403, Methods; Figs. 1-3, Table 1):
+``scvi_posterior`` draws posterior-predictive copies of the pilot cells, ``scvi_prior`` decodes prior draws.
 
-Treppner et al. train scVI (Lopez et al. 2018) on a small pilot experiment and generate a data set of the original
-size in two ways (paper: Methods; compared in Figs. 1-3 and Table 1):
-
-* ``scvi_posterior`` (:class:`ScviPosterior`, "scVI posterior", the standard approach): every pilot cell is
-  encoded, ``z ~ q(z | x)`` and ``l ~ q(l | x)`` are drawn and counts are sampled from the likelihood
-  ``p(x | z, l)``; repeated passes over the pilot cells are stacked until the requested size (the paper's
-  Julia code calls scvi 0.6's posterior ``generate`` on the pilot and stacks the slices).
-* ``scvi_prior`` (:class:`ScviPrior`, "scVI prior"): ``z ~ N(0, I)`` is decoded by the generative network,
-  with the log library size drawn from scVI's library prior ``N(mu_l, sigma_l^2)`` (the mean and variance of
-  the pilot cells' log total counts, scVI's ``library_log_means``/``library_log_vars``), and counts are sampled.
-
-Both use scvi-tools' :class:`scvi.model.SCVI` (1.4) for the model, its training loop and its sampling; nothing of
-scVI is re-implemented here. The setting is the paper's reduced scVI (Methods: NB likelihood without zero
-inflation, no batches, gene-wise dispersion) with the hyperparameters of the paper's scvi 0.6 run (its notebook):
-
-==========================  =========  =============================================================
-hyperparameter              paper      meaning
-==========================  =========  =============================================================
-``n_hidden``                64         units per hidden layer (encoders and decoder)
-``n_latent``                14         latent dimensions
-``n_layers``                2          hidden layers of the z encoder and the decoder
-``dropout_rate``            0.1        scvi 0.6 and scvi-tools default
-``gene_likelihood``         ``"nb"``   ``"zinb"`` / ``"poisson"`` also accepted (scvi-tools' choices)
-``dispersion``              ``"gene"`` ``"gene-cell"`` also accepted (no batches or labels, so no others)
-``use_observed_lib_size``   False      library size is a latent variable with a prior, as in scvi 0.6
-``learning_rate``           0.01       Adam (scvi 0.6 and scvi-tools defaults: eps 0.01, weight decay 1e-6)
-``max_epochs``              200        epochs
-``n_epochs_kl_warmup``      75         KL weight of z rises linearly from 0 to 1 over these epochs
-``batch_size``              36         minibatch size
-``train_size``              0.7        internal 70/30 train/validation split of the pilot cells
-``max_steps``               None       optional cap on optimisation steps (``fit(max_steps=...)`` overrides)
-``batchnorm_stats``         running    ``"recompute"``: exact batch-norm statistics after training (below)
-``library`` (prior only)    ``"prior"`` ``"observed"``: resample the pilot cells' observed library sizes
-==========================  =========  =============================================================
-
-Architecture: the project's reading of the paper's text (``../shared/reference/MODELS.md``) has scVI's default
-architecture (one hidden layer, 10 latent dimensions), while the paper's notebook (scvi 0.6) sets two hidden
-layers of 64 units and 14 latent dimensions; the defaults follow the notebook, the run behind the paper's
-numbers. ``n_layers=1, n_hidden=128, n_latent=10`` (scvi-tools' defaults) gives the other reading.
-With ``use_observed_lib_size=True`` (scvi-tools' default since 0.7) the library is the observed log total count;
-there is then no library prior, so ``scvi_prior`` needs ``library="observed"``. The ``demo`` preset trains 25
-epochs with a 9-epoch KL warm-up (the paper's 75 of 200 scaled to the shorter run, so that the full ELBO is
-optimised for the last two thirds of training as in the paper; with 75 warm-up epochs a 25-epoch run never
-reaches the prior that ``scvi_prior`` samples from).
-
-Batch normalisation. scvi-tools (like scvi 0.6) samples in evaluation mode, with the running averages of
-batch statistics collected during training (momentum 0.01, so roughly the last hundred steps, of weights that
-lr 0.01 still moves). ``batchnorm_stats="running"`` (default) keeps them. After short trainings they lag behind
-the final weights, and the library encoder, whose output is exponentiated, shows it first. Measured gap between
-the mean log library size of posterior draws and of the pilot (PBMC 4k pilots drawn with replacement, training
-seed 0): 384 cells: paper preset +0.02, demo +0.55; 1,152 cells: paper -0.01, demo +0.26; all 4,271 cells,
-demo: +0.01; the
-synthetic 300-cell pilot of the tests (6 steps per epoch): +1.45 after 30 epochs, +0.37 after 200.
-``"recompute"`` (not in the paper) replaces the statistics after training by their exact average over the
-training cells at the final weights (one pass in training mode, as ``torch.optim.swa_utils.update_bn``):
-384-cell demo -0.22, 1,152-cell demo -0.10, synthetic +0.20 / +0.07, but 384-cell paper preset -0.19, so it
-helps only short trainings of small pilots. The prior sampler draws library sizes from the prior and is not
-affected in this way.
-
-Training (``fit``): ``scvi.settings.seed = seed`` (seeds torch/NumPy/Python and scvi-tools' split permutation),
-``SCVI.setup_anndata`` on a private copy of the counts (no keys), ``SCVI(...)``, ``train(...)`` with
-validation every epoch and no early stopping. A last training minibatch of fewer than 3 cells is dropped, as
-scvi 0.6's trainer skipped such minibatches (batch normalisation cannot train on one cell). ``device``:
-``auto`` | ``cpu`` | ``cuda[:N]`` -> Lightning's accelerator/devices (one device). Lightning's and scvi-tools'
-console messages are silenced; ``progress=True`` shows scvi-tools' epoch bar. The history has one row per
-epoch: ``step`` (optimisation steps so far), ``epoch``, ``train_loss`` and ``validation_loss`` (scvi-tools'
-per-cell loss, KL term weighted by the warm-up), ``elbo_train``/``elbo_validation``, ``reconstruction_loss_*``,
-``kl_local_*``, ``kl_weight``, ``time_s``.
-Checkpoints: scvi-tools trains a pilot in seconds to minutes, so an interrupted ``fit`` restarts from scratch
-(the ``checkpoint`` argument is accepted and ignored); the result is the same, as training is seeded.
-
-Generation: cells come in fixed blocks of :data:`SAMPLE_BLOCK` along one sequence per seed, so the result does
-not depend on ``sample(batch_size=...)``; ``sample`` seeds torch with its ``seed``. The posterior's cell ``i``
-is a fresh posterior-predictive draw of pilot cell ``order[i mod n_pilot]``, ``order`` a permutation of the pilot
-cells drawn with the sampling seed (scvi-tools' ``posterior_predictive_sample``; its ``sparse.GCXS`` output is
-converted to SciPy CSR): every full pass covers each pilot cell once, and fewer cells than the pilot are a
-uniform random subset of it, not its first rows (a pilot stored sorted by cell type gave a biased composition).
-The saved model holds the module weights, the scVI settings and, for ``scvi_posterior``, the pilot counts
-(``scvi_prior`` keeps only the pilot's library sizes); loading rebuilds ``SCVI`` without the training file.
+scvi-tools' ``SCVI`` (Lopez et al. 2018) is used, not re-implemented, in the paper's reduced setting (NB without
+zero inflation, no batches, gene-wise dispersion) with its notebook's hyperparameters. The hyperparameter table,
+batch-norm statistics, training and generation: docs/models.md, "scVI prior and posterior".
 """
 
 from __future__ import annotations
@@ -520,7 +445,7 @@ class ScviPosterior(_ScviGenerator):
     permutation of the pilot cells drawn with the sampling seed).
 
     Draws come from scvi-tools' ``SCVI.posterior_predictive_sample`` (``z ~ q(z|x)``, ``l ~ q(l|x)``, counts from
-    the NB likelihood). Hyperparameters: see the module docstring (``paper`` = the paper's scvi 0.6 run).
+    the NB likelihood). Hyperparameters: see docs/models.md (``paper`` = the paper's scvi 0.6 run).
     """
 
     name = "scvi_posterior"

@@ -1,76 +1,9 @@
 """VAE and beta-TCVAE of MichiGAN's comparison (Yu & Welch 2021, Genome Biology 22:158, Methods "Variational
-autoencoders", "beta-TCVAE"; Chen et al. 2018, "Isolating sources of disentanglement in VAEs", NeurIPS).
+autoencoders", "beta-TCVAE"; Chen et al. 2018, "Isolating sources of disentanglement in VAEs", NeurIPS, eq. 2-4
+and Sec. 4.1): 10-dimensional codes of ``log1p`` expression, the total correlation weighted by ``beta``.
 
-Both models learn a 10-dimensional code of a cell's ``log1p`` expression (``log(1 + x)`` of counts
-library-size-normalised to 20,000 per cell, :func:`scsynth_core.data.preprocess.to_representation`, computed per
-minibatch). The reference code (welch-lab/MichiGAN, ``FunctionProgramExamples/nets.py``) trains on a
-SCANPY-processed dense matrix (continuous log-normalised values; the exact steps are not in the repository); the
-project's ``log1p`` is that kind of input, so it is used for all MichiGAN-comparison models.
-
-``scale_genes`` (default ``True``): the encoder's input and the decoder's target are the ``log1p`` genes scaled to
-zero mean and unit variance over the training cells (``scanpy.pp.scale`` without clipping; the statistics are
-buffers of the encoder, :func:`scsynth_core.data.preprocess.gene_mean_sd`). The decoder's likelihood has unit
-variance, which fits data on that scale; on raw ``log1p`` values (gene s.d. ~0.1-0.5) it weighs reconstruction
-4-100x less against the KL and TC terms, and on Splatter data the model then spread the batch over several dims or
-collapsed (measured, 1,000 cells x 200 genes, 2 simulations x 3 training seeds: beta-TCVAE histogram MIG
-0.30-0.57 unscaled vs 0.50-0.67 scaled; PCA 0.56-0.59). After training, the inverse scaling is folded into the
-decoder's output layer, so decoded and generated cells are ``log1p`` values either way. ``False`` trains on
-``log1p`` directly.
-
-Networks (MODELS.md, "MichiGAN"; the reference ``encoder1`` / ``decoder2``)
---------------------------------------------------------------------------
-* Encoder: genes -> 512 (Linear -> batch norm -> leaky ReLU (slope 0.2) -> dropout 0.2) -> 256 (Linear -> batch
-  norm -> ReLU -> dropout 0.2) -> ``mu`` (Linear 10) and ``logvar`` (Linear 10). The reference parameterises the
-  posterior s.d. as ``softplus(Linear)``; ``logvar`` is the usual (Kingma & Welling; Chen et al.) form and keeps
-  ``log q`` finite for small s.d.
-* Decoder: 10 -> 256 -> 512 (Linear -> batch norm -> leaky ReLU -> dropout 0.2) -> Linear(genes) = the mean of a
-  unit-variance Gaussian ``p(x|z)``. It is a :class:`scsynth_core.models.scgan.Generator` (``output="linear"``),
-  so decoding reuses scGAN's chunked sparse generation (:func:`scsynth_core.models.scgan.generate_csr`).
-* Glorot-uniform weights, zero biases (hidden Linear layers have no bias: batch norm's shift replaces it).
-  Batch norm as TF's ``tf.layers.batch_normalization`` defaults: moving averages with decay 0.99, eps 1e-3,
-  biased batch variance.
-
-``batchnorm_dropout``: ``"active"`` (default) trains with batch statistics and dropout and encodes/decodes in
-evaluation mode (running statistics, no dropout): what the paper's architecture means. ``"inert"`` reproduces the
-reference code, whose TF1 layers are called without a ``training`` flag: batch norm always uses its never-updated
-moving statistics (an affine map ``x / sqrt(1 + eps) * gamma + beta``) and dropout is off.
-
-Loss (per cell, averaged over the minibatch)
---------------------------------------------
-``L = -log N(x; dec(z), I) + KL(q(z|x) || N(0, I)) + w * TC``, ``z = mu + exp(logvar / 2) eps`` (one sample).
-Chen et al. (eq. 2-4) decompose ``E_x KL(q(z|x) || p(z))`` into index-code MI + total correlation ``TC = KL(q(z)
-|| prod_j q(z_j))`` + dimension-wise KL; beta-TCVAE weighs TC by ``beta`` and the other two terms by 1.
-
-* ``tc_form="chen"`` (default; the beta-TCVAE objective): ``w = beta - 1`` on top of the full KL, i.e. TC
-  weighted by ``beta`` in total. ``beta = 1`` is the plain VAE.
-* ``tc_form="reference"`` (the reference code): ``w = beta`` on top of the full KL (TC weight ``beta + 1``).
-
-TC is the minibatch-stratified-sampling estimate (:func:`total_correlation`, Chen et al. Sec. 4.1 and Appendix
-C.2) with the training set size ``N``. The KL is the closed form (the reference uses the single-sample estimate
-``log q(z|x) - log p(z)``, whose expectation it is). The reconstruction term keeps its constant ``G/2 log 2 pi``,
-so losses compare with the reference logs.
-
-``beta`` (paper): 10 for the simulated data, 50 for PROSSTT and pancreas, 100 for real data (Tabula Muris,
-sci-Plex). The ``betatcvae`` default is 10 (the simulated-data experiment this project reproduces); set ``beta``
-in the config for the others. The ``vae`` model is the same network with ``beta = 1``.
-
-Training: Adam (lr 1e-4, betas 0.9/0.999, eps 1e-8; the reference script's optimiser), minibatches of 128 cells
-from shuffled epochs (the last incomplete batch dropped; the reference draws random contiguous windows of the
-shuffled matrix instead, which covers cells unevenly), 100 epochs of ``n // 128`` steps (the reference script).
-
-Generation and codes
---------------------
-``sample(n)``: ``z ~ N(0, I)`` (the prior), decoded to the decoder mean, clamped at 0 (non-negative ``log1p``
-values), in chunks straight into CSR. The reference samples ``x ~ N(dec(z), I)``, adding unit-variance noise to
-every gene, which makes every entry non-zero; the mean is the expression profile. ``obsm["X_codes"]`` holds the
-codes. :meth:`VAE.encode` gives posterior means (or samples) of cells, :meth:`VAE.generate_from_codes` decodes
-arbitrary codes (latent arithmetic, :func:`scsynth_core.metrics.latent.latent_arithmetic`) and
-:meth:`VAE.traverse` decodes a latent traversal (one code dim varied, the others held).
-
-History (``train_log.tsv``): every ``log_every`` steps ``loss``, ``reconstruction``, ``kl``,
-``total_correlation`` (the MSS estimate, logged for every beta) and ``epoch``. Checkpoints (every
-``checkpoint_every`` steps and at the end) hold networks, optimiser, random states and the pending minibatches:
-a resumed run ends with the same weights as an uninterrupted one.
+Networks, the loss and its ``tc_form`` variants, gene scaling (``scale_genes``), departures from the reference
+code (welch-lab/MichiGAN) and the measurements behind them: docs/models.md, "VAE and beta-TCVAE".
 """
 
 from __future__ import annotations
@@ -192,7 +125,9 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
 
 def beta_tcvae_loss(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                     *, beta: float, dataset_size: int, tc_form: str = "chen") -> dict[str, torch.Tensor]:
-    """The minibatch loss of the module docstring and its terms (``loss``, ``reconstruction``, ``kl``, ``tc``)."""
+    """The minibatch loss and its terms (``loss``, ``reconstruction``, ``kl``, ``tc``), per cell and averaged:
+    ``-log N(x; mean, I) + KL(q(z|x) || N(0, I)) + w * TC`` (Chen et al. 2018, eq. 2-4), ``w = beta - 1`` with
+    ``tc_form="chen"`` (TC weighted by ``beta`` in total), ``w = beta`` with ``"reference"``; see docs/models.md."""
     if tc_form not in TC_FORMS:
         raise ConfigError(f"tc_form must be one of {', '.join(TC_FORMS)}, got '{tc_form}'")
     reconstruction = gaussian_nll(x, mean).mean()
@@ -453,7 +388,7 @@ _VAE_WORKSTATION: dict[str, Any] = _VAE_PAPER | {"monitor_every": 200, "max_minu
 
 
 class VAE(CodeSampling, GenerativeModel):
-    """Gaussian VAE of MichiGAN's comparison (``beta = 1``); see the module docstring.
+    """Gaussian VAE of MichiGAN's comparison (``beta = 1``); see docs/models.md.
 
     Hyperparameters (``paper`` preset): ``latent_dim`` 10, ``encoder_layers`` [512, 256], ``decoder_layers``
     [256, 512], ``dropout`` 0.2, ``beta`` (1 here, 10 for ``betatcvae``), ``tc_form`` "chen" | "reference",
