@@ -2,6 +2,7 @@
 # input functions and target builders.
 
 import os
+import sys
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -10,7 +11,7 @@ from snakemake.utils import update_config
 from scsynth_core.config import check_config, model_settings, validate_config, workflow_file
 from scsynth_core.data.registry import load_registry
 from scsynth_core.errors import ScsynthError
-from scsynth_core.models import available_models
+from scsynth_core.models import available_models, get_model_class
 
 # This workflow's root folder (above rules/). Not workflow.basedir: used as a Snakemake module, that is the
 # including workflow's folder; not workflow.source_path: that returns a temporary copy of one file.
@@ -71,6 +72,27 @@ REALISM_LOGS = "logs/realism/{dataset}/{model}/seed{seed}"
 MODERN_METRICS = [m for m in config["realism"]["metrics"] if m != "papers"]
 
 
+def conditional_models(models):
+    """The models that generate cells of requested clusters (their class's ``conditional`` flag): per-cluster
+    realism compares each cluster's generated cells with its real test cells. A model whose framework (torch) this
+    Snakemake process cannot import cannot be asked; it is left out, with a warning."""
+    chosen = []
+    for model in models:
+        try:
+            if get_model_class(model).conditional:
+                chosen.append(model)
+        except ImportError as exc:
+            print(
+                f"warning: per-cluster realism leaves out '{model}': its class does not import here ({exc})",
+                file=sys.stderr,
+            )
+    return chosen
+
+
+# Conditional realism models (per-cluster realism, Marouf 2020 Fig. 2 / Heydari 2022 Fig. 5; none: no such outputs).
+PER_CLUSTER_MODELS = conditional_models(config["realism"]["models"]) if "realism" in EXPERIMENTS else []
+
+
 def modern_output(run):
     """The run's table of today's metrics, only when realism.metrics asks for some: without them the evaluation
     rules keep today's outputs and parameters (no re-runs of finished evaluations)."""
@@ -91,7 +113,10 @@ def leaderboard_inputs(wildcards):
         "disentanglement": "results/disentanglement/runs.tsv",
         "perturbation": "results/perturbation/runs.tsv",
     }
-    return {name: paths for name, paths in inputs.items() if name in EXPERIMENTS}
+    chosen = {name: paths for name, paths in inputs.items() if name in EXPERIMENTS}
+    if PER_CLUSTER_MODELS:  # part of the realism experiment when it has conditional models
+        chosen["per_cluster"] = [f"results/realism/{d}/per_cluster.tsv" for d in config["realism"]["datasets"]]
+    return chosen
 
 
 def balanced_split(dataset, test_fraction, seed):
@@ -155,6 +180,13 @@ def realism_runs(dataset, seed, filename):
     return paths
 
 
+def per_cluster_runs(dataset, seed, filename):
+    """``{model: path}`` of ``filename`` for every conditional model's run and the real control (per-cluster
+    realism)."""
+    paths = realism_runs(dataset, seed, filename)
+    return {model: path for model, path in paths.items() if model in PER_CLUSTER_MODELS or model == "real_control"}
+
+
 def realism_targets():
     section = config["realism"]
     targets = ["results/realism/leaderboard.tsv"]
@@ -170,9 +202,13 @@ def realism_targets():
                 f"results/realism/{dataset}/modern_metrics.tsv",
                 f"results/realism/{dataset}/figures/modern_metrics.png",
             ]
+        if PER_CLUSTER_MODELS:
+            targets.append(f"results/realism/{dataset}/per_cluster.tsv")
         for seed in section["seeds"]:
             figures = f"results/realism/{dataset}/figures"
             targets.append(f"{figures}/roc_seed{seed}.png")
+            if PER_CLUSTER_MODELS:
+                targets += [f"{figures}/per_cluster_{kind}_seed{seed}.png" for kind in ("roc", "tsne")]
             targets += [
                 f"{figures}/embedding_{method}_{colour}_seed{seed}.png"
                 for method in section["embeddings"]

@@ -89,6 +89,51 @@ rule evaluate_real_control:
         "../workflow_scripts/evaluate_real_control.py"
 
 
+rule evaluate_per_cluster:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=realism_split,
+        generated=os.path.join(REALISM_RUN, "generated.h5ad"),
+        representation=os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
+    output:
+        table=os.path.join(REALISM_RUN, "per_cluster.tsv"),
+        roc=os.path.join(REALISM_RUN, "per_cluster_roc.tsv"),
+    log:
+        os.path.join(REALISM_LOGS, "per_cluster.log"),
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        n_trees=config["realism"]["rf_trees"],
+        min_cells=config["realism"]["per_cluster_min_cells"],
+    script:
+        "../workflow_scripts/evaluate_per_cluster.py"
+
+
+rule evaluate_per_cluster_control:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=realism_split,
+        representation=os.path.join(REFERENCE, "seed{seed}", "representation.npz"),
+    output:
+        table=os.path.join(CONTROL, "per_cluster.tsv"),
+        roc=os.path.join(CONTROL, "per_cluster_roc.tsv"),
+    log:
+        "logs/realism/{dataset}/real_control/seed{seed}/per_cluster.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        n_trees=config["realism"]["rf_trees"],
+        min_cells=config["realism"]["per_cluster_min_cells"],
+    script:
+        "../workflow_scripts/evaluate_per_cluster.py"
+
+
 AUG = "results/augmentation/{dataset}"
 
 

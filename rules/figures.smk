@@ -60,6 +60,57 @@ rule plot_realism_roc:
         "../workflow_scripts/plot_realism_roc.py"
 
 
+rule plot_per_cluster_roc:
+    input:
+        tables=lambda w: list(per_cluster_runs(w.dataset, w.seed, "per_cluster.tsv").values()),
+        rocs=lambda w: list(per_cluster_runs(w.dataset, w.seed, "per_cluster_roc.tsv").values()),
+    output:
+        report(
+            os.path.join(FIGURES, "per_cluster_roc_seed{seed}.png"),
+            caption="../report/per_cluster_roc.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "seed": "{seed}", "figure": "ROC curves per cluster"},
+        ),
+    log:
+        "logs/realism/{dataset}/figures/per_cluster_roc_seed{seed}.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        names=lambda w: list(per_cluster_runs(w.dataset, w.seed, "per_cluster.tsv")),
+    script:
+        "../workflow_scripts/plot_per_cluster_roc.py"
+
+
+rule plot_per_cluster_embedding:
+    input:
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=realism_split,
+        generated=expand(
+            "results/realism/{{dataset}}/{model}/seed{{seed}}/generated.h5ad",
+            model=PER_CLUSTER_MODELS,
+        ),
+    output:
+        report(
+            os.path.join(FIGURES, "per_cluster_tsne_seed{seed}.png"),
+            caption="../report/per_cluster_tsne.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "seed": "{seed}", "figure": "t-SNE of one cluster"},
+        ),
+    log:
+        "logs/realism/{dataset}/figures/per_cluster_tsne_seed{seed}.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        models=PER_CLUSTER_MODELS,
+        cluster=config["realism"]["per_cluster_tsne_cluster"],
+    script:
+        "../workflow_scripts/plot_per_cluster_embedding.py"
+
+
 rule plot_correlation_heatmap:
     input:
         os.path.join(REALISM_RUN, "marker_correlation.tsv"),
@@ -146,6 +197,29 @@ rule plot_modern_metrics:
         "../envs/analysis.yaml"
     script:
         "../workflow_scripts/plot_modern_metrics.py"
+
+
+rule summarise_per_cluster:
+    input:
+        lambda w: [
+            path
+            for seed in config["realism"]["seeds"]
+            for path in per_cluster_runs(w.dataset, seed, "per_cluster.tsv").values()
+        ],
+    output:
+        report(
+            "results/realism/{dataset}/per_cluster.tsv",
+            caption="../report/per_cluster_table.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "realism per cluster"},
+        ),
+    log:
+        "logs/realism/{dataset}/per_cluster.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/summarise_per_cluster.py"
 
 
 rule plot_realism_leaderboard:

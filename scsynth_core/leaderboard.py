@@ -102,6 +102,21 @@ def realism_scores(leaderboard: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def per_cluster_scores(per_cluster: pd.DataFrame) -> pd.DataFrame:
+    """Per-cluster realism (Marouf 2020 Fig. 2, Heydari 2022 Fig. 5): each conditional model's real-vs-generated
+    AUC averaged over its scored clusters (every cluster weighing the same, whatever its size), then over
+    replicates (``results/realism/{dataset}/per_cluster.tsv``). Clusters skipped for too few cells count in no
+    mean, so a model that generates too few cells of a cluster is not scored on it (the table says so)."""
+    _require(per_cluster, ["dataset", "model", "replicate", "rf_auc_mean"], "per-cluster realism table")
+    scored = per_cluster.assign(rf_auc_mean=pd.to_numeric(per_cluster["rf_auc_mean"], errors="coerce"))
+    scored = scored[scored["rf_auc_mean"].notna()]
+    if scored.empty:
+        raise DataError("per-cluster realism table: no cluster was scored in any run (all had too few cells)")
+    runs = scored.groupby(["dataset", "model", "replicate"], sort=False)["rf_auc_mean"].mean()
+    means = runs.groupby(level=["dataset", "model"], sort=False).mean().reset_index()
+    return _long(means, "realism", "rf_auc_per_cluster", "half", "rf_auc_mean")
+
+
 def augmentation_scores(f1: Mapping[str, pd.DataFrame], *, n_extra: int) -> pd.DataFrame:
     """Target-vs-rest F1 at the smallest kept fraction, mean over seeds (``results/augmentation/{dataset}/f1.tsv``
     per dataset): per model augmenting with ``n_extra`` generated cells, and as references without augmentation
@@ -212,6 +227,7 @@ def write_leaderboard(
     output: str | Path,
     figure: str | Path | None = None,
     realism: str | Path | None = None,
+    per_cluster: Sequence[str | Path] = (),
     augmentation: Sequence[str | Path] = (),
     n_extra: int | None = None,
     pilot: Sequence[str | Path] = (),
@@ -222,7 +238,8 @@ def write_leaderboard(
     """The workflow step: read the summary tables of the experiments that ran, write :func:`build_leaderboard`'s
     table (missing values as ``NA``) and, with ``figure``, the table drawn by rank.
 
-    ``realism``: ``results/realism/leaderboard.tsv``; ``augmentation``: ``results/augmentation/{dataset}/f1.tsv``
+    ``realism``: ``results/realism/leaderboard.tsv``; ``per_cluster``: ``results/realism/{dataset}/per_cluster.tsv``
+    files (:func:`per_cluster_scores`); ``augmentation``: ``results/augmentation/{dataset}/f1.tsv``
     files (the dataset from the path) with ``n_extra`` generated cells; ``pilot``: the ``replicates.tsv`` files;
     ``disentanglement`` and ``perturbation``: their ``runs.tsv``.
     """
@@ -230,6 +247,8 @@ def write_leaderboard(
     scores = []
     if realism is not None:
         scores.append(realism_scores(read(realism)))
+    if per_cluster:
+        scores.append(per_cluster_scores(pd.concat([read(p) for p in per_cluster], ignore_index=True)))
     if augmentation:
         if n_extra is None:
             raise DataError("leaderboard: augmentation tables need n_extra (the config's augmentation.n_generated)")

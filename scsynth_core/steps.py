@@ -516,6 +516,78 @@ def evaluate_real_control(
                    modern_out=modern)  # fmt: skip
 
 
+def evaluate_per_cluster_realism(
+    *,
+    real: str | Path,
+    split: str | Path,
+    representation: str | Path,
+    output: str | Path,
+    roc: str | Path,
+    generated: str | Path | None = None,
+    min_cells: int | None = None,
+    n_trees: int = 1000,
+    seed: int = 0,
+    threads: int = 1,
+    label_key: str = "cluster",
+) -> None:
+    """Per-cluster realism of one conditional model's cells (Marouf 2020 Fig. 2; Heydari 2022 Fig. 5): for each
+    cluster, its generated cells against the same cluster's real test cells (:func:`scsynth_core.metrics.realism.
+    rf_per_cluster`), in the run's shared PCA with the whole-set forest's settings.
+
+    Without ``generated`` the real control's cells (:func:`evaluate_real_control`) take their place: the
+    per-cluster chance level. ``output``: one row per cluster (skipped ones with the reason); ``roc``: the scored
+    clusters' per-fold ROC curves. ``min_cells``: fewest cells of a cluster in each set (default
+    :data:`~scsynth_core.metrics.realism.PER_CLUSTER_MIN_CELLS`).
+    """
+    from scsynth_core.metrics.realism import PER_CLUSTER_MIN_CELLS, rf_per_cluster
+    from scsynth_core.metrics.representation import SharedRepresentation, protocol_cells
+
+    if generated is None:
+        _, other, test = protocol_cells(load_prepared(real, split), seed=seed)
+        where = "the real control"
+    else:
+        test, other, where = load_prepared(real, split, subset="test"), _read_generated(generated), str(generated)
+    for cells, name in ((test, f"{real} (test cells)"), (other, where)):
+        if label_key not in cells.obs:
+            raise DataError(f"{name}: no obs['{label_key}'] column; per-cluster realism needs the cluster of every "
+                            "cell (generated cells of a conditional model carry it)")  # fmt: skip
+    rep = SharedRepresentation.load(representation)
+    result = rf_per_cluster(
+        rep.transform(test), test.obs[label_key], rep.transform(other), other.obs[label_key],
+        min_cells=PER_CLUSTER_MIN_CELLS if min_cells is None else min_cells, n_trees=n_trees, seed=seed,
+        n_jobs=threads,
+    )  # fmt: skip
+    for cluster, reason in result.skipped.items():
+        log.warning("per-cluster realism of %s: cluster %s not scored: %s", where, cluster, reason)
+    if not result.rf:
+        log.warning("per-cluster realism of %s: no cluster has %d cells in both sets", where, result.min_cells)
+    _io.write_tsv(roc, result.roc_frame())
+    _io.write_tsv(output, result.table)
+    scored = result.table[result.table["skipped"] == ""]
+    log.info("per-cluster realism of %s: %s", where,
+             ", ".join(f"{c} AUC {a:.3f}" for c, a in zip(scored["cluster"], scored["rf_auc_mean"])) or "none scored")
+
+
+def _read_per_cluster(path: str | Path):
+    """A per-cluster table as written: clusters and skip reasons stay text ("NA" is a cluster name), only the
+    metrics' empty cells are missing."""
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", dtype={"cluster": str, "skipped": str}, keep_default_na=False,
+                       na_values={c: [""] for c in ("rf_auc_mean", "rf_auc_sd", "rf_error", "mmd")})
+
+
+def summarise_per_cluster(*, inputs: Sequence[str | Path], output: str | Path) -> None:
+    """Collect the runs' per-cluster tables (``.../{dataset}/{model}/{replicate}/per_cluster.tsv``) into one TSV:
+    dataset, model, replicate, then the per-cluster columns (clusters stay text)."""
+    import pandas as pd
+
+    table = pd.concat([_read_per_cluster(path).assign(**_run_identity(Path(path))) for path in inputs],
+                      ignore_index=True)
+    identity = ["dataset", "model", "replicate"]
+    _io.write_tsv(output, table[identity + [c for c in table.columns if c not in identity]])
+
+
 def _benchmark_seconds(path: str | Path | None) -> float | None:
     """Wall seconds from a Snakemake benchmark file (column ``s``), if there is one."""
     if path is None or not Path(path).exists():
@@ -792,6 +864,71 @@ def plot_realism_roc(
         result = json.loads(Path(metrics[name]).read_text())
         aucs[name] = (result["rf_auc_mean"], result["rf_auc_sd"])
     _save_figure(plot_roc_comparison(curves, aucs, title=title), output)
+
+
+def plot_per_cluster_roc(
+    *, rocs: Mapping[str, str | Path], tables: Mapping[str, str | Path], output: str | Path, title: str = ""
+) -> None:
+    """Per-cluster ROC curves (Heydari 2022 Fig. 5): a panel per cluster, the conditional models (and the real
+    control) side by side in it, from each run's ``per_cluster_roc.tsv`` and ``per_cluster.tsv``. Clusters in the
+    order of the first table (most real cells first); a cluster is drawn when some run scored it."""
+    _use_agg()
+    import pandas as pd
+
+    from scsynth_core.plots.roc import plot_roc_per_cluster
+
+    curves: dict[str, dict[str, list]] = {}
+    aucs: dict[str, dict[str, tuple[float, float]]] = {}
+    for name, path in tables.items():
+        table = _read_per_cluster(path)
+        for row in table[table["skipped"] == ""].itertuples():
+            aucs.setdefault(row.cluster, {})[name] = (float(row.rf_auc_mean), float(row.rf_auc_sd))
+        frame = pd.read_csv(rocs[name], sep="\t", dtype={"cluster": str}, keep_default_na=False)
+        for (cluster, _), fold in frame.groupby(["cluster", "fold"], sort=True):
+            curves.setdefault(cluster, {}).setdefault(name, []).append((fold["fpr"].to_numpy(), fold["tpr"].to_numpy()))
+    missing = sorted(set(curves) ^ set(aucs))
+    if missing:
+        raise DataError(f"per-cluster ROC: cluster(s) {missing} have ROC curves or AUCs but not both "
+                        f"(tables: {', '.join(map(str, tables.values()))})")  # fmt: skip
+    order = [c for c in aucs]  # first table's order (largest first), then clusters only later runs scored
+    _save_figure(plot_roc_per_cluster({c: curves[c] for c in order}, aucs, title=title), output)
+
+
+def plot_per_cluster_embedding(
+    *,
+    prepared: str | Path,
+    split: str | Path,
+    generated: Mapping[str, str | Path],
+    output: str | Path,
+    cluster: str = "auto",
+    seed: int = 0,
+    title: str = "",
+) -> None:
+    """t-SNE of one cluster's real test cells with each conditional model's cells of that cluster, a panel per
+    model (Marouf 2020 Fig. 2). ``cluster``: a label, or ``"auto"`` = the dataset's second largest cluster
+    (Marouf's PBMC cluster 2, as the augmentation target)."""
+    _use_agg()
+    from scsynth_core.data.split import resolve_target_cluster
+    from scsynth_core.plots.embedding import embedding_frame, plot_embedding
+
+    cells = load_prepared(prepared, split)
+    if cluster == "auto" and cells.obs["cluster"].nunique() < 2:
+        raise DataError(f"{prepared}: per-cluster embedding 'auto' needs two clusters to pick the second largest")
+    cluster = resolve_target_cluster(cells.obs["cluster"], cluster)
+    real = cells[(cells.obs["split"] == "test") & (cells.obs["cluster"].astype(str) == cluster)].copy()
+    sets = {}
+    for name, path in generated.items():
+        fake = _read_generated(path)
+        if "cluster" not in fake.obs:
+            raise DataError(f"{path}: no obs['cluster'] column; the per-cluster embedding needs labelled cells")
+        sets[name] = fake[fake.obs["cluster"].astype(str).to_numpy() == cluster].copy()
+    if real.n_obs < 10:
+        raise DataError(f"{prepared}: cluster '{cluster}' has {real.n_obs} test cells, too few to embed (10 or more; "
+                        "choose another with realism.per_cluster_embedding)")  # fmt: skip
+    frame = embedding_frame(real, sets, seed=seed, method="tsne", cluster_key=None)
+    counts = ", ".join(f"{name} {cells.n_obs}" for name, cells in sets.items())
+    _save_figure(plot_embedding(frame, title=f"{title}cluster {cluster}: {real.n_obs} real test cells; {counts}"),
+                 output)  # fmt: skip
 
 
 def plot_correlation_heatmap(*, heatmap: str | Path, output: str | Path, title: str = "") -> None:

@@ -136,13 +136,15 @@ def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
     assert out["images"] == {path: _png_width(wf / path) for path in figures}
     # Summary tables are listed too (as downloads).
     for table in ["results/realism/leaderboard.tsv", "results/realism/pbmc68k_demo/summary.tsv",
+                  "results/realism/pbmc68k_demo/per_cluster.tsv",
                   "results/augmentation/pbmc68k_demo/f1.tsv", "results/leaderboard.tsv"]:  # fmt: skip
         assert table in out["results"], table
     # Rows carry the captions' labels per category/subcategory.
     rows = {key: " ; ".join(values) for key, values in out["tables"].items()}
     realism, augmentation = rows["Realism/pbmc68k_demo"], rows["Augmentation/pbmc68k_demo"]
     for label in ["ROC curves", "TSNE by set", "UMAP by cluster", "TSNE by marker", "leaderboard", "summary",
-                  "marker correlations: noise", "marker correlations: upsample", "realism during training"]:  # fmt: skip
+                  "marker correlations: noise", "marker correlations: upsample", "realism during training",
+                  "ROC curves per cluster", "t-SNE of one cluster", "realism per cluster"]:  # fmt: skip
         assert label in realism, (label, realism)
     for label in ["F1 vs kept fraction", "t-SNE of the target cluster: upsample, 0.05, seed 0",
                   "F1 per fraction, seed and variant"]:  # fmt: skip

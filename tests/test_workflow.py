@@ -26,6 +26,11 @@ STAGES = [
     "build_marker_genes",
     "evaluate_realism",
     "evaluate_real_control",
+    "evaluate_per_cluster",
+    "evaluate_per_cluster_control",
+    "summarise_per_cluster",
+    "plot_per_cluster_roc",
+    "plot_per_cluster_embedding",
     "plot_realism_embeddings",
     "plot_realism_roc",
     "plot_correlation_heatmap",
@@ -195,6 +200,19 @@ def test_default_run_report_and_rerun_after_kill(default_run, tmp_path):
     assert board.loc["upsample", "realism.rf_auc.rank"] == 1
     assert np.isnan(board.loc["real_control", "realism.rf_auc.rank"])
     assert np.isnan(board.loc["upsample", "pilot.ari@96"]) and np.isnan(board.loc["noise", "augmentation.f1@0.05"])
+    # Per cluster (Marouf 2020 Fig. 2, Heydari 2022 Fig. 5): the conditional model (upsample) and the real control;
+    # the demo's cluster 3 (about 10 test cells) is below the 20-cell minimum.
+    per_cluster = pd.read_csv(results / "realism/pbmc68k_demo/per_cluster.tsv", sep="\t", dtype={"cluster": str},
+                              keep_default_na=False, na_values={"rf_auc_mean": [""]})  # fmt: skip
+    assert set(per_cluster["model"]) == {"upsample", "real_control"}
+    scored = per_cluster[per_cluster["skipped"] == ""]
+    assert set(scored["cluster"]) == {"0", "1", "2"} and set(per_cluster["cluster"]) == {"0", "1", "2", "3"}
+    auc = scored.groupby("model")["rf_auc_mean"].mean()
+    assert abs(auc["real_control"] - 0.5) < 0.15 and auc["upsample"] > auc["real_control"]
+    for name in ["per_cluster_roc_seed0", "per_cluster_tsne_seed0"]:
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
+    assert np.isnan(board.loc["noise", "realism.rf_auc_per_cluster"])  # not conditional: no per-cluster cells
+    assert board.loc["upsample", "realism.rf_auc_per_cluster"] == pytest.approx(auc["upsample"], abs=1e-4)
     assert (first / "logs/realism/pbmc68k_demo/noise/seed0/train.log").exists()
     assert (results / "realism/pbmc68k_demo/noise/seed0/train_benchmark.tsv").exists()
 

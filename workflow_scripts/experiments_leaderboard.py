@@ -7,6 +7,7 @@ run_logged(
     output=snakemake.output.table,
     figure=snakemake.output.figure,
     realism=snakemake.input.get("realism"),
+    per_cluster=list(snakemake.input.get("per_cluster", [])),
     augmentation=list(snakemake.input.get("augmentation", [])),
     n_extra=snakemake.params.n_extra,
     pilot=list(snakemake.input.get("pilot", [])),

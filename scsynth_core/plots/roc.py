@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scsynth_core.plots._style import REAL_COLOR, colors_for, new_figure, styled
+from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, styled
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -113,6 +113,7 @@ def plot_roc_comparison(
     title: str = "",
     ax: Axes | None = None,
     show_folds: bool = True,
+    colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Mean ROC curve of several models on one axes, folds faint behind them (ACTIVA Fig. 2 vs scGAN/cscGAN).
 
@@ -128,6 +129,9 @@ def plot_roc_comparison(
         Draw into this axes instead of a new figure.
     show_folds
         Also draw each model's fold curves (thin, light).
+    colors
+        ``{model: colour}`` (default: :func:`~scsynth_core.plots._style.colors_for` of the models), so that
+        several panels can keep one colour per model.
 
     Returns
     -------
@@ -138,7 +142,7 @@ def plot_roc_comparison(
         raise ValueError(f"aucs lacks (mean, sd) for model(s) {missing}")
     fig, axes = new_figure(ax=ax, panel_size=(3.6, 3.6))
     ax = axes[0, 0]
-    colors = colors_for(curves)
+    colors = colors_for(curves) if colors is None else colors
     for model, folds in curves.items():
         if show_folds:
             _draw_folds(ax, folds, colors[model], None, alpha=0.2)
@@ -149,3 +153,44 @@ def plot_roc_comparison(
     if title:
         ax.set_title(title)
     return fig
+
+
+@styled
+def plot_roc_per_cluster(
+    curves: Mapping[str, Mapping[str, Sequence[Curve]]],
+    aucs: Mapping[str, Mapping[str, tuple[float, float]]],
+    *,
+    title: str = "",
+    ncols: int = 4,
+) -> Figure:
+    """One panel per cluster, each model's mean ROC curve in it (Heydari 2022 Fig. 5; Marouf 2020 Fig. 2).
+
+    Parameters
+    ----------
+    curves
+        ``{cluster: {model: [(fpr, tpr), ...]}}``: per-fold curves of the models scored on that cluster, panels
+        in this order.
+    aucs
+        ``{cluster: {model: (mean, sd)}}`` for the legends.
+    title
+        Figure title.
+    ncols
+        Panels per row.
+
+    Returns
+    -------
+    The Figure; one axes per cluster (unused grid cells hidden), drawn by :func:`plot_roc_comparison` without
+    the fold curves, each model in the same colour in every panel.
+    """
+    if not curves:
+        raise ValueError("no cluster to draw: every cluster was skipped (too few cells)")
+    colors = colors_for(dict.fromkeys(m for by_model in curves.values() for m in by_model))
+    ncols = max(1, min(ncols, len(curves)))
+    nrows = -(-len(curves) // ncols)
+    fig, axes = new_figure(nrows, ncols, panel_size=(3.6, 3.6))
+    for ax, (cluster, by_model) in zip(axes.flat, curves.items()):
+        plot_roc_comparison(by_model, aucs[cluster], title=f"cluster {cluster}", ax=ax, show_folds=False,
+                            colors=colors)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.set_visible(False)
+    return finish(fig, title)
