@@ -13,6 +13,12 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
+# Image of `--sdm apptainer` runs (containers/Dockerfile; docs/containers.md): $SCSYNTH_IMAGE, a registry reference
+# (docker://...) or a .sif file, else the .sif that docs/containers.md builds. Unused without --sdm apptainer; it
+# holds scsynth and its pinned dependencies in a virtualenv, no conda environments (so not with --sdm conda).
+containerized: os.environ.get("SCSYNTH_IMAGE", "resources/scsynth-0.1.0.sif")
+
+
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/prepare.smk"
