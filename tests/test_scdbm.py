@@ -23,7 +23,13 @@ from scipy.special import gammaln
 from scsynth_core.errors import ConfigError, DataError, TrainingError
 from scsynth_core.models import MODELS, load_model
 from scsynth_core.models import scdbm as scdbm_module
-from scsynth_core.models.scdbm import NegativeBinomialDBM, ScDBM, fit_nb_dispersion, nb_log_prob, sample_nb
+from scsynth_core.models.scdbm import (
+    NegativeBinomialDBM,
+    ScDBM,
+    fit_nb_dispersion,
+    nb_log_prob,
+    sample_nb,
+)
 from scsynth_core.models.training import Checkpointer
 
 #: The shared training: the paper's method with a wider first layer (8 units: with 4, two clusters with
@@ -312,6 +318,32 @@ def test_reference_learning_rates_leave_the_weights_untrained(two_clusters):
     w0, w_ref, w_def = (m.machine.W1 for m in (start, reference, default))
     assert float((w_ref - w0).abs().max()) < 1e-6  # 70 updates at 1e-11
     assert float((w_def - w0).abs().max()) > 0.01  # measured 0.02 after these 7 epochs
+
+
+def test_dispersion_update_keeps_every_state_inside_the_nb_domain(monkeypatch, tiny_counts):
+    """Regression (pbmc3k, 2026-12-06): theta of gene ARF6 (mean count 0.47) fell from 1.61 to 0.35 while its
+    hidden-off mean was 1.51; shifting ``a`` to keep the mean count's mean carried that state past eta = 0
+    (mean 3.5e9 counts after the projection). Gene 0 replays those numbers, gene 1 has a rising theta."""
+    model = ScDBM("demo", **TINY)
+    model.seed = 0
+    theta_old, theta_new = torch.tensor([1.61, 0.5]), torch.tensor([0.354, 3.0])
+    gene_means = np.r_[0.472, 0.8, np.ones(10)]
+    hidden_off = torch.tensor([1.51, 2.0])
+    m = NegativeBinomialDBM.initial(gene_means, (3, 2), theta0=0.5, device=torch.device("cpu"))
+    m.theta[:2] = theta_old
+    m.a[:2] = torch.log(hidden_off / (hidden_off + theta_old))
+    m.W1[:2] = torch.tensor([[-0.2, -0.5, -1.0], [-0.1, -0.3, -0.6]])
+    trainer = scdbm_module._Trainer(model, m, sp.csr_matrix(tiny_counts.X), gene_means, torch.device("cpu"))
+    new = torch.cat([theta_new, m.theta[2:]]).double().numpy()
+    monkeypatch.setattr(scdbm_module, "fit_nb_dispersion", lambda *args, **kwargs: new)
+    trainer.update_dispersion("nb_rbm")
+    means = m.visible_mean(m.hidden_states().float())[:, :2]  # every h1 state
+    assert torch.equal(m.theta[:2], theta_new)
+    assert float(m.eta(m.hidden_states().float())[:, :2].max()) < -0.1  # old code: -1e-10 (the boundary)
+    assert float(means[:, 0].max()) <= 1.51 * (1 + 1e-5)  # old code: 3.5e9
+    # where theta rises, a cell at the gene's mean count keeps its mean (the shift's purpose)
+    eta_at_mean = math.log(0.8 / (0.8 + 0.5)) + float(m.a[1] - torch.log(hidden_off[1] / (hidden_off[1] + 0.5)))
+    assert 3.0 * math.exp(eta_at_mean) / (1 - math.exp(eta_at_mean)) == pytest.approx(0.8, rel=1e-5)
 
 
 @pytest.mark.parametrize("options", [

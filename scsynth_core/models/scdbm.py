@@ -44,7 +44,10 @@ Training
    starts from the reference's moment value, later ones from the current ``theta``. With ``eta`` fixed a new
    ``theta`` would rescale every mean (by about ``theta_new / theta_old`` for small means), which the reference
    accepts; ``dispersion_keep_means=True`` (default) shifts ``a_g`` by ``log((m_g + theta_old) / (m_g +
-   theta_new))`` so that a cell at the gene's mean count keeps its mean. ``finetune_dispersion=True`` also
+   theta_new))`` so that a cell at the gene's mean count keeps its mean; where ``theta`` falls, ``m_g`` is
+   raised to the hidden-off state's mean (:func:`keep_means_shift`: the plain shift carried states past
+   ``eta = 0``, a bug fixed 2026-12-06 that put ~1e8 counts of one gene into a quarter of the pbmc3k cells).
+   ``finetune_dispersion=True`` also
    re-estimates during fine-tuning (the reference does not; default False).
 3. DBM fine-tuning (Salakhutdinov & Hinton 2009; reference ``traindbm!``): data term from the mean-field posterior
    (``h1``, ``h2`` probabilities; bottom-up start with doubled weights, fixed-point iterations until the largest
@@ -216,6 +219,22 @@ def sample_nb(mean: torch.Tensor, theta: torch.Tensor, generator: torch.Generato
     shape = theta.expand_as(mean).contiguous()
     rate = torch._standard_gamma(shape, generator=generator) * (mean / theta)
     return torch.poisson(rate.clamp_(max=MAX_RATE), generator=generator)
+
+
+def keep_means_shift(a: torch.Tensor, theta_old: torch.Tensor, theta_new: torch.Tensor,
+                     gene_means: torch.Tensor) -> torch.Tensor:
+    """Shift of ``a`` that goes with a new ``theta`` (``dispersion_keep_means``): ``log((r + theta_old) /
+    (r + theta_new))``, which keeps the mean of a cell whose mean count is ``r``.
+
+    With ``eta`` fixed a new ``theta`` would move every mean (by about ``theta_new / theta_old`` for small means),
+    so ``r`` is the gene's mean count; where ``theta`` falls, ``r`` is at least the mean of the hidden-off state
+    (``nb_mean(a, theta_old)``, the gene's largest: ``W1 <= 0``), so that no state's mean exceeds it and no
+    ``eta`` crosses 0. Keeping the mean count alone moves every state whose mean is above about
+    ``r + theta_new`` past ``eta = 0``, where the projection leaves ``eta = -1e-10`` and a mean of ~1e10 (on
+    pbmc3k ``theta`` 1.61 -> 0.35 gave gene ARF6 (mean 0.47) a mean of 3.5e9 in the monocytes' state)."""
+    falls = theta_new < theta_old
+    ref = torch.where(falls, torch.maximum(gene_means, nb_mean(a, theta_old)), gene_means)
+    return torch.log((ref + theta_old) / (ref + theta_new))
 
 
 @contextlib.contextmanager
@@ -1027,7 +1046,7 @@ class _Trainer:
             if p["dispersion_mean"] == "chains" and phase == "nb_rbm":
                 means = torch.cat(self.chain_means)[: self.n_cells]  # the reference: chain means by position
                 X = self.X[: means.shape[0]]
-                mu = lambda start, stop: means[start:stop]  # noqa: E731
+                mu = lambda start, stop: means[start:stop]
             else:
                 X, mu = self.X, self._reconstruction_means(phase)
             theta0 = m.theta.double().cpu().numpy() if self.dispersion_fitted else None
@@ -1035,10 +1054,7 @@ class _Trainer:
                                       device=self.device)
         new_theta = torch.as_tensor(theta, dtype=m.theta.dtype, device=self.device)
         if p["dispersion_keep_means"]:
-            # eta = log(mu / (mu + theta)): with eta fixed, a new theta would move every mean (by about
-            # theta_new / theta_old for small means); shift a so that a gene's mean count keeps its mean
-            mean = self.gene_means
-            m.a.add_(torch.log((mean + m.theta) / (mean + new_theta)))
+            m.a.add_(keep_means_shift(m.a, m.theta, new_theta, self.gene_means))
         m.theta.copy_(new_theta)
         m.project_()
         self.dispersion_fitted = True
