@@ -90,7 +90,11 @@ def conditional_models(models):
 
 
 # Conditional realism models (per-cluster realism, Marouf 2020 Fig. 2 / Heydari 2022 Fig. 5; none: no such outputs).
-PER_CLUSTER_MODELS = conditional_models(config["realism"]["models"]) if "realism" in EXPERIMENTS else []
+PER_CLUSTER_MODELS = (
+    conditional_models(config["realism"]["models"])
+    if "realism" in EXPERIMENTS and config["realism"]["per_cluster"]
+    else []
+)
 
 
 def modern_output(run):

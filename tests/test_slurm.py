@@ -30,7 +30,9 @@ SLURM_PROFILE = ["--profile", "profiles/slurm", "--workflow-profile", "profiles/
 # The realism experiment with both baselines, a small forest and no embeddings: every stage of the workflow
 # (import -> prepare -> split -> train -> generate -> evaluate -> figures -> leaderboard, training times) in 20
 # SLURM jobs.
-FAST_REALISM = "experiments: [realism]\nrealism: {models: [upsample, noise], rf_trees: 50, embeddings: []}\n"
+FAST_REALISM = (
+    "experiments: [realism]\nrealism: {models: [upsample, noise], rf_trees: 50, embeddings: [], per_cluster: false}\n"
+)
 UNFINISHED = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}
 # The jobs that train or generate: they ask for a GPU when the config says device: cuda.
 GPU_RULES = {"train_model", "generate_cells", "pilot_replicates", "pilot_zero_inflation"}
