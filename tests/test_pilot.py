@@ -118,3 +118,19 @@ def test_gene_marginal_figure_picks_genes_from_high_to_low_expression(three_clus
     fig = plot_gene_marginals({"original": three_clusters.X, "copy": three_clusters.X}, three_clusters.var_names,
                               n_genes=3)
     assert len(fig.axes) == 3 and all(len(ax.patches) == 2 for ax in fig.axes)
+
+
+def test_gene_marginals_of_a_diverged_model_draw_a_bounded_number_of_bins(three_clusters):
+    """A synthetic set with huge counts (a too-short scVI training drew up to its 1e8 clamp, and one bin per count
+    took 11 GB) is drawn with at most MAX_COUNT_BINS bins."""
+    from scsynth_core.plots.pilot import MAX_COUNT_BINS, plot_gene_marginals
+
+    real = three_clusters.X
+    diverged = real.copy()
+    diverged.data = np.full_like(diverged.data, 1e6)
+    fig = plot_gene_marginals({"original": real, "diverged": diverged}, three_clusters.var_names, genes=[0])
+    patches = fig.axes[0].patches
+    assert len(patches) == 2
+    # a filled step histogram's outline has at most four vertices per bin: bounded by the cap, not by 1e6
+    assert all(len(p.get_xy()) <= 4 * (MAX_COUNT_BINS + 1) + 1 for p in patches)
+    assert fig.axes[0].get_xlim()[1] > 1e6

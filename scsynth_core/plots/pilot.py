@@ -237,6 +237,10 @@ def example_genes(X, n_genes: int = 4) -> np.ndarray:
     return order[np.unique(picks)]
 
 
+#: Most histogram bins of a gene marginal panel (one per count up to this many counts).
+MAX_COUNT_BINS = 100
+
+
 @styled
 def plot_gene_marginals(
     sets: dict[str, object],
@@ -266,7 +270,12 @@ def plot_gene_marginals(
             values = X[:, col].toarray().ravel() if sp.issparse(X) else np.asarray(X)[:, col]
             columns[name] = np.rint(values).astype(np.int64)
         top = int(max(np.percentile(v, 99) for v in columns.values())) + 1
-        bins = np.arange(-0.5, top + 1.5)
+        # One bin per count while that stays readable; a set with huge counts (a diverged model) gets 100 equal
+        # bins instead of one per count, which would need memory in proportion to its largest value.
+        if top <= MAX_COUNT_BINS:
+            bins = np.arange(-0.5, top + 1.5)
+        else:
+            bins = np.linspace(-0.5, top + 0.5, MAX_COUNT_BINS + 1)
         for name, values in columns.items():
             weights = np.full(len(values), 1.0 / max(len(values), 1))
             if name == names[0]:  # the original data: a grey filled histogram behind the synthetic sets' lines
