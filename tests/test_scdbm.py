@@ -1,6 +1,6 @@
 """scDBM (Treppner et al. 2021): Fisher scoring of the NB dispersion, the DBM's energy and conditionals, the Gibbs
 samplers against the exact hidden marginal, training on a two-cluster NB mixture, constraints, the reference's
-learning rates, determinism, resume, save/load and input checks.
+learning rates, determinism, save/load and input checks (resume: tests/test_model_contract.py).
 
 One training on a synthetic 600-cell x 50-gene two-cluster mixture is shared by the tests that need a trained
 model; the mechanics run on the 60-cell ``tiny_counts`` fixture and on hand-built machines. Torch runs on one
@@ -30,7 +30,6 @@ from scsynth_core.models.scdbm import (
     nb_log_prob,
     sample_nb,
 )
-from scsynth_core.models.training import Checkpointer
 
 #: The shared training: the paper's method with a wider first layer (8 units: with 4, two clusters with
 #: reciprocal marker sets are sometimes explained by one feature, see the module docstring) and more epochs
@@ -366,7 +365,7 @@ def test_training_options(options, tiny_counts):
     assert model.sample(30, seed=0).shape == (30, 12)
 
 
-# ------------------------------------------------------------------------------- determinism, resume, files
+# ------------------------------------------------- determinism, files (resume: tests/test_model_contract.py)
 def _state(model: ScDBM) -> dict[str, torch.Tensor]:
     return model.machine.state()
 
@@ -392,36 +391,6 @@ def test_same_seed_same_samples_and_save_load(tiny_counts, tmp_path):
     # a different training seed is a different model (the equality above can fail)
     other, _ = _fit_tiny(tiny_counts, seed=1)
     assert not torch.equal(_state(other)["W1"], _state(model)["W1"])
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def test_resume_after_interruption_gives_identical_weights(tiny_counts, tmp_path, monkeypatch):
-    straight, history = _fit_tiny(tiny_counts)
-    ckpt = tmp_path / "ckpt.pt"
-    real_check = scdbm_module.check_finite
-
-    def killed_at_step_36(losses, *, step, model):
-        real_check(losses, step=step, model=model)
-        if step == 36:  # end of epoch 9 = the second DBM epoch (4 + 3 pretraining epochs of 4 updates each)
-            raise _Interrupted
-
-    monkeypatch.setattr(scdbm_module, "check_finite", killed_at_step_36)
-    with pytest.raises(_Interrupted):
-        _fit_tiny(tiny_counts, checkpoint=ckpt)
-    state = Checkpointer(ckpt, every=2).load()
-    assert (state["epoch"], state["step"]) == (8, 32)  # checkpoints after every second epoch
-    assert state["chains"]["dbm"] is not None  # after the first DBM epoch: the persistent particles are saved too
-    monkeypatch.setattr(scdbm_module, "check_finite", real_check)
-    resumed, resumed_history = _fit_tiny(tiny_counts, checkpoint=ckpt)
-    a, b = _state(straight), _state(resumed)
-    assert all(torch.equal(a[k], b[k]) for k in NegativeBinomialDBM.KEYS)
-    for column in ("step", "epoch", "phase", "phase_epoch", "lr", "recon_nll", "nll", "theta_median"):
-        assert resumed_history[column] == history[column], column
-    assert history["phase"] == ["nb_rbm"] * 4 + ["bernoulli_rbm"] * 3 + ["dbm"] * 3
-    assert (resumed.sample(40, seed=0).X != straight.sample(40, seed=0).X).nnz == 0
 
 
 def test_checkpoint_for_other_data_is_refused(tiny_counts, tmp_path):
