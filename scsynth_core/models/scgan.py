@@ -20,7 +20,6 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
-from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.params import (
     check_choice,
     check_number,
@@ -33,9 +32,11 @@ from scsynth_core.models.training import (
     TrainingTask,
     check_loop_params,
     dense_rows,
+    held_out_monitor_bounded,
     minibatches,
     resolve_device,
     seed_everything,
+    training_matrix,
 )
 
 #: TF ``decay=0.999`` of the reference's moving averages, as a torch-style momentum.
@@ -570,6 +571,8 @@ class ScGAN(GenerativeModel):
     name = "scgan"
     representation = "lsn"
     conditional = False
+    #: Minibatches are read as ``X[rows]``, so training can read cells from disk (training.fit_backed).
+    reads_rows = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
                                                     "demo": dict(_DEMO)}
 
@@ -624,7 +627,7 @@ class ScGAN(GenerativeModel):
         p = self.params
         max_steps = int(p["max_steps"] if max_steps is None else max_steps)
         dev = resolve_device(device)
-        X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
+        X = training_matrix(adata.X)  # a matrix on disk is read a minibatch at a time (fit_backed)
         n_cells, n_genes = X.shape
         n_classes = self._n_classes()
         codes = None
@@ -633,7 +636,7 @@ class ScGAN(GenerativeModel):
 
             codes = pd.Categorical(adata.obs[self.label_key].astype(str), categories=self.categories).codes
             codes = codes.astype(np.int64)
-        monitor, rows, train_rows = held_out_monitor(p, X, seed=seed, labels=codes)
+        monitor, rows, train_rows = held_out_monitor_bounded(p, X, seed=seed, labels=codes)
         monitor_codes = None if codes is None else codes[rows]
         rng = seed_everything(seed)
         generator, critic = self._build(n_genes, n_classes, dev)
