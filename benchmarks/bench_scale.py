@@ -182,19 +182,23 @@ def main() -> None:
             raise SystemExit(f"stage {stage} failed (exit {child.returncode})")
         rows[stage] = json.loads(out[-1])
         print(stage, rows[stage], flush=True)
+        _record(Path(args.results), args, rows)  # after every stage, so a stopped run keeps what it measured
+
+
+def _record(results_path: Path, args: argparse.Namespace, rows: dict) -> None:
+    from scsynth_core._io import write_json
+
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=False).stdout
-    results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results[str(args.n_cells)] = {
         "date": datetime.date.today().isoformat(), "commit": commit.strip(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                    f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, shared",
+        "load_average_1min": round(os.getloadavg()[0], 1),
         "n_cells": args.n_cells, "n_genes": N_GENES, "steps": args.steps, "sketch_cells": args.sketch_cells,
         "stages": rows,
     }
-    from scsynth_core._io import write_json
-
     write_json(results_path, results)
 
 
