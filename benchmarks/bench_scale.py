@@ -4,7 +4,7 @@ Builds an ``--n-cells`` x 20,000-gene count matrix by tiling real PBMC 3k cells 
 genes) with Poisson resampling of their counts, written chunk by chunk as a CSR h5ad, then runs, each stage in
 its own process: prepare (streamed ``marouf`` recipe, ``scsynth_core.data.prepare_backed``) -> split (balanced,
 10 % test; reads obs only) -> train (scGAN, workstation preset, ``--steps`` steps, minibatches read from disk via
-``training.fit_backed``) -> generate (``--generate`` cells, streamed) -> evaluate (the realism RF and MMD on
+``fit`` on cells read from disk) -> generate (``--generate`` cells, streamed) -> evaluate (the realism RF and MMD on
 3,000 subsampled real test cells vs 3,000 generated, PCA fitted on 3,000 subsampled training cells).
 
 Each stage's wall time and peak resident memory (its own ``getrusage`` maximum) go to ``--results`` (JSON,
@@ -79,11 +79,10 @@ def _split(work: Path) -> dict:
 def _train(work: Path, steps: int) -> dict:
     from scsynth_core.data.backed import open_cells
     from scsynth_core.models import get_model_class
-    from scsynth_core.models.training import fit_backed
 
     model = get_model_class("scgan")("workstation")
     with open_cells(work / "prepared.h5ad", work / "split.tsv", subset="train") as cells:
-        fit_backed(model, cells, seed=0, max_steps=steps, progress=False, device="cpu")
+        model.fit(cells, seed=0, max_steps=steps, progress=False, device="cpu")
     model.save(work / "model.pt")
     return {"steps": model.training_summary["steps"], "train_cells": model.n_train,
             "train_seconds": model.training_summary["seconds"]}

@@ -30,5 +30,8 @@ rule prepare_dataset:
         recipe=lambda w: dataset_spec(w)["recipe"],
         recipe_params=lambda w: dataset_spec(w).get("recipe_params", {}),
         label_key=lambda w: dataset_spec(w).get("label_key"),
+        stream=config["large_data"]["stream_prepare"],
+        sketch_cells=config["large_data"]["sketch_cells"],
+        chunk_rows=config["large_data"]["chunk_rows"],
     script:
         "../workflow_scripts/prepare_dataset.py"

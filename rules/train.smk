@@ -21,5 +21,6 @@ rule train_model:
         device=config["device"],
         checkpoint=os.path.join(RUN, "checkpoint.pt"),
         seed=replicate_seed,
+        stream=config["large_data"]["stream_training"],
     script:
         "../workflow_scripts/train_model.py"

@@ -99,11 +99,25 @@ def prepare_dataset(
     label_key: str | None = None,
     seed: int = 0,
     params: Mapping[str, Any] | None = None,
+    stream: bool = False,
+    sketch_cells: int = 50_000,
+    chunk_rows: int = 10_000,
 ) -> None:
-    """Run a preparation recipe: counts in ``X``, ``obs['cluster']``; see :mod:`scsynth_core.data.preprocess`."""
+    """Run a preparation recipe: counts in ``X``, ``obs['cluster']``; see :mod:`scsynth_core.data.preprocess`.
+
+    ``stream``: prepare without loading the matrix (:func:`scsynth_core.data.prepare_backed.prepare_backed`:
+    ``sketch_cells`` clustered in memory, ``chunk_rows`` read at a time; recipe ``marouf`` only).
+    """
     from scsynth_core.data.checks import check_counts, read_h5ad
     from scsynth_core.data.preprocess import prepare
 
+    if stream:
+        from scsynth_core.data.prepare_backed import prepare_backed
+
+        record = prepare_backed(input, output, recipe=recipe, label_key=label_key, seed=seed,
+                                sketch_cells=sketch_cells, chunk_rows=chunk_rows, **dict(params or {}))
+        log.info("prepared with recipe %s, streamed from %s: %s", recipe, input, record)
+        return
     adata = read_h5ad(input)
     check_counts(adata.X, where=f"{input} (X)")
     prepared = prepare(adata, recipe=recipe, label_key=label_key, seed=seed, **dict(params or {}))
@@ -168,26 +182,43 @@ def train_model(
     checkpoint: str | Path | None = None,
     progress: bool = True,
     threads: int | None = None,
+    stream: bool = False,
 ) -> None:
-    """Train one model on the training cells and save it with its training log."""
+    """Train one model on the training cells and save it with its training log.
+
+    ``stream``: models that read minibatches by rows (``reads_rows``: scGAN, cscGAN) read the training cells
+    from ``prepared`` on disk instead of loading them (:func:`scsynth_core.data.backed.open_cells`); the others
+    load them as usual.
+    """
     _set_threads(threads)
+    from scsynth_core.data.backed import open_cells
     from scsynth_core.models import get_model_class
     from scsynth_core.models.training import history_frame
 
     klass = get_model_class(model)
     instance = klass(preset, **dict(params or {}))  # checks preset and hyperparameters before reading data
-    adata = load_prepared(prepared, split, subset="train" if split is not None else None)
+    subset = "train" if split is not None else None
+    if stream and klass.reads_rows:
+        adata = open_cells(prepared, split, subset=subset)
+    else:
+        if stream:
+            log.warning("%s reads its training cells into memory (only scgan and cscgan stream from disk)", model)
+        adata = load_prepared(prepared, split, subset=subset)
     use_labels = label_key if (klass.conditional or klass.labels_optional) else None
     t0 = time.perf_counter()
-    history = instance.fit(
-        adata,
-        label_key=use_labels,
-        seed=seed,
-        device=device,
-        max_steps=max_steps,
-        progress=progress,
-        checkpoint=checkpoint,
-    )
+    try:
+        history = instance.fit(
+            adata,
+            label_key=use_labels,
+            seed=seed,
+            device=device,
+            max_steps=max_steps,
+            progress=progress,
+            checkpoint=checkpoint,
+        )
+    finally:
+        if hasattr(adata, "close"):  # cells read from disk hold the file open
+            adata.close()
     log.info("trained %s on %d cells in %.1f s", model, adata.n_obs, time.perf_counter() - t0)
     _io.write_tsv(train_log, history_frame(history))
     instance.save(output)

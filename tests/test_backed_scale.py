@@ -1,5 +1,5 @@
 """The large-data path: cells read from disk in row blocks (scsynth_core.data.backed), the streamed marouf
-recipe (scsynth_core.data.prepare_backed) and scGAN trained from a file (scsynth_core.models.training.fit_backed).
+recipe (scsynth_core.data.prepare_backed) and scGAN trained from a file (GenerativeModel.fit on cells read from disk).
 Each result is compared with the in-memory path or the reference library (scanpy)."""
 
 from __future__ import annotations
@@ -157,7 +157,6 @@ def test_training_from_disk_equals_training_from_memory(counts_file, tmp_path, m
 
     from scsynth_core.data.split import apply_split, balanced_split, read_split, write_split
     from scsynth_core.models import get_model_class
-    from scsynth_core.models.training import fit_backed
 
     adata, path = counts_file
     split_path = tmp_path / "split.tsv"
@@ -171,7 +170,7 @@ def test_training_from_disk_equals_training_from_memory(counts_file, tmp_path, m
     from_disk = klass("demo", **TINY)
     with open_cells(path, split_path, subset="train") as cells:
         assert cells.obs_names.tolist() == train.obs_names.tolist()
-        disk_history = fit_backed(from_disk, cells, label_key=label_key, seed=4, progress=False, device="cpu")
+        disk_history = from_disk.fit(cells, label_key=label_key, seed=4, progress=False, device="cpu")
     assert disk_history["critic_loss"] == memory_history["critic_loss"]
     assert disk_history["monitor_auc"] == memory_history["monitor_auc"]  # the monitor saw the same cells
     for key, value in in_memory._generator.state_dict().items():
@@ -181,11 +180,10 @@ def test_training_from_disk_equals_training_from_memory(counts_file, tmp_path, m
 
 def test_models_that_need_memory_refuse_a_disk_source(counts_file):
     from scsynth_core.models import get_model_class
-    from scsynth_core.models.training import fit_backed
 
     _, path = counts_file
     with open_cells(path) as cells, pytest.raises(ConfigError, match="trains from memory only"):
-        fit_backed(get_model_class("pca")("demo"), cells)
+        get_model_class("pca")("demo").fit(cells)
 
 
 def test_evaluation_subsample_is_bounded_and_seeded():
@@ -194,3 +192,45 @@ def test_evaluation_subsample_is_bounded_and_seeded():
     assert len(first) == 3000 and np.all(np.diff(first) > 0) and np.isin(first, positions).all()
     assert np.array_equal(first, subsample_rows(positions, 3000, seed=1))
     assert np.array_equal(subsample_rows(positions[:50], 3000, seed=1), positions[:50])
+
+
+def test_workflow_steps_stream_when_the_config_asks(counts_file, tmp_path, caplog):
+    """``large_data.stream_prepare`` / ``stream_training`` reach the steps: the streamed preparation (a sketch of
+    every cell) and training from disk write what the in-memory steps write; a model that cannot read rows trains
+    in memory with a warning."""
+    import logging
+
+    import torch
+
+    from scsynth_core import steps
+    from scsynth_core.data.split import balanced_split, write_split
+    from scsynth_core.models import load_model
+
+    _, path = counts_file
+    out = {}
+    for stream in (False, True):
+        prepared = tmp_path / f"prepared_{stream}.h5ad"
+        steps.prepare_dataset(input=path, output=prepared, recipe="marouf", label_key="group", stream=stream,
+                              sketch_cells=1000, chunk_rows=70)
+        out[stream] = ad.read_h5ad(prepared)
+    assert out[True].obs_names.tolist() == out[False].obs_names.tolist()
+    assert out[True].var_names.tolist() == out[False].var_names.tolist()
+    assert (out[True].X != out[False].X).nnz == 0
+    assert out[True].obs["cluster"].astype(str).tolist() == out[False].obs["cluster"].astype(str).tolist()
+
+    prepared = tmp_path / "prepared_False.h5ad"
+    split = tmp_path / "split.tsv"
+    write_split(split, balanced_split(out[False].obs["cluster"], test_fraction=0.2, seed=0))
+    weights = {}
+    for stream in (False, True):
+        model_path = tmp_path / f"cscgan_{stream}.pt"
+        steps.train_model(prepared=prepared, split=split, output=model_path, train_log=tmp_path / f"log_{stream}.tsv",
+                          model="cscgan", preset="demo", params=TINY, seed=3, device="cpu", progress=False,
+                          stream=stream)
+        weights[stream] = load_model(model_path, device="cpu")._generator.state_dict()
+    assert all(torch.equal(weights[True][key], value) for key, value in weights[False].items())
+
+    with caplog.at_level(logging.WARNING, logger="scsynth"):
+        steps.train_model(prepared=prepared, split=split, output=tmp_path / "pca.pt", train_log=tmp_path / "pca.tsv",
+                          model="pca", preset="demo", seed=0, device="cpu", progress=False, stream=True)
+    assert "pca reads its training cells into memory" in caplog.text

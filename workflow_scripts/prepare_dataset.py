@@ -8,4 +8,7 @@ run_logged(
     recipe=snakemake.params.recipe,
     label_key=snakemake.params.label_key,
     params=snakemake.params.recipe_params,
+    stream=snakemake.params.stream,
+    sketch_cells=snakemake.params.sketch_cells,
+    chunk_rows=snakemake.params.chunk_rows,
 )

@@ -16,4 +16,5 @@ run_logged(
     device=snakemake.params.device,
     checkpoint=snakemake.params.checkpoint,
     threads=snakemake.threads,
+    stream=snakemake.params.stream,
 )

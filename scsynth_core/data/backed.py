@@ -106,7 +106,7 @@ class BackedCells(_Closing):
     """Cells of an h5ad file for training: ``X`` on disk (:class:`BackedRows`), ``obs`` and ``var`` in memory.
 
     Has the AnnData attributes training reads (``X``, ``obs``, ``var``, ``n_obs``, ``n_vars``, ``obs_names``,
-    ``var_names``); pass it to :func:`scsynth_core.models.training.fit_backed`. Close it (or use ``with``).
+    ``var_names``); pass it to ``fit`` of a model that reads rows (scGAN, cscGAN). Close it (or use ``with``).
     """
 
     X: BackedRows

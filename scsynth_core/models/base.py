@@ -108,6 +108,8 @@ class GenerativeModel(ABC):
     #: Label-specific cells are holistic samples filtered by a classifier (ACTIVA): a reference set's
     #: composition is then not imposed (the paper generates holistically for its realism metrics).
     labels_by_filtering: ClassVar[bool] = False
+    #: Minibatches are read as ``X[rows]``, so ``fit`` also takes cells whose ``X`` stays on disk (scGAN, cscGAN).
+    reads_rows: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -153,13 +155,25 @@ class GenerativeModel(ABC):
     ) -> dict[str, list]:
         """Train on ``adata`` (raw counts in ``X``) and return the training history (column -> values).
 
-        ``checkpoint``: a file to save training state to periodically and to resume from if it exists.
+        ``adata`` may also be cells whose ``X`` stays on disk (:func:`scsynth_core.data.backed.open_cells`) for the
+        families that read minibatches as ``X[rows]`` (``reads_rows``: scGAN, cscGAN); their counts are checked a
+        chunk of rows at a time. ``checkpoint``: a file to save training state to periodically and to resume from
+        if it exists.
         """
         from scsynth_core.data import checks
+        from scsynth_core.data.backed import check_counts_chunked, is_row_source
 
         where = f"model '{self.name}' training data"
         checks.check_not_empty(adata, where=where)
-        checks.check_counts(adata.X, where=f"{where} (X)")
+        if is_row_source(adata.X):
+            if not self.reads_rows:
+                raise ConfigError(
+                    f"model '{self.name}' trains from memory only: cells read from disk need a model that reads "
+                    "minibatches by rows (scgan, cscgan)"
+                )
+            check_counts_chunked(adata.X, where=f"{where} ({adata.X.path}: X)")
+        else:
+            checks.check_counts(adata.X, where=f"{where} (X)")
         if self.conditional and label_key is None and not self.labels_optional:
             raise ConfigError(f"model '{self.name}' is conditional: a label_key (obs column) is required")
         if label_key is not None:

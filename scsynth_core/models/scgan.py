@@ -571,8 +571,7 @@ class ScGAN(GenerativeModel):
     name = "scgan"
     representation = "lsn"
     conditional = False
-    #: Minibatches are read as ``X[rows]``, so training can read cells from disk (training.fit_backed).
-    reads_rows = True
+    reads_rows = True  # minibatches are X[rows]: fit also takes cells read from disk (GenerativeModel.fit)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
                                                     "demo": dict(_DEMO)}
 
@@ -627,7 +626,7 @@ class ScGAN(GenerativeModel):
         p = self.params
         max_steps = int(p["max_steps"] if max_steps is None else max_steps)
         dev = resolve_device(device)
-        X = training_matrix(adata.X)  # a matrix on disk is read a minibatch at a time (fit_backed)
+        X = training_matrix(adata.X)  # a matrix on disk is read a minibatch at a time
         n_cells, n_genes = X.shape
         n_classes = self._n_classes()
         codes = None

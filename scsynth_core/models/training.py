@@ -165,37 +165,6 @@ def held_out_monitor_bounded(params, X, *, seed: int, labels: np.ndarray | None 
     return RealismMonitor(X[rows], X[fit], seed=seed), rows, train_rows
 
 
-def fit_backed(model, cells, **fit_args: Any) -> dict[str, list]:
-    """``model.fit`` on cells read from disk (:class:`scsynth_core.data.backed.BackedCells`).
-
-    The checks and bookkeeping of :meth:`GenerativeModel.fit <scsynth_core.models.base.GenerativeModel.fit>`,
-    with the count check streamed over row chunks; then the model's own training, which must read minibatches
-    as ``X[rows]`` (families with ``reads_rows = True``: scGAN, cscGAN). ``fit_args``: those of ``fit``.
-    """
-    from scsynth_core.data import checks
-    from scsynth_core.data.backed import check_counts_chunked
-
-    if not getattr(model, "reads_rows", False):
-        raise ConfigError(f"model '{model.name}' trains from memory only (a backed source needs scgan or cscgan)")
-    args = {"label_key": None, "seed": 0, "device": "auto", "max_steps": None, "progress": True,
-            "checkpoint": None} | fit_args
-    where = f"model '{model.name}' training data"
-    checks.check_not_empty(cells, where=where)
-    check_counts_chunked(cells.X, where=f"{where} ({cells.X.path}: X)")
-    label_key = args.pop("label_key")
-    if model.conditional and label_key is None:
-        raise ConfigError(f"model '{model.name}' is conditional: a label_key (obs column) is required")
-    if label_key is not None:
-        checks.check_labels(cells, label_key, where=where)
-        checks.check_label_values(cells.obs[label_key], label_key, where=where, conditional=model.conditional)
-        counts = cells.obs[label_key].astype(str).value_counts().sort_index()
-        model.categories = [str(c) for c in counts.index]
-        model.class_frequencies = counts.to_numpy(dtype=float) / counts.sum()
-    model.label_key, model.var_names, model.n_train = label_key, [str(v) for v in cells.var_names], cells.n_obs
-    model.seed = args["seed"] = int(args["seed"])
-    return model._fit(cells, **args)
-
-
 def progress_bar(total: int, *, desc: str, initial: int = 0, disable: bool = False):
     """A tqdm bar for steps or epochs (shown on stderr, which Snakemake sends to the rule's log)."""
     from tqdm.auto import tqdm
