@@ -269,12 +269,25 @@ def pilot_examples(dataset):
     return {m: f"results/pilot/{dataset}/{m}/batch{batch}_example.h5ad" for m in config["pilot"]["models"]}
 
 
+def pilot_example_genes(dataset):
+    """``pilot.example_genes`` of one dataset: a number of genes or gene names."""
+    from scsynth_core.pilot import dataset_example_genes
+
+    section = config["pilot"]
+    try:
+        return dataset_example_genes(section["example_genes"], dataset, section["datasets"])
+    except ScsynthError as exc:
+        raise WorkflowError(f"invalid configuration: {exc}")
+
+
 def pilot_targets():
     targets = []
+    figures = ("dbi", "ari", "mad_table", "gene_marginals", "added_zeros", "example_umaps")
     for dataset in config["pilot"]["datasets"]:
+        pilot_example_genes(dataset)  # a wrong setting stops the run before any job
         base = f"results/pilot/{dataset}"
         targets += [f"{base}/{name}" for name in ("replicates.tsv", "count_difference.tsv", "zero_inflation.tsv")]
-        targets += [f"{base}/figures/{name}.png" for name in ("dbi", "ari", "mad_table", "gene_marginals")]
+        targets += [f"{base}/figures/{name}.png" for name in figures]
     return targets
 
 

@@ -58,7 +58,8 @@ rule pilot_zero_inflation:
     input:
         "results/data/{dataset}/prepared.h5ad",
     output:
-        "results/pilot/{dataset}/{model}/zero_inflation.json",
+        summary="results/pilot/{dataset}/{model}/zero_inflation.json",
+        genes="results/pilot/{dataset}/{model}/zero_inflation_genes.tsv",
     log:
         "logs/pilot/{dataset}/{model}/zero_inflation.log",
     conda:
@@ -118,6 +119,9 @@ rule pilot_figures:
         replicates=os.path.join(PILOT, "replicates.tsv"),
         reference=os.path.join(PILOT, "reference.h5ad"),
         examples=lambda w: list(pilot_examples(w.dataset).values()),
+        zero_genes=lambda w: [
+            f"results/pilot/{w.dataset}/{m}/zero_inflation_genes.tsv" for m in config["pilot"]["models"]
+        ],
     output:
         dbi=report(
             os.path.join(PILOT, "figures/dbi.png"),
@@ -131,7 +135,7 @@ rule pilot_figures:
             caption="../report/pilot_boxplots.rst",
             category="Pilot studies",
             subcategory="{dataset}",
-            labels={"dataset": "{dataset}", "figure": "adjusted Rand index"},
+            labels={"dataset": "{dataset}", "figure": "adjusted and paired Rand index"},
         ),
         mad=report(
             os.path.join(PILOT, "figures/mad_table.png"),
@@ -147,12 +151,26 @@ rule pilot_figures:
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "Supp. Fig. 3-4: gene marginals"},
         ),
+        added_zeros=report(
+            os.path.join(PILOT, "figures/added_zeros.png"),
+            caption="../report/pilot_added_zeros.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Supp. Fig. 5: zeros per gene after adding zeros"},
+        ),
+        example_umaps=report(
+            os.path.join(PILOT, "figures/example_umaps.png"),
+            caption="../report/pilot_example_umaps.rst",
+            category="Pilot studies",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "figure": "Supp. Fig. 7: synthetic cells over the original UMAP"},
+        ),
     log:
         "logs/pilot/{dataset}/figures.log",
     conda:
         "../envs/analysis.yaml"
     params:
         models=config["pilot"]["models"],
-        n_genes=config["pilot"]["example_genes"],
+        example_genes=lambda w: pilot_example_genes(w.dataset),
     script:
         "../workflow_scripts/pilot_figures.py"

@@ -32,6 +32,8 @@ log = logging.getLogger("scsynth")
 REPLICATE_COLUMNS = ["dataset", "model", "pilot_size", "seed", "n_unique_pilot_cells", "n_synthetic"]
 #: Metrics summarised per model and pilot size (Fig. 2-3, Table 1).
 PILOT_METRICS = ["dbi_synthetic", "ari", "count_difference", "mad_median", "mad_iqr", "mad_cv", "mad_zero_fraction"]
+#: Genes of the marginal-distribution figure when the config names no genes for a dataset.
+DEFAULT_EXAMPLE_GENES = 4
 
 
 def _process_seconds() -> float:
@@ -144,7 +146,7 @@ def run_pilot_replicates(
         work_seconds += time.perf_counter() - t0
         rows.append({
             "dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed),
-            "n_unique_pilot_cells": int(len(np.unique(pilot.obs_names.str.replace(r"-\d+$", "", regex=True)))),
+            "n_unique_pilot_cells": len(np.unique(pilot.obs_names.str.replace(r"-\d+$", "", regex=True))),
             **metrics,
             "train_seconds": round(t1 - t0, 3), "generate_seconds": round(t2 - t1, 3),
             "evaluate_seconds": round(t3 - t2, 3),
@@ -197,45 +199,128 @@ def count_difference_table(replicates):
     return wide.reset_index().round(1)
 
 
+def dataset_example_genes(spec: int | Sequence[str] | Mapping[str, Any], dataset: str,
+                          datasets: Sequence[str]) -> int | list[str]:
+    """One dataset's ``pilot.example_genes``: a count, gene names, or a mapping dataset -> count or names (a
+    dataset it leaves out gets :data:`DEFAULT_EXAMPLE_GENES` genes; a key not in ``datasets`` is a ConfigError)."""
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - set(datasets))
+        if unknown:
+            raise ConfigError(f"pilot.example_genes names dataset(s) {unknown} that pilot.datasets "
+                              f"{list(datasets)} does not list")
+        spec = spec.get(dataset, DEFAULT_EXAMPLE_GENES)
+    if isinstance(spec, bool) or not isinstance(spec, (int, list, tuple)) or (isinstance(spec, int) and spec < 1):
+        raise ConfigError(f"pilot.example_genes for dataset '{dataset}': expected a positive number of genes or a "
+                          f"list of gene names, got {spec!r}")
+    return int(spec) if isinstance(spec, int) else [str(gene) for gene in spec]
+
+
+def example_gene_columns(spec: int | Sequence[str], gene_names: Sequence[str], X, *, dataset: str) -> np.ndarray:
+    """Columns of the marginal figure's genes: ``spec`` genes spread over mean expression (a count,
+    :func:`scsynth_core.plots.pilot.example_genes`) or the named genes in the order given."""
+    import pandas as pd
+
+    from scsynth_core.plots.pilot import example_genes
+
+    if isinstance(spec, int):
+        return example_genes(X, spec)
+    names = pd.Index([str(gene) for gene in gene_names])
+    missing = [gene for gene in spec if gene not in names]
+    if missing:
+        raise DataError(f"pilot.example_genes: gene(s) {missing} are not among the {len(names)} genes of dataset "
+                        f"'{dataset}' (results/data/{dataset}/prepared.h5ad keeps the recipe's highly variable "
+                        "genes); name genes it kept or give a number of genes")
+    return np.array([int(np.flatnonzero(names == gene)[0]) for gene in spec])
+
+
+def example_umap_frame(reference, examples: Mapping[str, Any]):
+    """The original cells (set ``real``) and each model's example cells (set = model) in the reference UMAP, as
+    :func:`scsynth_core.plots.embedding.plot_embedding` reads them (Treppner Supplementary Fig. 7)."""
+    import pandas as pd
+
+    def cells(adata, name):
+        xy = np.asarray(adata.obsm["X_umap"])[:, :2]
+        return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "set": name})
+
+    frame = pd.concat([cells(reference, "real")] + [cells(a, m) for m, a in examples.items()], ignore_index=True)
+    frame.attrs["method"] = "umap"
+    return frame
+
+
+#: Columns the figures read from the replicate table that tables written before they existed lack.
+_FIGURE_COLUMNS = ["dbi_synthetic", "dbi_original", "ari", "dbi_counts_synthetic", "dbi_counts_original",
+                   "rand_index"]
+
+
 def figures(
     *,
     replicates: str | Path,
     reference: str | Path,
     examples: Mapping[str, str | Path],
+    zero_genes: Mapping[str, str | Path],
     dataset: str,
     outputs: Mapping[str, str | Path],
-    n_genes: int = 4,
+    example_genes: int | Sequence[str] = DEFAULT_EXAMPLE_GENES,
 ) -> None:
-    """Treppner 2021 Fig. 2 (DBI with the original's as a line; ARI), Fig. 3 (MAD table, ranks within pilot size)
-    and Supplementary Fig. 3-4 (count distributions of example genes; ``examples``: model -> example file)."""
+    """Treppner 2021 Fig. 2 (DBI with the original's as a line, in the UMAP and on the count matrices; ARI and the
+    authors' Rand index), Fig. 3 (MAD table, ranks within pilot size), Supplementary Fig. 3-4 (count
+    distributions of example genes; ``examples``: model -> example file), Supplementary Fig. 5 (per-gene zero
+    fractions of the added-zeros check; ``zero_genes``: model -> its per-gene table) and Supplementary Fig. 7
+    (each model's example cells over the original's UMAP). ``example_genes``: a number of genes or gene names."""
     import pandas as pd
 
     from scsynth_core.data.checks import read_h5ad
-    from scsynth_core.plots.pilot import plot_gene_marginals, plot_mad_table, plot_metric_boxplots
+    from scsynth_core.plots.embedding import plot_embedding
+    from scsynth_core.plots.pilot import (
+        plot_gene_marginals,
+        plot_gene_zero_fractions,
+        plot_mad_table,
+        plot_metric_panels,
+    )
     from scsynth_core.steps import _save_figure, _use_agg
 
     _use_agg()
+    ref = read_h5ad(reference)
+    genes = example_gene_columns(example_genes, ref.var_names, ref.layers["counts"], dataset=dataset)
     table = pd.read_csv(replicates, sep="\t")
-    dbi = plot_metric_boxplots(table, metric="dbi_synthetic", reference=float(table["dbi_original"].iloc[0]),
-                               title=f"{dataset}: Davies-Bouldin index of synthetic cells")
+    missing = [column for column in _FIGURE_COLUMNS if column not in table.columns]
+    if missing:
+        raise DataError(f"{replicates}: no column(s) {missing}; the batch tables predate them: rerun the "
+                        "replicates (snakemake --forcerun pilot_replicates)")
+    dbi = plot_metric_panels(table, [
+        {"metric": "dbi_synthetic", "reference": float(table["dbi_original"].iloc[0]), "ylabel": "DBI",
+         "title": "UMAP of the original data"},
+        {"metric": "dbi_counts_synthetic", "reference": float(table["dbi_counts_original"].iloc[0]),
+         "ylabel": "DBI", "title": "count matrices (the authors')"},
+    ], title=f"{dataset}: Davies-Bouldin index of synthetic cells")
     _save_figure(dbi, outputs["dbi"])
-    _save_figure(plot_metric_boxplots(table, metric="ari", title=f"{dataset}: ARI"), outputs["ari"])
+    agreement = plot_metric_panels(table, [
+        {"metric": "ari", "title": "ARI: transferred labels vs fresh clustering"},
+        {"metric": "rand_index", "ylabel": "Rand index", "title": "Rand index paired by row (the authors')"},
+    ], title=f"{dataset}: agreement of cluster labels")
+    _save_figure(agreement, outputs["ari"])
     names = {"mad_median": "median", "mad_iqr": "iqr", "mad_cv": "cv", "mad_zero_fraction": "zeros"}
     tidy = table.melt(id_vars=["model", "pilot_size", "seed"], value_vars=list(names), var_name="statistic",
                       value_name="mad").replace({"statistic": names})
     _save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
-    ref = read_h5ad(reference)
     loaded = {model: read_h5ad(path) for model, path in examples.items()}
     sets = {"original": ref.layers["counts"]} | {model: cells.X for model, cells in loaded.items()}
     size = max(cells.uns["pilot"]["pilot_size"] for cells in loaded.values())
-    fig = plot_gene_marginals(sets, ref.var_names, n_genes=n_genes, title=f"{dataset}: pilots of {size} cells")
+    fig = plot_gene_marginals(sets, ref.var_names, genes=genes, title=f"{dataset}: pilots of {size} cells")
     _save_figure(fig, outputs["marginals"])
+    umaps = plot_embedding(example_umap_frame(ref, loaded), color_by="set",
+                           title=f"{dataset}: synthetic cells from pilots of {size} cells over the original cells")
+    _save_figure(umaps, outputs["example_umaps"])
+    per_gene = {model: pd.read_csv(path, sep="\t") for model, path in zero_genes.items()}
+    zeros = plot_gene_zero_fractions(per_gene, title=f"{dataset}: zeros per gene after adding zeros to the pilot")
+    _save_figure(zeros, outputs["added_zeros"])
 
 
 def zero_inflation_check(
     *,
     prepared: str | Path,
     output: str | Path,
+    genes_output: str | Path,
     model: str,
     size: int,
     seed: int = 0,
@@ -249,8 +334,15 @@ def zero_inflation_check(
 ) -> None:
     """Treppner 2021, Results "zero inflation": set ``fraction`` of the pilot's non-zero entries to zero, train,
     and compare zero fractions. A model that does not impute keeps the added zeros: its synthetic zero fraction
-    follows the zeroed pilot, not the original data."""
+    follows the zeroed pilot, not the original data.
+
+    ``output``: the overall zero fractions (JSON); ``genes_output``: per gene (TSV, for Supplementary Fig. 5),
+    columns ``gene``, ``original``, then per training set (``pilot``, ``pilot_with_added_zeros``) its own and
+    its synthetic cells' (``<training set>_synthetic``) zero fraction."""
+    import pandas as pd
+
     from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.pilot import gene_zero_fractions
     from scsynth_core.metrics.summary import zero_fraction
     from scsynth_core.models import get_model_class
     from scsynth_core.steps import _set_threads
@@ -267,12 +359,16 @@ def zero_inflation_check(
     X.eliminate_zeros()
     zeroed.X = X
     rows = []
+    per_gene = {"gene": original.var_names.astype(str), "original": gene_zero_fractions(original.X)}
     for name, data in (("pilot", pilot), ("pilot_with_added_zeros", zeroed)):
         instance = get_model_class(model)(preset, **dict(params or {}))
         instance.fit(data, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
         synthetic = instance.sample(original.n_obs, seed=seed)
         rows.append({"training_set": name, "zero_fraction_training": zero_fraction(data.X),
                      "zero_fraction_synthetic": zero_fraction(synthetic.X)})
+        per_gene[name] = gene_zero_fractions(data.X)
+        per_gene[f"{name}_synthetic"] = gene_zero_fractions(synthetic.X)
     result = {"model": model, "pilot_size": int(size), "seed": int(seed), "added_zeros": fraction,
               "zero_fraction_original": zero_fraction(original.X), "runs": rows}
+    _io.write_tsv(genes_output, pd.DataFrame(per_gene).round(6))
     _io.write_json(output, json.loads(json.dumps(result)))

@@ -71,6 +71,10 @@ def test_a_faithful_copy_scores_like_the_original(reference, three_clusters):
     # UMAP's transform places copies near, not on, their originals: same order of magnitude (0.18 vs 0.13)
     assert out["dbi_synthetic"] == pytest.approx(out["dbi_original"], rel=0.5)
     assert out["mad_median"] == out["mad_iqr"] == out["mad_zero_fraction"] == 0.0
+    # the authors' values: same counts under the same labels give the original's count DBI; paired by row, a copy
+    # in the original's order has Rand index 1
+    assert out["dbi_counts_synthetic"] == pytest.approx(out["dbi_counts_original"])
+    assert 0 < out["dbi_counts_original"] < 1 and out["rand_index"] == 1.0
     embedded = out["embedded"]
     assert (embedded.obs["transferred"].to_numpy() == three_clusters.obs["cluster"].to_numpy()).all()
 
@@ -82,6 +86,9 @@ def test_a_set_of_one_cluster_has_the_known_count_difference(reference, three_cl
     out = evaluate_pilot_set(reference, only_first, resolution=0.4, n_neighbors=15, seed=0)
     assert out["count_difference"] == 200 + 100 + 100  # |100 - 300| + |100 - 0| + |100 - 0|
     assert out["n_synthetic"] == 300 and out["mad_zero_fraction"] > 0.1
+    assert np.isnan(out["dbi_counts_synthetic"])  # one transferred cluster: the index is undefined
+    # cells paired by row agree on the 3 x C(100, 2) pairs of the same original cluster only, of C(300, 2) pairs
+    assert out["rand_index"] == pytest.approx(3 * 4950 / 44850)
 
 
 def test_wrong_genes_and_non_counts_are_refused(reference, three_clusters):
@@ -134,3 +141,153 @@ def test_gene_marginals_of_a_diverged_model_draw_a_bounded_number_of_bins(three_
     # a filled step histogram's outline has at most four vertices per bin: bounded by the cap, not by 1e6
     assert all(len(p.get_xy()) <= 4 * (MAX_COUNT_BINS + 1) + 1 for p in patches)
     assert fig.axes[0].get_xlim()[1] > 1e6
+
+
+def test_count_dbi_is_the_authors_rms_scatter_index():
+    """DBI on count matrices as the authors' notebook computes it: S_k = RMS distance to the centroid (p = q = 2)."""
+    from scsynth_core.metrics.clustering import davies_bouldin
+
+    X = sp.csr_matrix(np.array([[0.0], [0.0], [3.0], [10.0], [10.0], [13.0]]))
+    labels = ["a", "a", "a", "b", "b", "b"]
+    # centroids 1 and 11 (M = 10); S = sqrt((1 + 1 + 4) / 3) = sqrt(2) in both clusters (the mean distance is 4/3)
+    assert davies_bouldin(X, labels) == pytest.approx(2 * np.sqrt(2) / 10)
+    far = sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0], [1000.0, 1000.0], [1001.0, 999.0]]))
+    assert davies_bouldin(far, ["x", "x", "y", "y"]) < 0.01  # well-separated clusters: a small index
+
+
+def test_paired_rand_index_known_answers():
+    from scsynth_core.metrics.pilot import paired_rand_index
+
+    labels = np.array(["0", "0", "1", "1", "2", "2"])
+    assert paired_rand_index(labels, labels) == 1.0
+    renamed = np.array([{"0": "b", "1": "c", "2": "a"}[x] for x in labels])
+    assert paired_rand_index(labels, renamed) == 1.0  # a permutation of the label names: the same partition
+    # every cell in one cluster: only the 3 same-cluster pairs of `labels` agree, of 15 pairs
+    assert paired_rand_index(labels, np.zeros(6)) == pytest.approx(3 / 15)
+    with pytest.raises(DataError, match="by row"):
+        paired_rand_index(labels, labels[:5])
+
+
+
+def test_gene_zero_fractions_dense_and_sparse():
+    from scsynth_core.metrics.pilot import gene_zero_fractions
+
+    X = np.array([[0, 1, 0], [0, 2, 5], [0, 0, 1], [0, 3, 0]], dtype=np.float32)
+    np.testing.assert_allclose(gene_zero_fractions(X), [1.0, 0.25, 0.5])
+    np.testing.assert_allclose(gene_zero_fractions(sp.csr_matrix(X)), [1.0, 0.25, 0.5])
+
+
+def test_example_genes_setting_per_dataset():
+    from scsynth_core.pilot import DEFAULT_EXAMPLE_GENES, dataset_example_genes
+
+    datasets = ["pbmc4k", "segerstolpe2016"]
+    assert dataset_example_genes(6, "pbmc4k", datasets) == 6
+    assert dataset_example_genes(["INS", "GCG"], "pbmc4k", datasets) == ["INS", "GCG"]
+    by_dataset = {"segerstolpe2016": ["INS", "GCG"]}
+    assert dataset_example_genes(by_dataset, "segerstolpe2016", datasets) == ["INS", "GCG"]
+    assert dataset_example_genes(by_dataset, "pbmc4k", datasets) == DEFAULT_EXAMPLE_GENES
+    with pytest.raises(ConfigError, match=r"\['zeisel'\].*pilot.datasets"):
+        dataset_example_genes({"zeisel": 3}, "pbmc4k", datasets)
+    with pytest.raises(ConfigError, match="segerstolpe2016"):
+        dataset_example_genes({"segerstolpe2016": 0}, "segerstolpe2016", datasets)
+
+
+def test_example_gene_columns_by_name_keep_the_order_and_name_missing_genes():
+    from scsynth_core.pilot import example_gene_columns
+
+    names = ["CD74", "INS", "GCG", "PRSS1"]
+    X = sp.csr_matrix(np.array([[1, 9, 0, 3], [2, 8, 0, 4]], dtype=np.float32))
+    np.testing.assert_array_equal(example_gene_columns(["PRSS1", "CD74"], names, X, dataset="d"), [3, 0])
+    np.testing.assert_array_equal(example_gene_columns(2, names, X, dataset="d"), [1, 0])  # highest, lowest mean
+    with pytest.raises(DataError, match=r"\['PAX6', 'CASR'\].*segerstolpe2016"):
+        example_gene_columns(["INS", "PAX6", "CASR"], names, X, dataset="segerstolpe2016")
+
+
+def test_gene_marginals_wrap_into_rows_of_four(three_clusters):
+    from scsynth_core.plots.pilot import plot_gene_marginals
+
+    fig = plot_gene_marginals({"original": three_clusters.X}, three_clusters.var_names, genes=[0, 1, 2, 3, 4, 5])
+    assert len(fig.axes) == 6  # the two empty places of the second row are removed
+    assert [ax.get_title() for ax in fig.axes] == [f"g{j}" for j in range(6)]
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(rows) == 2
+
+
+def _zero_table(n_genes: int = 5, shift: float = 0.0) -> pd.DataFrame:
+    base = np.linspace(0.2, 0.9, n_genes)
+    return pd.DataFrame({"gene": [f"g{j}" for j in range(n_genes)], "original": base, "pilot": base,
+                         "pilot_with_added_zeros": base + 0.05, "pilot_synthetic": base + shift,
+                         "pilot_with_added_zeros_synthetic": base + 0.05 + shift})
+
+
+def test_added_zeros_figure_has_a_box_per_data_set_and_per_model_and_training_set():
+    from scsynth_core.plots.pilot import plot_gene_zero_fractions
+
+    fig = plot_gene_zero_fractions({"noise": _zero_table(), "scdbm": _zero_table(shift=-0.1)})
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3 + 2 * 2  # original, pilot, pilot + zeros; two boxes per model
+    assert [t.get_text() for t in ax.get_xticklabels()][-2:] == ["noise", "scdbm"]
+    with pytest.raises(ValueError, match="pilot_with_added_zeros_synthetic"):
+        plot_gene_zero_fractions({"noise": _zero_table().drop(columns="pilot_with_added_zeros_synthetic")})
+
+
+def test_zero_inflation_check_keeps_per_gene_zero_fractions(tmp_path, three_clusters):
+    import json
+
+    from scsynth_core.metrics.pilot import gene_zero_fractions
+    from scsynth_core.pilot import zero_inflation_check
+
+    prepared = tmp_path / "prepared.h5ad"
+    three_clusters.write_h5ad(prepared)
+    zero_inflation_check(prepared=prepared, output=tmp_path / "z.json", genes_output=tmp_path / "z.tsv",
+                         model="noise", size=96, seed=0, device="cpu")
+    genes = pd.read_csv(tmp_path / "z.tsv", sep="\t")
+    assert list(genes.columns) == ["gene", "original", "pilot", "pilot_synthetic", "pilot_with_added_zeros",
+                                   "pilot_with_added_zeros_synthetic"]
+    assert list(genes["gene"]) == list(three_clusters.var_names)
+    np.testing.assert_allclose(genes["original"], gene_zero_fractions(three_clusters.X), atol=1e-6)
+    # zeroing entries can only raise a gene's zero fraction
+    assert (genes["pilot_with_added_zeros"] >= genes["pilot"]).all()
+    assert genes["pilot_with_added_zeros"].mean() > genes["pilot"].mean() + 0.05
+    summary = json.loads((tmp_path / "z.json").read_text())
+    runs = {run["training_set"]: run for run in summary["runs"]}
+    assert runs["pilot"]["zero_fraction_training"] == pytest.approx(genes["pilot"].mean(), abs=1e-5)
+
+
+def test_figures_draw_every_pilot_figure_with_named_genes(tmp_path, reference, monkeypatch):
+    """Each output gets its figure (PNG encoding, most of the time, is left to the default run's test)."""
+    import scsynth_core.steps
+    from scsynth_core.pilot import figures
+
+    drawn = {}
+    monkeypatch.setattr(scsynth_core.steps, "_save_figure", lambda fig, path: drawn.__setitem__(path.stem, fig))
+
+    reference.write_h5ad(tmp_path / "reference.h5ad")
+    example = reference.copy()
+    example.X = example.layers["counts"]
+    example.uns["pilot"] = {"dataset": "d", "model": "noise", "pilot_size": 96, "seed": 0}
+    example.write_h5ad(tmp_path / "example.h5ad")
+    _zero_table(reference.n_vars).to_csv(tmp_path / "zeros.tsv", sep="\t", index=False)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"model": "noise", "pilot_size": [48, 48, 96, 96], "seed": [0, 1, 0, 1]})
+    for column in ["dbi_synthetic", "dbi_original", "ari", "dbi_counts_synthetic", "dbi_counts_original",
+                   "rand_index", "mad_median", "mad_iqr", "mad_cv", "mad_zero_fraction"]:
+        table[column] = rng.uniform(0.1, 1.0, len(table))
+    table.to_csv(tmp_path / "replicates.tsv", sep="\t", index=False)
+    names = ["dbi", "ari", "mad", "marginals", "added_zeros", "example_umaps"]
+    outputs = {name: tmp_path / f"{name}.png" for name in names}
+    kwargs = {"reference": tmp_path / "reference.h5ad", "examples": {"noise": tmp_path / "example.h5ad"},
+              "zero_genes": {"noise": tmp_path / "zeros.tsv"}, "dataset": "d", "outputs": outputs}
+    with pytest.raises(DataError, match=r"\['INS'\].*'d'"):
+        figures(replicates=tmp_path / "replicates.tsv", example_genes=["g3", "INS"], **kwargs)
+    assert not drawn  # the gene check comes first
+    figures(replicates=tmp_path / "replicates.tsv", example_genes=["g3", "g1"], **kwargs)
+    assert set(drawn) == set(names)
+    # Fig. 2: UMAP-space and count DBI, ARI and paired Rand index side by side; one panel per named gene, in order
+    assert len(drawn["dbi"].axes) == len(drawn["ari"].axes) == 2
+    assert [ax.get_title() for ax in drawn["marginals"].axes] == ["g3", "g1"]
+    assert [ax.get_title() for ax in drawn["example_umaps"].axes] == ["noise"]  # one panel per model
+    assert len(drawn["added_zeros"].axes[0].patches) == 3 + 2
+    table.drop(columns="rand_index").to_csv(tmp_path / "old.tsv", sep="\t", index=False)
+    with pytest.raises(DataError, match=r"rand_index.*forcerun pilot_replicates"):
+        figures(replicates=tmp_path / "old.tsv", example_genes=2, **kwargs)

@@ -131,8 +131,8 @@ def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
     # Every figure the run made is in the report, and opens as an image of its real size.
     figures = {str(p.relative_to(wf)) for p in (wf / "results").rglob("*.png")}
     assert {p for p in out["results"] if p.endswith(".png")} == figures
-    # realism: 6 embeddings, ROC, leaderboard, training curves, 2 heatmaps; augmentation: F1, t-SNE; pilot: 4
-    assert len(figures) >= 17, sorted(figures)
+    # realism: 6 embeddings, ROC, leaderboard, training curves, 2 heatmaps; augmentation: F1, t-SNE; pilot: 6
+    assert len(figures) >= 19, sorted(figures)
     assert out["images"] == {path: _png_width(wf / path) for path in figures}
     # Summary tables are listed too (as downloads).
     for table in ["results/realism/leaderboard.tsv", "results/realism/pbmc68k_demo/summary.tsv",

@@ -230,9 +230,15 @@ def test_default_run_report_and_rerun_after_kill(default_run, tmp_path):
     assert (pilot["n_synthetic"] == 700).all() and pilot["dbi_original"].nunique() == 1
     # Poisson noise on every count blurs the clusters: worse (higher) DBI than the original data's.
     assert (pilot["dbi_synthetic"] > pilot["dbi_original"]).all() and pilot["ari"].between(-1, 1).all()
+    # The same on the count matrices (the authors' DBI); their Rand index pairs cells by row: between 0 and 1.
+    assert pilot["dbi_counts_original"].nunique() == 1 and pilot["rand_index"].between(0, 1).all()
+    assert (pilot["dbi_counts_synthetic"] > pilot["dbi_counts_original"]).all()
     zeros = pd.read_csv(results / "pilot/pbmc68k_demo/zero_inflation.tsv", sep="\t").set_index("training_set")
     assert zeros.loc["pilot_with_added_zeros", "zero_fraction_training"] > zeros.loc["pilot", "zero_fraction_training"]
-    for name in ["dbi", "ari", "mad_table", "gene_marginals"]:
+    per_gene = pd.read_csv(results / "pilot/pbmc68k_demo/noise/zero_inflation_genes.tsv", sep="\t")
+    genes = ad.read_h5ad(results / "data/pbmc68k_demo/prepared.h5ad", backed="r").var_names
+    assert list(per_gene["gene"]) == list(genes) and (per_gene["pilot_with_added_zeros"] >= per_gene["pilot"]).all()
+    for name in ["dbi", "ari", "mad_table", "gene_marginals", "added_zeros", "example_umaps"]:
         assert (results / f"pilot/pbmc68k_demo/figures/{name}.png").stat().st_size > 10_000, name
 
     html = (first / "report.html").read_text(errors="replace")

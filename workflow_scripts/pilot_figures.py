@@ -7,7 +7,8 @@ run_logged(
     replicates=snakemake.input.replicates,
     reference=snakemake.input.reference,
     examples=dict(zip(snakemake.params.models, snakemake.input.examples)),
+    zero_genes=dict(zip(snakemake.params.models, snakemake.input.zero_genes)),
     dataset=snakemake.wildcards.dataset,
     outputs=dict(snakemake.output.items()),
-    n_genes=snakemake.params.n_genes,
+    example_genes=snakemake.params.example_genes,
 )

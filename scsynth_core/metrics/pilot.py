@@ -9,6 +9,12 @@ fresh clustering of the synthetic cells (same graph method and resolution), and
 :func:`scsynth_core.metrics.genes.gene_statistics_mad` the per-gene deviations of median, IQR, CV and zero
 fraction.
 
+Beside these, two values as the authors' notebook computes them (scDBM-paper): the DBI of the raw count matrices
+(original cells under their labels, synthetic cells under the transferred labels; ``dbi_counts_*``) and the
+unadjusted Rand index between the original labels and the transferred labels paired by row (``rand_index``,
+:func:`paired_rand_index`; the synthetic set has the original's size). Only the label transfer stays ours: the
+notebook embeds original and synthetic cells in two separate UMAPs before taking nearest neighbours.
+
 Embedding. The original counts are normalised to 10,000 per cell and log1p-transformed, reduced by PCA and
 embedded by UMAP (umap-learn, seeded, on the PCs). Synthetic cells get the same normalisation, are centred with the
 ORIGINAL gene means and projected on the original loadings, then placed by the fitted UMAP's ``transform``: the
@@ -91,6 +97,28 @@ def build_pilot_reference(
     return ref
 
 
+def paired_rand_index(original_labels, synthetic_labels) -> float:
+    """Unadjusted Rand index of the original cells' labels and the synthetic cells' transferred labels, cell ``i``
+    of one set paired with cell ``i`` of the other, as the authors' notebook computes it (Clustering.jl
+    ``randindex`` index 2, :func:`sklearn.metrics.rand_score`). The pairing by row has no biological meaning for
+    unpaired sets; it is reported to compare with the paper's numbers."""
+    from sklearn.metrics import rand_score
+
+    a, b = np.asarray(original_labels), np.asarray(synthetic_labels)
+    if a.shape != b.shape:
+        raise DataError(f"pilot Rand index pairs cells by row: {a.shape[0]} original and {b.shape[0]} synthetic "
+                        "labels (the synthetic set must have the original's size)")
+    return float(rand_score(a, b))
+
+
+def gene_zero_fractions(X) -> np.ndarray:
+    """Fraction of cells with a zero count, per gene (column) of a dense or sparse cells x genes matrix."""
+    import scipy.sparse as sp
+
+    nonzero = (X != 0).sum(axis=0) if sp.issparse(X) else np.count_nonzero(np.asarray(X), axis=0)
+    return 1.0 - np.asarray(nonzero, dtype=np.float64).ravel() / X.shape[0]
+
+
 class ReferenceSpace:
     """The reference's PCA and UMAP, able to place other cells (refits the seeded UMAP once: deterministic)."""
 
@@ -142,12 +170,13 @@ def evaluate_pilot_set(
 
     Returns ``dbi_original``, ``dbi_synthetic``, ``ari``, ``count_difference`` (Table 1, summed over clusters),
     ``count_difference_per_cluster``, ``n_synthetic`` and ``mad_median``, ``mad_iqr``, ``mad_cv``,
-    ``mad_zero_fraction`` (counts scale), plus ``embedded`` (the synthetic cells in the reference embedding, with
+    ``mad_zero_fraction`` (counts scale); the authors' ``dbi_counts_original``, ``dbi_counts_synthetic`` (DBI of
+    the count matrices, p = q = 2) and ``rand_index`` (:func:`paired_rand_index`); plus ``embedded`` (the synthetic cells in the reference embedding, with
     ``obs["transferred"]`` and ``obs["synthetic_cluster"]``) for figures. ``space``: the reference's
     :class:`ReferenceSpace`, built once and reused across synthetic sets (it refits UMAP).
     """
     from scsynth_core.data.checks import check_counts
-    from scsynth_core.metrics.clustering import label_transfer_metrics, transfer_labels
+    from scsynth_core.metrics.clustering import davies_bouldin, label_transfer_metrics, transfer_labels
     from scsynth_core.metrics.genes import gene_statistics_mad
 
     check_counts(synthetic.X, where="pilot evaluation: synthetic cells (X)")
@@ -159,7 +188,12 @@ def evaluate_pilot_set(
     out["n_synthetic"] = int(synthetic.n_obs)
     mads = gene_statistics_mad(reference.layers["counts"], synthetic.X)
     out |= {name: float(value) for name, value in mads.items()}
-    embedded.obs["transferred"] = transfer_labels(original_umap, truth, embedded.obsm["X_umap"])
+    transferred = transfer_labels(original_umap, truth, embedded.obsm["X_umap"])
+    # the authors' values: DBI of the raw counts (not densified), Rand index paired by row
+    out["dbi_counts_original"] = davies_bouldin(reference.layers["counts"], truth)
+    out["dbi_counts_synthetic"] = davies_bouldin(synthetic.X, transferred)
+    out["rand_index"] = paired_rand_index(truth, transferred)
+    embedded.obs["transferred"] = transferred
     embedded.obs["synthetic_cluster"] = fresh
     out["embedded"] = embedded
     return out

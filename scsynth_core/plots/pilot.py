@@ -1,5 +1,6 @@
-"""Pilot-study figures (Treppner et al. 2021, Sci Rep): metric boxplots over pilot sizes (Fig. 2) and the
-table of per-gene statistic discrepancies (Fig. 3).
+"""Pilot-study figures (Treppner et al. 2021, Sci Rep): metric boxplots over pilot sizes (Fig. 2), the
+table of per-gene statistic discrepancies (Fig. 3), gene marginals (Supp. Figs 3-4) and per-gene zero fractions
+after adding zeros (Supp. Fig. 5).
 
 Models (scDBM, scVI drawing from the prior or the posterior, a noise baseline) are trained on pilot subsamples
 of increasing size, several seeds each, and generate data the size of the original study. Fig. 2 compares a
@@ -17,10 +18,18 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from scsynth_core.plots._style import colors_for, metric_label, new_figure, require_columns, styled
+from scsynth_core.plots._style import (
+    REAL_COLOR,
+    colors_for,
+    finish,
+    metric_label,
+    new_figure,
+    require_columns,
+    styled,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -35,6 +44,11 @@ def _offsets(n: int, width: float) -> np.ndarray:
     return np.zeros(1) if n <= 1 else np.linspace(-width / 2, width / 2, n)
 
 
+def _boxplot_panel_size(frame: pd.DataFrame) -> tuple[float, float]:
+    """Inches of a boxplot panel: room for one box per pilot size and model."""
+    return max(3.6, 0.45 * frame["pilot_size"].nunique() * frame["model"].nunique() + 1.5), 3.2
+
+
 @styled
 def plot_metric_boxplots(
     frame: pd.DataFrame,
@@ -45,6 +59,7 @@ def plot_metric_boxplots(
     title: str = "",
     ax: Axes | None = None,
     show_points: bool = True,
+    ylabel: str | None = None,
 ) -> Figure:
     """Boxplots of a metric over seeds, grouped by pilot size with one box per model (Treppner Fig. 2).
 
@@ -64,6 +79,8 @@ def plot_metric_boxplots(
         Draw into this axes instead of a new figure.
     show_points
         Overlay the seeds' values (deterministic spread) instead of outlier markers.
+    ylabel
+        Y-axis label (default: the metric's label).
 
     Returns
     -------
@@ -74,7 +91,7 @@ def plot_metric_boxplots(
     models = list(pd.unique(frame["model"]))
     colors = colors_for(models)
     width = 0.8 / len(models)
-    fig, axes = new_figure(ax=ax, panel_size=(max(3.6, 0.45 * len(sizes) * len(models) + 1.5), 3.2))
+    fig, axes = new_figure(ax=ax, panel_size=_boxplot_panel_size(frame))
     ax = axes[0, 0]
     for i, size in enumerate(sizes):
         for j, model in enumerate(models):
@@ -104,11 +121,24 @@ def plot_metric_boxplots(
     ax.set_xticks(np.arange(len(sizes)), [str(s) for s in sizes])
     ax.set_xlim(-0.6, len(sizes) - 0.4)
     ax.set_xlabel("pilot size (cells)")
-    ax.set_ylabel(metric_label(metric))
+    ax.set_ylabel(metric_label(metric) if ylabel is None else ylabel)
     ax.legend(handles=handles, frameon=False, loc="best")
     if title:
         ax.set_title(title)
     return fig
+
+
+@styled
+def plot_metric_panels(frame: pd.DataFrame, panels: Sequence[Mapping[str, object]], *, title: str = "") -> Figure:
+    """:func:`plot_metric_boxplots` panels side by side, e.g. Fig. 2's DBI in the UMAP and on the count matrices.
+
+    ``panels``: one mapping of :func:`plot_metric_boxplots` keyword arguments (``metric``, ``reference``,
+    ``title``, ``ylabel``, ...) per panel, left to right. Returns the Figure, one axes per panel.
+    """
+    fig, axes = new_figure(1, len(panels), panel_size=_boxplot_panel_size(frame))
+    for ax, kwargs in zip(axes[0], panels):
+        plot_metric_boxplots(frame, ax=ax, **kwargs)
+    return finish(fig, title)
 
 
 def mad_matrix(
@@ -239,6 +269,8 @@ def example_genes(X, n_genes: int = 4) -> np.ndarray:
 
 #: Most histogram bins of a gene marginal panel (one per count up to this many counts).
 MAX_COUNT_BINS = 100
+#: Gene panels per row of the marginal figure (the paper's 12 pancreas genes make three rows).
+MARGINAL_COLUMNS = 4
 
 
 @styled
@@ -251,7 +283,8 @@ def plot_gene_marginals(
     title: str = "",
 ) -> Figure:
     """Count distributions of example genes in the original data and in each synthetic set (Treppner
-    Supplementary Fig. 3-4): one panel per gene, one histogram (fraction of cells per count) per set.
+    Supplementary Fig. 3-4): one panel per gene (rows of :data:`MARGINAL_COLUMNS`), one histogram (fraction of
+    cells per count) per set.
 
     ``sets``: name -> cells x genes count matrix (dense or sparse), the first being the original data (filled
     grey; the others are coloured lines); ``genes``: column indices (default :func:`example_genes` of the first set).
@@ -262,8 +295,13 @@ def plot_gene_marginals(
     first = sets[names[0]]
     cols = list(genes) if genes is not None else list(example_genes(first, n_genes))
     colors = colors_for(names[1:])
-    fig, axes = new_figure(1, len(cols), panel_size=(3.0, 2.8))
-    for ax, col in zip(axes[0], cols):
+    n_cols = min(len(cols), MARGINAL_COLUMNS)
+    n_rows = -(-len(cols) // n_cols)
+    fig, grid = new_figure(n_rows, n_cols, panel_size=(3.0, 2.8))
+    for ax in grid.ravel()[len(cols):]:  # the last row's empty places
+        ax.remove()
+    axes = grid.ravel()[: len(cols)]
+    for ax, col in zip(axes, cols):
         columns = {}
         for name in names:
             X = sets[name]
@@ -286,8 +324,60 @@ def plot_gene_marginals(
                         color=colors[name], label=name)
         ax.set_title(str(gene_names[col]))
         ax.set_xlabel("counts (last bin: 99th percentile and above)")
-    axes[0, 0].set_ylabel("fraction of cells")
-    axes[0, -1].legend(frameon=False, fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return fig
+    for ax in grid[:, 0]:
+        ax.set_ylabel("fraction of cells")
+    grid[0, -1].legend(frameon=False, fontsize="small")
+    return finish(fig, title)
+
+
+#: Columns of the per-gene zero-fraction table of the added-zeros check (:func:`scsynth_core.pilot.
+#: zero_inflation_check`): the data, then each model's cells by training set.
+ZERO_DATA_COLUMNS = {"original": "original", "pilot": "pilot", "pilot_with_added_zeros": "pilot +\nadded zeros"}
+ZERO_SYNTHETIC_COLUMNS = {"pilot_synthetic": "trained on the pilot",
+                          "pilot_with_added_zeros_synthetic": "trained on the pilot with added zeros"}
+
+
+@styled
+def plot_gene_zero_fractions(per_gene: Mapping[str, pd.DataFrame], *, title: str = "") -> Figure:
+    """Per-gene proportions of zeros after adding zeros (Treppner Supplementary Fig. 5): boxplots over genes of
+    the original data, the pilot and the pilot with added zeros (grey), then per model its cells trained on the
+    pilot (open box) and on the pilot with added zeros (filled box). A model that does not impute the added
+    zeros has a filled box as high as the data's "added zeros" box.
+
+    ``per_gene``: model -> one row per gene with the columns of :data:`ZERO_DATA_COLUMNS` and
+    :data:`ZERO_SYNTHETIC_COLUMNS`; the data boxes come from the first model's table (every model is trained
+    on the same pilot). Returns the Figure: one box (a patch) per data column and per model and training set.
+    """
+    if not per_gene:
+        raise ValueError("plot_gene_zero_fractions: no model's table given")
+    for model, table in per_gene.items():
+        require_columns(table, [*ZERO_DATA_COLUMNS, *ZERO_SYNTHETIC_COLUMNS], f"plot_gene_zero_fractions ({model})")
+    models = list(per_gene)
+    colors = colors_for(models)
+    first = per_gene[models[0]]
+    fig, axes = new_figure(panel_size=(1.2 * (len(ZERO_DATA_COLUMNS) + len(models)) + 1.5, 3.4))
+    ax = axes[0, 0]
+
+    def box(values, pos, color, filled):
+        face = mpl.colors.to_rgba(color, 0.55 if filled else 0.0)
+        ax.boxplot([np.asarray(values, dtype=float)], positions=[pos], widths=0.35, patch_artist=True,
+                   manage_ticks=False, boxprops={"facecolor": face, "edgecolor": color},
+                   medianprops={"color": color, "lw": 1.8}, whiskerprops={"color": color},
+                   capprops={"color": color}, flierprops={"markeredgecolor": color, "markersize": 2})
+
+    for i, column in enumerate(ZERO_DATA_COLUMNS):
+        box(first[column], i, REAL_COLOR, filled=column == "pilot_with_added_zeros")
+    offset = len(ZERO_DATA_COLUMNS)
+    for i, model in enumerate(models):
+        for j, column in enumerate(ZERO_SYNTHETIC_COLUMNS):
+            box(per_gene[model][column], offset + i + (j - 0.5) * 0.4, colors[model], filled=j == 1)
+    ax.set_xticks(np.arange(offset + len(models)), [*ZERO_DATA_COLUMNS.values(), *models])
+    ax.set_xlim(-0.6, offset + len(models) - 0.4)
+    ax.axvline(offset - 0.5, color="0.85", lw=1.0)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("proportion of zeros per gene")
+    handles = [Patch(facecolor="none", edgecolor="0.3", label=ZERO_SYNTHETIC_COLUMNS["pilot_synthetic"]),
+               Patch(facecolor=mpl.colors.to_rgba("0.3", 0.55), edgecolor="0.3",
+                     label=ZERO_SYNTHETIC_COLUMNS["pilot_with_added_zeros_synthetic"])]
+    ax.legend(handles=handles, frameon=False, loc="best", fontsize="small")
+    return finish(fig, title)
