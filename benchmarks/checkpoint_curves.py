@@ -22,7 +22,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "benchmarks" / "results" / "realism" / "checkpoints"
-#: Fraction of the run (by steps) whose checkpoints the slope is fitted on.
+#: Fraction of the run (by steps) whose checkpoints the slope is fitted on (the tables call it "the last third").
 LAST_FRACTION = 1 / 3
 
 
@@ -93,7 +93,7 @@ def table_markdown(runs: list[dict], targets: dict[str, float]) -> str:
     intro = ("Written by `benchmarks/checkpoint_curves.py` from the `monitor_vs_rf.py` results in this folder. "
              "RF AUC: the realism protocol's forest (real test cells, shared PCA); monitor: the training loop's "
              "kNN AUC / MMD on validation cells held out of the training split. Slope: least-squares line through "
-             f"the RF AUC of the checkpoints in the last {LAST_FRACTION:.0%} of the run's steps. **To target**: "
+             "the RF AUC of the checkpoints in the last third of the run's steps (by step number). **To target**: "
              "where that straight line would reach the target, as total steps / minutes from the start. It is an "
              "extrapolation of a straight line, not a forecast: curves flatten, so it is a lower bound on the "
              "work (and '-' where the line is not falling). Minutes are this machine's, monitor and checkpoint "

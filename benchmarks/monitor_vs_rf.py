@@ -23,6 +23,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _generate(task, n: int, seed: int):
+    """``n`` cells from a training task. MichiGAN's task decodes one validation cell's code per cell, so it makes at
+    most that many per call (more fails in torch.cat): the rest come from further calls with the next seeds, i.e.
+    the same held-out codes with fresh noise, as the final model reuses resampled training codes."""
+    import scipy.sparse as sp
+
+    cap = len(task.monitor_rows) if getattr(task, "code_mu", None) is not None else n
+    parts = [task.generate(min(cap, n - start), seed + i) for i, start in enumerate(range(0, n, cap))]
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+
+
 def checkpoint_realism(model, train, test, representation, *, trees: int = 300, seed: int = 0,
                        label_key: str | None = None, max_steps: int | None = None) -> pd.DataFrame:
     """Fit ``model`` on ``train``; one row per monitor evaluation: step, monitor columns, RF AUC and MMD vs ``test``."""
@@ -36,7 +47,7 @@ def checkpoint_realism(model, train, test, representation, *, trees: int = 300, 
     def evaluate_and_keep(self, task, averages):
         scores = original(self, task, averages)
         with self._generating_weights(task, averages):
-            cells[len(cells)] = (task.generate(test.n_obs, seed + 1), task.representation)
+            cells[len(cells)] = (_generate(task, test.n_obs, seed + 1), task.representation)
         task.train_mode()
         return scores
 
