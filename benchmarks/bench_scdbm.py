@@ -53,7 +53,7 @@ def load_data(path: Path = DATA):
                            var=pd.DataFrame(index=[f"g{j}" for j in range(2000)]))
         source = "synthetic (PBMC 4k file absent)"
     order = np.random.default_rng(0).permutation(adata.n_obs)
-    n_train = int(round(0.7 * adata.n_obs))
+    n_train = round(0.7 * adata.n_obs)
     return adata[order[:n_train]].copy(), adata[order[n_train:]].copy(), source
 
 

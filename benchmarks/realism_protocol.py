@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 #: Shared dataset -> (file inside the data folder, label column).
 DATASETS = {

@@ -228,7 +228,7 @@ def _score(real_pcs: np.ndarray, pred_pcs: np.ndarray, *, n_trees: int, seed: in
 
     rf = rf_real_vs_generated(real_pcs, pred_pcs, n_trees=n_trees, n_folds=N_FOLDS, seed=seed, n_jobs=n_jobs)
     distance = float(np.linalg.norm(pred_pcs.mean(axis=0) - real_pcs.mean(axis=0)))
-    return {"rf_error": rf.error, "rf_auc": rf.auc_mean, "pc_distance": distance, "n_cells": int(len(pred_pcs))}
+    return {"rf_error": rf.error, "rf_auc": rf.auc_mean, "pc_distance": distance, "n_cells": len(pred_pcs)}
 
 
 def train_and_predict(

@@ -13,13 +13,12 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scsynth_core import _io
 from scsynth_core.errors import ConfigError, DataError, ScsynthError
-
-from collections.abc import Mapping
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -806,7 +805,8 @@ def evaluate_augmentation(
     train_pcs, test_pcs = rep.transform(train), rep.transform(test)
     train_y, test_y = train.obs["cluster"].astype(str).to_numpy(), test.obs["cluster"].astype(str).to_numpy()
     gen_pcs = {name: rep.transform(_read_generated(path)) for name, path in generated.items()}
-    common = dict(target=cluster, n_trees=n_trees, seed=seed, n_jobs=threads, compare_with=list(compare_with))
+    common = {"target": cluster, "n_trees": n_trees, "seed": seed, "n_jobs": threads,
+              "compare_with": list(compare_with)}
     frame = augmentation_protocol(train_pcs, train_y, test_pcs, test_y, generated_pcs=gen_pcs, n_extra=n_extra, **common)
     rows = [frame]
     for n in sorted(set(sweep) - {n_extra}):
@@ -817,8 +817,8 @@ def evaluate_augmentation(
                 pd.DataFrame(
                     {"variant": "augmented", "source": name, "comparison": list(scores), "f1": list(scores.values()),
                      "n_extra": len(extra), "n_target_train": int((train_y == cluster).sum())}
-                )  # fmt: skip
-            )
+                )
+            )  # fmt: skip
     result = pd.concat(rows, ignore_index=True).assign(fraction=fraction, seed=seed, target=cluster)
     _io.write_tsv(output, result)
 

@@ -282,7 +282,7 @@ def read_10x_mtx(folder: str | os.PathLike, *, subdir: str | None = None) -> ad.
     mtx_dir, prefix = find_10x_mtx_dir(root)
     try:
         adata = sc.read_10x_mtx(mtx_dir, var_names="gene_symbols", make_unique=True, prefix=prefix or None)
-    except Exception as exc:  # scanpy/scipy/pandas raise many types for damaged files
+    except Exception as exc:  # noqa: BLE001 - scanpy/scipy/pandas raise many types for damaged files
         raise DataError(f"{mtx_dir}: not a readable 10x matrix folder ({type(exc).__name__}: {exc})") from None
     return _counts_anndata(adata)
 
@@ -316,7 +316,7 @@ def read_10x_h5(path: str | os.PathLike, *, genome: str | None = None) -> ad.Ann
         with warnings.catch_warnings():  # scanpy builds the AnnData before names are made unique (done below)
             warnings.filterwarnings("ignore", message="Variable names are not unique", category=UserWarning)
             adata = sc.read_10x_h5(path, genome=genome)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - h5py/scanpy raise many types for damaged files; one line each
         raise DataError(f"{path}: not a readable 10x h5 matrix ({type(exc).__name__}: {exc})") from None
     return _counts_anndata(adata)
 

@@ -365,7 +365,7 @@ def _assemble(adata: ad.AnnData, X: sp.csr_matrix, cells: np.ndarray, genes: np.
     Xout.sort_indices()
     record.update(n_cells_in=int(adata.n_obs), n_genes_in=int(adata.n_vars),
                   n_cells_out=int(Xout.shape[0]), n_genes_out=int(Xout.shape[1]),
-                  n_clusters=int(len(obs["cluster"].cat.categories)))
+                  n_clusters=len(obs["cluster"].cat.categories))
     return ad.AnnData(X=Xout, obs=obs, var=var, uns={"scsynth_prepare": record})
 
 

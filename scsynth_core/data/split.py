@@ -83,11 +83,11 @@ def balanced_split(labels: pd.Series, *, test_fraction: float | None = None, tes
         if not 0 < test_fraction < 1:
             raise ConfigError(f"balanced_split: test_fraction must be in (0, 1), got {test_fraction}")
         frac = _exact(test_fraction)
-        n_test_of = lambda n_k: math.floor(frac * n_k)  # noqa: E731
+        n_test_of = lambda n_k: math.floor(frac * n_k)
     else:
         if isinstance(test_cells, bool) or not isinstance(test_cells, (int, np.integer)) or not 0 <= test_cells <= n:
             raise ConfigError(f"balanced_split: test_cells must be an integer in [0, {n}], got {test_cells!r}")
-        n_test_of = lambda n_k: (n_k * int(test_cells)) // n  # noqa: E731
+        n_test_of = lambda n_k: (n_k * int(test_cells)) // n
     rng = np.random.default_rng(seed)
     keys = labels.astype(str).to_numpy()
     is_test = np.zeros(n, dtype=bool)
@@ -262,7 +262,7 @@ def read_split(path: str | os.PathLike) -> pd.Series | list[str] | dict[float, l
         raise DataError(f"{path}: split file not found")
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
-    except Exception as exc:  # empty or garbled file
+    except Exception as exc:  # noqa: BLE001 - empty/garbled text, or bad zip/xz/gz (compression follows the name)
         raise DataError(f"{path}: not a readable split file ({type(exc).__name__}: {exc})") from None
     columns = list(table.columns)
     if not columns or columns[0] != "cell":

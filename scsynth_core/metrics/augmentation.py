@@ -200,7 +200,7 @@ def augmentation_protocol(
                     "comparison": comparison,
                     "f1": f1,
                     "n_extra": 0 if extra is None else n_extra,
-                    "n_target_train": int(len(kept)),
+                    "n_target_train": len(kept),
                 }
             )
     return pd.DataFrame(rows)

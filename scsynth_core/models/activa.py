@@ -13,6 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -103,7 +104,7 @@ class Encoder(nn.Module):
             raise ConfigError(f"encoder_head must be one of {', '.join(ENCODER_HEADS)}, got '{head}'")
         self.n_genes, self.latent_dim, self.head_kind = int(n_genes), int(latent_dim), head
         sizes = [self.n_genes, *map(int, widths)]
-        self.hidden = nn.Sequential(*(_block(a, b) for a, b in zip(sizes, sizes[1:])))
+        self.hidden = nn.Sequential(*(_block(a, b) for a, b in pairwise(sizes)))
         self.head = _block(sizes[-1], 2 * self.latent_dim) if head == "reference" else nn.Linear(
             sizes[-1], 2 * self.latent_dim)
 
@@ -122,7 +123,7 @@ class Decoder(nn.Module):
         self.output_lsn, self.output_threshold = bool(output_lsn), float(output_threshold)
         self.lsn_target = float(lsn_target)
         sizes = [self.latent_dim, *map(int, widths)]
-        self.hidden = nn.Sequential(*(_block(a, b) for a, b in zip(sizes, sizes[1:])))
+        self.hidden = nn.Sequential(*(_block(a, b) for a, b in pairwise(sizes)))
         self.output = nn.Linear(sizes[-1], self.n_genes)
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,7 @@ class ActinnNet(nn.Module):
         self.n_genes, self.n_types, self.log_input = int(n_genes), int(n_types), bool(log_input)
         sizes = [self.n_genes, *map(int, widths)]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes, sizes[1:]):
+        for a, b in pairwise(sizes):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.hidden = nn.Sequential(*layers)
         self.output = nn.Linear(sizes[-1], self.n_types)
@@ -382,7 +383,7 @@ class ACTINN:
             "accuracy": float(accuracy_score(truth, predicted)),
             "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
             "weighted_f1": float(f1_score(truth, predicted, average="weighted", zero_division=0)),
-            "n_cells": int(len(truth)),
+            "n_cells": len(truth),
         }
 
     def save(self, path: str | Path) -> None:
@@ -407,7 +408,7 @@ class ACTINN:
                 raise ValueError(f"holds '{payload.get('model')}'")
         except FileNotFoundError:
             raise DataError(f"{path}: model file not found") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file; one line each
             raise DataError(f"{path}: not an ACTINN model file ({type(exc).__name__}: {exc})") from None
         clf = cls(payload["preset"], **payload["params"])
         net = ActinnNet(len(payload["var_names"]), len(payload["categories"]), widths=clf.params["layers"],
@@ -1034,7 +1035,8 @@ class ACTIVA(GenerativeModel):
             for c, r in remaining.items():
                 remaining_t[c] = max(r, 0)
 
-            def accept(probs: torch.Tensor) -> torch.Tensor:
+            # ``remaining_t`` bound as a default (B023): decode_csr calls ``accept`` only within this draw.
+            def accept(probs: torch.Tensor, *, remaining_t: torch.Tensor = remaining_t) -> torch.Tensor:
                 best, pred = probs.max(dim=1)
                 eligible = best >= threshold
                 for c, k in enumerate(torch.bincount(pred[eligible], minlength=len(self.categories)).tolist()):

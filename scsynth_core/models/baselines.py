@@ -11,7 +11,7 @@ Both train on raw counts and generate counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,7 +50,7 @@ class UpsampleModel(_StoredCellsModel):
     name = "upsample"
     conditional = True
     labels_optional = True
-    presets = {"paper": {}, "demo": {}}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
 
     def _sample_chunk(self, n, labels, rng):
         if labels is None:
@@ -74,7 +74,10 @@ class NoiseModel(_StoredCellsModel):
 
     name = "noise"
     conditional = False
-    presets = {"paper": {"shape_max": 10.0, "scale_max": 5.0}, "demo": {"shape_max": 10.0, "scale_max": 5.0}}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {"shape_max": 10.0, "scale_max": 5.0},
+        "demo": {"shape_max": 10.0, "scale_max": 5.0},
+    }
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -178,8 +178,10 @@ class PPCAModel(GenerativeModel):
     #: The hyperparameter holding the number of latent dimensions (the disentanglement experiment sets it).
     latent_param = "n_latent"
     _gene_sd: np.ndarray | None = None
-    presets = {"paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
-               "demo": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False}}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
+        "demo": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
+    }
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
@@ -336,7 +338,7 @@ class GMMModel(GenerativeModel):
     name = "gmm"
     representation = "log1p"
     conditional = False
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {"n_components": "bic", "bic_components": [*range(1, 11), 15, 20, 25, 30, 40, 50],
                   "covariance_types": list(COVARIANCE_TYPES), "covariance_type": "full", "n_pcs": 50,
                   "residual_noise": True, "max_iter": 100, "n_init": 1, "reg_covar": 1e-6, "clip_at_zero": False},

@@ -36,7 +36,7 @@ def validation_rows(n_cells: int, *, fraction: float, max_cells: int, seed: int,
     validation set (the monitor is off) and every cell trains.
     """
     everything = np.arange(n_cells)
-    size = min(int(max_cells), int(round(fraction * n_cells)))
+    size = min(int(max_cells), round(fraction * n_cells))
     candidates = everything
     if labels is not None:
         values, counts = np.unique(labels, return_counts=True)

@@ -9,6 +9,7 @@ measurements behind them: docs/models.md, "scGAN and cscGAN".
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
@@ -186,7 +187,7 @@ class Generator(nn.Module):
         self.activations = _activations(activations, len(widths))
         self.dropout, self.output_activation = float(dropout), output
         sizes = [self.latent_dim, *map(int, widths)]
-        self.linears = nn.ModuleList(_linear(a, b, init="glorot", bias=False) for a, b in zip(sizes, sizes[1:]))
+        self.linears = nn.ModuleList(_linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(ConditionalBatchNorm(b, self.n_classes, momentum=bn_momentum, eps=bn_eps)
                                    for b in sizes[1:])
         self.output = _linear(sizes[-1], self.n_genes, init=output_init)
@@ -257,7 +258,7 @@ class Critic(nn.Module):
         self.head, self.n_classes, self.code_dim = head, int(n_classes), int(code_dim)
         self.activations = _activations(activations, len(widths))
         sizes = [int(n_genes), *map(int, widths)]
-        self.linears = nn.ModuleList(InputMajorLinear(a, b, init=init) for a, b in zip(sizes, sizes[1:]))
+        self.linears = nn.ModuleList(InputMajorLinear(a, b, init=init) for a, b in pairwise(sizes))
         width = sizes[-1]
         self.code_matrix = None
         if self.code_dim:

@@ -190,8 +190,8 @@ def merge_histories(phases: list[tuple[str, dict[str, list]]]) -> dict[str, list
         rows = len(history.get("step", []))
         for key in history:
             out.setdefault(key, [None] * n)
-        for key in out:
-            out[key].extend([phase] * rows if key == "phase" else history.get(key, [None] * rows))
+        for key, column in out.items():
+            column.extend([phase] * rows if key == "phase" else history.get(key, [None] * rows))
         n += rows
     return out
 
@@ -255,7 +255,7 @@ class Checkpointer:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file; one line each
             raise TrainingError(f"{self.path}: cannot resume from checkpoint ({type(exc).__name__}: {exc})") from None
         if identity is not None and any(state.get(key) != value for key, value in identity.items()):
             found = ", ".join(str(state.get(key)) for key in identity)

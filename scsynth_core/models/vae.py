@@ -9,6 +9,7 @@ code (welch-lab/MichiGAN) and the measurements behind them: docs/models.md, "VAE
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -160,7 +161,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.n_genes, self.latent_dim, self.dropout = int(n_genes), int(latent_dim), float(dropout)
         sizes = [self.n_genes, *map(int, widths)]
-        self.linears = nn.ModuleList(_glorot_linear(a, b, bias=False) for a, b in zip(sizes, sizes[1:]))
+        self.linears = nn.ModuleList(_glorot_linear(a, b, bias=False) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(ConditionalBatchNorm(b, momentum=TF_BN_MOMENTUM, eps=TF_BN_EPS) for b in sizes[1:])
         self.activations = hidden_activations(len(widths))
         self.mu = _glorot_linear(sizes[-1], self.latent_dim)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, require_columns, styled
 from scsynth_core.perturbation import METHODS, REAL
+from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, require_columns, styled
 from scsynth_core.plots.disentanglement import plot_metric_bars
 
 if TYPE_CHECKING:
