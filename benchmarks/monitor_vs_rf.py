@@ -24,12 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _generate(task, n: int, seed: int):
-    """``n`` cells from a training task. MichiGAN's task decodes one validation cell's code per cell, so it makes at
-    most that many per call (more fails in torch.cat): the rest come from further calls with the next seeds, i.e.
-    the same held-out codes with fresh noise, as the final model reuses resampled training codes."""
+    """``n`` cells from a training task. MichiGAN's and cscGAN's tasks give each cell one validation cell's code or
+    type, so they make at most that many per call (more fails in torch): the rest come from further calls with the
+    next seeds, i.e. the same held-out codes / types with fresh noise (the final models resample codes / types)."""
     import scipy.sparse as sp
 
-    cap = len(task.monitor_rows) if getattr(task, "code_mu", None) is not None else n
+    if getattr(task, "code_mu", None) is not None:  # MichiGAN: the validation cells' posterior means
+        cap = len(task.monitor_rows)
+    elif getattr(task, "monitor_codes", None) is not None:  # cscGAN: the validation cells' types
+        cap = len(task.monitor_codes)
+    else:
+        cap = n
     parts = [task.generate(min(cap, n - start), seed + i) for i, start in enumerate(range(0, n, cap))]
     return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
