@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 PARTITION = "debug"
@@ -159,12 +160,11 @@ class SlurmCluster:
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:
-        out = open(self.root / "log" / f"{name}.out", "w")
-        self.procs[name] = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(),
-            start_new_session=True,  # Ctrl-C in the terminal goes to pytest, not straight to the daemons
-        )
-        out.close()
+        with open(self.root / "log" / f"{name}.out", "w") as out:  # the daemon keeps its own copy of the fd
+            self.procs[name] = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(),
+                start_new_session=True,  # Ctrl-C in the terminal goes to pytest, not straight to the daemons
+            )
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -180,7 +180,7 @@ class SlurmCluster:
             time.sleep(0.2)
         raise RuntimeError(f"SLURM test cluster: {what} not ready after {timeout:.0f} s\n{self.logs()}")
 
-    def start(self, timeout: float = 60) -> SlurmCluster:
+    def start(self, timeout: float = 60) -> Self:
         try:
             self._start(timeout)
         except BaseException:
@@ -263,7 +263,7 @@ class SlurmCluster:
             parts.append(f"--- {path.name}\n" + "\n".join(lines))
         return "\n".join(parts)
 
-    def __enter__(self) -> SlurmCluster:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

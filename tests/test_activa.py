@@ -278,6 +278,7 @@ def test_sparse_generation_equals_the_dense_decoder(options, block_rows, monkeyp
     rows = (want_probs.argmax(1) == 2).nonzero().squeeze(1)
     assert torch.equal(kept, rows) and 0 < len(rows) < 1000
     np.testing.assert_allclose(picked.toarray(), dense[rows.numpy()], rtol=1e-5, atol=1e-3)
+    assert torch.allclose(picked_probs, want_probs[rows], atol=1e-5)  # the probabilities of the kept rows
 
 
 # ----------------------------------------------------------------------------------------------- ACTINN
@@ -369,7 +370,7 @@ def test_training_lowers_reconstruction_error_and_rf_auc(trained, untrained, spl
     from scsynth_core.data.preprocess import lsn
 
     model, history = trained
-    train, test = split
+    _, test = split
     real_test = lsn(test.X).toarray()
 
     def held_out_error(m):
@@ -398,7 +399,7 @@ def test_type_specific_generation_gives_the_requested_types(trained, split, repr
     from sklearn.ensemble import RandomForestClassifier
 
     model, _ = trained
-    train, test = split
+    train, _ = split
     forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(
         representation.transform(train), train.obs[LABEL_KEY].astype(str))
     types = [c for c, n in train.obs[LABEL_KEY].value_counts().items() if n >= 30]

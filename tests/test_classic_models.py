@@ -144,8 +144,8 @@ def two_gaussians():
 
 
 def _gmm(X, **kw):
-    args = dict(n_pcs=X.shape[1], n_components=2, covariance_type="full", bic_components=[1, 2, 3, 4],
-                covariance_types=["full"], max_iter=200, n_init=1, reg_covar=1e-6, seed=0) | kw
+    args = {"n_pcs": X.shape[1], "n_components": 2, "covariance_type": "full", "bic_components": [1, 2, 3, 4],
+            "covariance_types": ["full"], "max_iter": 200, "n_init": 1, "reg_covar": 1e-6, "seed": 0} | kw
     return PCAGaussianMixture.fit(X, **args)
 
 

@@ -19,7 +19,6 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-
 from workflow_utils import REPO, SNAKEMAKE, copy_workflow, snakemake
 
 try:
@@ -201,8 +200,8 @@ def test_analysis_rules_run_without_torch(tmp_path):
     ]
     proc = subprocess.run(
         [*SNAKEMAKE, "--cores", "2", *targets, "--configfile", "config/config.yaml", "small_forest.yaml"],
-        cwd=wf, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+        cwd=wf, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-6000:]
-    check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
+    check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True, check=False)
     assert "torch is blocked" in check.stderr  # the stub was in effect

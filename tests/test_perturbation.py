@@ -42,8 +42,9 @@ def _outputs(folder, name="run"):
 
 
 def _run(data, outputs, **overrides):
-    kwargs = dict(data=data, combination=COMBINATION, seed=0, outputs=outputs, preset="demo", params=PARAMS,
-                  max_steps=MAX_STEPS, n_trees=100, device="cpu", threads=1, progress=False)
+    kwargs = {"data": data, "combination": COMBINATION, "seed": 0, "outputs": outputs, "preset": "demo",
+              "params": PARAMS, "max_steps": MAX_STEPS, "n_trees": 100, "device": "cpu", "threads": 1,
+              "progress": False}
     return pt.train_and_predict(**(kwargs | overrides))
 
 
@@ -146,7 +147,7 @@ def test_simulate_writes_paths_as_cell_types_and_batches_as_conditions(tmp_path)
 
 # ------------------------------------------------------------------------------------------------- one run
 def test_held_out_cells_never_reach_training(run, simulated):
-    record, outputs, seen = run
+    record, _, seen = run
     obs = ad.read_h5ad(simulated).obs
     held = ((obs["path"] == "Path2") & (obs["batch"] == "Batch1")).to_numpy()
     assert held.sum() == record["n_held_out"] == 92

@@ -81,7 +81,7 @@ def test_new_figure_with_given_ax_uses_its_figure():
 
 
 def test_mean_roc_known_answer():
-    grid, tpr = mean_roc(
+    _, tpr = mean_roc(
         [(np.array([0.0, 1.0]), np.array([0.0, 1.0])), (np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0]))],
         grid=np.array([0.0, 0.5, 1.0]),
     )
@@ -422,7 +422,7 @@ def test_training_curves_frame_keeps_monitored_rows_and_draws_a_line_per_run():
     assert list(frame["monitor_auc"]) == [0.9, 0.7]
     fig = plot_training_curves(frame, title="t")
     auc_axes = fig.axes[0]
-    assert [line.get_label() for line in auc_axes.lines][0] == "scgan"
+    assert auc_axes.lines[0].get_label() == "scgan"
     np.testing.assert_allclose(auc_axes.lines[0].get_ydata(), [0.9, 0.7])
     empty = plot_training_curves(training_curves_frame({"upsample": baseline}))
     assert any("no monitored run" in t.get_text() for t in empty.axes[0].texts)

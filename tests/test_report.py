@@ -19,7 +19,6 @@ import subprocess
 
 import pytest
 
-
 PROBE = r"""
 (function () {
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -107,10 +106,10 @@ def _probe_report(report, workdir) -> dict:
             "--disable-component-update", "--no-first-run", "--disable-default-apps", "--disable-sync",
             f"--user-data-dir={profile}", "--virtual-time-budget=60000", "--dump-dom", page.as_uri(),
         ],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    match = re.search(r'<pre id="scsynth-probe">(.*?)</pre>', proc.stdout, re.S)
+    match = re.search(r'<pre id="scsynth-probe">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert match, f"the probe did not finish; Chromium said:\n{proc.stderr[-3000:]}"
     return json.loads(html.unescape(match.group(1)))
 

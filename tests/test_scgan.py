@@ -22,8 +22,8 @@ from scsynth_core.models.scgan import (
     CscGAN,
     Generator,
     ScGAN,
-    generate_csr,
     critic_loss,
+    generate_csr,
     generator_loss,
     gradient_penalty,
 )
@@ -266,8 +266,8 @@ def test_checkpoint_for_other_data_is_refused(tiny_counts, tmp_path):
 
 def test_max_steps_critic_iterations_and_history(tiny_counts, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
-    model, history = _fit_tiny(ScGAN, tiny_counts, max_steps=7, critic_iters=6, checkpoint_every=7,
-                               checkpoint=ckpt)
+    _, history = _fit_tiny(ScGAN, tiny_counts, max_steps=7, critic_iters=6, checkpoint_every=7,
+                           checkpoint=ckpt)
     assert history["step"] == list(range(1, 8))
     assert set(history) >= {"step", "critic_loss", "generator_loss", "wasserstein", "gradient_penalty", "lr",
                             "monitor_auc", "monitor_mmd", "monitor_mean_distance", "monitor_sparsity_difference",
@@ -340,7 +340,7 @@ def test_cscgan_generates_the_requested_clusters(trained_cscgan, split, represen
     from sklearn.neighbors import KNeighborsClassifier
 
     model, _ = trained_cscgan
-    train, test = split
+    train, _ = split
     knn = KNeighborsClassifier(n_neighbors=15).fit(representation.transform(train), train.obs[LABEL_KEY])
     clusters = [c for c, n in train.obs[LABEL_KEY].value_counts().items() if n >= 30]
     wanted = {c: 30 for c in clusters}

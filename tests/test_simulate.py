@@ -73,7 +73,7 @@ def _path_log_ratio(sim) -> np.ndarray:
 
 
 def test_de_probability_controls_path_differences():
-    common = dict(n_cells=2000, n_genes=300, n_batches=1, seed=3)
+    common = {"n_cells": 2000, "n_genes": 300, "n_batches": 1, "seed": 3}
     same = simulate_splatter(de_prob=0.0, **common)
     assert (same.var[["de_factor_Path1", "de_factor_Path2"]] == 1).all().all()
     different = simulate_splatter(de_prob=0.5, **common)
@@ -162,7 +162,7 @@ def test_higher_common_bcv_gives_higher_dispersion():
 
 
 def test_experiment_dropout_only_removes_counts():
-    common = dict(n_cells=500, n_genes=200, seed=11)
+    common = {"n_cells": 500, "n_genes": 200, "seed": 11}
     none = simulate_splatter(**common)
     dropped = simulate_splatter(dropout_type="experiment", **common)
     later = simulate_splatter(dropout_type="experiment", dropout_mid=3.0, **common)

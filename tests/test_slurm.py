@@ -22,7 +22,6 @@ import time
 import anndata as ad
 import numpy as np
 import pytest
-
 from slurm_cluster import SlurmCluster, missing_binaries
 from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 
@@ -55,21 +54,19 @@ def _rule_of(job: dict[str, str]) -> str:
     return re.sub(r"^rule_", "", job["comment"]).split("_wildcards_")[0]
 
 
-def _start(cluster, wf, *args) -> tuple[subprocess.Popen, object]:
-    out = open(wf / "snakemake.out", "w")
-    proc = subprocess.Popen(
-        [*SNAKEMAKE, *SLURM_PROFILE, *args], cwd=wf, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT
-    )
-    return proc, out
+def _start(cluster, wf, *args) -> subprocess.Popen:
+    with open(wf / "snakemake.out", "w") as out:  # snakemake keeps its own copy of the fd
+        return subprocess.Popen(
+            [*SNAKEMAKE, *SLURM_PROFILE, *args], cwd=wf, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT
+        )
 
 
-def _finish(proc, out, wf, timeout: float) -> str:
+def _finish(proc, wf, timeout: float) -> str:
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.terminate()  # SIGTERM: Snakemake waits for running jobs; the cluster fixture cancels the rest
         proc.wait(timeout=60)
-    out.close()
     text = (wf / "snakemake.out").read_text(errors="replace")
     assert proc.returncode == 0, f"snakemake through SLURM failed ({proc.returncode}):\n{text[-8000:]}"
     return text
@@ -119,7 +116,7 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, defau
     assert sum(expected.values()) == 20 and expected["train_model"] == 2, expected
 
     t0 = time.monotonic()
-    proc, out = _start(cluster, wf, *extra)
+    proc = _start(cluster, wf, *extra)
     # Kill a running training (or generation) job with scancel, as an admin or a preemption would: it must be
     # resubmitted. A job that ends between squeue and scancel stays COMPLETED: then the next one is tried.
     cancelled, tried = None, set()
@@ -133,7 +130,7 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, defau
                     cancelled = job
                 break
         time.sleep(0.1)
-    output = _finish(proc, out, wf, timeout=300)
+    output = _finish(proc, wf, timeout=300)
     wall = time.monotonic() - t0
     assert cancelled is not None, f"no training or generation job could be cancelled while running (tried {tried})"
 
@@ -185,8 +182,8 @@ def test_gpu_rule_gets_the_gpu_through_the_profile(cluster, tmp_path):
         "rule cpu_rule:\n    output: 'cpu.txt'\n    threads: 2\n    resources: gpu=0\n"
         "    shell: 'echo ${{CUDA_VISIBLE_DEVICES:-none}} $SLURM_CPUS_PER_TASK > {output}'\n"
     )
-    proc, out = _start(cluster, wf)
-    output = _finish(proc, out, wf, timeout=120)
+    proc = _start(cluster, wf)
+    output = _finish(proc, wf, timeout=120)
     tres = {_rule_of(job): job["tres"] for job in _run_jobs(cluster, output)}
     assert tres == {"train_model": "gres:gpu:1", "cpu_rule": "N/A"}, tres
     assert (wf / "gpu.txt").read_text().split() == ["0", "1"]

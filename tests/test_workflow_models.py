@@ -5,12 +5,10 @@ no embedding figures, so the suite stays fast). test_workflow_pilot.py and test_
 
 from __future__ import annotations
 
-
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-
 from workflow_utils import configfile_args, copy_workflow, snakemake
 
 SHORTER = """

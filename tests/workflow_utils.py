@@ -42,6 +42,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = False
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
+        check=False,  # the failure below carries snakemake's output
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
