@@ -71,6 +71,7 @@ def default_run(tmp_path_factory) -> Path:
     the session's common temporary folder under a file lock, the others wait and read it.
     """
     from filelock import FileLock
+
     from workflow_utils import configfile_args, copy_workflow, snakemake
 
     shared = tmp_path_factory.getbasetemp()

@@ -6,10 +6,10 @@ import pytest
 import yaml
 from snakemake.cli import parse_config
 from snakemake.utils import update_config
-from workflow_utils import REPO, copy_workflow, snakemake
 
 from scsynth_core.config import validate_config
 from scsynth_core.errors import ConfigError
+from workflow_utils import REPO, copy_workflow, snakemake
 
 SCHEMA = REPO / "config" / "schema.yaml"
 

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from workflow_utils import REPO
 
 import scsynth_core
+from workflow_utils import REPO
 
 try:
     import tomllib

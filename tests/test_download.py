@@ -12,8 +12,8 @@ import zipfile
 
 import h5py
 import pytest
-from http_fixtures import serve
 
+from http_fixtures import serve
 from scsynth_core.data.download import download, extract_archive, sha256sum
 from scsynth_core.errors import DataError, DownloadError
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+
 from workflow_utils import REPO, SNAKEMAKE, copy_workflow, snakemake
 
 try:

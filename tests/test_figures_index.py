@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
+
 from workflow_utils import REPO, copy_workflow, snakemake
 
 INDEX = REPO / "docs" / "figures.md"

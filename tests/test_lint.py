@@ -18,8 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 NOT_YET_CLEAN = [
     "tests/test_metrics_disentanglement.py",
     "tests/test_metrics_latent.py",
-    "tests/test_workflow.py",
-    "tests/test_workflow_pilot.py",
     "tests/test_workflow_simulations.py",
 ]
 

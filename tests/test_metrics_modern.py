@@ -6,8 +6,8 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import shared_dataset
 
+from conftest import shared_dataset
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.metrics import DIRECTIONS, METRICS, metrics_frame, modern_metrics
 from scsynth_core.metrics.modern import GROUP_KEYS

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from factor_data import two_factor_counts
 
+from factor_data import two_factor_counts
 from scsynth_core.errors import ConfigError
 from scsynth_core.models import MODELS, load_model
 from scsynth_core.models.michigan import WGANGP, MichiGAN

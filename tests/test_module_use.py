@@ -16,11 +16,11 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from workflow_utils import REPO, SNAKEMAKE, job_stats
 
 import scsynth_core
 from scsynth_core.config import workflow_file
 from scsynth_core.errors import ConfigError
+from workflow_utils import REPO, SNAKEMAKE, job_stats
 
 try:
     import tomllib

@@ -15,6 +15,7 @@ from unittest import mock
 
 import pytest
 import yaml
+
 from workflow_utils import REPO, copy_workflow, job_resources, snakemake
 
 # The rules whose jobs can use a GPU: `resources: **GPU_RESOURCES` (rules/common.smk).

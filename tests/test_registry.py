@@ -20,8 +20,8 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 import yaml
-from http_fixtures import serve
 
+from http_fixtures import serve
 from scsynth_core._io import write_h5ad
 from scsynth_core.data.io import FORMATS
 from scsynth_core.data.registry import (

@@ -22,6 +22,7 @@ import time
 import anndata as ad
 import numpy as np
 import pytest
+
 from slurm_cluster import SlurmCluster, missing_binaries
 from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_stats, snakemake
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from factor_data import two_factor_counts
 
+from factor_data import two_factor_counts
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models import MODELS, load_model
 from scsynth_core.models import vae as vae_module

@@ -9,6 +9,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+
 from workflow_utils import configfile_args, copy_workflow, snakemake
 
 SHORTER = """
