@@ -305,11 +305,12 @@ def disentanglement_runs(filename):
     }
 
 
-def disentanglement_examples(simulation):
-    """``{model: codes}`` of the run shown in the UMAPs: first latent-dimension setting, first seed."""
+def disentanglement_examples(simulation, filename="latents.npy"):
+    """``{model: filename}`` of the run shown in the UMAPs and per-dimension bars: first latent-dimension setting,
+    first seed."""
     section = config["disentanglement"]
     run = f"dim{section['latent_dims'][0]}_seed{section['seeds'][0]}"
-    return {m: f"results/disentanglement/{simulation}/{m}/{run}/latents.npy" for m in section["models"]}
+    return {m: f"results/disentanglement/{simulation}/{m}/{run}/{filename}" for m in section["models"]}
 
 
 def code_data_runs():
@@ -330,14 +331,42 @@ def code_data_figures():
     return {s: f"results/disentanglement/figures/{s}_code_data.png" for s in simulations}
 
 
+def code_data_examples(simulation):
+    """``{GAN: cells.npz}`` of the first seed's code-data runs (Fig. 4a UMAPs, Fig. 5 traversals)."""
+    section = config["disentanglement"]
+    seed = section["seeds"][0]
+    return {
+        m: f"results/disentanglement/{simulation}/code_data/{m}_seed{seed}_cells.npz"
+        for m in section.get("code_data_models", [])
+    }
+
+
+def code_data_generators(traversals=False):
+    """Generators whose cells a code-data run keeps: each GAN, and MichiGAN's beta-TCVAE decoding its codes;
+    ``traversals``: only those with codes to traverse (MichiGAN and its beta-TCVAE)."""
+    models = config.get("disentanglement", {}).get("code_data_models", [])
+    with_codes = ["michigan", "betatcvae"] if "michigan" in models else []
+    return with_codes if traversals else [m for m in models if m != "michigan"] + with_codes
+
+
+def code_data_figure_targets(simulation):
+    figures = f"results/disentanglement/figures/{simulation}"
+    return [f"{figures}_code_umap_{g}.png" for g in code_data_generators()] + [
+        f"{figures}_traversal_{g}.png" for g in code_data_generators(traversals=True)
+    ]
+
+
 def disentanglement_targets():
     section = config["disentanglement"]
     targets = ["results/disentanglement/runs.tsv", "results/disentanglement/scores.tsv"]
     for simulation in section["simulations"]:
-        targets.append(f"results/disentanglement/figures/{simulation}_scores.png")
+        targets += [f"results/disentanglement/figures/{simulation}_{name}.png" for name in ("scores", "dimensions")]
         targets += [f"results/disentanglement/figures/{simulation}_umap_{m}.png" for m in section["models"]]
+        if section["code_data_models"]:
+            targets += code_data_figure_targets(simulation)
     if section["code_data_models"]:
-        targets += ["results/disentanglement/code_data.tsv", *code_data_figures().values()]
+        targets += ["results/disentanglement/code_data.tsv", "results/disentanglement/code_data_scores.tsv"]
+        targets += code_data_figures().values()
     return targets
 
 

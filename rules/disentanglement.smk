@@ -28,6 +28,7 @@ rule disentanglement_run:
         metrics=os.path.join(DIS_RUN, "metrics.json"),
         latents=os.path.join(DIS_RUN, "latents.npy"),
         train_log=os.path.join(DIS_RUN, "train_log.tsv"),
+        dimensions=os.path.join(DIS_RUN, "dimensions.tsv"),
     log:
         os.path.join(DIS_LOGS, "run.log"),
     benchmark:
@@ -77,6 +78,7 @@ rule disentanglement_figures:
         runs=os.path.join(DIS, "runs.tsv"),
         simulated=os.path.join(DIS, "{simulation}/simulated.h5ad"),
         latents=lambda w: list(disentanglement_examples(w.simulation).values()),
+        dimensions=lambda w: list(disentanglement_examples(w.simulation, "dimensions.tsv").values()),
     output:
         scores=report(
             os.path.join(DIS, "figures/{simulation}_scores.png"),
@@ -84,6 +86,13 @@ rule disentanglement_figures:
             category="Disentanglement",
             subcategory="{simulation} step",
             labels={"simulation": "{simulation}", "figure": "Fig. 1: scores by latent dimensions"},
+        ),
+        dimensions=report(
+            os.path.join(DIS, "figures/{simulation}_dimensions.png"),
+            caption="../report/disentanglement_dimensions.rst",
+            category="Disentanglement",
+            subcategory="{simulation} step",
+            labels={"simulation": "{simulation}", "figure": "Fig. 1c-d: |rho| and MI per latent dimension"},
         ),
         umaps=[
             report(
@@ -112,7 +121,8 @@ rule disentanglement_code_data:
     input:
         os.path.join(DIS, "{simulation}/simulated.h5ad"),
     output:
-        os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}.json"),
+        metrics=os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}.json"),
+        cells=os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}_cells.npz"),
     log:
         "logs/disentanglement/{simulation}/code_data/{model}_seed{seed}.log",
     benchmark:
@@ -129,6 +139,8 @@ rule disentanglement_code_data:
         device=config["device"],
         n_cells=config.get("disentanglement", {}).get("code_data_cells", 3000),
         k=config.get("disentanglement", {}).get("code_data_neighbors", 3),
+        traversal_steps=config.get("disentanglement", {}).get("traversal_steps", 10),
+        traversal_draws=config.get("disentanglement", {}).get("traversal_draws", 5),
     script:
         "../workflow_scripts/disentanglement_code_data.py"
 
@@ -142,6 +154,12 @@ rule disentanglement_code_data_summary:
             caption="../report/disentanglement_code_data.rst",
             category="Disentanglement",
             labels={"table": "Fig. 4: code-data correlations"},
+        ),
+        scores=report(
+            os.path.join(DIS, "code_data_scores.tsv"),
+            caption="../report/disentanglement_code_data_scores.rst",
+            category="Disentanglement",
+            labels={"table": "Table 4: correlation gap of generated cells"},
         ),
         figures=[
             report(
@@ -162,3 +180,42 @@ rule disentanglement_code_data_summary:
         figures=lambda w: code_data_figures(),
     script:
         "../workflow_scripts/disentanglement_code_data_summary.py"
+
+
+# MichiGAN Fig. 4a and Fig. 5 from the first seed's code-data run of each GAN: UMAPs of the generated cells coloured
+# by their codes, and latent traversals of MichiGAN and its beta-TCVAE (computed in the run, where the model is).
+rule disentanglement_code_figures:
+    input:
+        lambda w: list(code_data_examples(w.simulation).values()),
+    output:
+        umaps=[
+            report(
+                os.path.join(DIS, f"figures/{{simulation}}_code_umap_{generator}.png"),
+                caption="../report/disentanglement_code_figures.rst",
+                category="Disentanglement",
+                subcategory="{simulation} step",
+                labels={"simulation": "{simulation}", "figure": f"Fig. 4a: {generator} cells coloured by codes"},
+            )
+            for generator in code_data_generators()
+        ],
+        traversals=[
+            report(
+                os.path.join(DIS, f"figures/{{simulation}}_traversal_{generator}.png"),
+                caption="../report/disentanglement_code_figures.rst",
+                category="Disentanglement",
+                subcategory="{simulation} step",
+                labels={"simulation": "{simulation}", "figure": f"Fig. 5: {generator} latent traversals"},
+            )
+            for generator in code_data_generators(traversals=True)
+        ],
+    log:
+        "logs/disentanglement/{simulation}/code_figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        models=lambda w: list(code_data_examples(w.simulation)),
+        umaps=code_data_generators(),
+        traversals=code_data_generators(traversals=True),
+        n_neighbors=config.get("disentanglement", {}).get("umap_neighbors", 30),
+    script:
+        "../workflow_scripts/disentanglement_code_figures.py"

@@ -71,6 +71,19 @@ def score_latents(latents: np.ndarray, factors, *, seed: int = 0,
 
     ``latents`` are posterior means; with their ``logvar`` (a Gaussian posterior) ``mig_posterior`` is MIG
     estimated through ``q(z|x)``, the paper's estimator (NaN without)."""
+    return _score_with_dimensions(latents, factors, seed=seed, logvar=logvar)[0]
+
+
+#: Columns of the per-dimension table (Fig. 1c-d): |Spearman rho| and MI (nats) of each factor and code dim.
+DIMENSION_COLUMNS = ["factor", "dimension", "abs_rho", "mi", "mi_posterior", "factor_entropy"]
+
+
+def _score_with_dimensions(latents: np.ndarray, factors, *, seed: int = 0, logvar: np.ndarray | None = None):
+    """:func:`score_latents` and the per-dimension table the gaps are taken from (``DIMENSION_COLUMNS``: the
+    histogram MI, the MI through ``q(z|x)`` (NaN without ``logvar``) and the factor entropy that normalises
+    both in MIG)."""
+    import pandas as pd
+
     from scsynth_core.metrics.disentanglement import factorvae_metric, mig, posterior_mig, spearman_correlation_gap
 
     by_entropy = mig(latents, factors)
@@ -88,7 +101,16 @@ def score_latents(latents: np.ndarray, factors, *, seed: int = 0,
     if through_posterior is not None:
         scores |= {f"mig_posterior_{name}": value for name, value in through_posterior["gaps"].items()}
     scores |= {f"correlation_gap_{name}": value for name, value in gap["gaps"].items()}
-    return scores
+
+    def long(matrix, name):  # factors x dims -> one row per (factor, dimension)
+        frame = matrix.copy()
+        frame.columns = range(frame.shape[1])
+        return frame.rename_axis(index="factor", columns="dimension").stack().rename(name)
+
+    table = pd.concat([long(gap["abs_rho"], "abs_rho"), long(by_entropy["mi"], "mi")], axis=1)
+    table["mi_posterior"] = np.nan if through_posterior is None else long(through_posterior["mi"], "mi_posterior")
+    table["factor_entropy"] = table.index.get_level_values("factor").map(by_entropy["normaliser"])
+    return scores, table.reset_index()[DIMENSION_COLUMNS]
 
 
 def latent_model(model: str, latent_dim: int, params: Mapping[str, Any] | None, preset: str):
@@ -122,7 +144,8 @@ def train_and_score(
     through the posterior when the model has one: ``pca``, ``vae``, ``betatcvae``).
 
     ``outputs``: ``metrics`` (JSON: run identity, scores, seconds), ``latents`` (``.npy``, cells x dims),
-    ``train_log`` (TSV).
+    ``train_log`` (TSV), ``dimensions`` (TSV, optional: |Spearman rho| and MI of every factor and code dim,
+    Fig. 1c-d).
     """
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.models.training import history_frame
@@ -140,13 +163,15 @@ def train_and_score(
     else:
         latents, logvar = np.asarray(instance.encode(adata), dtype=np.float64), None
     t1 = time.perf_counter()
-    scores = score_latents(latents, truth, seed=seed, logvar=logvar)
+    scores, dimensions = _score_with_dimensions(latents, truth, seed=seed, logvar=logvar)
     record = {"model": model, "latent_dim": int(latent_dim), "seed": int(seed), "n_cells": adata.n_obs,
               **scores, "train_seconds": round(train_seconds, 3),
               "score_seconds": round(time.perf_counter() - t1, 3)}
     with _io.atomic_path(outputs["latents"]) as tmp, open(tmp, "wb") as handle:
         np.save(handle, latents.astype(np.float32))
     _io.write_tsv(outputs["train_log"], history_frame(history))
+    if outputs.get("dimensions") is not None:
+        _io.write_tsv(outputs["dimensions"], dimensions)
     _io.write_json(outputs["metrics"], record)
     log.info("%s (%d dims, seed %d): MIG %.3f (through q(z|x) %.3f), FactorVAE %.3f, correlation gap %.3f", model,
              latent_dim, seed, scores["mig"], scores["mig_posterior"], scores["factorvae"], scores["correlation_gap"])
@@ -172,6 +197,14 @@ def summarise(*, inputs: Mapping[str, Sequence[str | Path]], runs: str | Path, t
     _io.write_tsv(table, stats.reset_index().round(4))
 
 
+def dimension_frame(table) -> Any:
+    """A per-dimension table (``DIMENSION_COLUMNS``) with ``mi_normalised``: MI through ``q(z|x)`` where the run
+    has it (the paper's estimator), else the histogram MI, over the factor entropy (so per factor the largest
+    minus the second-largest value is that factor's MIG)."""
+    mi = table["mi_posterior"].where(table["mi_posterior"].notna(), table["mi"])
+    return table.assign(mi_normalised=mi / table["factor_entropy"])
+
+
 def figures(
     *,
     runs: str | Path,
@@ -179,18 +212,21 @@ def figures(
     latents: Mapping[str, str | Path],
     simulation: str,
     outputs: Mapping[str, str | Path],
+    dimensions: Mapping[str, str | Path] | None = None,
     factors: Sequence[str] = FACTORS,
     n_neighbors: int = 30,
     seed: int = 0,
 ) -> None:
-    """MichiGAN Fig. 1 for one simulation: metric bars by latent dimension (``outputs["scores"]``) and, per model
+    """MichiGAN Fig. 1 for one simulation: metric bars by latent dimension (``outputs["scores"]``); per model
     (``latents``: model -> codes of its first run), a UMAP of the codes coloured by each factor and each latent
-    dimension (``outputs[model]``). UMAP: ``n_neighbors`` 30, seed as the reference plotting code."""
+    dimension (``outputs[model]``); with ``dimensions`` (model -> per-dimension table of the same run), bars of
+    |Spearman rho| and normalised MI per latent dimension and factor (Fig. 1c-d, ``outputs["dimensions"]``).
+    UMAP: ``n_neighbors`` 30, seed as the reference plotting code."""
     import pandas as pd
     from matplotlib.figure import Figure
 
     from scsynth_core.data.checks import read_h5ad
-    from scsynth_core.plots.disentanglement import plot_latent_umap, plot_metric_bars
+    from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_latent_umap, plot_metric_bars
     from scsynth_core.plots.embedding import _embed
     from scsynth_core.steps import _save_figure, _use_agg
 
@@ -202,6 +238,10 @@ def figures(
         plot_metric_bars(frame, metric=score, ax=ax)
     fig.suptitle(f"{simulation} step: disentanglement by latent dimensions")
     _save_figure(fig, outputs["scores"])
+    if dimensions:
+        tables = {model: dimension_frame(pd.read_csv(path, sep="\t")) for model, path in dimensions.items()}
+        fig = plot_dimension_bars(tables, title=f"{simulation} step: code dimensions against factors")
+        _save_figure(fig, outputs["dimensions"])
     obs = read_h5ad(simulated, backed=True).obs
     truth = obs[list(factors)]
     for model, path in latents.items():
@@ -217,20 +257,59 @@ CODE_DATA_MODELS = ("wgangp", "michigan")
 CODE_DIMS = 10
 
 
-def code_data_correlations(codes: np.ndarray, cells, *, pca, real_pcs: np.ndarray, truth, k: int = 3):
-    """Per factor, the largest |Spearman rho| between a code dim and the factor the ``k`` nearest real cells give
-    each generated cell (Yu & Welch 2021, Methods "code-data correlations"; Fig. 4). ``cells``: generated
-    cells in the log1p representation; ``pca``: the real cells' PCA
-    (:func:`~scsynth_core.metrics.representation.fit_representation`) and ``real_pcs`` their PCs; ``truth``:
-    the real cells' factors (:func:`factor_table`)."""
+def code_data_table(codes: np.ndarray, cells, *, pca, real_pcs: np.ndarray, truth, k: int = 3):
+    """How the codes that generated ``cells`` drive the cells' factors (Yu & Welch 2021, Methods "code-data
+    correlations"; Fig. 4, Table 4): each generated cell takes the mean factors of its ``k`` nearest real cells,
+    and per factor the largest |Spearman rho| over code dims (``abs_rho``) and the correlation gap, largest minus
+    second-largest (``gap``), are measured (:func:`~scsynth_core.metrics.disentanglement.code_factor_gaps`).
+
+    ``cells``: generated cells in the log1p representation; ``pca``: the real cells' PCA
+    (:func:`~scsynth_core.metrics.representation.fit_representation`) and ``real_pcs`` their PCs; ``truth``: the
+    real cells' factors (:func:`factor_table`). Returns ``(table, gen_pcs, predicted)``: the per-factor table,
+    the generated cells' PCs and their predicted factors (DataFrame)."""
     import pandas as pd
 
-    from scsynth_core.metrics.disentanglement import code_factor_spearman, knn_factor_regression
+    from scsynth_core.metrics.disentanglement import code_factor_gaps, knn_factor_regression
 
     gen_pcs = pca.project_log1p(cells.X)
     predicted = pd.DataFrame(knn_factor_regression(real_pcs, truth, gen_pcs, k=k), columns=truth.columns)
-    rho = code_factor_spearman(codes, predicted).abs()  # factors x code dims; NaN: constant prediction
-    return {factor: (float(row.max()) if row.notna().any() else 0.0) for factor, row in rho.iterrows()}
+    return code_factor_gaps(codes, predicted), gen_pcs, predicted
+
+
+def code_data_correlations(codes: np.ndarray, cells, *, pca, real_pcs: np.ndarray, truth, k: int = 3):
+    """Per factor, the largest |Spearman rho| between a code dim and the factor the ``k`` nearest real cells give
+    each generated cell (:func:`code_data_table`'s ``abs_rho``)."""
+    table = code_data_table(codes, cells, pca=pca, real_pcs=real_pcs, truth=truth, k=k)[0]
+    return {str(factor): float(value) for factor, value in table["abs_rho"].items()}
+
+
+#: Where a code dim's traversal runs: between these quantiles of the real cells' codes in that dim.
+TRAVERSAL_QUANTILES = (0.01, 0.99)
+
+
+def latent_traversals(generator, codes: np.ndarray, *, steps: int = 10, draws: int = 5, seed: int = 0,
+                      quantiles: tuple[float, float] = TRAVERSAL_QUANTILES):
+    """Latent traversals (Yu & Welch 2021, Fig. 5): for each code dim, ``steps`` evenly spaced values between
+    ``quantiles`` of that dim over ``codes`` (the real cells' codes), the other dims fixed at the codes' mean,
+    decoded by ``generator`` (a fitted model with ``traverse``: MichiGAN, VAE, beta-TCVAE) once per noise draw
+    (``draws`` draws, seeds ``seed``, ``seed + 1``, ...; the noise is shared along a traversal, so cells of one
+    draw differ only through the traversed dim; a VAE's decoder has no noise and all draws agree).
+
+    Returns ``(values, X)``: ``values`` dims x steps and the cells (CSR, rows ordered dim, draw, step).
+    """
+    import scipy.sparse as sp
+
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[0] < 2:
+        raise DataError(f"latent traversals need the codes of at least 2 cells (cells x dims), got {codes.shape}")
+    if steps < 2 or draws < 1:
+        raise ConfigError(f"latent traversals need steps >= 2 and draws >= 1, got steps {steps}, draws {draws}")
+    lo, hi = np.quantile(codes, quantiles, axis=0)
+    values = np.linspace(lo, hi, steps).T
+    base = codes.mean(axis=0)
+    blocks = [generator.traverse(j, values[j], base=base, seed=seed + draw).X
+              for j in range(codes.shape[1]) for draw in range(draws)]
+    return values, sp.vstack([sp.csr_matrix(b) for b in blocks], format="csr")
 
 
 def code_data_run(
@@ -239,25 +318,35 @@ def code_data_run(
     model: str,
     seed: int,
     output: str | Path,
+    cells_output: str | Path | None = None,
     preset: str = "paper",
     params: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
     n_cells: int = 3000,
     n_pcs: int = 50,
     k: int = 3,
+    traversal_steps: int = 10,
+    traversal_draws: int = 5,
     factors: Sequence[str] = FACTORS,
     device: str = "auto",
     threads: int | None = None,
     progress: bool = True,
 ) -> None:
     """Train a generator on the simulated cells, generate ``n_cells`` and measure how its inputs drive the
-    factors of what it generates (MichiGAN Fig. 4: WGAN-GP vs MichiGAN code-data correlations).
+    factors of what it generates (MichiGAN Fig. 4: WGAN-GP vs MichiGAN code-data correlations; Table 4: their
+    correlation gap).
 
     MichiGAN: its beta-TCVAE codes; the same codes decoded by that beta-TCVAE are scored too (``betatcvae``
     rows: the relation MichiGAN should keep). WGAN-GP: its first 10 noise dims, which carry no meaning by
-    construction. ``output``: metrics.json with one row per generator and factor (``abs_rho``).
+    construction. ``output``: metrics.json with one row per generator and factor (``abs_rho``: largest
+    |Spearman rho|, ``gap``: largest minus second largest). ``cells_output`` (optional ``.npz``, for
+    :func:`code_figures`): per generator ``<name>__codes``, ``__pcs`` and ``__factors`` of the generated cells
+    and, for MichiGAN and its beta-TCVAE, latent traversals (:func:`latent_traversals`, ``traversal_steps`` values
+    per code dim, ``traversal_draws`` noise draws): ``__traversal_values``, ``__traversal_pcs`` (first 2 PCs)
+    and ``__traversal_factors``; plus ``real_pcs`` (first 2), ``factor_names`` and ``factor_range``.
     """
     from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.metrics.disentanglement import knn_factor_regression
     from scsynth_core.metrics.representation import fit_representation
     from scsynth_core.models import get_model_class
     from scsynth_core.steps import _set_threads
@@ -276,29 +365,47 @@ def code_data_run(
     pca = fit_representation(adata, n_components=n_pcs, seed=seed)
     real_pcs = pca.transform(adata)
     cells = instance.sample(n_cells, seed=seed)
-    sets = {}
+    sets, traversed = {}, {}
     if "X_codes" in cells.obsm:
         codes = cells.obsm["X_codes"]
         sets[model] = (codes, cells)
         sets["betatcvae"] = (codes, instance.vae.generate_from_codes(codes, seed=seed))
+        traversed = {model: instance, "betatcvae": instance.vae}
     else:
         sets[model] = (instance.noise_of(n_cells, seed=seed)[:, :CODE_DIMS], cells)
-    rows = [
-        {"model": name, "factor": factor, "abs_rho": value}
-        for name, (codes, generated) in sets.items()
-        for factor, value in code_data_correlations(codes, generated, pca=pca, real_pcs=real_pcs, truth=truth,
-                                                    k=k).items()
-    ]
+    rows, arrays = [], {}
+    for name, (codes, generated) in sets.items():
+        table, gen_pcs, predicted = code_data_table(codes, generated, pca=pca, real_pcs=real_pcs, truth=truth, k=k)
+        rows += [{"model": name, "factor": str(factor), "abs_rho": float(row["abs_rho"]), "gap": float(row["gap"]),
+                  "top_dim": str(row["top_dim"])} for factor, row in table.iterrows()]
+        arrays |= {f"{name}__codes": codes, f"{name}__pcs": gen_pcs, f"{name}__factors": predicted.to_numpy()}
+    if cells_output is not None:
+        real_codes = instance.encode(adata) if traversed else None
+        for name, generator in traversed.items():
+            values, X = latent_traversals(generator, real_codes, steps=traversal_steps, draws=traversal_draws,
+                                          seed=seed)
+            pcs = pca.project_log1p(X)
+            shape = (values.shape[0], traversal_draws, traversal_steps)
+            arrays |= {f"{name}__traversal_values": values,
+                       f"{name}__traversal_pcs": pcs[:, :2].reshape(*shape, 2),
+                       f"{name}__traversal_factors": knn_factor_regression(real_pcs, truth, pcs, k=k).reshape(
+                           *shape, truth.shape[1])}
+        arrays |= {"real_pcs": real_pcs[:, :2], "factor_names": np.asarray(truth.columns, dtype=str),
+                   "factor_range": np.column_stack([truth.min().to_numpy(float), truth.max().to_numpy(float)])}
+        with _io.atomic_path(cells_output) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
     _io.write_json(output, {"generator": model, "seed": int(seed), "n_cells": int(n_cells), "k": int(k),
                             "train_seconds": round(train_seconds, 3), "rows": rows})
     log.info("code-data correlations of %s (seed %d): %s", model, seed,
-             ", ".join(f"{r['model']}/{r['factor']} {r['abs_rho']:.2f}" for r in rows))
+             ", ".join(f"{r['model']}/{r['factor']} |rho| {r['abs_rho']:.2f} gap {r['gap']:.2f}" for r in rows))
 
 
 def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str | Path,
-                      figures: Mapping[str, str | Path]) -> None:
-    """All code-data rows (``inputs``: simulation -> metrics files) in one table and, per simulation, bars of
-    |rho| by factor and generator (``figures``: simulation -> file; MichiGAN Fig. 4)."""
+                      figures: Mapping[str, str | Path], scores: str | Path | None = None) -> None:
+    """All code-data rows (``inputs``: simulation -> metrics files) in one table (``abs_rho`` and ``gap`` per
+    factor); per simulation, bars of both by factor and generator (``figures``: simulation -> file; MichiGAN
+    Fig. 4); ``scores``: per simulation and generator, the mean over factors of the gap (``correlation_gap``,
+    Table 4) and of the largest |rho| (``max_abs_rho``), mean and sd over seeds."""
     import json
 
     import pandas as pd
@@ -313,11 +420,65 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
         for path in paths:
             record = json.loads(Path(path).read_text())
             frame = pd.DataFrame(record["rows"]).assign(simulation=simulation, seed=record["seed"])
+            if "gap" not in frame.columns:
+                raise DataError(f"{path}: code-data rows without 'gap' (written before the correlation gap was "
+                                "measured); delete the file to rerun its job")
             frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True)[["simulation", "model", "seed", "factor", "abs_rho"]]
+    frame = pd.concat(frames, ignore_index=True)[["simulation", "model", "seed", "factor", "abs_rho", "gap"]]
     _io.write_tsv(table, frame.round(4))
+    if scores is not None:
+        keys = ["simulation", "model"]
+        per_run = frame.groupby([*keys, "seed"], sort=False).agg(correlation_gap=("gap", "mean"),
+                                                                 max_abs_rho=("abs_rho", "mean"))
+        stats = per_run.groupby(level=keys, sort=False).agg(["mean", "std"])
+        stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
+        stats.insert(0, "n_runs", per_run.groupby(level=keys, sort=False).size())
+        _io.write_tsv(scores, stats.reset_index().round(4))
     for simulation, output in figures.items():
-        fig = Figure(figsize=(6.0, 3.4), layout="constrained")
-        plot_metric_bars(frame[frame["simulation"] == simulation], metric="abs_rho", by="factor",
-                         title=f"{simulation} step: code-data correlations", ax=fig.subplots())
+        fig = Figure(figsize=(10.0, 3.4), layout="constrained")
+        subset = frame[frame["simulation"] == simulation]
+        for ax, metric, label in zip(fig.subplots(1, 2), ("abs_rho", "gap"), ("largest |rho|", "correlation gap")):
+            plot_metric_bars(subset, metric=metric, by="factor", ax=ax, title=label)
+            ax.set_ylim(0, 1)
+        fig.suptitle(f"{simulation} step: code-data correlations")
         _save_figure(fig, output)
+
+
+def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: Mapping[str, str | Path],
+                 n_neighbors: int = 30, seed: int = 0) -> None:
+    """The generated cells of one code-data run per GAN (``cells``: GAN -> ``.npz`` of :func:`code_data_run`):
+    per generator ``g`` a UMAP of its cells coloured by their predicted factors and by each input code dim
+    (``outputs["umap_<g>"]``, MichiGAN Fig. 4a) and, for generators with codes, their latent traversals
+    (``outputs["traversal_<g>"]``, Fig. 5). Every figure named in ``outputs`` must be drawable."""
+    import pandas as pd
+
+    from scsynth_core.plots.disentanglement import plot_latent_umap, plot_traversals
+    from scsynth_core.plots.embedding import _embed
+    from scsynth_core.steps import _save_figure, _use_agg
+
+    _use_agg()
+    drawn = set()
+    for path in cells.values():
+        with np.load(path) as stored:
+            data = dict(stored)
+        names = [str(n) for n in data["factor_names"]]
+        for generator in sorted({key.split("__")[0] for key in data if "__" in key}):
+            if f"umap_{generator}" in outputs:
+                coords = _embed(data[f"{generator}__pcs"], "umap", seed=seed, n_neighbors=n_neighbors,
+                                perplexity=30.0)
+                predicted = pd.DataFrame(data[f"{generator}__factors"], columns=names).round(2)
+                fig = plot_latent_umap(coords, predicted, data[f"{generator}__codes"],
+                                       title=f"{generator} cells, {simulation} step: predicted factors and codes")
+                _save_figure(fig, outputs[f"umap_{generator}"])
+                drawn.add(f"umap_{generator}")
+            if f"traversal_{generator}" in outputs and f"{generator}__traversal_values" in data:
+                fig = plot_traversals(data[f"{generator}__traversal_values"], data[f"{generator}__traversal_pcs"],
+                                      data[f"{generator}__traversal_factors"], background=data["real_pcs"],
+                                      factor_names=names, factor_range=data["factor_range"],
+                                      title=f"{generator}, {simulation} step: latent traversals")
+                _save_figure(fig, outputs[f"traversal_{generator}"])
+                drawn.add(f"traversal_{generator}")
+    missing = sorted(set(outputs) - drawn)
+    if missing:
+        raise DataError(f"code-data cells {', '.join(map(str, cells.values()))} cannot draw {', '.join(missing)} "
+                        "(UMAPs need the generator's cells, traversals a generator with codes: michigan, betatcvae)")

@@ -74,7 +74,7 @@ def test_latent_model_sets_each_model_s_own_latent_setting():
 def test_run_step_writes_scores_codes_and_log_and_is_deterministic(simulated, tmp_path):
     def run(name):
         outputs = {"metrics": tmp_path / f"{name}.json", "latents": tmp_path / f"{name}.npy",
-                   "train_log": tmp_path / f"{name}.tsv"}
+                   "train_log": tmp_path / f"{name}.tsv", "dimensions": tmp_path / f"{name}_dims.tsv"}
         dis.train_and_score(simulated=simulated, model="betatcvae", latent_dim=4, seed=0, outputs=outputs,
                             preset="demo", max_steps=30, progress=False, threads=1)
         return json.loads(outputs["metrics"].read_text()), np.load(outputs["latents"]), outputs
@@ -89,6 +89,13 @@ def test_run_step_writes_scores_codes_and_log_and_is_deterministic(simulated, tm
     # MIG through the posterior q(z|x) (the paper's estimator) is scored too, with its per-factor gaps.
     assert 0 <= first["mig_posterior"] <= 1 and {"mig_posterior_batch", "mig_posterior_step"} <= set(first)
     assert len(pd.read_csv(outputs["train_log"], sep="\t")) > 0
+    # Fig. 1c-d: the per-dimension table the run's gaps come from (top bar minus second bar = the factor's gap)
+    dims = dis.dimension_frame(pd.read_csv(outputs["dimensions"], sep="\t"))
+    assert len(dims) == 4 * len(dis.FACTORS) and sorted(dims["dimension"].unique()) == [0, 1, 2, 3]
+    for factor, rows in dims.groupby("factor"):
+        for column, score in (("abs_rho", "correlation_gap"), ("mi_normalised", "mig_posterior")):
+            top = rows[column].sort_values(ascending=False).to_numpy()
+            assert top[0] - top[1] == pytest.approx(first[f"{score}_{factor}"], abs=1e-6), (factor, column)
 
 
 def test_summary_tables_and_figures(simulated, tmp_path):
@@ -97,7 +104,8 @@ def test_summary_tables_and_figures(simulated, tmp_path):
         for dim in dims:
             for seed in (0, 1):
                 stem = tmp_path / f"{model}_{dim}_{seed}"
-                outputs = {"metrics": f"{stem}.json", "latents": f"{stem}.npy", "train_log": f"{stem}.tsv"}
+                outputs = {"metrics": f"{stem}.json", "latents": f"{stem}.npy", "train_log": f"{stem}.tsv",
+                           "dimensions": f"{stem}_dims.tsv"}
                 dis.train_and_score(simulated=simulated, model=model, latent_dim=dim, seed=seed, outputs=outputs,
                                     preset="demo", max_steps=10, progress=False, threads=1)
                 inputs.setdefault("nonlinear", []).append(outputs["metrics"])
@@ -111,9 +119,11 @@ def test_summary_tables_and_figures(simulated, tmp_path):
     assert row["mig_mean"] == pytest.approx(pca4.mean(), abs=1e-4)
     assert row["mig_sd"] == pytest.approx(pca4.std(), abs=1e-4)
 
-    outputs = {"scores": tmp_path / "scores.png", "pca": tmp_path / "pca.png", "vae": tmp_path / "vae.png"}
+    outputs = {"scores": tmp_path / "scores.png", "pca": tmp_path / "pca.png", "vae": tmp_path / "vae.png",
+               "dimensions": tmp_path / "dimensions.png"}
     dis.figures(runs=tmp_path / "runs.tsv", simulated=simulated, simulation="nonlinear", outputs=outputs,
-                latents={"pca": tmp_path / "pca_4_0.npy", "vae": tmp_path / "vae_4_0.npy"}, n_neighbors=10)
+                latents={"pca": tmp_path / "pca_4_0.npy", "vae": tmp_path / "vae_4_0.npy"}, n_neighbors=10,
+                dimensions={"pca": tmp_path / "pca_4_0_dims.tsv", "vae": tmp_path / "vae_4_0_dims.tsv"})
     assert all(path.stat().st_size > 10_000 for path in outputs.values())
 
 
@@ -152,22 +162,101 @@ def test_code_data_correlations_known_answers(simulated):
     assert max(random.values()) < 0.2, random
 
 
-def test_code_data_runs_summary_and_figure(simulated, tmp_path):
+def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     """WGAN-GP and MichiGAN runs write one row per generator and factor (MichiGAN adds its beta-TCVAE's decoding
-    of the same codes); the summary stacks them and draws one bar figure per simulation."""
+    of the same codes) with the largest |rho| and the gap (Table 4), and keep their cells and MichiGAN's
+    traversals; the summary stacks the rows, averages the gap per run and draws one bar figure per simulation;
+    the code figures (Fig. 4a, 5) are drawn from the kept cells."""
     tiny = {"generator_layers": [32, 64], "critic_layers": [64, 10], "batch_size": 32}
-    runs = {}
+    runs, cells = {}, {}
     for model, params in (("wgangp", tiny), ("michigan", tiny | {"vae": {"epochs": 3}})):
-        runs[model] = tmp_path / f"{model}.json"
-        dis.code_data_run(simulated=simulated, model=model, seed=0, output=runs[model], preset="demo",
-                          params=params, max_steps=20, n_cells=300, n_pcs=20, progress=False, threads=1)
+        runs[model], cells[model] = tmp_path / f"{model}.json", tmp_path / f"{model}_cells.npz"
+        dis.code_data_run(simulated=simulated, model=model, seed=0, output=runs[model], cells_output=cells[model],
+                          preset="demo", params=params, max_steps=20, n_cells=300, n_pcs=20, traversal_steps=4,
+                          traversal_draws=2, progress=False, threads=1)
     michigan = pd.DataFrame(json.loads(runs["michigan"].read_text())["rows"])
     assert set(michigan["model"]) == {"michigan", "betatcvae"} and len(michigan) == 2 * len(dis.FACTORS)
-    assert michigan["abs_rho"].between(0, 1).all()
+    assert michigan["abs_rho"].between(0, 1).all() and (michigan["gap"] <= michigan["abs_rho"] + 1e-12).all()
+    with np.load(cells["michigan"]) as stored:
+        kept = dict(stored)
+    assert kept["michigan__codes"].shape == (300, 10) and kept["michigan__pcs"].shape == (300, 20)
+    assert kept["betatcvae__factors"].shape == (300, len(dis.FACTORS))
+    assert kept["michigan__traversal_values"].shape == (10, 4)
+    assert kept["michigan__traversal_pcs"].shape == (10, 2, 4, 2)
+    assert kept["michigan__traversal_factors"].shape == (10, 2, 4, len(dis.FACTORS))
+    # MichiGAN's two noise draws give two lines; the beta-TCVAE decoder has no noise, so its draws coincide
+    assert not np.allclose(*kept["michigan__traversal_pcs"].transpose(1, 0, 2, 3))
+    np.testing.assert_allclose(*kept["betatcvae__traversal_pcs"].transpose(1, 0, 2, 3), atol=1e-5)
+    with np.load(cells["wgangp"]) as stored:
+        assert not any("traversal" in key for key in stored.files)  # WGAN-GP has no codes to traverse
+
     dis.code_data_summary(inputs={"nonlinear": list(runs.values())}, table=tmp_path / "code_data.tsv",
-                          figures={"nonlinear": tmp_path / "code_data.png"})
+                          figures={"nonlinear": tmp_path / "code_data.png"}, scores=tmp_path / "scores.tsv")
     table = pd.read_csv(tmp_path / "code_data.tsv", sep="\t")
     assert len(table) == 3 * len(dis.FACTORS) and set(table["model"]) == {"wgangp", "michigan", "betatcvae"}
+    scores = pd.read_csv(tmp_path / "scores.tsv", sep="\t").set_index("model")
+    assert scores.loc["michigan", "correlation_gap_mean"] == pytest.approx(michigan.loc[
+        michigan["model"] == "michigan", "gap"].mean(), abs=1e-4)
+    assert (scores["n_runs"] == 1).all() and scores["correlation_gap_sd"].isna().all()
     assert (tmp_path / "code_data.png").stat().st_size > 10_000
+
+    # the UMAP itself is tested elsewhere; a PCA stand-in keeps numba's minute-long start out of this test
+    monkeypatch.setattr("scsynth_core.plots.embedding._embed", lambda x, *a, **k: np.asarray(x)[:, :2])
+    figures = {name: tmp_path / f"{name}.png" for name in ("umap_betatcvae", "traversal_michigan")}  # ~2 s each
+    dis.code_figures(cells=cells, simulation="nonlinear", outputs=figures)
+    assert all(path.stat().st_size > 10_000 for path in figures.values())
+    with pytest.raises(DataError, match="cannot draw traversal_wgangp"):
+        dis.code_figures(cells={"wgangp": cells["wgangp"]}, simulation="nonlinear",
+                         outputs={"traversal_wgangp": tmp_path / "x.png"})
     with pytest.raises(ConfigError, match="not a GAN of the code-data comparison"):
         dis.code_data_run(simulated=simulated, model="pca", seed=0, output=tmp_path / "x.json", progress=False)
+
+
+def test_latent_traversals_vary_one_dimension_between_the_codes_quantiles():
+    """Each dim runs between the 1st and 99th percentile of the given codes, the others sit at the codes' mean,
+    one call per (dim, draw) with seeds seed, seed + 1, ...; rows come back ordered dim, draw, step."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    calls = []
+
+    class Recorder:  # a generator whose cells are their own codes plus the noise seed
+        def traverse(self, dim, values, *, base, seed):
+            codes = np.tile(base, (len(values), 1))
+            codes[:, dim] = values
+            calls.append((dim, seed))
+            return ad.AnnData(sp.csr_matrix(np.column_stack([codes, np.full(len(values), seed)])))
+
+    codes = np.random.default_rng(0).normal(size=(1000, 3)) * [1.0, 2.0, 5.0]
+    values, X = dis.latent_traversals(Recorder(), codes, steps=5, draws=2, seed=7)
+    lo, hi = np.quantile(codes, [0.01, 0.99], axis=0)
+    np.testing.assert_allclose(values[:, 0], lo) and np.testing.assert_allclose(values[:, -1], hi)
+    assert values.shape == (3, 5) and calls == [(0, 7), (0, 8), (1, 7), (1, 8), (2, 7), (2, 8)]
+    dense = X.toarray().reshape(3, 2, 5, 4)  # dim, draw, step, (codes, seed)
+    for j in range(3):
+        np.testing.assert_allclose(dense[j, :, :, j], np.tile(values[j], (2, 1)), rtol=1e-6)
+        others = np.delete(dense[j, :, :, :3], j, axis=-1)
+        np.testing.assert_allclose(others, np.broadcast_to(np.delete(codes.mean(axis=0), j), others.shape),
+                                   rtol=1e-5, atol=1e-6)
+    assert (dense[:, 1, :, 3] == 8).all()
+    with pytest.raises(ConfigError, match="steps >= 2"):
+        dis.latent_traversals(Recorder(), codes, steps=1)
+
+
+def test_traversal_and_dimension_plots_have_a_panel_per_code_dimension():
+    from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_traversals
+
+    rng = np.random.default_rng(0)
+    names = list(dis.FACTORS)
+    fig = plot_traversals(np.tile(np.linspace(-1, 1, 4), (3, 1)), rng.normal(size=(3, 2, 4, 2)),
+                          rng.uniform(size=(3, 2, 4, 4)), background=rng.normal(size=(50, 2)), factor_names=names,
+                          factor_range=np.tile([0.0, 1.0], (4, 1)))
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["z0", "z1", "z2"] and len(fig.axes) == 6
+    assert len(fig.axes[3].get_lines()) == len(names)  # one line per factor along the traversal
+    with pytest.raises(ValueError, match="must be dims x steps"):
+        plot_traversals(np.zeros((3, 4)), np.zeros((3, 2, 5, 2)), np.zeros((3, 2, 5, 4)),
+                        background=np.zeros((5, 2)), factor_names=names, factor_range=np.zeros((4, 2)))
+    table = pd.DataFrame({"factor": np.repeat(names, 3), "dimension": np.tile([0, 1, 2], 4),
+                          "abs_rho": rng.uniform(size=12), "mi_normalised": rng.uniform(size=12)})
+    fig = plot_dimension_bars({"pca": table, "vae": table})
+    assert len(fig.axes) == 4 and len(fig.axes[0].patches) == 12  # 3 dims x 4 factors per panel

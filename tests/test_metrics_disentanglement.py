@@ -9,6 +9,7 @@ from sklearn.metrics import mutual_info_score
 
 from scsynth_core.errors import DataError
 from scsynth_core.metrics.disentanglement import (
+    code_factor_gaps,
     code_factor_spearman,
     discretize,
     factorvae_metric,
@@ -242,3 +243,26 @@ def test_knn_factor_regression_recovers_nearby_factors():
     assert abs(table.loc["x", "z1"]) < 0.25
     # sign is kept
     assert code_factor_spearman(-gen, pred).iloc[0, 0] < -0.95
+
+
+def test_code_factor_gaps_known_answers():
+    """Table 4's gap: a code dim equal to one factor and independent of the rest gives gap ~1; two dims equally
+    correlated with a factor give gap ~0 although the largest |rho| (today's Fig. 4 summary) stays high."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    factors = pd.DataFrame({"step": rng.uniform(0, 20, n), "path": rng.integers(2, size=n).astype(float)})
+    own = np.column_stack([factors["step"], rng.normal(size=(n, 3))])  # z0 = step, the others noise
+    table = code_factor_gaps(own, factors)
+    assert list(table.index) == ["step", "path"] and table.loc["step", "top_dim"] == "z0"
+    assert table.loc["step", "gap"] == pytest.approx(1.0, abs=0.05)
+    assert table.loc["step", "abs_rho"] == pytest.approx(1.0)
+    assert table.loc["path", "abs_rho"] < 0.1  # no dim carries path
+    shared = factors["step"].to_numpy()[:, None] + rng.normal(0, 2.0, (n, 2))  # two equally noisy copies
+    twin = code_factor_gaps(np.column_stack([shared, rng.normal(size=n)]), factors)
+    assert twin.loc["step", "abs_rho"] > 0.9 and twin.loc["step", "gap"] < 0.03
+    # a constant code dim or a constant predicted factor relates to nothing: |rho| 0, not NaN
+    constant = code_factor_gaps(np.column_stack([np.zeros(n), own[:, :2]]), factors.assign(path=1.0))
+    assert constant.loc["path", "abs_rho"] == 0.0 and constant.loc["path", "gap"] == 0.0
+    assert constant.loc["step", "top_dim"] == "z1"
+    with pytest.raises(DataError, match="at least 2 code dimensions"):
+        code_factor_gaps(own[:, :1], factors)

@@ -24,11 +24,14 @@ disentanglement:
   n_cells: 400
   n_genes: 100
   umap_neighbors: 15
-  code_data_models: [wgangp]
+  code_data_models: [wgangp, michigan]
   code_data_cells: 200
+  traversal_steps: 4
+  traversal_draws: 2
 models:
   betatcvae: {max_steps: 60}
   wgangp: {max_steps: 20, params: {generator_layers: [32, 64], critic_layers: [64, 10]}}
+  michigan: {max_steps: 20, params: {generator_layers: [32, 64], critic_layers: [64, 10], vae: {epochs: 3}}}
 """
 
 
@@ -46,12 +49,21 @@ def test_disentanglement_experiment_scores_and_draws_each_representation(tmp_pat
     codes = np.load(results / "nonlinear/pca/dim4_seed0/latents.npy")
     assert codes.shape == (400, 4)
     assert len(pd.read_csv(results / "scores.tsv", sep="\t")) == 2
-    for name in ("nonlinear_scores", "nonlinear_umap_pca", "nonlinear_umap_betatcvae"):
+    for name in ("nonlinear_scores", "nonlinear_umap_pca", "nonlinear_umap_betatcvae", "nonlinear_dimensions"):
         assert (results / f"figures/{name}.png").stat().st_size > 10_000
+    dims = pd.read_csv(results / "nonlinear/betatcvae/dim4_seed0/dimensions.tsv", sep="\t")  # Fig. 1c-d
+    assert len(dims) == 4 * 4 and dims["abs_rho"].between(0, 1).all() and dims["mi_posterior"].notna().all()
     assert (wf / "logs/disentanglement/nonlinear/betatcvae/dim4_seed0/run.log").exists()
     code_data = pd.read_csv(results / "code_data.tsv", sep="\t")  # MichiGAN Fig. 4: one row per factor
-    assert set(code_data["model"]) == {"wgangp"} and len(code_data) == 4 and code_data["abs_rho"].between(0, 1).all()
-    assert (results / "figures/nonlinear_code_data.png").stat().st_size > 10_000
+    assert set(code_data["model"]) == {"wgangp", "michigan", "betatcvae"} and len(code_data) == 3 * 4
+    assert code_data["abs_rho"].between(0, 1).all() and (code_data["gap"] <= code_data["abs_rho"] + 1e-9).all()
+    table4 = pd.read_csv(results / "code_data_scores.tsv", sep="\t").set_index("model")  # Table 4
+    assert table4.loc["wgangp", "correlation_gap_mean"] == pytest.approx(
+        code_data.loc[code_data["model"] == "wgangp", "gap"].mean(), abs=1e-3)
+    figures = ["code_data", "code_umap_wgangp", "code_umap_michigan", "code_umap_betatcvae",
+               "traversal_michigan", "traversal_betatcvae"]  # Fig. 4, 4a, 5
+    for name in figures:
+        assert (results / f"figures/nonlinear_{name}.png").stat().st_size > 10_000
 
 
 PERTURBATION = """

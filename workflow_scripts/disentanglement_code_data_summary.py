@@ -7,4 +7,5 @@ run_logged(
     inputs=snakemake.params.inputs,
     table=snakemake.output.table,
     figures=snakemake.params.figures,
+    scores=snakemake.output.scores,
 )

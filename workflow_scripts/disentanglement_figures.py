@@ -8,7 +8,9 @@ run_logged(
     runs=snakemake.input.runs,
     simulated=snakemake.input.simulated,
     latents=dict(zip(models, snakemake.input.latents)),
+    dimensions=dict(zip(models, snakemake.input.dimensions)),
     simulation=snakemake.wildcards.simulation,
-    outputs={"scores": snakemake.output.scores, **dict(zip(models, snakemake.output.umaps))},
+    outputs={"scores": snakemake.output.scores, "dimensions": snakemake.output.dimensions,
+             **dict(zip(models, snakemake.output.umaps))},
     n_neighbors=snakemake.params.n_neighbors,
 )

@@ -10,8 +10,9 @@ and with "code-data correlations":
 - :func:`spearman_correlation_gap` -- MichiGAN's rank-correlation analogue of MIG.
 - :func:`inception_score` / :func:`rf_inception_score` -- Salimans et al. 2016 ("Improved techniques for training
   GANs", Sec. 4), with a random-forest cell-type classifier trained on real cells in place of Inception.
-- :func:`knn_factor_regression` / :func:`code_factor_spearman` -- the factors of generated cells are predicted
-  from their k = 3 nearest real cells and correlated with the codes the cells were generated from.
+- :func:`knn_factor_regression` / :func:`code_factor_spearman` / :func:`code_factor_gaps` -- the factors of
+  generated cells are predicted from their k = 3 nearest real cells and correlated with the codes the cells were
+  generated from (Table 4: the correlation gap of the generated cells).
 
 Conventions: ``latents`` is a float array (cells x dims); ``factors`` is a 1-D array, a 2-D array (cells x
 factors) or a DataFrame (column names become factor names). Discrete factors (integers, strings, categoricals,
@@ -358,7 +359,7 @@ def factorvae_metric(
     Continuous factors are discretised into ``n_bins`` levels, as in :func:`mig`.
     """
     z = _as_latents(latents)
-    names, fcodes = _encode_factors(factors, z.shape[0], n_bins)
+    _, fcodes = _encode_factors(factors, z.shape[0], n_bins)
     if not 0 < n_train < n_votes:
         raise DataError(f"n_train must be in 1 .. n_votes - 1 (n_votes={n_votes}), got {n_train}")
     if batch < 2:
@@ -578,3 +579,24 @@ def code_factor_spearman(codes, predicted_factors) -> pd.DataFrame:
         f"z{j}" for j in range(z.shape[1])
     ]
     return pd.DataFrame(_spearman_block(f, z), index=names, columns=columns)
+
+
+def code_factor_gaps(codes, predicted_factors) -> pd.DataFrame:
+    """MichiGAN's correlation gap of generated cells (Yu & Welch 2021, Table 4): per factor, the largest
+    ``|Spearman rho|`` between a code dim and the factor predicted for the cells (:func:`code_factor_spearman`)
+    and the gap, largest minus second-largest ``|rho|``; the table's score is the gap's mean over factors.
+
+    The largest ``|rho|`` alone rewards a code that spreads one factor over several dims; the gap is high only
+    when one dim carries the factor. A constant code dim or predicted factor counts as ``|rho| = 0`` (a generator
+    whose cells all take one level of a factor relates no code to it).
+
+    Returns
+    -------
+    DataFrame indexed by factor: ``abs_rho`` (largest), ``gap`` and ``top_dim`` (the dim of the largest).
+    """
+    abs_rho = code_factor_spearman(codes, predicted_factors).abs().fillna(0.0)
+    if abs_rho.shape[1] < 2:
+        raise DataError(f"the correlation gap needs at least 2 code dimensions, got {abs_rho.shape[1]}")
+    values = abs_rho.to_numpy()
+    return pd.DataFrame({"abs_rho": values.max(axis=1), "gap": _top_gap(values),
+                         "top_dim": abs_rho.columns[values.argmax(axis=1)]}, index=abs_rho.index)
