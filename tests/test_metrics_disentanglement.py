@@ -162,7 +162,7 @@ def test_factorvae_uses_argmin_not_argmax():
 def test_factorvae_seeded_and_constant_dims(two_factors):
     f = two_factors.to_numpy().astype(float)
     z = np.column_stack([f, np.zeros(len(f))])  # a constant dim is never chosen
-    kw = dict(n_votes=1000, n_train=800)
+    kw = {"n_votes": 1000, "n_train": 800}
     assert factorvae_metric(z, two_factors, seed=7, **kw) == factorvae_metric(z, two_factors, seed=7, **kw) == 1.0
     with pytest.raises(DataError, match="n_train"):
         factorvae_metric(z, two_factors, n_votes=100, n_train=100)

@@ -44,7 +44,7 @@ def test_recovers_held_out_combination_with_unbalanced_groups():
 def test_resample_balancing_close_and_seeded():
     sizes = {("A", "ctrl"): 300, ("A", "d1"): 100, ("A", "d3"): 200, ("B", "ctrl"): 50, ("B", "d1"): 250}
     z, ct, cond, tv, cv = _toy(sizes, seed=1)
-    kw = dict(control_type="A", target_condition="d3", balance="resample")
+    kw = {"control_type": "A", "target_condition": "d3", "balance": "resample"}
     pred = latent_arithmetic(z, ct, cond, seed=3, **kw)
     np.testing.assert_array_equal(pred, latent_arithmetic(z, ct, cond, seed=3, **kw))
     assert np.abs(pred.mean(axis=0) - (tv["B"] + cv["d3"])).max() < 0.05
@@ -53,7 +53,7 @@ def test_resample_balancing_close_and_seeded():
 def test_target_type_inference_and_held_out_cells_ignored():
     sizes = {("A", "ctrl"): 100, ("A", "d1"): 100, ("A", "d2"): 100, ("B", "ctrl"): 100, ("B", "d1"): 100,
              ("C", "ctrl"): 100, ("C", "d1"): 100, ("C", "d2"): 100}
-    z, ct, cond, tv, cv = _toy(sizes, seed=2)
+    z, ct, cond, _, _ = _toy(sizes, seed=2)
     inferred = latent_arithmetic(z, ct, cond, control_type="A", target_condition="d2")  # B lacks d2
     explicit = latent_arithmetic(z, ct, cond, control_type="A", target_condition="d2", target_type="B")
     np.testing.assert_array_equal(inferred, explicit)

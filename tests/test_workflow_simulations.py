@@ -12,7 +12,6 @@ import pytest
 
 from workflow_utils import configfile_args, copy_workflow, snakemake
 
-
 DISENTANGLEMENT = """
 preset: demo
 experiments: [disentanglement]
