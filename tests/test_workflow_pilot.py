@@ -11,7 +11,6 @@ import pytest
 
 from workflow_utils import configfile_args, copy_workflow, snakemake
 
-
 PILOT_MODELS = """
 preset: demo
 experiments: [pilot]
@@ -21,6 +20,11 @@ pilot:
   pilot_sizes: [96, 192]
   seeds: [0]
   replicates_per_job: 2
+# A shorter scDBM than the demo preset (20+10 pretraining and 5 fine-tuning epochs): the test checks the
+# experiment's plumbing and the models' zeros, which keep at this length. (scVI keeps the demo's 25 epochs: after
+# 10 its posterior draws reached 1e8 counts.)
+models:
+  scdbm: {params: {pretrain_epochs: [10, 5], finetune_epochs: 3}}
 """
 
 
