@@ -1,6 +1,7 @@
 """The neural models inside the workflow: scGAN, cscGAN and ACTIVA through realism and augmentation
-(``config/experiments/models_demo.yaml`` with shorter training, one kept fraction, 100-tree evaluation forests and
-no embedding figures, so the suite stays fast). test_workflow_pilot.py and test_workflow_simulations.py run the other experiments' models.
+(``config/experiments/models_demo.yaml`` with shorter training, one kept fraction, 100-tree evaluation forests, no
+embedding figures and no per-cluster realism (the default run's test covers it; tests/test_per_cluster_realism.py
+its steps), so the suite stays fast). test_workflow_pilot.py and test_workflow_simulations.py run the other experiments' models.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from workflow_utils import configfile_args, copy_workflow, snakemake
 
 SHORTER = """
-realism: {rf_trees: 100, embeddings: []}
+realism: {rf_trees: 100, embeddings: [], per_cluster: false}
 augmentation: {rf_trees: 100, fractions: [0.1]}
 models:
   scgan: {params: {max_steps: 60, monitor_every: 20}}
