@@ -106,6 +106,14 @@ def knn_auc(reference: np.ndarray, generated: np.ndarray, *, k: int = K_NEIGHBOU
     return float(roc_auc_score(is_generated, is_generated[neighbours].mean(axis=1)))
 
 
+def pca_fit_rows(rows: np.ndarray, *, seed: int) -> np.ndarray:
+    """The ``rows`` (sorted) whose cells the monitor's PCA is fitted on: all of them, or a random
+    :data:`PCA_FIT_CELLS` when there are more."""
+    if len(rows) <= PCA_FIT_CELLS:
+        return rows
+    return rows[np.sort(np.random.default_rng([seed, 23]).choice(len(rows), PCA_FIT_CELLS, replace=False))]
+
+
 class RealismMonitor:
     """Scores generated cells against fixed validation cells (see docs/models.md).
 
@@ -125,9 +133,8 @@ class RealismMonitor:
 
         from scsynth_core.metrics.realism import mmd_bandwidth
 
-        rng = np.random.default_rng([seed, 23])
         if fit_cells.shape[0] > PCA_FIT_CELLS:
-            fit_cells = fit_cells[np.sort(rng.choice(fit_cells.shape[0], PCA_FIT_CELLS, replace=False))]
+            fit_cells = fit_cells[pca_fit_rows(np.arange(fit_cells.shape[0]), seed=seed)]
         fitted = log_lsn(fit_cells)
         n_comp = max(2, min(n_components, fitted.shape[0] // 5, fitted.shape[1] - 1))
         self._pca = PCA(n_components=n_comp, svd_solver="arpack", random_state=seed).fit(fitted)
@@ -164,6 +171,7 @@ def held_out_monitor(params, X, *, seed: int, labels: np.ndarray | None = None):
     """``(monitor or None, validation rows, training rows)`` for a model's loop hyperparameters.
 
     ``monitor_every`` or ``monitor_cells`` of 0, or too few validation candidates: no monitor, every cell trains.
+    Only the validation cells and the PCA's fitting cells are read from ``X`` (which may be a matrix on disk).
     """
     everything = np.arange(X.shape[0])
     if not params["monitor_every"] or not params["monitor_cells"]:
@@ -172,7 +180,7 @@ def held_out_monitor(params, X, *, seed: int, labels: np.ndarray | None = None):
                                        max_cells=params["monitor_cells"], seed=seed, labels=labels)
     if not len(rows):
         return None, rows, train_rows
-    return RealismMonitor(X[rows], X[train_rows], seed=seed), rows, train_rows
+    return RealismMonitor(X[rows], X[pca_fit_rows(train_rows, seed=seed)], seed=seed), rows, train_rows
 
 
 def selection_key(row: dict[str, float]) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.params import (
     check_choice,
     check_number,
@@ -33,7 +34,6 @@ from scsynth_core.models.training import (
     TrainingTask,
     check_loop_params,
     dense_rows,
-    held_out_monitor_bounded,
     minibatches,
     resolve_device,
     seed_everything,
@@ -636,7 +636,7 @@ class ScGAN(GenerativeModel):
 
             codes = pd.Categorical(adata.obs[self.label_key].astype(str), categories=self.categories).codes
             codes = codes.astype(np.int64)
-        monitor, rows, train_rows = held_out_monitor_bounded(p, X, seed=seed, labels=codes)
+        monitor, rows, train_rows = held_out_monitor(p, X, seed=seed, labels=codes)
         monitor_codes = None if codes is None else codes[rows]
         rng = seed_everything(seed)
         generator, critic = self._build(n_genes, n_classes, dev)

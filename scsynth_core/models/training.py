@@ -138,33 +138,6 @@ def training_matrix(X):
     return X.tocsr() if sp.issparse(X) else np.asarray(X)
 
 
-def held_out_monitor_bounded(params, X, *, seed: int, labels: np.ndarray | None = None):
-    """:func:`~scsynth_core.models.monitors.held_out_monitor` that reads only the cells the monitor keeps.
-
-    That function indexes every training cell and :class:`~scsynth_core.models.monitors.RealismMonitor` then
-    fits its PCA on a random :data:`~scsynth_core.models.monitors.PCA_FIT_CELLS` of them; here the same cells
-    are drawn first (same generator and draw), so the monitor is identical and a matrix on disk is read for
-    a few thousand cells, not all of them.
-    """
-    from scsynth_core.models.monitors import (
-        PCA_FIT_CELLS,
-        RealismMonitor,
-        held_out_monitor,
-        validation_rows,
-    )
-
-    if not params["monitor_every"] or not params["monitor_cells"]:
-        return held_out_monitor(params, X, seed=seed, labels=labels)
-    rows, train_rows = validation_rows(X.shape[0], fraction=params["validation_fraction"],
-                                       max_cells=params["monitor_cells"], seed=seed, labels=labels)
-    if not len(rows):
-        return None, rows, train_rows
-    fit = train_rows
-    if len(fit) > PCA_FIT_CELLS:
-        fit = fit[np.sort(np.random.default_rng([seed, 23]).choice(len(fit), PCA_FIT_CELLS, replace=False))]
-    return RealismMonitor(X[rows], X[fit], seed=seed), rows, train_rows
-
-
 def progress_bar(total: int, *, desc: str, initial: int = 0, disable: bool = False):
     """A tqdm bar for steps or epochs (shown on stderr, which Snakemake sends to the rule's log)."""
     from tqdm.auto import tqdm
