@@ -39,13 +39,12 @@ from scsynth_core.data.backed import (
 )
 from scsynth_core.data.preprocess import (
     _by_size,
-    _check_param,
     _n_comps,
     _pca_graph,
     _quiet,
     _working_copy,
     graph_communities,
-    recipe_defaults,
+    recipe_params,
 )
 from scsynth_core.errors import ConfigError, DataError
 
@@ -136,17 +135,10 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
     if recipe not in STREAMED_RECIPES:
         raise ConfigError(f"prepare_backed: recipe '{recipe}' does not stream (streamed: "
                           f"{', '.join(STREAMED_RECIPES)}); prepare it in memory with prepare()")
-    defaults = recipe_defaults(recipe)
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise ConfigError(f"prepare_backed[{recipe}]: unknown parameter(s) {', '.join(unknown)} "
-                          f"(allowed: {', '.join(sorted(defaults))})")
-    for name, value in params.items():
-        _check_param(recipe, name, value, defaults[name])
+    p = recipe_params(recipe, params, seed=seed, caller="prepare_backed")
     for name, value in (("sketch_cells", sketch_cells), ("chunk_rows", chunk_rows)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"prepare_backed: {name} must be a positive integer, got {value!r}")
-    p = {**defaults, **params}
     where = f"prepare_backed[{recipe}]: {input}"
     meta = read_h5ad(input, backed=True)  # obs and var only; X stays on disk
     meta.file.close()

@@ -618,6 +618,22 @@ def recipe_defaults(recipe: str) -> dict[str, Any]:
             if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in {"label_key", "seed"}}
 
 
+def recipe_params(recipe: str, params: dict[str, Any], *, seed: Any, caller: str = "prepare") -> dict[str, Any]:
+    """``recipe``'s parameters with ``params`` over its defaults, after checking the names, the values' types and
+    the seed (errors name ``caller[recipe]``)."""
+    defaults = recipe_defaults(recipe)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"{caller}[{recipe}]: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(defaults))})"
+        )
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ConfigError(f"{caller}[{recipe}]: seed must be an integer, got {seed!r}")
+    for name, value in params.items():
+        _check_param(recipe, name, value, defaults[name])
+    return {**defaults, **params}
+
+
 def _check_param(recipe: str, name: str, value: Any, default: Any) -> None:
     """Require a parameter to have the type of its default (ints accepted for floats; None where the default is)."""
     if isinstance(default, bool):
@@ -661,19 +677,9 @@ def prepare(adata: ad.AnnData, *, recipe: str, label_key: str | None = None, see
         string categories; ``var`` = the input's columns; ``uns["scsynth_prepare"]`` = recipe, label_key, seed,
         every parameter (defaults filled in) and what was derived (cells/genes in and out, components used, ...).
     """
-    defaults = recipe_defaults(recipe)
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise ConfigError(
-            f"prepare[{recipe}]: unknown parameter(s) {', '.join(unknown)} (allowed: {', '.join(sorted(defaults))})"
-        )
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ConfigError(f"prepare[{recipe}]: seed must be an integer, got {seed!r}")
-    for name, value in params.items():
-        _check_param(recipe, name, value, defaults[name])
+    used = recipe_params(recipe, params, seed=seed)
     if label_key is not None:
         check_labels(adata, label_key, where=f"prepare[{recipe}]")
-    used = {**defaults, **params}
     result = RECIPES[recipe](adata, label_key=label_key, seed=int(seed), **used)
     derived = result.uns["scsynth_prepare"]
     result.uns["scsynth_prepare"] = {"recipe": recipe, "label_key": label_key, "seed": int(seed),
