@@ -2,16 +2,15 @@
 # input functions and target builders.
 
 import os
-import sys
 
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
 
-from scsynth_core.config import check_config, model_settings, validate_config, workflow_file
+from scsynth_core.config import check_config, conditional_models, model_settings, validate_config, workflow_file
 from scsynth_core.data.registry import load_registry
 from scsynth_core.errors import ScsynthError
-from scsynth_core.models import available_models, get_model_class
+from scsynth_core.models import available_models
 
 # This workflow's root folder (above rules/). Not workflow.basedir: used as a Snakemake module, that is the
 # including workflow's folder; not workflow.source_path: that returns a temporary copy of one file.
@@ -70,23 +69,6 @@ REALISM_RUN = "results/realism/{dataset}/{model}/seed{seed}"
 REALISM_LOGS = "logs/realism/{dataset}/{model}/seed{seed}"
 # Today's metric groups the realism runs add to the papers' panel (realism.metrics after "papers"; none by default).
 MODERN_METRICS = [m for m in config["realism"]["metrics"] if m != "papers"]
-
-
-def conditional_models(models):
-    """The models that generate cells of requested clusters (their class's ``conditional`` flag): per-cluster
-    realism compares each cluster's generated cells with its real test cells. A model whose framework (torch) this
-    Snakemake process cannot import cannot be asked; it is left out, with a warning."""
-    chosen = []
-    for model in models:
-        try:
-            if get_model_class(model).conditional:
-                chosen.append(model)
-        except ImportError as exc:
-            print(
-                f"warning: per-cluster realism leaves out '{model}': its class does not import here ({exc})",
-                file=sys.stderr,
-            )
-    return chosen
 
 
 # Conditional realism models (per-cluster realism, Marouf 2020 Fig. 2 / Heydari 2022 Fig. 5; none: no such outputs).

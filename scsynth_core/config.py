@@ -283,6 +283,21 @@ def _importable(model: str) -> type | None:
         return None
 
 
+def conditional_models(models: list[str]) -> list[str]:
+    """The models that generate cells of requested clusters (their class's ``conditional`` flag). A model whose
+    framework (torch) this process cannot import cannot be asked; it is left out, with a warning on stderr."""
+    import sys
+
+    chosen = []
+    for model in models:
+        cls = _importable(model)
+        if cls is None:
+            print(f"warning: per-cluster realism leaves out '{model}': its class does not import here", file=sys.stderr)
+        elif cls.conditional:
+            chosen.append(model)
+    return chosen
+
+
 def _datasets_of(config: Mapping[str, Any], model: str) -> list[str]:
     """Datasets a model trains on in this configuration's experiments."""
     return sorted({d for e in config.get("experiments", []) if model in config.get(e, {}).get("models", [])
