@@ -18,6 +18,7 @@ works; a CSC or dense ``X`` is refused with a :class:`DataError` (rewrite it as 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,12 @@ _CACHE_BYTES = 64 * 2**20
 FLAVORS = ("seurat", "cell_ranger")
 
 
-class _Closing:
+class _Closing(ABC):
     """``with`` support: ``close()`` on leaving the block."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the open file."""
 
     def __enter__(self) -> Self:
         return self
