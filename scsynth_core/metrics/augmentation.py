@@ -10,8 +10,13 @@ saw. Three training sets are compared:
 * ``augmented``: plus ``n_extra`` generated target cells (cscGAN/ACTIVA trained on the downsampled data).
 
 F1 is reported for the target vs all other clusters and, for the pairwise comparisons of the paper (2 vs 1, 2 vs 3,
-2 vs 5), on the test cells of the target and one other cluster only. One multi-class forest is trained per variant
-and all comparisons use its predictions (the papers do not say whether separate binary forests were trained).
+2 vs 5), in two ways (column ``forest`` of :func:`augmentation_protocol`):
+
+* ``all``: the multi-class forest of the variant, its predictions scored on the test cells of the target and one
+  other cluster only (:func:`augmentation_f1`);
+* ``pair``: a forest retrained on the training cells of the two clusters only (plus the added cells) and scored on
+  their test cells, as Marouf 2020 Supplementary Fig. 14 compares two clusters (:func:`pairwise_f1`).
+
 Marouf 2020 add 5,000 cells, Heydari 2022 1,500.
 """
 
@@ -125,6 +130,42 @@ def augmentation_f1(
     return out
 
 
+def pairwise_f1(
+    train_pcs,
+    train_labels,
+    test_pcs,
+    test_labels,
+    *,
+    target,
+    other,
+    extra_pcs=None,
+    n_trees: int = 1000,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> float:
+    """F1 of ``target`` from a forest trained on two clusters only (Marouf 2020 Supplementary Fig. 14).
+
+    The training cells of ``target`` and ``other`` (plus ``extra_pcs``, labelled ``target``) train a class-balanced
+    forest as in :func:`augmentation_f1`; it is scored on the test cells of the two clusters. Unlike the ``other``
+    entry of :func:`augmentation_f1`, cells of a third cluster can neither attract target cells at prediction time
+    nor shape the forest.
+    """
+    y, test_y = np.asarray(train_labels).astype(str), np.asarray(test_labels).astype(str)
+    pair = [str(target), str(other)]
+    if str(other) == str(target):
+        raise DataError(f"pairwise F1: the other cluster must differ from the target ({target!r})")
+    for cells, where in ((y, "training"), (test_y, "test")):
+        if not np.any(cells == pair[1]):
+            raise DataError(f"cluster {pair[1]!r} to compare with has no {where} cells")
+    keep, test_keep = np.isin(y, pair), np.isin(test_y, pair)
+    X, test_X = _check_pcs(train_pcs, "training cells"), _check_pcs(test_pcs, "test cells")
+    if len(y) != len(X) or len(test_y) != len(test_X):
+        raise DataError("number of labels does not match the number of cells")
+    scores = augmentation_f1(X[keep], y[keep], test_X[test_keep], test_y[test_keep], target=target,
+                             extra_pcs=extra_pcs, n_trees=n_trees, seed=seed, n_jobs=n_jobs)  # fmt: skip
+    return scores["rest"]
+
+
 def augmentation_protocol(
     train_pcs,
     train_labels,
@@ -158,8 +199,9 @@ def augmentation_protocol(
     -------
     pandas.DataFrame
         Tidy rows ``variant`` (downsampled / upsampled / augmented), ``source`` ("real" or the generator's
-        name), ``comparison`` ("rest" or the other cluster), ``f1``, plus ``n_extra`` and ``n_target_train``
-        (real target cells in training).
+        name), ``comparison`` ("rest" or the other cluster), ``forest`` ("all": the variant's forest over every
+        cluster; "pair": retrained on the target and ``comparison`` only, one row per ``compare_with`` cluster,
+        :func:`pairwise_f1`), ``f1``, plus ``n_extra`` and ``n_target_train`` (real target cells in training).
     """
     sets = dict(generated_pcs) if isinstance(generated_pcs, Mapping) else {"generated": generated_pcs}
     sets = {name: _check_pcs(pcs, f"generated cells ({name})") for name, pcs in sets.items()}
@@ -192,15 +234,22 @@ def augmentation_protocol(
             n_jobs=n_jobs,
             compare_with=compare_with,
         )
-        for comparison, f1 in scores.items():
-            rows.append(
-                {
-                    "variant": variant,
-                    "source": source,
-                    "comparison": comparison,
-                    "f1": f1,
-                    "n_extra": 0 if extra is None else n_extra,
-                    "n_target_train": len(kept),
-                }
-            )
+        pairs = {
+            str(other): pairwise_f1(train_X, labels, test_pcs, test_labels, target=target, other=other,
+                                    extra_pcs=extra, n_trees=n_trees, seed=seed, n_jobs=n_jobs)
+            for other in compare_with
+        }  # fmt: skip
+        for forest, results in (("all", scores), ("pair", pairs)):
+            for comparison, f1 in results.items():
+                rows.append(
+                    {
+                        "variant": variant,
+                        "source": source,
+                        "comparison": comparison,
+                        "forest": forest,
+                        "f1": f1,
+                        "n_extra": 0 if extra is None else n_extra,
+                        "n_target_train": len(kept),
+                    }
+                )
     return pd.DataFrame(rows)

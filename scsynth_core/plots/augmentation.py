@@ -37,6 +37,29 @@ def f1_summary(frame: pd.DataFrame, *, metric: str = "f1", by: tuple[str, ...] =
     return frame.groupby(keys, sort=True)[metric].agg(["mean", "min", "max", "count"]).reset_index()
 
 
+#: Panel titles of the two forests behind a pairwise F1 (column ``forest`` of the augmentation protocol).
+FOREST_LABELS = {"all": "all-cluster forest", "pair": "two-cluster forest"}
+
+
+def comparison_panels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows relabelled by comparison and forest, in panel order: ``vs rest``, then per cluster its F1 from the
+    all-cluster forest and from the forest retrained on the two clusters (Marouf 2020 Supplementary Fig. 14).
+
+    >>> frame = pd.DataFrame({"comparison": ["3", "rest", "3"], "forest": ["pair", "all", "all"]})
+    >>> comparison_panels(frame)["comparison"].tolist()
+    ['vs rest', 'vs 3 (all-cluster forest)', 'vs 3 (two-cluster forest)']
+    """
+    unknown = set(frame["forest"]) - set(FOREST_LABELS)
+    if unknown:
+        raise ValueError(f"forest must be one of {sorted(FOREST_LABELS)}, got {sorted(map(str, unknown))}")
+    comparison = frame["comparison"].astype(str)
+    rest = comparison == "rest"
+    order = pd.DataFrame({"other": ~rest, "comparison": comparison, "pair": frame["forest"] == "pair"})
+    labels = "vs " + comparison + (" (" + frame["forest"].map(FOREST_LABELS) + ")").where(~rest, "")
+    out = frame.assign(comparison=labels)
+    return out.loc[order.sort_values(["other", "comparison", "pair"], kind="stable").index].reset_index(drop=True)
+
+
 @styled
 def plot_f1_vs_fraction(
     frame: pd.DataFrame,
@@ -54,7 +77,9 @@ def plot_f1_vs_fraction(
     frame
         Tidy results, one row per (fraction, variant, seed): columns ``fraction`` (in (0, 1]), ``variant``
         (``downsampled``, ``upsampled``, ``augmented``, or any other name), ``seed`` and ``f1`` (or ``metric``);
-        optionally a ``comparison`` column (e.g. the model, or the downsampled cluster) giving one panel each.
+        optionally a ``comparison`` column (e.g. the model, or the downsampled cluster) giving one panel each;
+        with a ``forest`` column too (``all``/``pair``), one panel per comparison and forest
+        (:func:`comparison_panels`).
     metric
         The value column.
     title
@@ -73,6 +98,8 @@ def plot_f1_vs_fraction(
     require_columns(frame, ["fraction", "variant", metric], "plot_f1_vs_fraction")
     if (frame["fraction"] <= 0).any():
         raise ValueError("fractions must be positive (the x axis is logarithmic)")
+    if facet == "comparison" and {"comparison", "forest"} <= set(frame.columns):
+        frame = comparison_panels(frame)
     facets = list(pd.unique(frame[facet])) if facet in frame.columns else [None]
     if ax is not None and len(facets) > 1:
         raise ValueError(f"ax= draws one panel, but column {facet!r} asks for {len(facets)}")
