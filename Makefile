@@ -1,6 +1,7 @@
 # scsynth: two commands for a new user.
 #   make demo   create .venv (if needed), install, run the default workflow offline, render the report
 #   make test   create .venv (if needed), install, run the full test suite
+#   make test-unit  the unit tier only (no Snakemake runs, no model trained to a paper's finding; docs/testing.md)
 # Variables: CORES (default all), PYTEST_ARGS, TEST_WORKERS (default 2), TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu to force the
 # CPU build of torch on a machine whose default index would serve the CUDA build).
 
@@ -16,7 +17,7 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.scsynth-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo report test dryrun clean
+.PHONY: install demo report test test-unit dryrun clean
 
 install: $(STAMP)
 
@@ -40,6 +41,10 @@ dryrun: install
 
 test: install
 	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+		-m "not (science or workflow or system)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf results logs .snakemake

@@ -97,7 +97,41 @@ def _reads_default_run(module) -> bool:
                for name, obj in vars(module).items() if inspect.isfunction(obj))
 
 
+#: Test tiers (docs/testing.md), as markers: ``make test-unit`` runs the rest, ``make test`` every tier.
+#: system: real services started by the test (single-node SLURM, headless Chromium, a container build).
+SYSTEM_MODULES = {"test_slurm", "test_report"}
+#: workflow: whole modules of Snakemake subprocess runs (dry runs and small end-to-end runs).
+WORKFLOW_MODULES = {"test_workflow", "test_workflow_models", "test_workflow_pilot", "test_workflow_simulations",
+                    "test_figures_index", "test_profiles", "test_envs", "test_module_use"}
+#: science: a model trained until it shows a paper's finding (fixtures that train, tests named here).
+SCIENCE_FIXTURES = {"trained_scgan", "trained_cscgan", "trained"}
+SCIENCE_TESTS = {"test_beta_tcvae_disentangles_nonlinear_steps_better_than_pca",
+                 "test_generated_cells_keep_the_code_factor_relation",
+                 "test_monitor_ranks_checkpoints_as_the_random_forest",
+                 "test_realism_improves_with_training_on_real_cells"}
+
+
+def tier(item) -> str:
+    """The tier of a collected test: system, workflow, science or unit."""
+    module = item.module.__name__.rpartition(".")[2]
+    if module in SYSTEM_MODULES or item.get_closest_marker("slurm") or item.get_closest_marker("system"):
+        return "system"
+    if module in WORKFLOW_MODULES or item.get_closest_marker("slow"):
+        return "workflow"
+    if SCIENCE_FIXTURES & set(item.fixturenames) or item.originalname in SCIENCE_TESTS:
+        return "science"
+    return "unit"
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = tier(item)
+        if name != "unit":
+            item.add_marker(getattr(pytest.mark, name))
+    _order_for_workers(items)
+
+
+def _order_for_workers(items) -> None:
     """Order for pytest-xdist's ``--dist loadscope`` (``make test``: whole modules per worker, handed out in
     collection order): the first module reading the session's default run (it makes the run), then the other
     modules with end-to-end runs, then the other readers (the run is ready by then, no worker waits for it),

@@ -248,6 +248,7 @@ def test_runtime_stage_is_pinned_non_root_and_runs_the_smoke_command():
     reason="opt-in: SCSYNTH_CONTAINER_BUILD=1",
 )
 @pytest.mark.timeout(1800)
+@pytest.mark.system
 def test_image_builds_and_runs_the_workflow():
     """Builds the image with buildah and runs the smoke command and a dry run of the workflow inside it."""
     proc = subprocess.run(
