@@ -37,7 +37,7 @@ def _build(work: Path, n_cells: int, seed: int) -> dict:
     import pandas as pd
     import scipy.sparse as sp
 
-    from scsynth_core._io import atomic_path
+    from scsynth_core.atomic import atomic_path
     from scsynth_core.data.h5ad_stream import H5adStreamWriter
 
     source = ad.read_h5ad(PBMC3K)
@@ -185,7 +185,7 @@ def main() -> None:
 
 
 def _record(results_path: Path, args: argparse.Namespace, rows: dict) -> None:
-    from scsynth_core._io import write_json
+    from scsynth_core.atomic import write_json
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=False).stdout

@@ -154,13 +154,13 @@ def summarise(folder: Path) -> tuple[Path, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from scsynth_core import _io
+    from scsynth_core import atomic
 
     runs = load(folder)
     targets = _targets()
     table_path, figure_path = Path(folder) / "TABLE.md", Path(folder) / "curves.png"
-    _io.write_text(table_path, table_markdown(runs, targets))
-    with _io.atomic_path(figure_path) as tmp:
+    atomic.write_text(table_path, table_markdown(runs, targets))
+    with atomic.atomic_path(figure_path) as tmp:
         figure(runs, targets).savefig(tmp, format="png", dpi=120)
     return table_path, figure_path
 

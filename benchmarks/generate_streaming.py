@@ -94,7 +94,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     if args.results:
-        from scsynth_core._io import write_json
+        from scsynth_core.atomic import write_json
 
         write_json(args.results, result)
 

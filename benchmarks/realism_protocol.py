@@ -50,7 +50,7 @@ def prepared_dataset(name: str, *, cache: Path = ROOT / "benchmarks" / "out" / "
     """The dataset cut to 2,000 HVGs with ``obs['split']`` (cached h5ad)."""
     import anndata as ad
 
-    from scsynth_core import _io
+    from scsynth_core import atomic
     from scsynth_core.data.preprocess import prepare
     from scsynth_core.data.split import balanced_split
 
@@ -66,7 +66,7 @@ def prepared_dataset(name: str, *, cache: Path = ROOT / "benchmarks" / "out" / "
     adata.obs["split"] = balanced_split(adata.obs["cluster"], test_fraction=TEST_FRACTION, seed=0).to_numpy()
     adata.obs = adata.obs[["cluster", "split"]]
     adata.var = adata.var.iloc[:, :0]
-    _io.write_h5ad(path, adata)
+    atomic.write_h5ad(path, adata)
     return adata
 
 
@@ -154,10 +154,10 @@ def run(args) -> dict:
         result["train_seconds"] = round(time.perf_counter() - t0, 1)
         result["params"] = model.params
         if args.history:
-            from scsynth_core import _io
+            from scsynth_core import atomic
             from scsynth_core.models.training import history_frame
 
-            _io.write_tsv(args.history, history_frame(history))
+            atomic.write_tsv(args.history, history_frame(history))
         if args.save_model:
             model.save(args.save_model)
         t1 = time.perf_counter()

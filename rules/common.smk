@@ -253,7 +253,7 @@ def pilot_examples(dataset):
 
 def pilot_example_genes(dataset):
     """``pilot.example_genes`` of one dataset: a number of genes or gene names."""
-    from scsynth_core.pilot import dataset_example_genes
+    from scsynth_core.experiments.pilot import dataset_example_genes
 
     section = config["pilot"]
     try:

@@ -1,6 +1,7 @@
 """``scsynth``: the workflow's steps on a user's own files, without Snakemake.
 
-Each sub-command calls the same function in :mod:`scsynth_core.steps` as the corresponding workflow rule::
+Each sub-command calls the same function as the corresponding workflow rule (:mod:`scsynth_core.steps`;
+``evaluate``: :mod:`scsynth_core.experiments.realism`)::
 
     scsynth prepare  --input my.h5ad --recipe marouf --label-key cell_type --output prepared.h5ad
     scsynth split    --input prepared.h5ad --test-fraction 0.3 --seed 0 --output split.tsv
@@ -20,6 +21,7 @@ import yaml
 
 from scsynth_core import steps
 from scsynth_core.errors import ConfigError, DataError, ScsynthError
+from scsynth_core.experiments import realism
 
 
 def _key_values(pairs: list[str]) -> dict:
@@ -189,7 +191,7 @@ def _dispatch(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
         )
     elif cmd == "evaluate":
-        steps.evaluate_cells(
+        realism.evaluate_cells(
             real=args.real,
             generated=args.generated,
             output=args.output,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scsynth_core import _io
+from scsynth_core import atomic
 from scsynth_core.errors import DataError
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def write_leaderboard(
     if not scores:
         raise DataError("leaderboard: no experiment's table given")
     table = build_leaderboard(scores)
-    _io.write_tsv(output, table.round(4).astype(object).where(table.notna(), "NA"))
+    atomic.write_tsv(output, table.round(4).astype(object).where(table.notna(), "NA"))
     if figure is not None:
         _draw(table, figure)
 
@@ -283,5 +283,5 @@ def _draw(table: pd.DataFrame, figure: str | Path) -> None:
     values = table[columns].set_axis(labels)
     ranks = table[[f"{c}.rank" for c in columns]].set_axis(labels).set_axis(columns, axis=1)
     fig = plot_rank_table(values, ranks, title="every experiment: rank among each dataset's generators")
-    with _io.atomic_path(figure) as tmp:
+    with atomic.atomic_path(figure) as tmp:
         fig.savefig(tmp, dpi=150, format="png", bbox_inches="tight")

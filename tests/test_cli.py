@@ -119,9 +119,10 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize("command", ["train", "generate", "evaluate"])
 def test_unwritable_output_fails_in_one_line_before_any_work(tmp_path, user_h5ad, capsys, monkeypatch, command):
     from scsynth_core import steps
+    from scsynth_core.experiments import realism
 
-    for step in ("train_model", "generate_cells", "evaluate_cells"):
-        monkeypatch.setattr(steps, step, lambda **_: pytest.fail("the work started before the output was checked"))
+    for module, step in ((steps, "train_model"), (steps, "generate_cells"), (realism, "evaluate_cells")):
+        monkeypatch.setattr(module, step, lambda **_: pytest.fail("the work started before the output was checked"))
     blocker = tmp_path / "results"
     blocker.write_text("a file where the output folder should be")
     out = blocker / "run" / "out"
@@ -145,10 +146,10 @@ def test_evaluate_unknown_label_key_names_it_and_the_columns(tmp_path, user_h5ad
 
 
 def test_evaluate_label_key_defaults_to_cluster_where_the_file_has_one(tmp_path, demo, monkeypatch, caplog):
-    from scsynth_core import steps
+    from scsynth_core.experiments import realism
 
     seen = []
-    monkeypatch.setattr(steps, "evaluate_cells",
+    monkeypatch.setattr(realism, "evaluate_cells",
                         lambda **kw: seen.append(kw["label_key"]) or Path(kw["output"]).write_text("{}"))
     real, out = tmp_path / "real.h5ad", str(tmp_path / "m.json")
     demo.write_h5ad(real)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scsynth_core import disentanglement as dis
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.experiments import disentanglement as dis
 
 
 @pytest.fixture(scope="module")

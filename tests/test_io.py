@@ -1,4 +1,4 @@
-"""Readers: tiny fixture files in each real layout, read back to known counts; atomic output (``_io``)."""
+"""Readers: tiny fixture files in each real layout, read back to known counts; atomic output (``atomic``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from scsynth_core import _io
+from scsynth_core import atomic
 from scsynth_core.data import io as sio
 from scsynth_core.data.io import (
     FORMATS,
@@ -406,8 +406,8 @@ def test_read_real_pbmc3k():
 def test_atomic_output_gets_the_permissions_open_would_give(tmp_path, umask):
     old = os.umask(umask)
     try:
-        _io.write_text(tmp_path / "out.tsv", "a\n")
-        with _io.atomic_path(tmp_path / "model.pt") as tmp, open(tmp, "wb") as handle:  # how torch.save writes
+        atomic.write_text(tmp_path / "out.tsv", "a\n")
+        with atomic.atomic_path(tmp_path / "model.pt") as tmp, open(tmp, "wb") as handle:  # how torch.save writes
             handle.write(b"x")
     finally:
         os.umask(old)
@@ -423,7 +423,7 @@ def test_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
     # A real writer killed with SIGKILL inside atomic_path, once for out.tsv and once for another file beside it.
     code = (
         "import os, signal, sys\n"
-        "from scsynth_core._io import atomic_path\n"
+        "from scsynth_core.atomic import atomic_path\n"
         "with atomic_path(sys.argv[1]) as a, atomic_path(sys.argv[2]) as b:\n"
         "    a.write_text('half'); b.write_text('half')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -432,31 +432,31 @@ def test_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
     killed = subprocess.run([sys.executable, "-c", code, str(out), str(other)], check=False)
     assert killed.returncode == -9
     assert len(temps(tmp_path)) == 2
-    _io.write_text(out, "complete\n")
+    atomic.write_text(out, "complete\n")
     assert out.read_text() == "complete\n"
     assert [name.startswith(".out.tsv.gz.") for name in temps(tmp_path)] == [True]  # the other target's is kept
-    _io.write_text(other, "x")
+    atomic.write_text(other, "x")
     assert temps(tmp_path) == []
 
 
 def test_temp_files_of_live_or_unknown_writers_are_kept_until_stale(tmp_path):
     target = tmp_path / "out.tsv"
-    other_host = f"{int(_io._HOST_TAG, 16) ^ 1:08x}"  # a tag that is not this host's
+    other_host = f"{int(atomic._HOST_TAG, 16) ^ 1:08x}"  # a tag that is not this host's
     names = {
         "fresh_other_host": f".out.tsv.{other_host}-1.abcd1234.part",
         "old_other_host": f".out.tsv.{other_host}-1.abcd5678.part",
         "fresh_unnamed": ".out.tsv.q1w2e3r4.part",  # tempfile.mkstemp's naming, no writer recorded
         "old_unnamed": ".out.tsv.t5y6u7i8.part",
     }
-    day_ago = time.time() - _io.STALE_AFTER - 60
+    day_ago = time.time() - atomic.STALE_AFTER - 60
     for key, name in names.items():
         (tmp_path / name).write_text("partial")
         if key.startswith("old"):
             os.utime(tmp_path / name, (day_ago, day_ago))
-    with _io.atomic_path(target) as live:
+    with atomic.atomic_path(target) as live:
         live.write_text("outer")
         os.utime(live, (day_ago, day_ago))  # old, but its writer (this process) still runs
-        _io.write_text(target, "inner")
+        atomic.write_text(target, "inner")
         assert live.read_text() == "outer"
         assert temps(tmp_path) == sorted([live.name, names["fresh_other_host"], names["fresh_unnamed"]])
     assert target.read_text() == "outer"

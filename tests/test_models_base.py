@@ -122,7 +122,7 @@ def test_streamed_h5ad_holds_what_the_in_memory_path_writes(tiny_counts, tmp_pat
     import anndata as ad
     import h5py
 
-    from scsynth_core._io import write_h5ad
+    from scsynth_core.atomic import write_h5ad
 
     model = _fitted(klass, tiny_counts)
     write_h5ad(tmp_path / "memory.h5ad", model.sample(70, labels=labels, seed=4, batch_size=16))

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from scsynth_core import steps
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.experiments import realism
 from scsynth_core.leaderboard import (
     build_leaderboard,
     per_cluster_scores,
@@ -101,7 +102,7 @@ def protocol(tmp_path_factory, demo_counts) -> dict:
     prepared, split, representation = root / "prepared.h5ad", root / "split.tsv", root / "representation.npz"
     cells.write_h5ad(prepared)
     steps.split_dataset(input=prepared, output=split, seed=0, test_fraction=0.3)
-    steps.build_realism_representation(prepared=prepared, split=split, representation=representation)
+    realism.build_realism_representation(prepared=prepared, split=split, representation=representation)
     _, control, test = protocol_cells(steps.load_prepared(prepared, split), seed=0)
     counts = test.obs["cluster"].value_counts()
     big = [c for c in counts.index if counts[c] >= 20 and (control.obs["cluster"] == c).sum() >= 20]
@@ -123,7 +124,7 @@ def _evaluate(protocol, name: str | None) -> dict:
     run = protocol["root"] / "ds" / (name or "real_control") / "seed0"
     run.mkdir(parents=True, exist_ok=True)
     out = {"table": run / "per_cluster.tsv", "roc": run / "per_cluster_roc.tsv"}
-    steps.evaluate_per_cluster_realism(
+    realism.evaluate_per_cluster_realism(
         real=protocol["prepared"], split=protocol["split"], representation=protocol["representation"],
         generated=None if name is None else protocol["generated"][name], output=out["table"], roc=out["roc"],
         n_trees=TREES, seed=0,
@@ -137,8 +138,8 @@ def runs(protocol) -> dict[str, dict]:
 
 
 def test_the_step_scores_every_large_cluster_and_finds_the_shifted_one(protocol, runs):
-    shifted = steps._read_per_cluster(runs["shifted"]["table"]).set_index("cluster")
-    control = steps._read_per_cluster(runs["real_control"]["table"]).set_index("cluster")
+    shifted = realism._read_per_cluster(runs["shifted"]["table"]).set_index("cluster")
+    control = realism._read_per_cluster(runs["real_control"]["table"]).set_index("cluster")
     # Cells of the real control scored as generated: the same cells, so the same counts and the same AUCs
     # everywhere but the shifted type, which the forest finds.
     assert list(shifted.index) == list(control.index)
@@ -156,7 +157,7 @@ def test_the_step_scores_every_large_cluster_and_finds_the_shifted_one(protocol,
 
 def test_generated_cells_without_clusters_are_a_data_error_naming_the_file(protocol, tmp_path):
     with pytest.raises(DataError, match=r"unlabelled\.h5ad: no obs\['cluster'\] column"):
-        steps.evaluate_per_cluster_realism(
+        realism.evaluate_per_cluster_realism(
             real=protocol["prepared"], split=protocol["split"], representation=protocol["representation"],
             generated=protocol["generated"]["unlabelled"], output=tmp_path / "t.tsv", roc=tmp_path / "r.tsv",
             n_trees=TREES,
@@ -165,16 +166,16 @@ def test_generated_cells_without_clusters_are_a_data_error_naming_the_file(proto
 
 def test_summary_figures_and_leaderboard_column(protocol, runs, tmp_path):
     summary = tmp_path / "per_cluster.tsv"
-    steps.summarise_per_cluster(inputs=[runs["shifted"]["table"], runs["real_control"]["table"]], output=summary)
+    realism.summarise_per_cluster(inputs=[runs["shifted"]["table"], runs["real_control"]["table"]], output=summary)
     table = pd.read_csv(summary, sep="\t", keep_default_na=False, na_values={"rf_auc_mean": [""]})
     assert list(table.columns[:4]) == ["dataset", "model", "replicate", "cluster"]
     assert set(table["model"]) == {"shifted", "real_control"} and set(table["dataset"]) == {"ds"}
 
     roc_png, tsne_png = tmp_path / "roc.png", tmp_path / "tsne.png"
-    steps.plot_per_cluster_roc(rocs={k: v["roc"] for k, v in runs.items()},
+    realism.plot_per_cluster_roc(rocs={k: v["roc"] for k, v in runs.items()},
                                tables={k: v["table"] for k, v in runs.items()}, output=roc_png)  # fmt: skip
     assert roc_png.read_bytes()[:8] == PNG
-    steps.plot_per_cluster_embedding(prepared=protocol["prepared"], split=protocol["split"],
+    realism.plot_per_cluster_embedding(prepared=protocol["prepared"], split=protocol["split"],
                                      generated={"shifted": protocol["generated"]["shifted"]}, output=tsne_png)  # fmt: skip
     assert tsne_png.read_bytes()[:8] == PNG
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from scsynth_core import perturbation as pt
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.experiments import perturbation as pt
 
 COMBINATION = "Path2:Batch1"
 #: Demo preset with test-sized GAN networks (as tests/test_michigan.py) and a short schedule: the beta-TCVAE runs
@@ -27,11 +27,11 @@ def simulated(tmp_path_factory):
     """600 cells x 100 genes, 2 paths (cell types) x 3 batches (conditions), ~100 cells per combination. The
     path DE factors are raised (``de_fac_loc`` 1.0 instead of 0.01) so that the cell-type difference the
     arithmetic transfers stands well above the noise of a short training run."""
-    from scsynth_core import _io
+    from scsynth_core import atomic
     from scsynth_core.data.simulate import simulate_splatter
 
     path = tmp_path_factory.mktemp("sim") / "simulated.h5ad"
-    _io.write_h5ad(path, simulate_splatter(seed=0, n_cells=600, n_genes=100, n_batches=3, n_paths=2,
+    atomic.write_h5ad(path, simulate_splatter(seed=0, n_cells=600, n_genes=100, n_batches=3, n_paths=2,
                                            de_fac_loc=1.0))
     return path
 

@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.experiments.pilot import count_difference_table, draw_pilot, pilot_indices
 from scsynth_core.metrics.pilot import build_pilot_reference, evaluate_pilot_set
-from scsynth_core.pilot import count_difference_table, draw_pilot, pilot_indices
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_gene_zero_fractions_dense_and_sparse():
 
 
 def test_example_genes_setting_per_dataset():
-    from scsynth_core.pilot import DEFAULT_EXAMPLE_GENES, dataset_example_genes
+    from scsynth_core.experiments.pilot import DEFAULT_EXAMPLE_GENES, dataset_example_genes
 
     datasets = ["pbmc4k", "segerstolpe2016"]
     assert dataset_example_genes(6, "pbmc4k", datasets) == 6
@@ -193,7 +193,7 @@ def test_example_genes_setting_per_dataset():
 
 
 def test_example_gene_columns_by_name_keep_the_order_and_name_missing_genes():
-    from scsynth_core.pilot import example_gene_columns
+    from scsynth_core.experiments.pilot import example_gene_columns
 
     names = ["CD74", "INS", "GCG", "PRSS1"]
     X = sp.csr_matrix(np.array([[1, 9, 0, 3], [2, 8, 0, 4]], dtype=np.float32))
@@ -234,8 +234,8 @@ def test_added_zeros_figure_has_a_box_per_data_set_and_per_model_and_training_se
 def test_zero_inflation_check_keeps_per_gene_zero_fractions(tmp_path, three_clusters):
     import json
 
+    from scsynth_core.experiments.pilot import zero_inflation_check
     from scsynth_core.metrics.pilot import gene_zero_fractions
-    from scsynth_core.pilot import zero_inflation_check
 
     prepared = tmp_path / "prepared.h5ad"
     three_clusters.write_h5ad(prepared)
@@ -256,11 +256,11 @@ def test_zero_inflation_check_keeps_per_gene_zero_fractions(tmp_path, three_clus
 
 def test_figures_draw_every_pilot_figure_with_named_genes(tmp_path, reference, monkeypatch):
     """Each output gets its figure (PNG encoding, most of the time, is left to the default run's test)."""
-    import scsynth_core.steps
-    from scsynth_core.pilot import figures
+    import scsynth_core.runtime
+    from scsynth_core.experiments.pilot import figures
 
     drawn = {}
-    monkeypatch.setattr(scsynth_core.steps, "_save_figure", lambda fig, path: drawn.__setitem__(path.stem, fig))
+    monkeypatch.setattr(scsynth_core.runtime, "save_figure", lambda fig, path: drawn.__setitem__(path.stem, fig))
 
     reference.write_h5ad(tmp_path / "reference.h5ad")
     example = reference.copy()

@@ -17,6 +17,7 @@ import yaml
 from scsynth_core import steps
 from scsynth_core.config import check_config, validate_config
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.experiments import realism
 from scsynth_core.metrics.modern import DIRECTIONS, GROUP_KEYS, METRICS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +35,8 @@ def protocol(tmp_path_factory, demo_counts) -> dict:
     cells.write_h5ad(prepared)
     steps.split_dataset(input=prepared, output=split, seed=0, test_fraction=0.3)
     reference = {"representation": root / "representation.npz", "markers": root / "markers.tsv"}
-    steps.build_realism_representation(prepared=prepared, split=split, representation=reference["representation"])
-    steps.build_marker_genes(prepared=prepared, markers=reference["markers"])
+    realism.build_realism_representation(prepared=prepared, split=split, representation=reference["representation"])
+    realism.build_marker_genes(prepared=prepared, markers=reference["markers"])
     test = steps.load_prepared(prepared, split, subset="test")
     rng = np.random.default_rng(0)
     noisy = ad.AnnData(sp.csr_matrix(rng.poisson(test.X.toarray() + 1.0).astype(np.float32)), var=test.var[[]],
@@ -56,9 +57,9 @@ def _run(protocol, name: str, metrics, *, model: str | None = None, control: boo
               "heatmap": run / "heatmap.tsv", "n_trees": 10, "seed": 0, "metrics": metrics,
               "modern": run / "modern_metrics.tsv" if len(metrics) > 1 else None}  # fmt: skip
     if control:
-        steps.evaluate_real_control(**kwargs)
+        realism.evaluate_real_control(**kwargs)
     else:
-        steps.evaluate_realism(generated=protocol["generated"][name], **kwargs)
+        realism.evaluate_realism(generated=protocol["generated"][name], **kwargs)
     return run / "metrics.json"
 
 
@@ -117,20 +118,20 @@ def test_the_real_control_looks_real_in_the_protocols_pca(runs):
 def test_summary_leaderboard_and_figure_carry_todays_metrics(runs, protocol, tmp_path):
     root = protocol["root"] / "ds"
     summary, board = tmp_path / "summary.tsv", tmp_path / "leaderboard.tsv"
-    steps.summarise_metrics(inputs=[runs["labelled"], runs["real_control"]], output=summary)
+    realism.summarise_metrics(inputs=[runs["labelled"], runs["real_control"]], output=summary)
     frame = pd.read_csv(summary, sep="\t")
-    assert list(frame.columns[:12]) == steps.SUMMARY_COLUMNS
-    today = [c for c in frame.columns if c in steps.modern_columns()]
-    assert list(frame.columns[-len(today):]) == today == steps.modern_columns()  # after the papers' columns
-    steps.leaderboard(summaries=[summary], output=board)
+    assert list(frame.columns[:12]) == realism.SUMMARY_COLUMNS
+    today = [c for c in frame.columns if c in realism.modern_columns()]
+    assert list(frame.columns[-len(today):]) == today == realism.modern_columns()  # after the papers' columns
+    realism.leaderboard(summaries=[summary], output=board)
     table = pd.read_csv(board, sep="\t").set_index("model")
     assert table.loc["labelled", "w2_mean"] == pytest.approx(frame.set_index("model").loc["labelled", "w2"], abs=1e-4)
     figure = tmp_path / "modern.png"
-    steps.plot_modern_metrics(summary=summary, output=figure)
+    realism.plot_modern_metrics(summary=summary, output=figure)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The per-type tables of all runs, with each run's identity from its path; cell types stay text.
     long = tmp_path / "modern_metrics.tsv"
-    steps.summarise_modern_metrics(inputs=[root / "labelled/seed0/modern_metrics.tsv",
+    realism.summarise_modern_metrics(inputs=[root / "labelled/seed0/modern_metrics.tsv",
                                            root / "real_control/seed0/modern_metrics.tsv"], output=long)  # fmt: skip
     rows = pd.read_csv(long, sep="\t", keep_default_na=False, na_values={"value": [""]})
     assert list(rows.columns) == ["dataset", "model", "replicate", "metric", "cell_type", "value"]
@@ -141,10 +142,10 @@ def test_summary_leaderboard_and_figure_carry_todays_metrics(runs, protocol, tmp
 
 def test_papers_only_summary_has_no_figure_of_todays_metrics(runs, tmp_path):
     summary = tmp_path / "summary.tsv"
-    steps.summarise_metrics(inputs=[runs["papers"]], output=summary)
-    assert not set(steps.modern_columns()) & set(pd.read_csv(summary, sep="\t").columns)
+    realism.summarise_metrics(inputs=[runs["papers"]], output=summary)
+    assert not set(realism.modern_columns()) & set(pd.read_csv(summary, sep="\t").columns)
     with pytest.raises(DataError, match="no column of today's metrics"):
-        steps.plot_modern_metrics(summary=summary, output=tmp_path / "x.png")
+        realism.plot_modern_metrics(summary=summary, output=tmp_path / "x.png")
 
 
 def test_metrics_without_papers_or_with_unknown_groups_are_config_errors(protocol):

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import yaml
 
 from http_fixtures import serve
-from scsynth_core._io import write_h5ad
+from scsynth_core.atomic import write_h5ad
 from scsynth_core.data.io import FORMATS
 from scsynth_core.data.registry import (
     fetch_dataset_files,

@@ -1,4 +1,5 @@
-from scsynth_core.steps import build_marker_genes, run_logged
+from scsynth_core.experiments.realism import build_marker_genes
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

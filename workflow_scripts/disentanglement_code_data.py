@@ -1,4 +1,4 @@
-from scsynth_core.disentanglement import code_data_run
+from scsynth_core.experiments.disentanglement import code_data_run
 from scsynth_core.steps import run_logged
 
 settings = snakemake.params.settings

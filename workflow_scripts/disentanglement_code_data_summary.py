@@ -1,4 +1,4 @@
-from scsynth_core.disentanglement import code_data_summary
+from scsynth_core.experiments.disentanglement import code_data_summary
 from scsynth_core.steps import run_logged
 
 run_logged(

@@ -1,4 +1,4 @@
-from scsynth_core.disentanglement import figures
+from scsynth_core.experiments.disentanglement import figures
 from scsynth_core.steps import run_logged
 
 models = snakemake.params.models

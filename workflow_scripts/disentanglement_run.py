@@ -1,4 +1,4 @@
-from scsynth_core.disentanglement import train_and_score
+from scsynth_core.experiments.disentanglement import train_and_score
 from scsynth_core.steps import run_logged
 
 settings = snakemake.params.settings

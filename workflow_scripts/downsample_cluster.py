@@ -1,4 +1,5 @@
-from scsynth_core.steps import downsample_dataset, run_logged
+from scsynth_core.experiments.augmentation import downsample_dataset
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

@@ -1,4 +1,5 @@
-from scsynth_core.steps import evaluate_augmentation, run_logged
+from scsynth_core.experiments.augmentation import evaluate_augmentation
+from scsynth_core.steps import run_logged
 
 section = snakemake.params.section
 run_logged(

@@ -1,4 +1,5 @@
-from scsynth_core.steps import evaluate_real_control, run_logged
+from scsynth_core.experiments.realism import evaluate_real_control
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

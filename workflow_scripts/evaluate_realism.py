@@ -1,4 +1,5 @@
-from scsynth_core.steps import evaluate_realism, run_logged
+from scsynth_core.experiments.realism import evaluate_realism
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

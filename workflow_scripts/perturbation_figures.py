@@ -1,4 +1,4 @@
-from scsynth_core.perturbation import figures
+from scsynth_core.experiments.perturbation import figures
 from scsynth_core.steps import run_logged
 
 run_logged(

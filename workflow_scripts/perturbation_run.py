@@ -1,4 +1,4 @@
-from scsynth_core.perturbation import train_and_predict
+from scsynth_core.experiments.perturbation import train_and_predict
 from scsynth_core.steps import run_logged
 
 section, settings = snakemake.params.section, snakemake.params.settings

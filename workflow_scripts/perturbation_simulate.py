@@ -1,4 +1,4 @@
-from scsynth_core.perturbation import simulate
+from scsynth_core.experiments.perturbation import simulate
 from scsynth_core.steps import run_logged
 
 section = snakemake.params.section

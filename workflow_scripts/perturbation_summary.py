@@ -1,4 +1,4 @@
-from scsynth_core.perturbation import summarise
+from scsynth_core.experiments.perturbation import summarise
 from scsynth_core.steps import run_logged
 
 run_logged(

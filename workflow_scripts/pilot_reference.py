@@ -1,4 +1,4 @@
-from scsynth_core.pilot import build_reference
+from scsynth_core.experiments.pilot import build_reference
 from scsynth_core.steps import run_logged
 
 run_logged(

@@ -1,4 +1,4 @@
-from scsynth_core.pilot import run_pilot_replicates
+from scsynth_core.experiments.pilot import run_pilot_replicates
 from scsynth_core.steps import run_logged
 
 settings = snakemake.params.settings

@@ -1,4 +1,4 @@
-from scsynth_core.pilot import summarise
+from scsynth_core.experiments.pilot import summarise
 from scsynth_core.steps import run_logged
 
 run_logged(

@@ -1,4 +1,4 @@
-from scsynth_core.pilot import zero_inflation_check
+from scsynth_core.experiments.pilot import zero_inflation_check
 from scsynth_core.steps import run_logged
 
 settings = snakemake.params.settings

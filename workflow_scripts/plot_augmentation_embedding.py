@@ -1,4 +1,5 @@
-from scsynth_core.steps import plot_augmentation_embedding, run_logged
+from scsynth_core.experiments.augmentation import plot_augmentation_embedding
+from scsynth_core.steps import run_logged
 
 w = snakemake.wildcards
 run_logged(

@@ -1,4 +1,5 @@
-from scsynth_core.steps import plot_augmentation_f1, run_logged
+from scsynth_core.experiments.augmentation import plot_augmentation_f1
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

@@ -1,4 +1,5 @@
-from scsynth_core.steps import plot_correlation_heatmap, run_logged
+from scsynth_core.experiments.realism import plot_correlation_heatmap
+from scsynth_core.steps import run_logged
 
 w = snakemake.wildcards
 run_logged(

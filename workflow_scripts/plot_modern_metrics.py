@@ -1,4 +1,5 @@
-from scsynth_core.steps import plot_modern_metrics, run_logged
+from scsynth_core.experiments.realism import plot_modern_metrics
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

@@ -1,4 +1,5 @@
-from scsynth_core.steps import plot_leaderboard, run_logged
+from scsynth_core.experiments.realism import plot_leaderboard
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

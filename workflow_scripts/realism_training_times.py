@@ -1,4 +1,5 @@
-from scsynth_core.steps import run_logged, training_times
+from scsynth_core.experiments.realism import training_times
+from scsynth_core.steps import run_logged
 
 run_logged(
     snakemake.log[0],

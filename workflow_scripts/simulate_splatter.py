@@ -1,4 +1,4 @@
-from scsynth_core.disentanglement import simulate
+from scsynth_core.experiments.disentanglement import simulate
 from scsynth_core.steps import run_logged
 
 section = snakemake.params.section

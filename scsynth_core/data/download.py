@@ -30,7 +30,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from scsynth_core._io import atomic_path
+from scsynth_core.atomic import atomic_path
 from scsynth_core.errors import DataError, DownloadError
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
 anndata's own element writers: the first chunk creates resizable ``X`` (CSR, 64-bit ``indptr``) and ``obs``
 datasets, later chunks are appended (``anndata.io.sparse_dataset(...).append`` for ``X``, resizing for
 ``obs``), and ``uns`` is written last. The result reads back with ``anndata.read_h5ad`` like any h5ad. Write to
-a temporary path (:func:`scsynth_core._io.atomic_path`) so a crash never leaves a partial file in place.
+a temporary path (:func:`scsynth_core.atomic.atomic_path`) so a crash never leaves a partial file in place.
 """
 
 from __future__ import annotations

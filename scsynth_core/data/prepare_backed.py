@@ -128,7 +128,7 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
     categorical ``obs['cluster']``, ``uns['scsynth_prepare']``; text obs columns become categorical). Written
     atomically. Returns the ``uns['scsynth_prepare']`` record.
     """
-    from scsynth_core._io import atomic_path
+    from scsynth_core.atomic import atomic_path
     from scsynth_core.data.checks import check_labels, read_h5ad
     from scsynth_core.data.h5ad_stream import H5adStreamWriter
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scsynth_core._io import write_json, write_text
+from scsynth_core.atomic import write_json, write_text
 from scsynth_core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

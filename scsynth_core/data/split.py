@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scsynth_core._io import write_text
+from scsynth_core.atomic import write_text
 from scsynth_core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scsynth_core import _io
+from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
 
 log = logging.getLogger("scsynth")
@@ -41,7 +41,7 @@ def simulate(*, output: str | Path, step: str, n_cells: int, n_genes: int, seed:
     from scsynth_core.data.simulate import simulate_splatter
 
     adata = simulate_splatter(seed=seed, step=step, n_cells=n_cells, n_genes=n_genes, **dict(params or {}))
-    _io.write_h5ad(output, adata)
+    atomic.write_h5ad(output, adata)
     log.info("simulated %d cells x %d genes (%s step, seed %d)", adata.n_obs, adata.n_vars, step, seed)
 
 
@@ -149,9 +149,9 @@ def train_and_score(
     """
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.models.training import history_frame
-    from scsynth_core.steps import _set_threads
+    from scsynth_core.runtime import set_threads
 
-    _set_threads(threads)
+    set_threads(threads)
     instance = latent_model(model, latent_dim, params, preset)  # checks the settings before reading data
     adata = read_h5ad(simulated)
     truth = factor_table(adata.obs, factors)
@@ -167,12 +167,12 @@ def train_and_score(
     record = {"model": model, "latent_dim": int(latent_dim), "seed": int(seed), "n_cells": adata.n_obs,
               **scores, "train_seconds": round(train_seconds, 3),
               "score_seconds": round(time.perf_counter() - t1, 3)}
-    with _io.atomic_path(outputs["latents"]) as tmp, open(tmp, "wb") as handle:
+    with atomic.atomic_path(outputs["latents"]) as tmp, open(tmp, "wb") as handle:
         np.save(handle, latents.astype(np.float32))
-    _io.write_tsv(outputs["train_log"], history_frame(history))
+    atomic.write_tsv(outputs["train_log"], history_frame(history))
     if outputs.get("dimensions") is not None:
-        _io.write_tsv(outputs["dimensions"], dimensions)
-    _io.write_json(outputs["metrics"], record)
+        atomic.write_tsv(outputs["dimensions"], dimensions)
+    atomic.write_json(outputs["metrics"], record)
     log.info("%s (%d dims, seed %d): MIG %.3f (through q(z|x) %.3f), FactorVAE %.3f, correlation gap %.3f", model,
              latent_dim, seed, scores["mig"], scores["mig_posterior"], scores["factorvae"], scores["correlation_gap"])
 
@@ -189,12 +189,12 @@ def summarise(*, inputs: Mapping[str, Sequence[str | Path]], runs: str | Path, t
     frame = pd.DataFrame(rows)
     first = ["simulation", "model", "latent_dim", "seed"]
     frame = frame[first + [c for c in frame.columns if c not in first]]
-    _io.write_tsv(runs, frame.round(4))
+    atomic.write_tsv(runs, frame.round(4))
     keys = ["simulation", "latent_dim", "model"]
     stats = frame.groupby(keys, sort=False)[SCORES].agg(["mean", "std"])
     stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
     stats.insert(0, "n_runs", frame.groupby(keys, sort=False).size())
-    _io.write_tsv(table, stats.reset_index().round(4))
+    atomic.write_tsv(table, stats.reset_index().round(4))
 
 
 def dimension_frame(table) -> Any:
@@ -228,27 +228,27 @@ def figures(
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_latent_umap, plot_metric_bars
     from scsynth_core.plots.embedding import _embed
-    from scsynth_core.steps import _save_figure, _use_agg
+    from scsynth_core.runtime import save_figure, use_agg
 
-    _use_agg()
+    use_agg()
     frame = pd.read_csv(runs, sep="\t")
     frame = frame[frame["simulation"] == simulation]
     fig = Figure(figsize=(4.2 * len(SCORES), 3.4), layout="constrained")
     for ax, score in zip(fig.subplots(1, len(SCORES)), SCORES):
         plot_metric_bars(frame, metric=score, ax=ax)
     fig.suptitle(f"{simulation} step: disentanglement by latent dimensions")
-    _save_figure(fig, outputs["scores"])
+    save_figure(fig, outputs["scores"])
     if dimensions:
         tables = {model: dimension_frame(pd.read_csv(path, sep="\t")) for model, path in dimensions.items()}
         fig = plot_dimension_bars(tables, title=f"{simulation} step: code dimensions against factors")
-        _save_figure(fig, outputs["dimensions"])
+        save_figure(fig, outputs["dimensions"])
     obs = read_h5ad(simulated, backed=True).obs
     truth = obs[list(factors)]
     for model, path in latents.items():
         codes = np.load(path)
         coords = _embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
         fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation} step")
-        _save_figure(fig, outputs[model])
+        save_figure(fig, outputs[model])
 
 
 # -------------------------------------------------------------------------------------- code-data correlations
@@ -349,9 +349,9 @@ def code_data_run(
     from scsynth_core.metrics.disentanglement import knn_factor_regression
     from scsynth_core.metrics.representation import fit_representation
     from scsynth_core.models import get_model_class
-    from scsynth_core.steps import _set_threads
+    from scsynth_core.runtime import set_threads
 
-    _set_threads(threads)
+    set_threads(threads)
     klass = get_model_class(model)
     if not hasattr(klass, "noise_of"):
         raise ConfigError(f"model '{model}' is not a GAN of the code-data comparison (use: "
@@ -392,9 +392,9 @@ def code_data_run(
                            *shape, truth.shape[1])}
         arrays |= {"real_pcs": real_pcs[:, :2], "factor_names": np.asarray(truth.columns, dtype=str),
                    "factor_range": np.column_stack([truth.min().to_numpy(float), truth.max().to_numpy(float)])}
-        with _io.atomic_path(cells_output) as tmp, open(tmp, "wb") as handle:
+        with atomic.atomic_path(cells_output) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
-    _io.write_json(output, {"generator": model, "seed": int(seed), "n_cells": int(n_cells), "k": int(k),
+    atomic.write_json(output, {"generator": model, "seed": int(seed), "n_cells": int(n_cells), "k": int(k),
                             "train_seconds": round(train_seconds, 3), "rows": rows})
     log.info("code-data correlations of %s (seed %d): %s", model, seed,
              ", ".join(f"{r['model']}/{r['factor']} |rho| {r['abs_rho']:.2f} gap {r['gap']:.2f}" for r in rows))
@@ -412,9 +412,9 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
     from matplotlib.figure import Figure
 
     from scsynth_core.plots.disentanglement import plot_metric_bars
-    from scsynth_core.steps import _save_figure, _use_agg
+    from scsynth_core.runtime import save_figure, use_agg
 
-    _use_agg()
+    use_agg()
     frames = []
     for simulation, paths in inputs.items():
         for path in paths:
@@ -425,7 +425,7 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
                                 "measured); delete the file to rerun its job")
             frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)[["simulation", "model", "seed", "factor", "abs_rho", "gap"]]
-    _io.write_tsv(table, frame.round(4))
+    atomic.write_tsv(table, frame.round(4))
     if scores is not None:
         keys = ["simulation", "model"]
         per_run = frame.groupby([*keys, "seed"], sort=False).agg(correlation_gap=("gap", "mean"),
@@ -433,7 +433,7 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
         stats = per_run.groupby(level=keys, sort=False).agg(["mean", "std"])
         stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
         stats.insert(0, "n_runs", per_run.groupby(level=keys, sort=False).size())
-        _io.write_tsv(scores, stats.reset_index().round(4))
+        atomic.write_tsv(scores, stats.reset_index().round(4))
     for simulation, output in figures.items():
         fig = Figure(figsize=(10.0, 3.4), layout="constrained")
         subset = frame[frame["simulation"] == simulation]
@@ -441,7 +441,7 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
             plot_metric_bars(subset, metric=metric, by="factor", ax=ax, title=label)
             ax.set_ylim(0, 1)
         fig.suptitle(f"{simulation} step: code-data correlations")
-        _save_figure(fig, output)
+        save_figure(fig, output)
 
 
 def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: Mapping[str, str | Path],
@@ -454,9 +454,9 @@ def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: M
 
     from scsynth_core.plots.disentanglement import plot_latent_umap, plot_traversals
     from scsynth_core.plots.embedding import _embed
-    from scsynth_core.steps import _save_figure, _use_agg
+    from scsynth_core.runtime import save_figure, use_agg
 
-    _use_agg()
+    use_agg()
     drawn = set()
     for path in cells.values():
         with np.load(path) as stored:
@@ -469,14 +469,14 @@ def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: M
                 predicted = pd.DataFrame(data[f"{generator}__factors"], columns=names).round(2)
                 fig = plot_latent_umap(coords, predicted, data[f"{generator}__codes"],
                                        title=f"{generator} cells, {simulation} step: predicted factors and codes")
-                _save_figure(fig, outputs[f"umap_{generator}"])
+                save_figure(fig, outputs[f"umap_{generator}"])
                 drawn.add(f"umap_{generator}")
             if f"traversal_{generator}" in outputs and f"{generator}__traversal_values" in data:
                 fig = plot_traversals(data[f"{generator}__traversal_values"], data[f"{generator}__traversal_pcs"],
                                       data[f"{generator}__traversal_factors"], background=data["real_pcs"],
                                       factor_names=names, factor_range=data["factor_range"],
                                       title=f"{generator}, {simulation} step: latent traversals")
-                _save_figure(fig, outputs[f"traversal_{generator}"])
+                save_figure(fig, outputs[f"traversal_{generator}"])
                 drawn.add(f"traversal_{generator}")
     missing = sorted(set(outputs) - drawn)
     if missing:

@@ -58,8 +58,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from scsynth_core import _io
+from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.metrics.latent import METHODS, REAL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,10 +72,6 @@ SEPARATOR = ":"
 #: Default factor columns: the Splatter simulation's path (cell type) and batch (condition).
 CELL_TYPE_KEY = "path"
 CONDITION_KEY = "batch"
-#: The predictions scored against the real held-out cells, in table order.
-METHODS = ("michigan", "betatcvae", "control")
-#: Value of ``obs["method"]`` for the real held-out cells in the predicted-cells file.
-REAL = "real"
 #: Per-method scores of one run (the summary table gives their mean and sd over seeds).
 SCORES = ("rf_error", "rf_auc", "pc_distance", "delta_h")
 #: Components of the evaluation PCA (capped at ``n_cells // 5`` and ``n_genes - 1``).
@@ -210,7 +207,7 @@ def simulate(*, output: str | Path, seed: int, n_cells: int = 3000, n_genes: int
 
     adata = simulate_splatter(seed=seed, n_cells=n_cells, n_genes=n_genes, n_batches=n_batches, n_paths=n_paths,
                               **dict(params or {}))
-    _io.write_h5ad(output, adata)
+    atomic.write_h5ad(output, adata)
     log.info("simulated %d cells x %d genes (%d paths x %d batches, seed %d)", adata.n_obs, adata.n_vars, n_paths,
              n_batches, seed)
 
@@ -273,14 +270,14 @@ def train_and_predict(
     from scsynth_core.metrics.representation import fit_representation
     from scsynth_core.models.michigan import MichiGAN
     from scsynth_core.models.training import history_frame
-    from scsynth_core.steps import _set_threads
+    from scsynth_core.runtime import set_threads
 
     missing = [key for key in ("metrics", "cells") if key not in outputs]
     if missing:
         raise ConfigError(f"perturbation run: outputs lack {', '.join(missing)} (need metrics and cells)")
     if balance not in ("mean", "resample"):
         raise ConfigError(f"balance must be 'mean' or 'resample', got {balance!r}")
-    _set_threads(threads)
+    set_threads(threads)
     model = MichiGAN(preset, **dict(params or {}))  # checks the settings before reading data
     adata = read_h5ad(data)
     check_counts(adata.X, where=f"{data} (X)")
@@ -360,12 +357,12 @@ def train_and_predict(
     cells.obsm["X_pca"] = np.vstack([pcs[m] for m in sets] + [real_pcs]).astype(np.float32)
     cells.uns["perturbation"] = {k: record[k] for k in ("combination", "cell_type", "condition", "cell_type_key",
                                                         "condition_key", "control_type", "seed")}
-    _io.write_h5ad(outputs["cells"], cells)
+    atomic.write_h5ad(outputs["cells"], cells)
     if "train_log" in outputs:
-        _io.write_tsv(outputs["train_log"], history_frame(history))
+        atomic.write_tsv(outputs["train_log"], history_frame(history))
     if "model" in outputs:
         model.save(outputs["model"])
-    _io.write_json(outputs["metrics"], record)
+    atomic.write_json(outputs["metrics"], record)
     log.info("%s (seed %d, control %s): RF error michigan %.3f, betatcvae %.3f, control %.3f; delta-H %.3f",
              design.combination, seed, design.control_type, methods["michigan"]["rf_error"],
              methods["betatcvae"]["rf_error"], methods["control"]["rf_error"], record["delta_h"])
@@ -431,14 +428,14 @@ def summarise(
     if not records:
         raise DataError("perturbation summary: no metrics files given")
     runs = runs_frame(records)
-    _io.write_tsv(output_runs, runs.round(4))
+    atomic.write_tsv(output_runs, runs.round(4))
     keys = ["combination", "method"]
     stats = runs.groupby(keys, sort=False)[list(SCORES)].agg(["mean", "std"])
     stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
     stats.insert(0, "n_seeds", runs.groupby(keys, sort=False).size())
-    _io.write_tsv(output_table, stats.reset_index().round(4))
+    atomic.write_tsv(output_table, stats.reset_index().round(4))
     if output_improvement is not None:
-        _io.write_tsv(output_improvement, improvement_frame(runs).round(4))
+        atomic.write_tsv(output_improvement, improvement_frame(runs).round(4))
     log.info("summarised %d runs (%d combinations)", len(records), runs["combination"].nunique())
 
 
@@ -459,18 +456,18 @@ def figures(
     import pandas as pd
 
     from scsynth_core.plots.perturbation import plot_delta_h_improvement, plot_error_bars, plot_prediction_embedding
-    from scsynth_core.steps import _save_figure, _use_agg
+    from scsynth_core.runtime import save_figure, use_agg
 
     unknown = sorted(set(outputs) - {"errors", "delta_h", "umap"})
     if unknown:
         raise ConfigError(f"perturbation figures: unknown output(s) {', '.join(unknown)} (errors, delta_h, umap)")
-    _use_agg()
+    use_agg()
     frame = pd.read_csv(runs, sep="\t")
     if "errors" in outputs:
-        _save_figure(plot_error_bars(frame, title="Predicting held-out combinations"), outputs["errors"])
+        save_figure(plot_error_bars(frame, title="Predicting held-out combinations"), outputs["errors"])
     if "delta_h" in outputs:
         fig = plot_delta_h_improvement(improvement_frame(frame), title="GAN vs VAE decoder")
-        _save_figure(fig, outputs["delta_h"])
+        save_figure(fig, outputs["delta_h"])
     if "umap" in outputs:
         from scsynth_core.data.checks import read_h5ad
         from scsynth_core.plots.embedding import _embed
@@ -485,4 +482,4 @@ def figures(
         title = (f"held out {about.get('combination', '?')} (control {about.get('control_type', '?')}, "
                  f"seed {about.get('seed', '?')})")
         fig = plot_prediction_embedding(coords, predicted.obs["method"].astype(str).to_numpy(), title=title)
-        _save_figure(fig, outputs["umap"])
+        save_figure(fig, outputs["umap"])

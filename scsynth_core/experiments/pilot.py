@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from scsynth_core import _io
+from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
 
 log = logging.getLogger("scsynth")
@@ -73,7 +73,7 @@ def build_reference(*, prepared: str | Path, output: str | Path, n_pcs: int, n_n
 
     original = read_h5ad(prepared)
     reference = build_pilot_reference(original, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed)
-    _io.write_h5ad(output, reference)
+    atomic.write_h5ad(output, reference)
 
 
 def run_pilot_replicates(
@@ -109,9 +109,9 @@ def run_pilot_replicates(
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.metrics.pilot import ReferenceSpace, evaluate_pilot_set
     from scsynth_core.models import get_model_class
-    from scsynth_core.steps import _set_threads
+    from scsynth_core.runtime import set_threads
 
-    _set_threads(threads)
+    set_threads(threads)
     klass = get_model_class(model)
     if klass.representation != "counts":
         raise ConfigError(f"pilot: model '{model}' generates {klass.representation} values; the pilot experiment "
@@ -142,7 +142,7 @@ def run_pilot_replicates(
         if i == example_at:
             embedded.X = synthetic.X  # counts, for the marginal-distribution figures
             embedded.uns["pilot"] = {"dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed)}
-            _io.write_h5ad(example, embedded)
+            atomic.write_h5ad(example, embedded)
         work_seconds += time.perf_counter() - t0
         rows.append({
             "dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed),
@@ -157,7 +157,7 @@ def run_pilot_replicates(
     table = pd.DataFrame(rows)
     table["job_seconds"] = round(job, 3)
     table["job_overhead_seconds"] = round(job - work_seconds, 3)
-    _io.write_tsv(output, table)
+    atomic.write_tsv(output, table)
 
 
 def summarise(
@@ -175,16 +175,16 @@ def summarise(
 
     frames = [pd.read_csv(path, sep="\t") for path in inputs]
     table = pd.concat(frames, ignore_index=True).sort_values(["model", "pilot_size", "seed"], kind="stable")
-    _io.write_tsv(output, table)
-    _io.write_tsv(table1, count_difference_table(table))
+    atomic.write_tsv(output, table)
+    atomic.write_tsv(table1, count_difference_table(table))
     checks = [json.loads(Path(path).read_text()) for path in zero_checks]
-    _io.write_tsv(zeros, pd.DataFrame([
+    atomic.write_tsv(zeros, pd.DataFrame([
         {key: check[key] for key in ("model", "pilot_size", "seed", "added_zeros", "zero_fraction_original")} | run
         for check in checks for run in check["runs"]
     ]))
     job = sum(float(f["job_seconds"].iloc[0]) for f in frames)
     spent = sum(float(f["job_overhead_seconds"].iloc[0]) for f in frames)
-    _io.write_json(overhead, {"jobs": len(frames), "job_seconds_total": round(job, 2),
+    atomic.write_json(overhead, {"jobs": len(frames), "job_seconds_total": round(job, 2),
                               "overhead_seconds_total": round(spent, 2),
                               "overhead_fraction": round(spent / job, 4) if job > 0 else None})
 
@@ -277,9 +277,9 @@ def figures(
         plot_mad_table,
         plot_metric_panels,
     )
-    from scsynth_core.steps import _save_figure, _use_agg
+    from scsynth_core.runtime import save_figure, use_agg
 
-    _use_agg()
+    use_agg()
     ref = read_h5ad(reference)
     genes = example_gene_columns(example_genes, ref.var_names, ref.layers["counts"], dataset=dataset)
     table = pd.read_csv(replicates, sep="\t")
@@ -293,27 +293,27 @@ def figures(
         {"metric": "dbi_counts_synthetic", "reference": float(table["dbi_counts_original"].iloc[0]),
          "ylabel": "DBI", "title": "count matrices (the authors')"},
     ], title=f"{dataset}: Davies-Bouldin index of synthetic cells")
-    _save_figure(dbi, outputs["dbi"])
+    save_figure(dbi, outputs["dbi"])
     agreement = plot_metric_panels(table, [
         {"metric": "ari", "title": "ARI: transferred labels vs fresh clustering"},
         {"metric": "rand_index", "ylabel": "Rand index", "title": "Rand index paired by row (the authors')"},
     ], title=f"{dataset}: agreement of cluster labels")
-    _save_figure(agreement, outputs["ari"])
+    save_figure(agreement, outputs["ari"])
     names = {"mad_median": "median", "mad_iqr": "iqr", "mad_cv": "cv", "mad_zero_fraction": "zeros"}
     tidy = table.melt(id_vars=["model", "pilot_size", "seed"], value_vars=list(names), var_name="statistic",
                       value_name="mad").replace({"statistic": names})
-    _save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
+    save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
     loaded = {model: read_h5ad(path) for model, path in examples.items()}
     sets = {"original": ref.layers["counts"]} | {model: cells.X for model, cells in loaded.items()}
     size = max(cells.uns["pilot"]["pilot_size"] for cells in loaded.values())
     fig = plot_gene_marginals(sets, ref.var_names, genes=genes, title=f"{dataset}: pilots of {size} cells")
-    _save_figure(fig, outputs["marginals"])
+    save_figure(fig, outputs["marginals"])
     umaps = plot_embedding(example_umap_frame(ref, loaded), color_by="set",
                            title=f"{dataset}: synthetic cells from pilots of {size} cells over the original cells")
-    _save_figure(umaps, outputs["example_umaps"])
+    save_figure(umaps, outputs["example_umaps"])
     per_gene = {model: pd.read_csv(path, sep="\t") for model, path in zero_genes.items()}
     zeros = plot_gene_zero_fractions(per_gene, title=f"{dataset}: zeros per gene after adding zeros to the pilot")
-    _save_figure(zeros, outputs["added_zeros"])
+    save_figure(zeros, outputs["added_zeros"])
 
 
 def zero_inflation_check(
@@ -345,9 +345,9 @@ def zero_inflation_check(
     from scsynth_core.metrics.pilot import gene_zero_fractions
     from scsynth_core.metrics.summary import zero_fraction
     from scsynth_core.models import get_model_class
-    from scsynth_core.steps import _set_threads
+    from scsynth_core.runtime import set_threads
 
-    _set_threads(threads)
+    set_threads(threads)
     if not 0 < fraction < 1:
         raise ConfigError(f"pilot: added_zeros must be in (0, 1), got {fraction}")
     original = read_h5ad(prepared)
@@ -370,5 +370,5 @@ def zero_inflation_check(
         per_gene[f"{name}_synthetic"] = gene_zero_fractions(synthetic.X)
     result = {"model": model, "pilot_size": int(size), "seed": int(seed), "added_zeros": fraction,
               "zero_fraction_original": zero_fraction(original.X), "runs": rows}
-    _io.write_tsv(genes_output, pd.DataFrame(per_gene).round(6))
-    _io.write_json(output, json.loads(json.dumps(result)))
+    atomic.write_tsv(genes_output, pd.DataFrame(per_gene).round(6))
+    atomic.write_json(output, json.loads(json.dumps(result)))

@@ -23,6 +23,13 @@ import pandas as pd
 from scsynth_core.errors import DataError
 from scsynth_core.metrics.disentanglement import N_BINS, _as_latents, discretize
 
+#: The predictions of a held-out combination that the perturbation experiment scores against the real held-out
+#: cells, in table order: latent arithmetic decoded by MichiGAN's generator, by the beta-TCVAE's decoder, and the
+#: control cells themselves (Yu & Welch 2021, Figs. 6-7).
+METHODS = ("michigan", "betatcvae", "control")
+#: Value of ``obs["method"]`` for the real held-out cells in the predicted-cells file.
+REAL = "real"
+
 
 def _labels(values, n: int, what: str) -> np.ndarray:
     arr = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)

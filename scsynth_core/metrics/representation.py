@@ -86,7 +86,7 @@ class SharedRepresentation:
 
     def save(self, path) -> None:
         """Write the projection as ``.npz`` (atomically)."""
-        from scsynth_core._io import atomic_path
+        from scsynth_core.atomic import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(

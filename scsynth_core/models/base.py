@@ -237,7 +237,7 @@ class GenerativeModel(ABC):
         """
         import time
 
-        from scsynth_core._io import atomic_path, write_h5ad
+        from scsynth_core.atomic import atomic_path, write_h5ad
         from scsynth_core.data.h5ad_stream import H5adStreamWriter
 
         if type(self).sample is not GenerativeModel.sample:
@@ -284,7 +284,7 @@ class GenerativeModel(ABC):
         """Save hyperparameters, genes, labels and the fitted state in one file (written atomically)."""
         import torch
 
-        from scsynth_core._io import atomic_path
+        from scsynth_core.atomic import atomic_path
 
         if self.var_names is None:
             raise ConfigError(f"model '{self.name}' is not fitted: nothing to save")

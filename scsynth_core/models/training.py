@@ -209,7 +209,7 @@ class Checkpointer:
     def save(self, state: dict[str, Any]) -> None:
         import torch
 
-        from scsynth_core._io import atomic_path
+        from scsynth_core.atomic import atomic_path
 
         if self.path is None:
             return

@@ -1,6 +1,7 @@
 """Figures of the ``perturbation`` experiment (Yu & Welch 2021, MichiGAN Figs. 6-7): RF error of each prediction of a
 held-out cell type x condition combination, delta-H of the predicted codes against the GAN's improvement over the
-beta-TCVAE decoder, and an embedding of predicted over real held-out cells (:mod:`scsynth_core.perturbation`).
+beta-TCVAE decoder, and an embedding of predicted over real held-out cells
+(:mod:`scsynth_core.experiments.perturbation`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scsynth_core.perturbation import METHODS, REAL
+from scsynth_core.metrics.latent import METHODS, REAL
 from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, require_columns, styled
 from scsynth_core.plots.disentanglement import plot_metric_bars
 

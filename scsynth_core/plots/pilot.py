@@ -330,8 +330,8 @@ def plot_gene_marginals(
     return finish(fig, title)
 
 
-#: Columns of the per-gene zero-fraction table of the added-zeros check (:func:`scsynth_core.pilot.
-#: zero_inflation_check`): the data, then each model's cells by training set.
+#: Columns of the per-gene zero-fraction table of the added-zeros check (:func:`scsynth_core.experiments.
+#: pilot.zero_inflation_check`): the data, then each model's cells by training set.
 ZERO_DATA_COLUMNS = {"original": "original", "pilot": "pilot", "pilot_with_added_zeros": "pilot +\nadded zeros"}
 ZERO_SYNTHETIC_COLUMNS = {"pilot_synthetic": "trained on the pilot",
                           "pilot_with_added_zeros_synthetic": "trained on the pilot with added zeros"}
