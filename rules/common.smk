@@ -15,6 +15,9 @@ from scsynth_core.models import available_models
 # This workflow's root folder (above rules/). Not workflow.basedir: used as a Snakemake module, that is the
 # including workflow's folder; not workflow.source_path: that returns a temporary copy of one file.
 WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))
+# envs/*.post-deploy.sh (--sdm conda) install scsynth from this folder; Snakemake runs them from a copy, in the
+# working directory, with this process's environment variables, so that is how they learn where it is.
+os.environ.update(SCSYNTH_WORKFLOW_DIR=WORKFLOW_DIR)
 
 # Keys the config leaves out take the values of this workflow's config/config.yaml, as when Snakemake reads that
 # file first (`configfile:` in the Snakefile). Used as a module with `config: config`, Snakemake skips that

@@ -20,6 +20,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+import scsynth_core
 from workflow_utils import REPO, SNAKEMAKE, copy_workflow, snakemake
 
 try:
@@ -34,7 +35,7 @@ CONDA_TO_PYPI = {"pytorch": "torch", "python-igraph": "igraph", "matplotlib-base
 DRIVER_ONLY = {"snakemake", "pygments"} | {"snakemake-executor-plugin-slurm"}
 # Needed only where models train and sample (envs/models.yaml), not by the data/evaluation/figure rules.
 MODEL_ONLY = {"torch", "scvi-tools", "lightning", "pyro-ppl", "torchmetrics"}
-# The editable install of scsynth itself (post-deploy script): pip, and the build backend of pyproject.toml.
+# The install of scsynth itself (post-deploy script): pip, and the build backend of pyproject.toml.
 INSTALL_TOOLS = {"pip"}
 BUILD_TOOLS = {"setuptools", "wheel"}
 # Which environment each rule uses.
@@ -112,10 +113,21 @@ def test_every_environment_is_declared_and_pinned_like_pyproject():
                 continue
             assert pypi in runtime, f"{name}.yaml: {conda_name} is not a dependency in pyproject.toml"
             assert SpecifierSet(spec) == runtime[pypi], (name, conda_name, spec, str(runtime[pypi]))
-        # A post-deploy script installs scsynth itself (editable, no dependencies).
-        script = ENVS / f"{name}.post-deploy.sh"
-        assert os.access(script, os.X_OK), script
-        assert "pip install --no-deps --no-build-isolation --editable" in script.read_text()
+        # A post-deploy script installs scsynth itself (tests/test_module_use.py runs it).
+        assert os.access(ENVS / f"{name}.post-deploy.sh", os.X_OK), name
+
+
+def test_post_deploy_scripts_install_this_version_from_the_workflows_folder():
+    """The three scripts are one text (one install procedure); its `version=` is the package's, so a new version
+    changes the environments' hashes (Snakemake hashes the script with the YAML) and recreates them; the variable
+    that tells the scripts where the workflow is, is the one rules/common.smk sets."""
+    texts = {(ENVS / f"{name}.post-deploy.sh").read_text() for name in _env_names()}
+    assert len(texts) == 1
+    (text,) = texts
+    assert re.findall(r"^version=(\S+)$", text, re.MULTILINE) == [scsynth_core.__version__]
+    assert "${SCSYNTH_WORKFLOW_DIR:-}" in text
+    common = (REPO / "rules" / "common.smk").read_text()
+    assert "os.environ.update(SCSYNTH_WORKFLOW_DIR=WORKFLOW_DIR)" in common
 
 
 def _pypi_names(name: str) -> set[str]:

@@ -8,11 +8,12 @@ another directory can declare it as a module with a small config of its own; the
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -98,41 +99,109 @@ def test_version_has_one_source():
     assert importlib.metadata.version("scsynth") == scsynth_core.__version__
 
 
-def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
-    """Build a wheel from a copy of the package sources, install it (no dependencies: those of this environment
-    are put on the path) into a fresh venv, and run `scsynth` from a folder outside the checkout."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "scsynth_core", src / "scsynth_core", ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
-    (wheel,) = (tmp_path / "dist").glob("*.whl")
-    assert wheel.name == f"scsynth-{scsynth_core.__version__}-py3-none-any.whl"
-
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
-    python = venv / "bin" / "python"
+def _fresh_venv(path: Path) -> Path:
+    """A venv without pip whose dependencies are this environment's site-packages as a plain path entry. Its .pth
+    files (the editable install of the checkout among them) are not read from there, so scsynth_core can only come
+    from what is installed into the venv; pip runs from that path too (`python -m pip`). Returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60)
+    python = path / "bin" / "python"
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
-    # The dependencies: this environment's site-packages as a plain path entry. Its .pth files (the editable
-    # install of the checkout among them) are not read from there, so scsynth_core can only come from the wheel.
     (Path(purelib) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)], check=True, timeout=120)
+    return python
 
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
+
+def _post_deploy(venv: Path, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
+    """envs/models.post-deploy.sh as Snakemake runs it: bash, in the environment (its bin/ first on PATH), from the
+    working directory, with Snakemake's environment variables (here only `variables`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCSYNTH_") and k != "PYTHONPATH"}
+    env.update(variables, PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return subprocess.run(["bash", str(REPO / "envs" / "models.post-deploy.sh")],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def _run_outside(cwd: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
-    def run(*args: str) -> str:
-        proc = subprocess.run(args, cwd=outside, env=env, capture_output=True, text=True, timeout=120, check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return proc.stdout
 
-    where = run(str(python), "-c", "import scsynth_core; print(scsynth_core.__file__)")
-    assert where.startswith(str(venv)), where
-    assert run(str(venv / "bin" / "scsynth"), "--version").strip() == f"scsynth {scsynth_core.__version__}"
-    listed = {line.split("\t")[0] for line in run(str(venv / "bin" / "scsynth"), "models").splitlines()}
+def _direct_url(python: Path, cwd: Path) -> dict:
+    """PEP 610 record of how the venv's scsynth was installed (dir_info.editable is true for an editable one)."""
+    code = "import importlib.metadata as m; print(m.distribution('scsynth').read_text('direct_url.json'))"
+    return json.loads(_run_outside(cwd, str(python), "-c", code))
+
+
+def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    """The conda environments' post-deploy step, run as `snakemake --sdm conda` runs it for a project that uses
+    this workflow as a module: from that project's folder, told where the workflow is by SCSYNTH_WORKFLOW_DIR
+    (rules/common.smk sets it). It builds a wheel of the workflow's own source from a temporary copy (the workflow's
+    folder gets no build/ or egg-info: it may be read-only) and installs it, not editable, into a fresh venv (no
+    dependencies: those of this environment are on the path); `scsynth` then runs from outside the checkout."""
+    venv = tmp_path / "venv"
+    python = _fresh_venv(venv)
+    caller = tmp_path / "caller"  # another project's folder: no scsynth sources here
+    caller.mkdir()
+    build_outputs = [REPO / "build", REPO / "scsynth.egg-info"]  # what an in-place setuptools build writes
+    before = [p.exists() and p.stat().st_mtime_ns for p in build_outputs]
+    proc = _post_deploy(venv, caller, SCSYNTH_WORKFLOW_DIR=str(REPO))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [p.exists() and p.stat().st_mtime_ns for p in build_outputs] == before
+
+    record = _direct_url(python, caller)
+    assert record["dir_info"].get("editable", False) is False, record
+    assert record["url"] != REPO.as_uri(), record  # built from the temporary copy
+    where = Path(_run_outside(caller, str(python), "-c", "import scsynth_core; print(scsynth_core.__file__)").strip())
+    assert where.is_relative_to(venv), where
+    wheel_info = (where.parents[1] / f"scsynth-{scsynth_core.__version__}.dist-info" / "WHEEL").read_text()
+    assert "Tag: py3-none-any" in wheel_info and "Root-Is-Purelib: true" in wheel_info, wheel_info
+
+    def modules(package: Path) -> set[str]:
+        return {str(p.relative_to(package)) for p in package.rglob("*.py")}
+
+    assert modules(where.parent) == modules(REPO / "scsynth_core")  # every subpackage, not just the top
+
+    scsynth = str(venv / "bin" / "scsynth")
+    assert _run_outside(caller, scsynth, "--version").strip() == f"scsynth {scsynth_core.__version__}"
+    listed = {line.split("\t")[0] for line in _run_outside(caller, scsynth, "models").splitlines()}
     assert {"upsample", "noise", "scgan", "scvi_posterior"} <= listed, listed
+
+
+def _tiny_wheel(folder: Path, version: str) -> Path:
+    """A wheel of an `scsynth` distribution with only metadata (pip installs it without building anything)."""
+    wheel = folder / f"scsynth-{version}-py3-none-any.whl"
+    info = f"scsynth-{version}.dist-info"
+    files = {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: scsynth\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+        zf.writestr(f"{info}/RECORD", "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"]))
+    return wheel
+
+
+def test_post_deploy_installs_the_given_package_and_checks_its_version(tmp_path):
+    """SCSYNTH_PACKAGE (a wheel here) wins over the workflow's source; an install whose version is not the
+    workflow's (the script's `version=`) stops the environment's creation."""
+    venv = tmp_path / "venv"
+    python = _fresh_venv(venv)
+    wheel = _tiny_wheel(tmp_path, "9.9.9")
+    proc = _post_deploy(venv, tmp_path, SCSYNTH_PACKAGE=str(wheel), SCSYNTH_WORKFLOW_DIR=str(REPO))
+    assert proc.returncode != 0
+    assert f"installed scsynth 9.9.9, but this workflow is scsynth {scsynth_core.__version__}" in proc.stderr
+    assert _direct_url(python, tmp_path)["url"] == wheel.as_uri()  # the wheel, not a build of REPO
+
+
+def test_post_deploy_without_a_source_says_what_to_set(tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()  # never used: the script stops before pip
+    proc = _post_deploy(venv, tmp_path)
+    assert proc.returncode == 1
+    assert "no scsynth source in ''" in proc.stderr and "SCSYNTH_PACKAGE" in proc.stderr, proc.stderr
+    # SCSYNTH_ROOT wins over the workflow's folder, even when it holds no sources
+    proc = _post_deploy(venv, tmp_path, SCSYNTH_ROOT=str(tmp_path / "nowhere"), SCSYNTH_WORKFLOW_DIR=str(REPO))
+    assert proc.returncode == 1
+    assert f"no scsynth source in '{tmp_path / 'nowhere'}'" in proc.stderr, proc.stderr
