@@ -1,5 +1,5 @@
-"""ACTIVA and ACTINN (Heydari et al. 2022): loss terms, gradient flow of both updates, generation, training on real
-data, type-specific sampling, resume, save/load.
+"""ACTIVA (Heydari et al. 2022): loss terms, gradient flow of both updates, generation (in memory and streamed),
+training on real data, type-specific sampling, resume, save/load. ACTINN on its own: tests/test_actinn.py.
 
 One short training on the embedded 700-cell PBMC data (70/30 split) is shared by the tests that need a trained
 model; the mechanics run on hand-built networks and on the 60-cell ``tiny_counts`` fixture. Torch runs on one
@@ -15,13 +15,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from scsynth_core.errors import ConfigError, DataError, TrainingError
+from scsynth_core.errors import ConfigError, TrainingError
 from scsynth_core.models import MODELS, available_models, load_model
 from scsynth_core.models import activa as activa_module
+from scsynth_core.models.actinn import ActinnNet
 from scsynth_core.models.activa import (
-    ACTINN,
     ACTIVA,
-    ActinnNet,
     Decoder,
     Encoder,
     activa_losses,
@@ -109,7 +108,6 @@ def test_registry_presets_and_parameter_checks():
     assert (paper["alpha1"], paper["alpha2"], paper["margin"], paper["update"]) == (0.25, 0.05, 110.0, "paper")
     assert (paper["classifier_learning_rate"], paper["classifier_weight_decay"], paper["classifier_lr_decay"],
             paper["classifier_decay_every"]) == (1e-4, 0.005, 0.95, 1000)
-    assert ACTINN("paper").params["epochs"] == 50
     for bad, match in (({"update": "introvae"}, "update"), ({"encoder_head": "relu"}, "encoder_head"),
                        ({"batch_size": 1}, "batch_size"), ({"type_threshold": 1.0}, "type_threshold"),
                        ({"classifier_schedule": "reference", "classifier_epochs": 50}, "warmup_epochs"),
@@ -117,8 +115,6 @@ def test_registry_presets_and_parameter_checks():
                        ({"margin": "110"}, "margin must be a number")):
         with pytest.raises(ConfigError, match=match):
             ACTIVA("demo", **bad)
-    with pytest.raises(ConfigError, match="unknown hyperparameter"):
-        ACTINN(critic_iters=5)
 
 
 # -------------------------------------------------------------------------------------------- loss terms
@@ -281,38 +277,6 @@ def test_sparse_generation_equals_the_dense_decoder(options, block_rows, monkeyp
     assert torch.allclose(picked_probs, want_probs[rows], atol=1e-5)  # the probabilities of the kept rows
 
 
-# ----------------------------------------------------------------------------------------------- ACTINN
-def test_actinn_classifies_held_out_cells(demo_counts, tmp_path):
-    from sklearn.model_selection import train_test_split
-
-    key = "bulk_labels"  # the FACS-sorted types of the demo data (10 types)
-    rows = np.arange(demo_counts.n_obs)
-    tr, te = train_test_split(rows, test_size=0.3, random_state=0, stratify=demo_counts.obs[key])
-    train, test = demo_counts[tr].copy(), demo_counts[te].copy()
-    clf = ACTINN("demo").fit(train, label_key=key, seed=0, device="cpu", progress=False)
-    scores = clf.evaluate(test, key)
-    majority = test.obs[key].value_counts(normalize=True).max()
-    # measured: accuracy 0.80, macro-F1 0.65, weighted-F1 0.80 (majority class 0.34, uniform-guess macro-F1 ~0.1)
-    assert scores["accuracy"] > majority + 0.3 and scores["macro_f1"] > 0.5, scores
-    assert set(scores) == {"accuracy", "macro_f1", "weighted_f1", "n_cells"} and scores["n_cells"] == test.n_obs
-    assert clf.history["phase"][-1] == "classifier" and clf.history["classifier_accuracy"][-1] > 0.95
-    probs = clf.predict_proba(test)
-    assert list(probs.columns) == clf.categories and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    clf.save(tmp_path / "actinn.pt")
-    loaded = ACTINN.load(tmp_path / "actinn.pt", device="cpu")
-    assert (loaded.predict(test) == clf.predict(test)).all() and loaded.params == clf.params
-    with pytest.raises(DataError, match="different genes"):
-        clf.predict(test[:, :10])
-    with pytest.raises(DataError, match="not an ACTINN"):
-        ACTINN.load(_not_actinn(tmp_path))
-
-
-def _not_actinn(tmp_path):
-    path = tmp_path / "other.pt"
-    torch.save({"model": "scgan"}, path)
-    return path
-
-
 # ----------------------------------------------------------------------------------------- tiny trainings
 def _fit_tiny(data, *, label_key="cluster", **kwargs):
     params = TINY | {k: kwargs.pop(k) for k in list(kwargs) if k in ACTIVA.presets["demo"]}
@@ -358,6 +322,32 @@ def test_without_labels_trains_an_introvae(tiny_counts):
     assert cells.shape == (5, 12) and "cluster" not in cells.obs
     with pytest.raises(ConfigError, match="without labels"):
         model.sample(2, labels=["a", "b"], seed=0)
+
+
+def test_generation_streams_to_a_file_as_sample_returns_it(tiny_counts, tmp_path):
+    """ACTIVA generates through the base class's hooks, so sample_to_h5ad streams chunk by chunk (no in-memory
+    fallback) and writes what sample returns: the same cells, predicted or requested types with their ACTINN
+    probabilities, and the acceptance rates of type-specific generation."""
+    import anndata as ad
+
+    from scsynth_core.models.base import GenerativeModel
+
+    assert ACTIVA.sample is GenerativeModel.sample and ACTIVA.sample_to_h5ad is GenerativeModel.sample_to_h5ad
+    model, _ = _fit_tiny(tiny_counts, epochs=4)
+    for labels in (None, {"a": 7, "b": 13}):
+        in_memory = model.sample(20, labels=labels, seed=3, batch_size=6)
+        model.sample_to_h5ad(tmp_path / "cells.h5ad", 20, labels=labels, seed=3, batch_size=6)
+        streamed = ad.read_h5ad(tmp_path / "cells.h5ad")
+        assert (streamed.X != in_memory.X).nnz == 0 and streamed.X.shape == (20, 12)
+        assert list(streamed.obs.columns) == ["cluster", "cluster_probability"]
+        assert streamed.obs["cluster"].astype(str).tolist() == in_memory.obs["cluster"].astype(str).tolist()
+        np.testing.assert_array_equal(streamed.obs["cluster_probability"], in_memory.obs["cluster_probability"])
+        assert ("type_specific" in streamed.uns["scsynth"]) == (labels is not None)
+        if labels is not None:
+            assert streamed.obs["cluster"].value_counts().to_dict() == labels
+            assert streamed.uns["scsynth"]["type_specific"]["drawn"] == in_memory.uns["scsynth"]["type_specific"][
+                "drawn"]
+    assert model._sampling is None  # the call's state does not outlive it
 
 
 def test_non_finite_losses_stop_training(tiny_counts):

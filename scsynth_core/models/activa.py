@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 import warnings
-from collections.abc import Mapping, Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -26,7 +23,16 @@ from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError, DataError
-from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.actinn import (
+    ACTINN,
+    ActinnNet,
+    ClassifierTrainer,
+    epoch_batches,
+    label_codes,
+    lsn_batch,
+    train_classifier,
+)
+from scsynth_core.models.base import GenerativeModel, SampledCells
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.params import (
     check_choice,
@@ -40,12 +46,8 @@ from scsynth_core.models.training import (
     TrainingLoop,
     TrainingTask,
     TrainLog,
-    check_finite,
     check_loop_params,
-    dense_rows,
     flush_denormals,
-    minibatches,
-    progress_bar,
     resolve_device,
     seed_everything,
 )
@@ -148,277 +150,6 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.activate(self.output(self.hidden(z)))
-
-
-class ActinnNet(nn.Module):
-    """ACTINN: genes -> 100 -> 50 -> 25 -> n_types (Linear + ReLU), logits out."""
-
-    def __init__(self, n_genes: int, n_types: int, *, widths=(100, 50, 25), log_input: bool = False) -> None:
-        super().__init__()
-        self.n_genes, self.n_types, self.log_input = int(n_genes), int(n_types), bool(log_input)
-        sizes = [self.n_genes, *map(int, widths)]
-        layers: list[nn.Module] = []
-        for a, b in pairwise(sizes):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.hidden = nn.Sequential(*layers)
-        self.output = nn.Linear(sizes[-1], self.n_types)
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    nn.init.xavier_uniform_(module.weight)
-                    module.bias.fill_(0.01)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.hidden(x.log1p() if self.log_input else x))
-
-
-# ------------------------------------------------------------------------------------------- ACTINN training
-class _ClassifierTrainer:
-    """ACTINN's optimiser: Adam with weight decay, learning rate x ``lr_decay`` after every ``decay_every``
-    iterations (the reference steps ``ExponentialLR`` when its 0-based iteration index is a non-zero multiple)."""
-
-    def __init__(self, net: ActinnNet, *, lr: float, weight_decay: float, lr_decay: float, decay_every: int):
-        self.net = net
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
-                                          weight_decay=weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=lr_decay)
-        self.decay_every = int(decay_every)
-        self.iteration = 0
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One minibatch update; returns (loss, number of correct predictions)."""
-        self.net.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        self.optimizer.step()
-        if self.iteration % self.decay_every == 0 and self.iteration != 0:
-            self.scheduler.step()
-        self.iteration += 1
-        return loss.detach(), (logits.detach().argmax(dim=1) == y).sum()
-
-    def state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "iteration": self.iteration}
-
-    def load(self, state: Mapping[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.iteration = int(state["iteration"])
-
-
-def _epoch_batches(n_rows: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One shuffled epoch of row batches; the last partial batch is kept unless it holds a single cell."""
-    placeholder = np.empty((n_rows, 0))
-    return [b for b in minibatches(placeholder, batch_size=batch_size, rng=rng, drop_last=False) if len(b) > 1]
-
-
-def _lsn_batch(X, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    return lsn(torch.from_numpy(dense_rows(X, rows)).to(device, non_blocking=True))
-
-
-def _label_codes(labels, categories: Sequence[str]) -> np.ndarray:
-    return pd.Categorical(np.asarray(labels).astype(str), categories=list(categories)).codes.astype(np.int64)
-
-
-def _train_classifier(trainer: _ClassifierTrainer, X, codes: np.ndarray, *, epochs: int, batch_size: int,
-                      rng: np.random.Generator, device: torch.device, log: TrainLog | None, progress: bool,
-                      desc: str) -> None:
-    """ACTINN epochs on LSN minibatches (raw counts in ``X``); one history row per epoch."""
-    n = X.shape[0]
-    labels = torch.from_numpy(codes)
-    bar = progress_bar(epochs, desc=desc, disable=not progress)
-    try:
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            loss_sum, correct, seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
-            for rows in _epoch_batches(n, batch_size, rng):
-                loss, hits = trainer.step(_lsn_batch(X, rows, device), labels[rows].to(device))
-                loss_sum += loss.cpu() * len(rows)
-                correct += hits.cpu()
-                seen += len(rows)
-            mean_loss, accuracy = loss_sum.item() / seen, correct.item() / seen
-            check_finite({"classifier_loss": mean_loss}, step=trainer.iteration, model="actinn")
-            if log is not None:
-                log.append(trainer.iteration, epoch=epoch, phase="classifier", classifier_loss=mean_loss,
-                           classifier_accuracy=accuracy, epoch_s=round(time.perf_counter() - t0, 3))
-            bar.set_postfix(loss=f"{mean_loss:.3g}", acc=f"{accuracy:.3f}", refresh=False)
-            bar.update(1)
-    finally:
-        bar.close()
-
-
-@torch.inference_mode()
-def _predict_logits(net: ActinnNet, X, *, device: torch.device, batch_size: int = 4096) -> torch.Tensor:
-    """ACTINN logits (CPU) for cells whose raw counts (or LSN values) are in ``X``; LSN-normalised per block."""
-    net.eval()
-    out = []
-    for start in range(0, X.shape[0], batch_size):
-        rows = np.arange(start, min(start + batch_size, X.shape[0]))
-        out.append(net(_lsn_batch(X, rows, device)).cpu())
-    return torch.cat(out) if out else torch.empty(0, net.n_types)
-
-
-_ACTINN_PAPER: dict[str, Any] = {
-    "layers": [100, 50, 25],
-    "learning_rate": 1e-4,
-    "weight_decay": 0.005,
-    "lr_decay": 0.95,
-    "decay_every": 1000,
-    "batch_size": 128,
-    "epochs": 50,
-    "log_input": True,
-}
-#: The demo data hold a few hundred cells (4 minibatches per epoch): more epochs for a comparable number of steps.
-_ACTINN_DEMO: dict[str, Any] = _ACTINN_PAPER | {"epochs": 200}
-
-
-class ACTINN:
-    """ACTINN cell-type classifier (Ma & Pellegrini 2020; SindiLab/ACTINN-PyTorch), on LSN expression.
-
-    Not a generative model (it is not in the model registry); ACTIVA trains one internally and saves it in its
-    own model file. Hyperparameters (``paper``; ``demo``: 200 epochs): ``layers`` [100, 50, 25],
-    ``learning_rate`` 1e-4, ``weight_decay`` 0.005, ``lr_decay`` 0.95 every ``decay_every`` 1,000 iterations,
-    ``batch_size`` 128, ``epochs`` 50, ``log_input`` True (``log1p`` of the LSN values inside the network).
-
-    Examples
-    --------
-    >>> clf = ACTINN().fit(train, label_key="cluster", seed=0)          # doctest: +SKIP
-    >>> clf.evaluate(test, label_key="cluster")                           # doctest: +SKIP
-    {'accuracy': 0.80, 'macro_f1': 0.65, 'weighted_f1': 0.80, 'n_cells': 210}
-    """
-
-    name: ClassVar[str] = "actinn"
-    representation: ClassVar[str] = "lsn"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _ACTINN_PAPER, "demo": _ACTINN_DEMO}
-
-    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        if preset not in self.presets:
-            raise ConfigError(f"model 'actinn': unknown preset '{preset}' (available: {', '.join(self.presets)})")
-        params = dict(self.presets[preset])
-        unknown = sorted(set(overrides) - set(params))
-        if unknown:
-            raise ConfigError(f"model 'actinn': unknown hyperparameter(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(params))})")
-        params.update(overrides)
-        for key in ("batch_size", "epochs", "decay_every"):
-            check_positive_int(self.name, params, key)
-        check_widths(self.name, params, "layers")
-        for key in ("learning_rate", "weight_decay"):
-            check_number(self.name, params, key, low=0.0)
-        check_number(self.name, params, "lr_decay", low=0.0, high=1.0, low_open=True)
-        check_flag(self.name, params, "log_input")
-        self.preset, self.params = preset, params
-        self.net: ActinnNet | None = None
-        self.var_names: list[str] | None = None
-        self.categories: list[str] | None = None
-        self.label_key: str | None = None
-        self.history: dict[str, list] = {}
-        self._device = torch.device("cpu")
-
-    @classmethod
-    def _from_net(cls, net: ActinnNet, *, var_names, categories, label_key, params=None) -> ACTINN:
-        clf = cls("paper", **(params or {}))
-        clf.net, clf.var_names, clf.categories, clf.label_key = net, list(var_names), list(categories), label_key
-        clf._device = next(net.parameters()).device
-        return clf
-
-    def fit(self, adata: ad.AnnData, *, label_key: str, seed: int = 0, device: str = "auto",
-            progress: bool = True) -> ACTINN:
-        """Train on ``adata`` (raw counts in ``X``, labels in ``obs[label_key]``); returns ``self``."""
-        from scsynth_core.data.checks import check_counts, check_labels, check_not_empty
-
-        where = "model 'actinn' training data"
-        check_not_empty(adata, where=where)
-        check_counts(adata.X, where=f"{where} (X)")
-        check_labels(adata, label_key, where=where)
-        p = self.params
-        dev = resolve_device(device)
-        X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
-        self.categories = sorted(adata.obs[label_key].astype(str).unique())
-        self.var_names = [str(v) for v in adata.var_names]
-        self.label_key = label_key
-        codes = _label_codes(adata.obs[label_key], self.categories)
-        rng = seed_everything(seed)
-        net = ActinnNet(X.shape[1], len(self.categories), widths=p["layers"], log_input=p["log_input"]).to(dev)
-        trainer = _ClassifierTrainer(net, lr=p["learning_rate"], weight_decay=p["weight_decay"],
-                                     lr_decay=p["lr_decay"], decay_every=p["decay_every"])
-        train_log = TrainLog()
-        with flush_denormals():
-            _train_classifier(trainer, X, codes, epochs=p["epochs"], batch_size=p["batch_size"], rng=rng,
-                              device=dev, log=train_log, progress=progress, desc="train actinn")
-        self.net, self._device, self.history = net.eval(), dev, train_log.history
-        return self
-
-    def _check(self, adata: ad.AnnData) -> None:
-        if self.net is None:
-            raise ConfigError("model 'actinn' is not fitted: call fit() or load() first")
-        if [str(v) for v in adata.var_names] != self.var_names:
-            raise DataError("model 'actinn': cells to classify have different genes than the training cells")
-
-    def predict_proba(self, adata: ad.AnnData) -> pd.DataFrame:
-        """Softmax probabilities (cells x types; columns = the training types, index = the cell names)."""
-        self._check(adata)
-        X = adata.X.tocsr() if sp.issparse(adata.X) else np.asarray(adata.X)
-        probs = torch.softmax(_predict_logits(self.net, X, device=self._device), dim=1).numpy()
-        return pd.DataFrame(probs, index=adata.obs_names, columns=self.categories)
-
-    def predict(self, adata: ad.AnnData) -> np.ndarray:
-        """The most probable type of every cell (strings)."""
-        probs = self.predict_proba(adata)
-        return np.asarray(self.categories, dtype=object)[probs.to_numpy().argmax(axis=1)]
-
-    def evaluate(self, adata: ad.AnnData, label_key: str | None = None) -> dict[str, float]:
-        """Accuracy, macro- and weighted-F1 (scikit-learn ``f1_score``, as ACTINN-PyTorch) on labelled cells.
-
-        Cells of a type the classifier was not trained on count as errors.
-        """
-        from sklearn.metrics import accuracy_score, f1_score
-
-        key = label_key or self.label_key
-        truth = adata.obs[key].astype(str).to_numpy()
-        predicted = self.predict(adata).astype(str)
-        return {
-            "accuracy": float(accuracy_score(truth, predicted)),
-            "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
-            "weighted_f1": float(f1_score(truth, predicted, average="weighted", zero_division=0)),
-            "n_cells": len(truth),
-        }
-
-    def save(self, path: str | Path) -> None:
-        """Weights, hyperparameters, genes and types in one ``torch.save`` file (loads with weights_only)."""
-        from scsynth_core._io import atomic_path
-
-        if self.net is None:
-            raise ConfigError("model 'actinn' is not fitted: nothing to save")
-        payload = {"format": 1, "model": self.name, "preset": self.preset, "params": self.params,
-                   "var_names": self.var_names, "categories": self.categories, "label_key": self.label_key,
-                   "state": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> ACTINN:
-        """Load a classifier written by :meth:`save`."""
-        path = Path(path)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload.get("model") != cls.name:
-                raise ValueError(f"holds '{payload.get('model')}'")
-        except FileNotFoundError:
-            raise DataError(f"{path}: model file not found") from None
-        except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file; one line each
-            raise DataError(f"{path}: not an ACTINN model file ({type(exc).__name__}: {exc})") from None
-        clf = cls(payload["preset"], **payload["params"])
-        net = ActinnNet(len(payload["var_names"]), len(payload["categories"]), widths=clf.params["layers"],
-                        log_input=clf.params["log_input"])
-        net.load_state_dict(payload["state"])
-        dev = resolve_device(device)
-        clf.net, clf._device = net.to(dev).eval(), dev
-        clf.var_names, clf.categories, clf.label_key = payload["var_names"], payload["categories"], payload[
-            "label_key"]
-        return clf
 
 
 # --------------------------------------------------------------------------------------- introspective steps
@@ -604,7 +335,7 @@ class _ActivaTask(TrainingTask):
     representation = "lsn"
 
     def __init__(self, model: ACTIVA, X, train_rows: np.ndarray, codes: np.ndarray | None, encoder: Encoder,
-                 decoder: Decoder, classifier: ActinnNet | None, trainer: _ClassifierTrainer | None, *,
+                 decoder: Decoder, classifier: ActinnNet | None, trainer: ClassifierTrainer | None, *,
                  rng: np.random.Generator, device: torch.device, steps_per_epoch: int) -> None:
         p = model.params
         self.p, self.X, self.train_rows, self.device, self.rng = p, X, train_rows, device, rng
@@ -654,9 +385,9 @@ class _ActivaTask(TrainingTask):
     def step(self, step: int) -> dict[str, torch.Tensor]:
         if not self.pending:
             self.epoch += 1
-            self.pending = _epoch_batches(len(self.train_rows), self.p["batch_size"], self.rng)
+            self.pending = epoch_batches(len(self.train_rows), self.p["batch_size"], self.rng)
         rows = self.train_rows[self.pending.pop(0)]
-        x = _lsn_batch(self.X, rows, self.device)
+        x = lsn_batch(self.X, rows, self.device)
         values: dict[str, torch.Tensor] = {}
         if (self.classifier is not None and self.p["classifier_schedule"] == "reference"
                 and self.epoch <= self.p["classifier_epochs"]):
@@ -784,7 +515,6 @@ class ACTIVA(GenerativeModel):
         self._decoder: Decoder | None = None
         self._classifier: ActinnNet | None = None
         self._device = torch.device("cpu")
-        self._sampling: dict[str, Any] | None = None
 
     # -- hyperparameters --------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -824,9 +554,9 @@ class ACTIVA(GenerativeModel):
                                log_input=p["classifier_log_input"]) if n_types else None
         return encoder.to(device), decoder.to(device), None if classifier is None else classifier.to(device)
 
-    def _classifier_trainer(self, classifier: ActinnNet) -> _ClassifierTrainer:
+    def _classifier_trainer(self, classifier: ActinnNet) -> ClassifierTrainer:
         p = self.params
-        return _ClassifierTrainer(classifier, lr=p["classifier_learning_rate"], weight_decay=p[
+        return ClassifierTrainer(classifier, lr=p["classifier_learning_rate"], weight_decay=p[
             "classifier_weight_decay"], lr_decay=p["classifier_lr_decay"], decay_every=p["classifier_decay_every"])
 
     def _output_threshold(self, X) -> float:
@@ -852,7 +582,7 @@ class ACTIVA(GenerativeModel):
                   "weight_decay": p["classifier_weight_decay"], "lr_decay": p["classifier_lr_decay"],
                   "decay_every": p["classifier_decay_every"], "batch_size": p["batch_size"],
                   "epochs": p["classifier_epochs"], "log_input": p["classifier_log_input"]}
-        return ACTINN._from_net(self._classifier, var_names=self.var_names, categories=self.categories,
+        return ACTINN.from_network(self._classifier, var_names=self.var_names, categories=self.categories,
                                 label_key=self.label_key, params=params)
 
     # -- training ---------------------------------------------------------------------------------------------
@@ -871,14 +601,14 @@ class ACTIVA(GenerativeModel):
         n_cells, n_genes = X.shape
         if n_cells < 2:
             raise ConfigError(f"model '{self.name}': need at least 2 training cells (batch normalisation)")
-        codes = None if self.label_key is None else _label_codes(adata.obs[self.label_key], self.categories)
+        codes = None if self.label_key is None else label_codes(adata.obs[self.label_key], self.categories)
         n_types = 0 if codes is None else len(self.categories)
 
         threshold = self._output_threshold(X)
         monitor, _, train_rows = held_out_monitor(p, X, seed=seed, labels=codes)
         rng = seed_everything(seed)
         encoder, decoder, classifier = self._build(n_genes, n_types, dev, threshold)
-        steps_per_epoch = len(_epoch_batches(len(train_rows), p["batch_size"], np.random.default_rng(0)))
+        steps_per_epoch = len(epoch_batches(len(train_rows), p["batch_size"], np.random.default_rng(0)))
         total = p["epochs"] * steps_per_epoch if max_steps is None else min(max_steps, p["epochs"] * steps_per_epoch)
         # Monitor, log and checkpoint intervals are counted in epochs for ACTIVA (its schedule is epoch based).
         loop_params = p | {key: p[key] * steps_per_epoch for key in ("monitor_every", "checkpoint_every")} | {
@@ -890,7 +620,7 @@ class ACTIVA(GenerativeModel):
         history = TrainLog()
         if classifier is not None and p["classifier_schedule"] == "pretrain" and not loop.resumes():
             # Before the loop: a resumed run finds the trained classifier in the checkpoint.
-            _train_classifier(trainer, X[train_rows], codes[train_rows], epochs=p["classifier_epochs"],
+            train_classifier(trainer, X[train_rows], codes[train_rows], epochs=p["classifier_epochs"],
                               batch_size=p["batch_size"], rng=rng, device=dev, log=history, progress=progress,
                               desc="train actinn")
         task = _ActivaTask(self, X, train_rows, codes, encoder, decoder, classifier, trainer, rng=rng, device=dev,
@@ -914,7 +644,7 @@ class ACTIVA(GenerativeModel):
     def latent(self, adata: ad.AnnData, *, batch_size: int = 4096) -> np.ndarray:
         """Posterior means ``mu`` (cells x latent) of cells given as raw counts or LSN values (re-normalised)."""
         X = self._cells(adata)
-        out = [self._encoder(_lsn_batch(X, np.arange(i, min(i + batch_size, X.shape[0])), self._device))[0].cpu()
+        out = [self._encoder(lsn_batch(X, np.arange(i, min(i + batch_size, X.shape[0])), self._device))[0].cpu()
                for i in range(0, X.shape[0], batch_size)]
         return torch.cat(out).numpy() if out else np.empty((0, self._encoder.latent_dim), dtype=np.float32)
 
@@ -924,86 +654,52 @@ class ACTIVA(GenerativeModel):
         return decode_csr(self._decoder, z)[0]
 
     # -- generation -------------------------------------------------------------------------------------------
-    def sample(
-        self,
-        n_cells: int,
-        *,
-        labels: Sequence[str] | Mapping[str, int] | None = None,
-        seed: int = 0,
-        batch_size: int = 10_000,
-        progress: bool = False,
-    ) -> ad.AnnData:
-        """Generate cells (see :meth:`GenerativeModel.sample` and docs/models.md).
-
-        Holistic generation (``labels=None``) annotates ``obs["cluster"]`` with ACTINN's predicted type;
-        type-specific generation keeps the generated cells ACTINN assigns to the requested types and raises a
-        :class:`ConfigError` when the request needs more than ``max_draw_factor`` x ``n_cells`` draws.
-        """
-        self._sampling = {"n_cells": int(n_cells), "codes": [], "probs": []}
-        try:
-            with flush_denormals():
-                adata = super().sample(n_cells, labels=labels, seed=seed, batch_size=batch_size,
-                                       progress=progress)
-            info = self._sampling
-        finally:
-            self._sampling = None
-        if info["probs"]:
-            probs = torch.cat(info["probs"]).numpy()
-            if labels is None:
-                codes = torch.cat(info["codes"]).numpy()
-                adata.obs["cluster"] = pd.Categorical.from_codes(codes, categories=self.categories)
-            adata.obs["cluster_probability"] = probs.astype(np.float32)
-        if "drawn" in info:
-            adata.uns["scsynth"]["type_specific"] = {
-                "type_threshold": float(self.params["type_threshold"]),
-                "drawn": int(info["drawn"]),
-                # fraction of drawn cells ACTINN assigns to each type (with probability >= type_threshold)
-                "acceptance_rate": {self.categories[c]: float(k / max(info["drawn"], 1)) for c, k in
-                                    sorted(info["matched"].items())},
-            }
-        return adata
-
-    def _resolve_labels(self, n_cells, labels, rng):
-        if labels is None:
-            return None  # holistic: no labels are drawn, ACTINN labels the generated cells
-        out = super()._resolve_labels(n_cells, labels, rng)
-        if self._sampling is not None:
-            self._sampling["needed"] = pd.Series(out).value_counts().to_dict()
-        return out
-
+    # GenerativeModel.sample and sample_to_h5ad (streamed) call the hooks below. Holistic generation
+    # (``labels=None``) annotates ``obs["cluster"]`` with ACTINN's predicted type and ``obs["cluster_probability"]``
+    # with its softmax probability; type-specific generation keeps the generated cells ACTINN assigns to the
+    # requested types (docs/models.md) and raises a ConfigError when the request needs more than
+    # ``max_draw_factor`` x ``n_cells`` draws; ``uns['scsynth']['type_specific']`` records the acceptance rates.
     def _start_sampling(self, seed: int) -> None:
         if self._decoder is None:
             raise ConfigError(f"model '{self.name}' is not fitted")
         self._decoder.eval()
-        if self._sampling is not None and "needed" in self._sampling:
-            self._sampling |= {"pool": {}, "drawn": 0, "matched": {}, "used": {}}
+        call = self._sampling
+        if call.labels is not None:  # cells drawn but not yet used, per type, and the counts behind the rates
+            needed = pd.Series(call.labels).value_counts().to_dict()
+            call.state = {"needed": needed, "pool": {}, "drawn": 0, "matched": {}, "used": {}}
 
     def _noise(self, n: int, rng: np.random.Generator) -> torch.Tensor:
         gen = torch.Generator(self._device).manual_seed(int(rng.integers(0, 2**63 - 1)))
         return torch.randn(n, self._decoder.latent_dim, device=self._device, generator=gen)
 
-    def _sample_chunk(self, n, labels, rng):
+    def _sample_chunk(self, n, labels, rng) -> SampledCells | sp.csr_matrix:
         if self._decoder is None:
             raise ConfigError(f"model '{self.name}' is not fitted")
-        if labels is None:
+        with flush_denormals():
+            if labels is not None:
+                cells, probs = self._type_specific_chunk(labels, rng)
+                return SampledCells(cells, {"cluster_probability": probs.numpy().astype(np.float32)})
             cells, probs, _ = decode_csr(self._decoder, self._noise(n, rng), classifier=self._classifier)
-            if probs is not None and self._sampling is not None:
-                best, codes = probs.max(dim=1)
-                self._sampling["codes"].append(codes)
-                self._sampling["probs"].append(best)
+        if probs is None:  # fitted without labels: no classifier
             return cells
-        return self._type_specific_chunk(labels, rng)
+        best, codes = probs.max(dim=1)
+        predicted = np.asarray(self.categories, dtype=object)[codes.numpy()]
+        return SampledCells(cells, {"cluster": predicted, "cluster_probability": best.numpy().astype(np.float32)})
 
-    def _type_specific_chunk(self, labels: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
-        """Cells for ``labels`` (one per cell) by generating and keeping those ACTINN assigns to each label."""
-        info = self._sampling
+    def _type_specific_chunk(self, labels: np.ndarray, rng: np.random.Generator
+                             ) -> tuple[sp.csr_matrix, torch.Tensor]:
+        """Cells for ``labels`` (one per cell) by generating and keeping those ACTINN assigns to each label, and
+        ACTINN's probability of each kept cell's type. Cells of a type drawn beyond this chunk's need wait in the
+        call's pool for the next chunks."""
+        call = self._sampling
+        info = call.state
         lookup = {label: i for i, label in enumerate(self.categories)}
         pool: dict[int, list] = info["pool"]
         need_total = {lookup[k]: int(v) for k, v in info["needed"].items()}
         codes = np.fromiter((lookup[str(v)] for v in labels), dtype=np.int64, count=len(labels))
         wanted = np.bincount(codes, minlength=len(self.categories))
         threshold = float(self.params["type_threshold"])
-        limit = int(self.params["max_draw_factor"]) * info["n_cells"]
+        limit = int(self.params["max_draw_factor"]) * call.n_cells
 
         def stored(code: int) -> int:
             return sum(block.shape[0] for block, _ in pool.get(code, []))
@@ -1019,7 +715,7 @@ class ACTIVA(GenerativeModel):
                 missing = ", ".join(f"{self.categories[c]} ({s} missing)" for c, s in short.items())
                 raise ConfigError(
                     f"model '{self.name}': type-specific generation drew {info['drawn']:,} cells "
-                    f"(max_draw_factor {self.params['max_draw_factor']} x {info['n_cells']:,} requested) without "
+                    f"(max_draw_factor {self.params['max_draw_factor']} x {call.n_cells:,} requested) without "
                     f"meeting the request: {missing}. Acceptance rates (ACTINN argmax"
                     f"{f' with probability >= {threshold}' if threshold > 0 else ''}): {detail}. Lower "
                     "type_threshold, raise max_draw_factor, or request fewer cells of the rare types"
@@ -1073,8 +769,14 @@ class ACTIVA(GenerativeModel):
             order[np.flatnonzero(codes == c)] = np.arange(offset, offset + k)
             offset += k
         X = sp.vstack(blocks, format="csr")[order]
-        info["probs"].append(torch.cat(block_probs)[torch.from_numpy(order)])
-        return X
+        call.uns["type_specific"] = {
+            "type_threshold": threshold,
+            "drawn": int(info["drawn"]),
+            # fraction of drawn cells ACTINN assigns to each type (with probability >= type_threshold)
+            "acceptance_rate": {self.categories[c]: float(k / max(info["drawn"], 1)) for c, k in
+                                sorted(info["matched"].items())},
+        }
+        return X, torch.cat(block_probs)[torch.from_numpy(order)]
 
     # -- state ------------------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

@@ -2,18 +2,20 @@
 
 Every family subclasses :class:`GenerativeModel` and implements ``_fit``, ``_sample_chunk``,
 ``_get_state`` and ``_set_state``. The base class owns what must behave the same everywhere: presets and
-overrides, input checks, label handling for conditional sampling, chunked generation into a sparse AnnData,
-and the checkpoint file format (one ``torch.save`` of plain tensors and Python values, loadable with
-``weights_only=True``).
+overrides, input checks, label handling for conditional sampling, chunked generation into a sparse AnnData
+(in memory or streamed to a file) through the sampling hooks, and the checkpoint file format (one ``torch.save``
+of plain tensors and Python values, loadable with ``weights_only=True``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -80,11 +82,46 @@ class _LazyRegistry(Mapping):
 MODELS: Mapping[str, type[GenerativeModel]] = _LazyRegistry()
 
 
+@dataclass
+class SampledCells:
+    """What ``_sample_chunk`` may return instead of a bare matrix: the cells and annotations of each of them.
+
+    ``obs``: column -> one value per cell; numbers, or for ``"cluster"`` labels among the model's categories
+    (e.g. the type a classifier assigns to each generated cell). A family returns the same columns for every
+    chunk of a call.
+    """
+
+    X: Any
+    obs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SamplingCall:
+    """One :meth:`GenerativeModel.sample` or :meth:`~GenerativeModel.sample_to_h5ad` call as the sampling hooks
+    see it (``self._sampling`` while its chunks are generated).
+
+    ``labels``: one per cell (requested, or drawn for holistic generation), or ``None``; ``state``: a family's
+    bookkeeping across the chunks of this call (e.g. cells drawn but not yet used); ``uns``: entries added to
+    ``uns['scsynth']`` after the last chunk.
+    """
+
+    n_cells: int
+    labels: np.ndarray | None
+    seed: int
+    state: dict[str, Any] = field(default_factory=dict)
+    uns: dict[str, Any] = field(default_factory=dict)
+
+
 class GenerativeModel(ABC):
     """A generative model of single-cell expression profiles.
 
-    Subclasses set the class attributes and implement the four private hooks. Hyperparameters come from a
-    named preset updated by keyword overrides (unknown keys are rejected):
+    Subclasses set the class attributes and implement the four private hooks. Generation is defined here once
+    (:meth:`sample` in memory, :meth:`sample_to_h5ad` streamed): for every chunk of at most ``batch_size`` cells
+    it calls the family's ``_sample_chunk(n, labels, rng)``, after ``_start_sampling(seed)`` once per call.
+    ``_sample_chunk`` returns the cells, or :class:`SampledCells` with per-cell annotations; a family that
+    generates label-specific cells by drawing and rejecting (``labels_by_filtering``) keeps the cells it drew
+    but did not use yet, and what to record in ``uns``, in the call's :class:`SamplingCall` (``self._sampling``).
+    Hyperparameters come from a named preset updated by keyword overrides (unknown keys are rejected):
 
     - ``"paper"``: the paper's settings and training length;
     - ``"workstation"``: the best measured settings for at most 10 minutes of training on 2 CPU cores and up to
@@ -105,8 +142,9 @@ class GenerativeModel(ABC):
     conditional: ClassVar[bool] = False
     #: Conditional models that can also be fitted without labels (then they generate holistically only).
     labels_optional: ClassVar[bool] = False
-    #: Label-specific cells are holistic samples filtered by a classifier (ACTIVA): a reference set's
-    #: composition is then not imposed (the paper generates holistically for its realism metrics).
+    #: Label-specific cells are holistic samples filtered by a classifier (ACTIVA): holistic sampling draws no
+    #: labels (``_sample_chunk`` may annotate the cells), and a reference set's composition is not imposed (the
+    #: paper generates holistically for its realism metrics).
     labels_by_filtering: ClassVar[bool] = False
     #: Minibatches are read as ``X[rows]``, so ``fit`` also takes cells whose ``X`` stays on disk (scGAN, cscGAN).
     reads_rows: ClassVar[bool] = False
@@ -120,18 +158,8 @@ class GenerativeModel(ABC):
             cls.presets = {**cls.presets, "workstation": dict(cls.presets["paper"])}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        if preset not in self.presets:
-            raise ConfigError(f"model '{self.name}': unknown preset '{preset}' (available: {', '.join(self.presets)})")
-        params = dict(self.presets[preset])
-        unknown = sorted(set(overrides) - set(params))
-        if unknown:
-            raise ConfigError(
-                f"model '{self.name}': unknown hyperparameter(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(params)) or 'none'})"
-            )
-        params.update(overrides)
         self.preset = preset
-        self.params: dict[str, Any] = params
+        self.params: dict[str, Any] = preset_params(self.name, self.presets, preset, overrides)
         self.var_names: list[str] | None = None
         self.label_key: str | None = None
         self.categories: list[str] | None = None
@@ -140,6 +168,8 @@ class GenerativeModel(ABC):
         self.seed: int | None = None
         #: How training ended (steps, stop reason, kept weights, best monitored step), set by ``fit``.
         self.training_summary: dict[str, Any] = {}
+        #: The sampling call in progress (set by the base class around the chunks of one call).
+        self._sampling: SamplingCall | None = None
 
     # -- public API -------------------------------------------------------------------------------------------
     def fit(
@@ -209,11 +239,14 @@ class GenerativeModel(ABC):
         """
         import anndata as ad
 
-        n_cells, batch_size, rng, cell_labels = self._plan_sampling(n_cells, labels, seed, batch_size)
-        X = sp.vstack(list(self._generate_chunks(n_cells, cell_labels, rng, seed, batch_size, progress)), format="csr")
+        call, batch_size, rng = self._plan_sampling(n_cells, labels, seed, batch_size)
+        with self._in_call(call):
+            chunks = list(self._generate_chunks(call, rng, batch_size, progress))
+        X = sp.vstack([chunk.X for chunk in chunks], format="csr")
+        annotations = {key: np.concatenate([chunk.obs[key] for chunk in chunks]) for key in chunks[0].obs}
         return ad.AnnData(
-            X=X, obs=self._generated_obs(0, n_cells, cell_labels), var=pd.DataFrame(index=self.var_names),
-            uns=self._generated_uns(seed, n_cells),
+            X=X, obs=self._generated_obs(0, call.n_cells, call.labels, annotations),
+            var=pd.DataFrame(index=self.var_names), uns=self._generated_uns(call),
         )
 
     def sample_to_h5ad(
@@ -229,11 +262,12 @@ class GenerativeModel(ABC):
         """Generate as :meth:`sample` does and write the cells to the h5ad ``path`` chunk by chunk.
 
         Memory is bounded by one chunk of ``batch_size`` cells (plus 8 bytes per cell for the labels of
-        conditional models), whatever ``n_cells`` is; the file holds the same ``X``, ``obs``, ``var`` and ``uns`` that writing ``sample(...)``
-        gives for the same arguments, with ``uns['scsynth']['generation_seconds']`` (time spent generating,
-        writing excluded) added. Written atomically; the expected size is logged after the first chunk.
-        Families whose ``sample`` annotates cells after generation (codes, classifier labels) are generated in
-        memory and then written. Returns the generation seconds.
+        conditional models, and what a filtering family keeps between chunks), whatever ``n_cells`` is; the file
+        holds the same ``X``, ``obs``, ``var`` and ``uns`` that writing ``sample(...)`` gives for the same
+        arguments, with ``uns['scsynth']['generation_seconds']`` (time spent generating, writing excluded) added.
+        Written atomically; the expected size is logged after the first chunk. Families that override ``sample``
+        to annotate cells after generation (codes) are generated in memory and then written. Returns the
+        generation seconds.
         """
         import time
 
@@ -248,20 +282,25 @@ class GenerativeModel(ABC):
             adata.uns["scsynth"]["generation_seconds"] = round(seconds, 3)
             write_h5ad(path, adata)
             return seconds
-        n_cells, batch_size, rng, cell_labels = self._plan_sampling(n_cells, labels, seed, batch_size)
+        call, batch_size, rng = self._plan_sampling(n_cells, labels, seed, batch_size)
         seconds = 0.0
-        with atomic_path(path) as tmp, H5adStreamWriter(tmp, pd.DataFrame(index=self.var_names)) as out:
-            chunks = self._generate_chunks(n_cells, cell_labels, rng, seed, batch_size, progress)
+        with (
+            atomic_path(path) as tmp,
+            H5adStreamWriter(tmp, pd.DataFrame(index=self.var_names)) as out,
+            self._in_call(call),
+        ):
+            chunks = self._generate_chunks(call, rng, batch_size, progress)
             while True:
                 t0 = time.perf_counter()
-                X = next(chunks, None)
+                chunk = next(chunks, None)
                 seconds += time.perf_counter() - t0
-                if X is None:
+                if chunk is None:
                     break
                 if out.n_rows == 0:
-                    _log_expected_size(path, X, n_cells)
-                out.append(X, self._generated_obs(out.n_rows, out.n_rows + X.shape[0], cell_labels))
-            uns = self._generated_uns(seed, n_cells)
+                    _log_expected_size(path, chunk.X, call.n_cells)
+                stop = out.n_rows + chunk.X.shape[0]
+                out.append(chunk.X, self._generated_obs(out.n_rows, stop, call.labels, chunk.obs))
+            uns = self._generated_uns(call)
             uns["scsynth"]["generation_seconds"] = round(seconds, 3)
             out.finish(uns)
         return seconds
@@ -356,11 +395,13 @@ class GenerativeModel(ABC):
         """Train on checked data; return the history."""
 
     def _start_sampling(self, seed: int) -> None:
-        """Called once before the chunks of one ``sample`` call (e.g. to seed torch)."""
+        """Called once before the chunks of one ``sample`` call (e.g. to seed torch); ``self._sampling`` holds the
+        call."""
 
     @abstractmethod
     def _sample_chunk(self, n: int, labels: np.ndarray | None, rng: np.random.Generator):
-        """Return ``n`` generated cells (sparse or dense, n x genes) for the given labels."""
+        """Return ``n`` generated cells (sparse or dense, n x genes) for the given labels, or them with per-cell
+        annotations as :class:`SampledCells`."""
 
     @abstractmethod
     def _get_state(self) -> dict[str, Any]:
@@ -371,41 +412,60 @@ class GenerativeModel(ABC):
         """Restore what :meth:`_get_state` returned."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _plan_sampling(self, n_cells, labels, seed, batch_size) -> tuple[int, int, np.random.Generator, Any]:
-        """Check a sampling call's arguments; return ``n_cells``, ``batch_size``, the generator, the cell labels."""
+    def _plan_sampling(self, n_cells, labels, seed, batch_size) -> tuple[SamplingCall, int, np.random.Generator]:
+        """Check a sampling call's arguments; return the call, ``batch_size`` and the random generator."""
         if self.var_names is None:
             raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
         n_cells = _as_count(n_cells, "n_cells", minimum=1)
         batch_size = _as_count(batch_size, "batch_size", minimum=1)
         rng = np.random.default_rng(seed)
-        return n_cells, batch_size, rng, self._resolve_labels(n_cells, labels, rng)
+        return SamplingCall(n_cells, self._resolve_labels(n_cells, labels, rng), int(seed)), batch_size, rng
 
-    def _generate_chunks(self, n_cells: int, cell_labels, rng, seed: int, batch_size: int, progress: bool):
-        """Yield the generated cells as float32 CSR chunks of ``batch_size`` rows, in order."""
+    @contextlib.contextmanager
+    def _in_call(self, call: SamplingCall) -> Iterator[None]:
+        """``self._sampling`` is ``call`` while its chunks are generated (and written)."""
+        self._sampling = call
+        try:
+            yield
+        finally:
+            self._sampling = None
+
+    def _generate_chunks(self, call: SamplingCall, rng, batch_size: int, progress: bool) -> Iterator[SampledCells]:
+        """Yield the generated cells (float32 CSR) and their annotations in chunks of ``batch_size`` rows, in
+        order."""
         from tqdm.auto import tqdm
 
-        self._start_sampling(seed)
+        self._start_sampling(call.seed)
+        n_cells, cell_labels = call.n_cells, call.labels
         with tqdm(total=n_cells, desc=f"generate {self.name}", unit="cells", disable=not progress) as bar:
             for start in range(0, n_cells, batch_size):
                 stop = min(start + batch_size, n_cells)
                 chunk_labels = None if cell_labels is None else cell_labels[start:stop]
-                yield sp.csr_matrix(self._sample_chunk(stop - start, chunk_labels, rng), dtype=np.float32)
+                chunk = self._sample_chunk(stop - start, chunk_labels, rng)
+                if not isinstance(chunk, SampledCells):
+                    chunk = SampledCells(chunk)
+                chunk.X = sp.csr_matrix(chunk.X, dtype=np.float32)
+                yield chunk
                 bar.update(stop - start)
 
-    def _generated_obs(self, start: int, stop: int, cell_labels) -> pd.DataFrame:
-        """``obs`` rows ``start:stop`` of generated cells: their names and, if any, their labels."""
+    def _generated_obs(self, start: int, stop: int, cell_labels, annotations: Mapping[str, Any] | None = None
+                       ) -> pd.DataFrame:
+        """``obs`` rows ``start:stop`` of generated cells: their names, their labels if any, and the chunk's
+        annotations (``"cluster"`` as labels among the model's categories, other columns as given)."""
         obs = pd.DataFrame(index=[f"{self.name}_{i}" for i in range(start, stop)])
         if cell_labels is not None:
             obs["cluster"] = pd.Categorical(cell_labels[start:stop], categories=self.categories)
+        for key, values in (annotations or {}).items():
+            obs[key] = pd.Categorical(values, categories=self.categories) if key == "cluster" else np.asarray(values)
         return obs
 
-    def _generated_uns(self, seed: int, n_cells: int) -> dict[str, Any]:
-        return {"scsynth": self.describe() | {"seed": int(seed), "n_generated": n_cells}}
+    def _generated_uns(self, call: SamplingCall) -> dict[str, Any]:
+        return {"scsynth": self.describe() | {"seed": call.seed, "n_generated": call.n_cells} | call.uns}
 
     def _resolve_labels(self, n_cells: int, labels, rng: np.random.Generator) -> np.ndarray | None:
         """Turn the ``labels`` argument of :meth:`sample` into one label per cell (or ``None``)."""
         if labels is None:
-            if self.categories is None:
+            if self.categories is None or self.labels_by_filtering:
                 return None
             # Holistic generation from a conditional model: labels drawn with the training frequencies.
             idx = rng.choice(len(self.categories), size=n_cells, p=self.class_frequencies)
@@ -430,6 +490,22 @@ class GenerativeModel(ABC):
                 f"model '{self.name}': unknown label(s) {', '.join(unknown)} (trained on: {', '.join(self.categories)})"
             )
         return out
+
+
+def preset_params(name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, overrides: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """The hyperparameters of ``presets[preset]`` updated by ``overrides``; an unknown preset or hyperparameter
+    raises a :class:`ConfigError` naming model ``name`` and the known ones."""
+    if preset not in presets:
+        raise ConfigError(f"model '{name}': unknown preset '{preset}' (available: {', '.join(presets)})")
+    params = dict(presets[preset])
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        raise ConfigError(
+            f"model '{name}': unknown hyperparameter(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(params)) or 'none'})"
+        )
+    return params | dict(overrides)
 
 
 def _as_count(value: Any, what: str, *, minimum: Literal[0, 1]) -> int:
