@@ -201,7 +201,7 @@ def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     assert (tmp_path / "code_data.png").stat().st_size > 10_000
 
     # the UMAP itself is tested elsewhere; a PCA stand-in keeps numba's minute-long start out of this test
-    monkeypatch.setattr("scsynth_core.plots.embedding._embed", lambda x, *a, **k: np.asarray(x)[:, :2])
+    monkeypatch.setattr("scsynth_core.embedding.embed", lambda x, *a, **k: np.asarray(x)[:, :2])
     figures = {name: tmp_path / f"{name}.png" for name in ("umap_betatcvae", "traversal_michigan")}  # ~2 s each
     dis.code_figures(cells=cells, simulation="nonlinear", outputs=figures)
     assert all(path.stat().st_size > 10_000 for path in figures.values())

@@ -119,7 +119,8 @@ def plot_augmentation_embedding(
     """t-SNE of generated target cells with the real target test cells no generator saw (Marouf 2020 Fig. 3)."""
     use_agg()
     from scsynth_core.data.split import resolve_target_cluster
-    from scsynth_core.plots.embedding import embedding_frame, plot_embedding
+    from scsynth_core.embedding import embedding_frame
+    from scsynth_core.plots.embedding import plot_embedding
 
     cells = load_prepared(prepared, split)
     cluster = resolve_target_cluster(cells.obs["cluster"], target)

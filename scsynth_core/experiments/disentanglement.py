@@ -226,8 +226,8 @@ def figures(
     from matplotlib.figure import Figure
 
     from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.embedding import embed
     from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_latent_umap, plot_metric_bars
-    from scsynth_core.plots.embedding import _embed
     from scsynth_core.runtime import save_figure, use_agg
 
     use_agg()
@@ -246,7 +246,7 @@ def figures(
     truth = obs[list(factors)]
     for model, path in latents.items():
         codes = np.load(path)
-        coords = _embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
+        coords = embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
         fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation} step")
         save_figure(fig, outputs[model])
 
@@ -452,8 +452,8 @@ def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: M
     (``outputs["traversal_<g>"]``, Fig. 5). Every figure named in ``outputs`` must be drawable."""
     import pandas as pd
 
+    from scsynth_core.embedding import embed
     from scsynth_core.plots.disentanglement import plot_latent_umap, plot_traversals
-    from scsynth_core.plots.embedding import _embed
     from scsynth_core.runtime import save_figure, use_agg
 
     use_agg()
@@ -464,7 +464,7 @@ def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: M
         names = [str(n) for n in data["factor_names"]]
         for generator in sorted({key.split("__")[0] for key in data if "__" in key}):
             if f"umap_{generator}" in outputs:
-                coords = _embed(data[f"{generator}__pcs"], "umap", seed=seed, n_neighbors=n_neighbors,
+                coords = embed(data[f"{generator}__pcs"], "umap", seed=seed, n_neighbors=n_neighbors,
                                 perplexity=30.0)
                 predicted = pd.DataFrame(data[f"{generator}__factors"], columns=names).round(2)
                 fig = plot_latent_umap(coords, predicted, data[f"{generator}__codes"],

@@ -470,13 +470,13 @@ def figures(
         save_figure(fig, outputs["delta_h"])
     if "umap" in outputs:
         from scsynth_core.data.checks import read_h5ad
-        from scsynth_core.plots.embedding import _embed
+        from scsynth_core.embedding import embed
 
         predicted = read_h5ad(cells)
         if "method" not in predicted.obs or "X_pca" not in predicted.obsm:
             raise DataError(f"{cells}: not a predicted-cells file of the perturbation experiment "
                             "(needs obs['method'] and obsm['X_pca'])")
-        coords = _embed(np.asarray(predicted.obsm["X_pca"]), "umap", seed=seed,
+        coords = embed(np.asarray(predicted.obsm["X_pca"]), "umap", seed=seed,
                         n_neighbors=min(n_neighbors, predicted.n_obs - 1), perplexity=30.0)
         about = dict(predicted.uns.get("perturbation", {}))
         title = (f"held out {about.get('combination', '?')} (control {about.get('control_type', '?')}, "

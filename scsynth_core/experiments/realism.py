@@ -490,7 +490,8 @@ def plot_realism_embeddings(
     colours by the first marker gene of the dataset.
     """
     use_agg()
-    from scsynth_core.plots.embedding import embedding_frame, plot_embedding
+    from scsynth_core.embedding import embedding_frame
+    from scsynth_core.plots.embedding import plot_embedding
 
     real_cells = load_prepared(real, split, subset="test" if split is not None else None)
     sets = {name: read_generated(path) for name, path in generated.items()}
@@ -567,7 +568,8 @@ def plot_per_cluster_embedding(
     (Marouf's PBMC cluster 2, as the augmentation target)."""
     use_agg()
     from scsynth_core.data.split import resolve_target_cluster
-    from scsynth_core.plots.embedding import embedding_frame, plot_embedding
+    from scsynth_core.embedding import embedding_frame
+    from scsynth_core.plots.embedding import plot_embedding
 
     cells = load_prepared(prepared, split)
     if cluster == "auto" and cells.obs["cluster"].nunique() < 2:
