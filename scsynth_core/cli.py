@@ -22,6 +22,7 @@ import yaml
 from scsynth_core import steps
 from scsynth_core.errors import ConfigError, DataError, ScsynthError
 from scsynth_core.experiments import realism
+from scsynth_core.runtime import cache_numba_compilation
 
 
 def _key_values(pairs: list[str]) -> dict:
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cache_numba_compilation()
     try:
         _check_outputs(args)
         _dispatch(args)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, ScsynthError
-from scsynth_core.runtime import set_threads
+from scsynth_core.runtime import cache_numba_compilation, set_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -36,6 +36,7 @@ def run_logged(log_path: str | Path | None, func: Callable[..., Any], /, **kwarg
     the original stderr (so Snakemake shows it); any other exception keeps its traceback in the log.
     """
     stderr = sys.stderr
+    cache_numba_compilation()  # a job that builds a neighbour graph loads pynndescent's code instead of compiling it
     with contextlib.ExitStack() as stack:
         if log_path is not None:
             Path(log_path).parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# As in every workflow job and CLI command: load pynndescent's compiled code instead of compiling it per process.
+from scsynth_core.runtime import cache_numba_compilation
+
+cache_numba_compilation()
 #: pytest-xdist workers (``make test``) share the machine's cores: each worker's torch, BLAS and Snakemake runs use
 #: its share (oversubscribed OpenMP threads made GAN steps several times slower). Set before torch is imported.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
