@@ -39,6 +39,13 @@ except ScsynthError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 EXPERIMENTS = config["experiments"]
+# Folder of each experiment under results/ and logs/. A named augmentation run (augmentation.run) gets its own
+# below augmentation/, so that two augmentation configs run in one folder never overwrite each other.
+AUG_DIR = "/".join(filter(None, ["augmentation", config.get("augmentation", {}).get("run", "")]))
+EXPERIMENT_DIRS = {e: AUG_DIR if e == "augmentation" else e for e in EXPERIMENTS}
+EXPERIMENT_OF_DIR = {folder: e for e, folder in EXPERIMENT_DIRS.items()}
+AUG = os.path.join("results", AUG_DIR, "{dataset}")
+AUG_LOGS = os.path.join("logs", AUG_DIR, "{dataset}")
 # Resources of the jobs that can use a GPU (training, generation), unpacked into their `resources:`.
 # `device: cuda` requests one GPU. Jobs that ask for none carry no `gpu` key at all: the Kubernetes executor
 # treats any `gpu` key, even 0, as a GPU request (and fails without a manufacturer). GPU-capable jobs always
@@ -54,7 +61,7 @@ GPU_RESOURCES = {
 wildcard_constraints:
     dataset="|".join(sorted(REGISTRY)),
     model="|".join(available_models()),
-    experiment="|".join(EXPERIMENTS),
+    experiment="|".join(EXPERIMENT_DIRS.values()),
     seed=r"\d+",
     fraction=r"0?\.\d+|1(\.0)?",
     replicate=r"seed\d+|frac(0?\.\d+|1(\.0)?)_seed\d+",
@@ -66,6 +73,7 @@ wildcard_constraints:
 
 # One run = one model trained and sampled for one replicate of one experiment: realism replicates are
 # "seed{seed}" (a balanced split), augmentation replicates "frac{fraction}_seed{seed}" (a downsampling).
+# {experiment} is the experiment's folder (EXPERIMENT_DIRS), e.g. augmentation/marouf2020 for a named run.
 RUN = "results/{experiment}/{dataset}/{model}/{replicate}"
 LOGS = "logs/{experiment}/{dataset}/{model}/{replicate}"
 REALISM_RUN = "results/realism/{dataset}/{model}/seed{seed}"
@@ -97,7 +105,7 @@ def leaderboard_inputs(wildcards):
     datasets = {e: config.get(e, {}).get("datasets", []) for e in ("augmentation", "pilot")}
     inputs = {
         "realism": "results/realism/leaderboard.tsv",
-        "augmentation": [f"results/augmentation/{d}/f1.tsv" for d in datasets["augmentation"]],
+        "augmentation": [os.path.join(AUG.format(dataset=d), "f1.tsv") for d in datasets["augmentation"]],
         "pilot": [f"results/pilot/{d}/replicates.tsv" for d in datasets["pilot"]],
         "disentanglement": "results/disentanglement/runs.tsv",
         "perturbation": "results/perturbation/runs.tsv",
@@ -112,6 +120,13 @@ def balanced_split(dataset, test_fraction, seed):
     return f"results/data/{dataset}/splits/test{test_fraction}_seed{seed}.tsv"
 
 
+def downsample_params():
+    """``fraction_of`` of the downsampling rule, only when it is not the default ("training"): finished default
+    runs keep their parameters (no re-runs)."""
+    fraction_of = config["augmentation"]["fraction_of"]
+    return {"fraction_of": fraction_of} if fraction_of != "training" else {}
+
+
 def realism_split(wildcards):
     return balanced_split(wildcards.dataset, config["realism"]["test_fraction"], wildcards.seed)
 
@@ -123,8 +138,8 @@ def replicate_seed(wildcards):
 
 def run_split(wildcards):
     """The split file whose 'train' cells a run trains on."""
-    if wildcards.experiment == "augmentation":
-        return f"results/augmentation/{wildcards.dataset}/splits/{wildcards.replicate}.tsv"
+    if EXPERIMENT_OF_DIR[wildcards.experiment] == "augmentation":
+        return os.path.join(AUG.format(dataset=wildcards.dataset), "splits", f"{wildcards.replicate}.tsv")
     return balanced_split(wildcards.dataset, config["realism"]["test_fraction"], replicate_seed(wildcards))
 
 
@@ -144,7 +159,7 @@ def import_inputs(wildcards):
 
 def generation_request(wildcards, input):
     """Keyword arguments of the generation step for this run's experiment."""
-    if wildcards.experiment == "augmentation":
+    if EXPERIMENT_OF_DIR[wildcards.experiment] == "augmentation":
         section = config["augmentation"]
         return {
             "target": section["target"],
@@ -159,7 +174,7 @@ def train_settings(wildcards):
 
 
 def experiment_config(wildcards):
-    return config[wildcards.experiment]
+    return config[EXPERIMENT_OF_DIR[wildcards.experiment]]
 
 
 def realism_runs(dataset, seed, filename):
@@ -213,12 +228,10 @@ def augmentation_targets():
     section = config["augmentation"]
     targets = []
     for dataset in section["datasets"]:
+        folder = AUG.format(dataset=dataset)
+        targets += [f"{folder}/f1.tsv", f"{folder}/figures/f1_vs_fraction.png"]
         targets += [
-            f"results/augmentation/{dataset}/f1.tsv",
-            f"results/augmentation/{dataset}/figures/f1_vs_fraction.png",
-        ]
-        targets += [
-            f"results/augmentation/{dataset}/{model}/frac{fraction}_seed{section['seeds'][0]}/tsne_target.png"
+            f"{folder}/{model}/frac{fraction}_seed{section['seeds'][0]}/tsne_target.png"
             for model in section["models"]
             for fraction in section["embedding_fractions"]
             if fraction in section["fractions"]

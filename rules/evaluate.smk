@@ -134,7 +134,7 @@ rule evaluate_per_cluster_control:
         "../workflow_scripts/evaluate_per_cluster.py"
 
 
-AUG = "results/augmentation/{dataset}"
+# Augmentation rules write below AUG and AUG_LOGS (rules/common.smk: results/augmentation[/<run>]/{dataset}).
 
 
 rule evaluate_augmentation:
@@ -149,7 +149,7 @@ rule evaluate_augmentation:
     output:
         os.path.join(AUG, "f1/frac{fraction}_seed{seed}.tsv"),
     log:
-        "logs/augmentation/{dataset}/evaluate_frac{fraction}_seed{seed}.log",
+        os.path.join(AUG_LOGS, "evaluate_frac{fraction}_seed{seed}.log"),
     conda:
         "../envs/analysis.yaml"
     threads: 2
@@ -179,7 +179,7 @@ rule summarise_augmentation:
             labels={"dataset": "{dataset}", "table": "F1 per fraction, seed and variant"},
         ),
     log:
-        "logs/augmentation/{dataset}/summary.log",
+        os.path.join(AUG_LOGS, "summary.log"),
     conda:
         "../envs/analysis.yaml"
     script:

@@ -327,7 +327,7 @@ rule plot_augmentation_f1:
             labels={"dataset": "{dataset}", "figure": "F1 vs kept fraction"},
         ),
     log:
-        "logs/augmentation/{dataset}/figures/f1.log",
+        os.path.join(AUG_LOGS, "figures/f1.log"),
     conda:
         "../envs/analysis.yaml"
     params:
@@ -353,7 +353,7 @@ rule plot_augmentation_embedding:
             },
         ),
     log:
-        "logs/augmentation/{dataset}/{model}/frac{fraction}_seed{seed}/tsne.log",
+        os.path.join(AUG_LOGS, "{model}/frac{fraction}_seed{seed}/tsne.log"),
     conda:
         "../envs/analysis.yaml"
     params:

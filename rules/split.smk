@@ -19,14 +19,16 @@ rule downsample_cluster:
         ),
     output:
         expand(
-            "results/augmentation/{{dataset}}/splits/frac{fraction}_seed{{seed}}.tsv",
+            os.path.join(AUG, "splits/frac{fraction}_seed{seed}.tsv"),
             fraction=config["augmentation"]["fractions"],
+            allow_missing=True,
         ),
     log:
-        "logs/augmentation/{dataset}/downsample_seed{seed}.log",
+        os.path.join(AUG_LOGS, "downsample_seed{seed}.log"),
     conda:
         "../envs/analysis.yaml"
     params:
+        **downsample_params(),
         fractions=config["augmentation"]["fractions"],
         target=config["augmentation"]["target"],
     script:

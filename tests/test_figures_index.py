@@ -87,11 +87,24 @@ def workflow(tmp_path_factory):
     return copy_workflow(tmp_path_factory.mktemp("figures_index") / "wf")
 
 
+@pytest.fixture(scope="module")
+def config_outputs(workflow):
+    """``config -> output files of its dry run`` (``--summary``), each config run once per module, in one folder."""
+    cache: dict[str, set[str]] = {}
+
+    def outputs(config: str) -> set[str]:
+        if config not in cache:
+            extra = [] if config == "config/config.yaml" else [config]
+            proc = snakemake(workflow, "--summary", "--configfile", "config/config.yaml", *extra, check=True)
+            cache[config] = summary_outputs(proc.stdout)
+        return cache[config]
+
+    return outputs
+
+
 @pytest.mark.parametrize("config", CONFIGS)
-def test_every_indexed_output_is_a_target_of_its_config(workflow, config):
-    extra = [] if config == "config/config.yaml" else [config]
-    proc = snakemake(workflow, "--summary", "--configfile", "config/config.yaml", *extra, check=True)
-    targets = summary_outputs(proc.stdout)
+def test_every_indexed_output_is_a_target_of_its_config(config_outputs, config):
+    targets = config_outputs(config)
     missing = [
         f"{row.paper} {row.figure}: {path}"
         for row in ROWS
@@ -101,3 +114,20 @@ def test_every_indexed_output_is_a_target_of_its_config(workflow, config):
         if not (fnmatch.filter(targets, path) if "*" in path else path in targets)
     ]
     assert not missing, f"not an output of {config}:\n" + "\n".join(missing)
+
+
+def test_the_two_augmentation_configs_write_disjoint_outputs(config_outputs):
+    """augmentation.yaml (Marouf) and augmentation_activa.yaml (Heydari) in one folder: each run writes below its
+    own folder (augmentation.run); only the shared inputs (download, raw and prepared data) are in common."""
+    outputs = {
+        run: config_outputs(f"config/experiments/{name}.yaml")
+        for run, name in (("marouf2020", "augmentation"), ("heydari2022", "augmentation_activa"))
+    }
+    for run, paths in outputs.items():
+        mine = {p for p in paths if p.startswith("results/augmentation/")}
+        assert mine and all(p.startswith(f"results/augmentation/{run}/pbmc68k/") for p in mine), run
+    shared = outputs["marouf2020"] & outputs["heydari2022"]
+    assert shared == {
+        "resources/datasets/pbmc68k/manifest.json", "results/data/pbmc68k/raw.h5ad",
+        "results/data/pbmc68k/prepared.h5ad",
+    }  # fmt: skip

@@ -9,4 +9,5 @@ run_logged(
     outputs=dict(zip(snakemake.params.fractions, snakemake.output)),
     target=snakemake.params.target,
     seed=int(snakemake.wildcards.seed),
+    fraction_of=snakemake.params.get("fraction_of", "training"),
 )

@@ -7,11 +7,14 @@ then a classifier of that cluster trained on the downsampled, upsampled and gene
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scsynth_core import atomic
+from scsynth_core.errors import ConfigError
 from scsynth_core.runtime import save_figure, use_agg
 from scsynth_core.steps import load_prepared, read_generated
 
@@ -21,7 +24,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("scsynth")
 
 
+#: What a kept fraction is a fraction of (config ``augmentation.fraction_of``).
+FRACTION_OF = ("training", "cluster")
+
+
 # -- augmentation (Marouf 2020 Fig. 3; Heydari 2022 Fig. 6) ------------------------------------------------------
+def whole_cluster_levels(fractions: Sequence[float], *, n_cluster: int, n_train: int) -> dict[float, float]:
+    """Levels of the target's training cells that keep ``max(1, floor(f * n_cluster))`` of them for each fraction
+    ``f`` of the whole cluster (Marouf 2020 Fig. 3: "downsampled to 50 % .. 0.5 %" of cluster 2's cells).
+
+    The nested downsampling keeps ``max(1, floor(level * n_train))`` training cells per level
+    (:func:`scsynth_core.data.split.nested_downsample`), so a count ``k`` is asked for as the level
+    ``(k + 1/2) / n_train``, whose product with ``n_train`` is ``k + 1/2`` and floors to ``k`` (1 when
+    ``k = n_train``). Larger fractions keep more cells, so the levels stay nested.
+    """
+    levels = {}
+    for f in fractions:
+        k = max(1, math.floor(Fraction(str(f)) * n_cluster))
+        if k > n_train:
+            raise ConfigError(
+                f"augmentation.fractions: {f:g} of the target's {n_cluster} cells is {k} cells, more than its "
+                f"{n_train} training cells (with fraction_of: cluster every fraction must be at most "
+                f"{n_train / n_cluster:.3g}, the training share)"
+            )
+        levels[f] = 1.0 if k == n_train else float(Fraction(2 * k + 1, 2 * n_train))
+    return levels
+
+
 def downsample_dataset(
     *,
     prepared: str | Path,
@@ -29,17 +58,28 @@ def downsample_dataset(
     outputs: Mapping[float, str | Path],
     target: str = "auto",
     seed: int = 0,
+    fraction_of: str = "training",
 ) -> None:
-    """Write one split file per kept fraction of the target cluster's training cells (nested levels)."""
+    """Write one split file per kept fraction of the target cluster (nested levels), of its training cells
+    (``fraction_of="training"``) or of all its cells (``"cluster"``, Marouf 2020), drawn from its training cells."""
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.data.split import downsampled_splits, read_split, resolve_target_cluster, write_split
 
+    if fraction_of not in FRACTION_OF:
+        raise ConfigError(f"augmentation.fraction_of must be one of {', '.join(FRACTION_OF)}, got {fraction_of!r}")
     labels = read_h5ad(prepared, backed=True).obs["cluster"].astype(str)
     cluster = resolve_target_cluster(labels, target)
-    splits = downsampled_splits(read_split(split), labels, cluster=cluster, levels=list(outputs), seed=seed)
-    for level, series in splits.items():
-        write_split(outputs[level], series)
-    log.info("downsampled cluster %s to %s", cluster, ", ".join(f"{k:g}" for k in outputs))
+    assignment = read_split(split)
+    levels = {f: f for f in outputs}
+    if fraction_of == "cluster":
+        in_cluster = labels.reindex(assignment.index) == cluster
+        levels = whole_cluster_levels(list(outputs), n_cluster=int(in_cluster.sum()),
+                                      n_train=int((in_cluster & (assignment == "train")).sum()))  # fmt: skip
+    splits = downsampled_splits(assignment, labels, cluster=cluster, levels=list(levels.values()), seed=seed)
+    for fraction, level in levels.items():
+        write_split(outputs[fraction], splits[level])
+    log.info("downsampled cluster %s to %s of its %s cells", cluster, ", ".join(f"{k:g}" for k in outputs),
+             fraction_of)  # fmt: skip
 
 
 def evaluate_augmentation(
@@ -61,8 +101,9 @@ def evaluate_augmentation(
 
     The PCA (50 components, log(LSN + 1)) is fitted on the downsampled training cells only; test cells and
     generated cells are projected. Rows: ``variant``, ``source`` (real or the model), ``comparison`` (rest or a
-    named cluster), ``f1``, ``n_extra``, plus ``fraction`` and ``seed``. ``sweep`` adds augmented rows for
-    other numbers of generated cells (Marouf: 100 to 12,000).
+    named cluster), ``forest`` (``all``, or ``pair`` for a forest retrained on the target and the named cluster,
+    Marouf 2020 Supplementary Fig. 14), ``f1``, ``n_extra``, plus ``fraction`` and ``seed``. ``sweep`` adds
+    augmented rows for other numbers of generated cells (Marouf: 100 to 12,000; all-cluster forests only).
     """
     import pandas as pd
 
@@ -88,8 +129,9 @@ def evaluate_augmentation(
             scores = augmentation_f1(train_pcs, train_y, test_pcs, test_y, extra_pcs=extra, **common)
             rows.append(
                 pd.DataFrame(
-                    {"variant": "augmented", "source": name, "comparison": list(scores), "f1": list(scores.values()),
-                     "n_extra": len(extra), "n_target_train": int((train_y == cluster).sum())}
+                    {"variant": "augmented", "source": name, "comparison": list(scores), "forest": "all",
+                     "f1": list(scores.values()), "n_extra": len(extra),
+                     "n_target_train": int((train_y == cluster).sum())}
                 )
             )  # fmt: skip
     result = pd.concat(rows, ignore_index=True).assign(fraction=fraction, seed=seed, target=cluster)
