@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,3 +200,11 @@ def _recorded_n_genes(state: Mapping[str, Any]) -> int | None:
     if isinstance(state.get("machine"), Mapping) and hasattr(state["machine"].get("theta"), "shape"):  # scDBM
         return int(state["machine"]["theta"].shape[0])
     return None
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise a ``ValueError`` naming the missing columns of ``frame`` (a table the library made: a wrong one is a
+    programming error, not bad input)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: frame lacks column(s) {missing}; it has {list(frame.columns)}")

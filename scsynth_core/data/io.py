@@ -78,7 +78,7 @@ def _require(path: Path, what: str) -> None:
         raise DataError(f"{path}: file not found (expected {what})")
 
 
-def _counts_anndata(adata: ad.AnnData) -> ad.AnnData:
+def counts_anndata(adata: ad.AnnData) -> ad.AnnData:
     """Make ``X`` a CSR matrix of float32 or int32 and ``var_names`` unique (in place; returns ``adata``)."""
     X = adata.X
     X = sp.csr_matrix(X) if sp.issparse(X) else sp.csr_matrix(np.asarray(X))
@@ -97,7 +97,7 @@ def _make_anndata(X: sp.spmatrix, obs_names, var_names, *, obs=None, var=None) -
 
     obs_df = pd.DataFrame(obs or {}, index=pd.Index([str(n) for n in obs_names]))
     var_df = pd.DataFrame(var or {}, index=make_index_unique(pd.Index([str(n) for n in var_names])))
-    return _counts_anndata(ad.AnnData(X=sp.csr_matrix(X), obs=obs_df, var=var_df))
+    return counts_anndata(ad.AnnData(X=sp.csr_matrix(X), obs=obs_df, var=var_df))
 
 
 def _open_text(path: Path):
@@ -222,7 +222,7 @@ def read_h5ad_counts(path: str | os.PathLike, *, layer: str | None = None) -> ad
             available = ", ".join(adata.layers.keys()) or "none"
             raise DataError(f"{path}: layer '{layer}' not found (available: {available})")
         adata.X = adata.layers[layer]
-    return _counts_anndata(adata)
+    return counts_anndata(adata)
 
 
 def find_10x_mtx_dir(root: str | os.PathLike) -> tuple[Path, str]:
@@ -284,7 +284,7 @@ def read_10x_mtx(folder: str | os.PathLike, *, subdir: str | None = None) -> ad.
         adata = sc.read_10x_mtx(mtx_dir, var_names="gene_symbols", make_unique=True, prefix=prefix or None)
     except Exception as exc:  # noqa: BLE001 - scanpy/scipy/pandas raise many types for damaged files
         raise DataError(f"{mtx_dir}: not a readable 10x matrix folder ({type(exc).__name__}: {exc})") from None
-    return _counts_anndata(adata)
+    return counts_anndata(adata)
 
 
 def read_10x_mtx_tar(path: str | os.PathLike, *, subdir: str | None = None) -> ad.AnnData:
@@ -318,7 +318,7 @@ def read_10x_h5(path: str | os.PathLike, *, genome: str | None = None) -> ad.Ann
             adata = sc.read_10x_h5(path, genome=genome)
     except Exception as exc:  # noqa: BLE001 - h5py/scanpy raise many types for damaged files; one line each
         raise DataError(f"{path}: not a readable 10x h5 matrix ({type(exc).__name__}: {exc})") from None
-    return _counts_anndata(adata)
+    return counts_anndata(adata)
 
 
 def read_count_table(

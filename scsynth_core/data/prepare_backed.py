@@ -38,13 +38,13 @@ from scsynth_core.data.backed import (
     subsample_rows,
 )
 from scsynth_core.data.preprocess import (
-    _by_size,
-    _n_comps,
-    _pca_graph,
-    _quiet,
-    _working_copy,
+    by_size,
     graph_communities,
+    pca_components,
+    pca_graph,
+    quiet,
     recipe_params,
+    working_copy,
 )
 from scsynth_core.errors import ConfigError, DataError
 
@@ -78,15 +78,15 @@ def _sketch_clusters(source: BackedRows, stats: GeneStatistics, expressed: np.nd
     n = source.shape[0]
     sketch = subsample_rows(np.arange(n), sketch_cells, seed=seed)
     target = stats.target_sum()
-    with _quiet():
-        work = _working_copy(source[sketch][:, expressed])
+    with quiet():
+        work = working_copy(source[sketch][:, expressed])
         sc.pp.normalize_total(work, target_sum=target)
         work = work[:, hvg].copy()
         hvg_target = float(np.median(np.asarray(work.X.sum(axis=1), dtype=np.float64).ravel()))
         sc.pp.normalize_total(work)
         sc.pp.log1p(work)
         sc.pp.scale(work)
-        conn, info = _pca_graph(work, n_pcs=p["n_pcs"], n_neighbors=p["n_neighbors"], seed=seed, recipe="marouf")
+        conn, info = pca_graph(work, n_pcs=p["n_pcs"], n_neighbors=p["n_neighbors"], seed=seed, recipe="marouf")
     membership = graph_communities(conn, method="louvain", resolution=p["resolution"], seed=seed,
                                    use_weights=p["use_weights"])
     info |= {"sketch_cells": len(sketch)}
@@ -155,7 +155,7 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
             raw = meta.obs[label_key].astype(str).to_numpy()
             record["cluster_source"] = f"labels:{label_key}"
         else:
-            _n_comps(p["n_pcs"], n, g, recipe="marouf")
+            pca_components(p["n_pcs"], n, g, recipe="marouf")
             expressed = stats.cells_per_gene > 0
             n_top = min(p["n_top_genes"], int(expressed.sum()) - 1)
             if n_top < 2:
@@ -169,7 +169,7 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
             record["streamed"]["sketch_cells"] = int(sketch_cells)
         cells = stats.genes_per_cell >= p["min_genes"]
         genes = stats.cells_per_gene_kept >= p["min_cells"]
-        cluster, names = _by_size(raw[cells])
+        cluster, names = by_size(raw[cells])
         if p["cluster_from_labels"]:
             record["cluster_names"] = names
         cluster = cluster.remove_unused_categories()

@@ -259,7 +259,7 @@ def _seeded_igraph(seed: int):
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Silence scanpy/anndata deprecation chatter inside a recipe (results are unaffected)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -288,7 +288,8 @@ def _filter_masks(X: sp.csr_matrix, *, min_genes: int, min_cells: int,
     return keep_cells, keep_genes
 
 
-def _n_comps(requested: int, n_cells: int, n_genes: int, *, recipe: str) -> int:
+def pca_components(requested: int, n_cells: int, n_genes: int, *, recipe: str) -> int:
+    """The number of principal components to compute: ``requested``, capped by the data's size (error if tiny)."""
     n = min(requested, n_cells - 1, n_genes - 1)
     if n < 1 or n_cells < 3:
         raise DataError(
@@ -298,11 +299,11 @@ def _n_comps(requested: int, n_cells: int, n_genes: int, *, recipe: str) -> int:
     return n
 
 
-def _pca_graph(work: ad.AnnData, *, n_pcs: int, n_neighbors: int, seed: int, recipe: str) -> tuple[sp.csr_matrix, dict]:
+def pca_graph(work: ad.AnnData, *, n_pcs: int, n_neighbors: int, seed: int, recipe: str) -> tuple[sp.csr_matrix, dict]:
     """PCA (ARPACK, ``random_state=seed``) and scanpy's UMAP-style kNN connectivities on the PCs."""
     import scanpy as sc
 
-    n_comps = _n_comps(n_pcs, work.n_obs, work.n_vars, recipe=recipe)
+    n_comps = pca_components(n_pcs, work.n_obs, work.n_vars, recipe=recipe)
     sc.pp.pca(work, n_comps=n_comps, svd_solver="arpack", random_state=seed)
     k = max(2, min(n_neighbors, work.n_obs - 1))
     sc.pp.neighbors(work, n_neighbors=k, use_rep="X_pca", random_state=seed)
@@ -328,7 +329,7 @@ def graph_communities(conn: sp.csr_matrix, *, method: str, resolution: float, se
     return np.asarray(part.membership)
 
 
-def _by_size(labels: np.ndarray) -> tuple[pd.Categorical, dict[str, str]]:
+def by_size(labels: np.ndarray) -> tuple[pd.Categorical, dict[str, str]]:
     """Rename groups to "0", "1", ... by decreasing size (ties: by the original name); return the mapping."""
     labels = np.asarray(labels).astype(str)
     names, counts = np.unique(labels, return_counts=True)  # names sorted: ties resolved by name
@@ -377,7 +378,7 @@ def _raw_counts(adata: ad.AnnData, *, recipe: str) -> sp.csr_matrix:
     return X
 
 
-def _working_copy(X: sp.csr_matrix):
+def working_copy(X: sp.csr_matrix):
     """A float32 AnnData of ``X`` for scanpy steps whose results are discarded."""
     import anndata as ad
 
@@ -402,7 +403,7 @@ def _zheng17(X: sp.csr_matrix, *, n_top_genes: int) -> tuple[ad.AnnData, dict]:
     n_top = min(n_top_genes, n_expressed - 1)
     info: dict[str, Any] = {"zheng17_n_top_genes_used": int(n_top)}
     if n_top >= 2:
-        work = _working_copy(X)
+        work = working_copy(X)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # degenerate bins divide by zero before failing
@@ -420,7 +421,7 @@ def _zheng17(X: sp.csr_matrix, *, n_top_genes: int) -> tuple[ad.AnnData, dict]:
         stacklevel=3,
     )
     info["zheng17_fallback"] = reason
-    work = _working_copy(X)
+    work = working_copy(X)
     sc.pp.filter_genes(work, min_counts=1)
     sc.pp.normalize_total(work)
     sc.pp.log1p(work)
@@ -454,14 +455,14 @@ def marouf(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, re
         raw_clusters = adata.obs[label_key].astype(str).to_numpy()
         record["cluster_source"] = f"labels:{label_key}"
     else:
-        _n_comps(n_pcs, X.shape[0], X.shape[1], recipe="marouf")  # fail early on data too small to cluster
-        with _quiet():
+        pca_components(n_pcs, X.shape[0], X.shape[1], recipe="marouf")  # fail early on data too small to cluster
+        with quiet():
             work, info = _zheng17(X, n_top_genes=n_top_genes)
-            conn, graph_info = _pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="marouf")
+            conn, graph_info = pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="marouf")
         record.update(info, **graph_info, cluster_source="louvain")
         raw_clusters = graph_communities(conn, method="louvain", resolution=resolution, seed=seed, use_weights=use_weights)
     cells, genes = _filter_masks(X, min_genes=min_genes, min_cells=min_cells)
-    cluster, names = _by_size(raw_clusters[cells])
+    cluster, names = by_size(raw_clusters[cells])
     if cluster_from_labels:
         record["cluster_names"] = names
     return _assemble(adata, X, cells, genes, cluster, record)
@@ -544,18 +545,18 @@ def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, 
     if n_top < n_top_genes:
         warnings.warn(f"prepare[treppner]: only {kept.shape[1]} genes pass QC; keeping all instead of {n_top_genes}",
                       stacklevel=2)
-    with _quiet():
-        work = _working_copy(kept)
+    with quiet():
+        work = working_copy(kept)
         sc.pp.normalize_total(work)
         sc.pp.log1p(work)
         hvg = _top_dispersion_genes(work, n_top)
         work = work[:, hvg].copy()
         work.X = work.X.toarray()  # dense working copy of cells x selected genes only (Seurat ScaleData centres)
         sc.pp.scale(work, max_value=scale_max)
-        conn, graph_info = _pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="treppner")
+        conn, graph_info = pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="treppner")
     record.update(graph_info)
     membership = graph_communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True)
-    cluster, _ = _by_size(membership)
+    cluster, _ = by_size(membership)
     genes_final = np.zeros_like(genes)
     genes_final[np.flatnonzero(genes)[hvg]] = True
     return _assemble(adata, X, cells, genes_final, cluster, record)
@@ -580,8 +581,8 @@ def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int
     cells, genes = _filter_masks(X, min_genes=min_genes, min_cells=min_cells)
     record: dict[str, Any] = {}
     if 0 < n_top_genes < genes.sum():
-        with _quiet():
-            work = _working_copy(X[np.flatnonzero(cells)][:, np.flatnonzero(genes)])
+        with quiet():
+            work = working_copy(X[np.flatnonzero(cells)][:, np.flatnonzero(genes)])
             sc.pp.normalize_total(work)
             sc.pp.log1p(work)
             top = _top_dispersion_genes(work, n_top_genes)
@@ -591,13 +592,13 @@ def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int
         cluster = _label_categorical(adata.obs[label_key].iloc[np.flatnonzero(cells)])
         record["cluster_source"] = f"labels:{label_key}"
         return _assemble(adata, X, cells, genes, cluster, record)
-    with _quiet():
-        work = _working_copy(X[np.flatnonzero(cells)][:, np.flatnonzero(genes)])
+    with quiet():
+        work = working_copy(X[np.flatnonzero(cells)][:, np.flatnonzero(genes)])
         sc.pp.normalize_total(work)
         sc.pp.log1p(work)
-        conn, graph_info = _pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="scanpy_default")
+        conn, graph_info = pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="scanpy_default")
     record.update(graph_info, cluster_source="leiden")
-    cluster, _ = _by_size(graph_communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True))
+    cluster, _ = by_size(graph_communities(conn, method="leiden", resolution=resolution, seed=seed, use_weights=True))
     return _assemble(adata, X, cells, genes, cluster, record)
 
 

@@ -280,7 +280,7 @@ def load_raw_dataset(
     """
     from scsynth_core.data.checks import check_counts
     from scsynth_core.data.download import sha256sum
-    from scsynth_core.data.io import _counts_anndata, read_dataset_file
+    from scsynth_core.data.io import counts_anndata, read_dataset_file
 
     source = spec["source"]
     record: dict[str, Any] = {"dataset": name, "source": source}
@@ -312,7 +312,7 @@ def load_raw_dataset(
         raise ConfigError(f"dataset '{name}': source must be bundled, url or local (got {source!r})")
 
     check_counts(adata.X, where=where)
-    adata = _counts_anndata(adata)
+    adata = counts_anndata(adata)
     label_key = spec.get("label_key")
     if label_key and label_key not in adata.obs.columns:
         available = ", ".join(map(str, adata.obs.columns)) or "none"

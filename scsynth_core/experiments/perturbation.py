@@ -389,7 +389,7 @@ def improvement_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (combination, seed): the RF error of each method, ``improvement = rf_error(michigan) -
     rf_error(betatcvae)`` (positive: the GAN's cells are closer to the real held-out cells) and the prediction's
     delta-H."""
-    from scsynth_core.plots._style import require_columns
+    from scsynth_core.data.checks import require_columns
 
     require_columns(runs, ["combination", "seed", "method", "rf_error", "delta_h"], "improvement_frame")
     wide = runs.pivot_table(index=["combination", "seed"], columns="method", values="rf_error", sort=False)

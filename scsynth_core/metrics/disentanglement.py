@@ -38,7 +38,8 @@ N_BINS = 20
 
 
 # ----------------------------------------------------------------------------------------------- input handling
-def _as_latents(latents, what: str = "latents") -> np.ndarray:
+def as_latents(latents, what: str = "latents") -> np.ndarray:
+    """``latents`` as a finite, non-empty float64 array of cells x dims (a vector is one dim)."""
     z = np.asarray(latents, dtype=np.float64)
     if z.ndim == 1:
         z = z[:, None]
@@ -204,7 +205,7 @@ def mutual_information_matrix(latents, factors, *, n_bins: int = N_BINS) -> pd.D
     -------
     DataFrame (factors x latent dims); columns ``z0, z1, ...``.
     """
-    z = _as_latents(latents)
+    z = as_latents(latents)
     names, fcodes = _encode_factors(factors, z.shape[0], n_bins)
     mi = _mi_from_codes(fcodes, discretize(z, n_bins))
     return pd.DataFrame(mi, index=names, columns=[f"z{j}" for j in range(z.shape[1])])
@@ -263,7 +264,7 @@ def mig(
     dict with ``mig`` (float), ``gaps`` ({factor: normalised gap}), ``mi`` (DataFrame factors x dims, nats) and
     ``normaliser`` ({factor: norm_k}).
     """
-    z = _as_latents(latents)
+    z = as_latents(latents)
     if z.shape[1] < 2:
         raise DataError(f"MIG needs at least 2 latent dimensions, got {z.shape[1]}")
     names, fcodes = _encode_factors(factors, z.shape[0], n_bins)
@@ -309,8 +310,8 @@ def posterior_mig(
 
     Returns the dict of :func:`mig`.
     """
-    mu = _as_latents(mu, "posterior means")
-    logvar = _as_latents(logvar, "posterior log-variances")
+    mu = as_latents(mu, "posterior means")
+    logvar = as_latents(logvar, "posterior log-variances")
     if logvar.shape != mu.shape:
         raise DataError(f"posterior means {mu.shape} and log-variances {logvar.shape} differ in shape")
     if mu.shape[1] < 2:
@@ -358,7 +359,7 @@ def factorvae_metric(
 
     Continuous factors are discretised into ``n_bins`` levels, as in :func:`mig`.
     """
-    z = _as_latents(latents)
+    z = as_latents(latents)
     _, fcodes = _encode_factors(factors, z.shape[0], n_bins)
     if not 0 < n_train < n_votes:
         raise DataError(f"n_train must be in 1 .. n_votes - 1 (n_votes={n_votes}), got {n_train}")
@@ -431,7 +432,7 @@ def spearman_correlation_gap(latents, factors) -> dict[str, object]:
     -------
     dict with ``gap`` (float), ``gaps`` ({factor: gap}) and ``abs_rho`` (DataFrame factors x dims).
     """
-    z = _as_latents(latents)
+    z = as_latents(latents)
     if z.shape[1] < 2:
         raise DataError(f"the correlation gap needs at least 2 latent dimensions, got {z.shape[1]}")
     names, f = _numeric_factors(factors, z.shape[0])
@@ -523,8 +524,8 @@ def rf_inception_score(
     """
     from sklearn.ensemble import RandomForestClassifier
 
-    x_real = _as_latents(real_pcs, "real_pcs")
-    x_gen = _as_latents(gen_pcs, "gen_pcs")
+    x_real = as_latents(real_pcs, "real_pcs")
+    x_gen = as_latents(gen_pcs, "gen_pcs")
     labels = np.asarray(real_labels)
     if len(labels) != x_real.shape[0]:
         raise DataError(f"real_labels has {len(labels)} values but real_pcs has {x_real.shape[0]} cells")
@@ -552,8 +553,8 @@ def knn_factor_regression(real_pcs, real_factors, gen_pcs, *, k: int = 3) -> np.
     """
     from sklearn.neighbors import KNeighborsRegressor
 
-    x_real = _as_latents(real_pcs, "real_pcs")
-    x_gen = _as_latents(gen_pcs, "gen_pcs")
+    x_real = as_latents(real_pcs, "real_pcs")
+    x_gen = as_latents(gen_pcs, "gen_pcs")
     if x_gen.shape[1] != x_real.shape[1]:
         raise DataError(f"gen_pcs has {x_gen.shape[1]} columns but real_pcs has {x_real.shape[1]}")
     if not 1 <= k <= x_real.shape[0]:
@@ -573,7 +574,7 @@ def code_factor_spearman(codes, predicted_factors) -> pd.DataFrame:
     DataFrame (factors x code dims; columns from ``codes`` when it is a DataFrame, else ``z0, z1, ...``); NaN
     where a code dim or a predicted factor is constant.
     """
-    z = _as_latents(codes, "codes")
+    z = as_latents(codes, "codes")
     names, f = _numeric_factors(predicted_factors, z.shape[0])
     columns = [str(c) for c in codes.columns] if isinstance(codes, pd.DataFrame) else [
         f"z{j}" for j in range(z.shape[1])

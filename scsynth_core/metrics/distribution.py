@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from scsynth_core.errors import DataError
-from scsynth_core.metrics.realism import _as_2d_float
+from scsynth_core.metrics.realism import as_2d_float
 
 #: CFGen's RBF bandwidths (``mix_rbf_mmd2(..., sigma_list=[0.01, 0.1, 1, 10, 100])``).
 CFGEN_SIGMAS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -53,8 +53,8 @@ def equal_subsample(n_x: int, n_y: int, *, max_cells: int | None, rng: np.random
 
 def checked_pair(x, y, *, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Real and generated points as finite float64 arrays with the same number of features, neither empty."""
-    x = _as_2d_float(x, "real").astype(np.float64, copy=False)
-    y = _as_2d_float(y, "generated").astype(np.float64, copy=False)
+    x = as_2d_float(x, "real").astype(np.float64, copy=False)
+    y = as_2d_float(y, "generated").astype(np.float64, copy=False)
     if x.shape[1] != y.shape[1]:
         raise DataError(f"{what}: real and generated cells have different numbers of features "
                         f"({x.shape[1]} vs {y.shape[1]})")
@@ -63,7 +63,8 @@ def checked_pair(x, y, *, what: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _pair(x, y, *, max_cells: int | None, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def subsampled_pair(x, y, *, max_cells: int | None, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two checked point sets drawn down to equal size (at most ``max_cells`` each) with ``seed``."""
     x, y = checked_pair(x, y, what=what)
     ix, iy = equal_subsample(len(x), len(y), max_cells=max_cells, rng=np.random.default_rng(seed))
     return x[ix], y[iy]
@@ -81,7 +82,7 @@ def wasserstein(x, y, *, p: int = 2, max_cells: int | None = MAX_CELLS, seed: in
 
     if p not in (1, 2):
         raise DataError(f"Wasserstein order p must be 1 or 2, got {p!r}")
-    x, y = _pair(x, y, max_cells=max_cells, seed=seed, what="Wasserstein distance")
+    x, y = subsampled_pair(x, y, max_cells=max_cells, seed=seed, what="Wasserstein distance")
     cost = cdist(x, y, "sqeuclidean" if p == 2 else "euclidean")
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean() ** (1.0 / p))
@@ -101,7 +102,7 @@ def rbf_mmd(x, y, *, bandwidths=None, max_cells: int | None = MAX_CELLS, seed: i
     ``CFGEN_SIGMAS`` reproduces CFGen's fixed list. ``MMD^2 = mean K_xx + mean K_yy - 2 mean K_xy`` (V-statistic):
     0 for identical sets, at most 2.
     """
-    x, y = _pair(x, y, max_cells=max_cells, seed=seed, what="MMD")
+    x, y = subsampled_pair(x, y, max_cells=max_cells, seed=seed, what="MMD")
     dxx, dyy, dxy = _sq_dists(x, x), _sq_dists(y, y), _sq_dists(x, y)
     if bandwidths is None:
         iu = np.triu_indices(len(x), k=1)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scsynth_core.errors import DataError
-from scsynth_core.metrics.distribution import MAX_CELLS, _pair, checked_pair
+from scsynth_core.metrics.distribution import MAX_CELLS, checked_pair, subsampled_pair
 
 #: Naeem et al.'s recommended number of neighbours.
 K_DEFAULT = 5
@@ -101,7 +101,7 @@ def knn_fidelity(real, generated, *, k: int = K_DEFAULT, max_cells: int | None =
     Both sets are first drawn down to one size (at most ``max_cells``, with ``seed``): recall and coverage
     depend on how many generated cells there are, so unequal sets would not be comparable across models.
     """
-    real, generated = _pair(real, generated, max_cells=max_cells, seed=seed, what="kNN fidelity")
+    real, generated = subsampled_pair(real, generated, max_cells=max_cells, seed=seed, what="kNN fidelity")
     return knn_fidelity_per_cell(real, generated, k=k).summary()
 
 
@@ -113,7 +113,7 @@ def nn_two_sample_accuracy(real, generated, *, max_cells: int | None = MAX_CELLS
     """
     from sklearn.neighbors import NearestNeighbors
 
-    real, generated = _pair(real, generated, max_cells=max_cells, seed=seed, what="1-NN two-sample accuracy")
+    real, generated = subsampled_pair(real, generated, max_cells=max_cells, seed=seed, what="1-NN two-sample accuracy")
     if len(real) < 2:
         raise DataError(f"1-NN two-sample accuracy needs at least 2 cells per set, got {len(real)}")
     pooled = np.vstack([real, generated])

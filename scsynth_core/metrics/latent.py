@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scsynth_core.errors import DataError
-from scsynth_core.metrics.disentanglement import N_BINS, _as_latents, discretize
+from scsynth_core.metrics.disentanglement import N_BINS, as_latents, discretize
 
 #: The predictions of a held-out combination that the perturbation experiment scores against the real held-out
 #: cells, in table order: latent arithmetic decoded by MichiGAN's generator, by the beta-TCVAE's decoder, and the
@@ -91,7 +91,7 @@ def latent_arithmetic(
         When the control cells under ``target_condition`` are missing, when either type has no cells, or when
         the two types share no observed condition besides ``target_condition``.
     """
-    z = _as_latents(z, "z")
+    z = as_latents(z, "z")
     ct = _labels(cell_type, z.shape[0], "cell_type")
     cond = _labels(condition, z.shape[0], "condition")
     types = pd.unique(ct)
@@ -155,7 +155,7 @@ def latent_entropy(z, *, n_bins: int = N_BINS) -> float:
     largely cancels in :func:`delta_h` when both sets have similar sizes. The range is set by the extremes, so
     a few far outliers coarsen the bins.
     """
-    x = _as_latents(z, "z")
+    x = as_latents(z, "z")
     if x.shape[0] < 2:
         raise DataError(f"latent entropy needs at least 2 cells, got {x.shape[0]}")
     width = (x.max(axis=0) - x.min(axis=0)) / n_bins
@@ -176,7 +176,7 @@ def delta_h(z_pred, z_real, *, n_bins: int = N_BINS) -> float:
     ~0 when predicted and real codes of the held-out combination have the same spread; positive when the
     prediction is more diffuse, negative when it is more concentrated.
     """
-    zp, zr = _as_latents(z_pred, "z_pred"), _as_latents(z_real, "z_real")
+    zp, zr = as_latents(z_pred, "z_pred"), as_latents(z_real, "z_real")
     if zp.shape[1] != zr.shape[1]:
         raise DataError(f"z_pred has {zp.shape[1]} dims but z_real has {zr.shape[1]}")
     return latent_entropy(zp, n_bins=n_bins) - latent_entropy(zr, n_bins=n_bins)

@@ -96,7 +96,8 @@ class RFResult:
         }
 
 
-def _as_2d_float(x, name: str) -> np.ndarray:
+def as_2d_float(x, name: str) -> np.ndarray:
+    """``x`` as a finite 2-D floating array (cells x features), else a DataError naming ``name``."""
     x = np.asarray(x)
     if x.ndim != 2:
         raise DataError(f"{name} must be a 2-D array of cells x features, got shape {x.shape}")
@@ -157,8 +158,8 @@ def rf_real_vs_generated(
     from sklearn.metrics import roc_auc_score, roc_curve
     from sklearn.model_selection import StratifiedKFold
 
-    real_pcs = _as_2d_float(real_pcs, "real cells")
-    gen_pcs = _as_2d_float(gen_pcs, "generated cells")
+    real_pcs = as_2d_float(real_pcs, "real cells")
+    gen_pcs = as_2d_float(gen_pcs, "generated cells")
     if real_pcs.shape[1] != gen_pcs.shape[1]:
         raise DataError(
             f"real and generated cells have different numbers of features ({real_pcs.shape[1]} vs "
@@ -291,7 +292,7 @@ def mmd_bandwidth(x, y, k: int = MMD_K) -> float:
     """
     from sklearn.neighbors import NearestNeighbors
 
-    z = np.vstack([_as_2d_float(x, "x"), _as_2d_float(y, "y")]).astype(np.float64)
+    z = np.vstack([as_2d_float(x, "x"), as_2d_float(y, "y")]).astype(np.float64)
     k = min(int(k), len(z) - 1)
     if k < 1:
         raise DataError("MMD needs at least two points in total")
@@ -360,8 +361,8 @@ def mmd(x, y, *, k: int = MMD_K, bandwidth: float | None = None) -> float:
         The unbiased MMD^2 estimate (no square root: it can be slightly negative when the sets are alike).
         Memory is bounded by tiles of about 4M pairs (~130 MB), whatever the set sizes.
     """
-    x = _as_2d_float(x, "x").astype(np.float64, copy=False)
-    y = _as_2d_float(y, "y").astype(np.float64, copy=False)
+    x = as_2d_float(x, "x").astype(np.float64, copy=False)
+    y = as_2d_float(y, "y").astype(np.float64, copy=False)
     if x.shape[1] != y.shape[1]:
         raise DataError(f"MMD sets have different numbers of features ({x.shape[1]} vs {y.shape[1]})")
     if len(x) < 2 or len(y) < 2:
@@ -527,8 +528,8 @@ def rf_per_cluster(
     if int(min_cells) < n_folds:
         raise ConfigError(f"per-cluster realism: min_cells {min_cells} is below the {n_folds} cells per class that "
                           f"{n_folds}-fold cross-validation needs")  # fmt: skip
-    real_pcs = _as_2d_float(real_pcs, "real cells")
-    gen_pcs = _as_2d_float(gen_pcs, "generated cells")
+    real_pcs = as_2d_float(real_pcs, "real cells")
+    gen_pcs = as_2d_float(gen_pcs, "generated cells")
     real_labels = np.asarray(real_labels).astype(str)
     gen_labels = np.asarray(gen_labels).astype(str)
     for name, pcs, labels in (("real", real_pcs, real_labels), ("generated", gen_pcs, gen_labels)):

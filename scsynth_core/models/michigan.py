@@ -17,6 +17,7 @@ import torch
 
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel, get_model_class
+from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.params import (
     check_choice,
@@ -29,7 +30,6 @@ from scsynth_core.models.scgan import (
     GP_INTERPOLATIONS,
     Critic,
     Generator,
-    _EpochBatches,
     critic_loss,
     generate_csr,
     generator_loss,
@@ -118,7 +118,7 @@ class _WGANTask(TrainingTask):
         self.generator, self.critic = generator, critic
         self.modules = {"generator": generator, "critic": critic}
         self.optimizers = {"generator": model._optimizer(generator), "critic": model._optimizer(critic)}
-        self.batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
+        self.batches = EpochBatches(len(train_rows), p["batch_size"], rng)
         self.code_mu = self.code_sd = None
         if codes is not None:
             self.code_mu = torch.as_tensor(codes[0], dtype=torch.float32, device=device)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import LSN_EPS, LSN_TARGET, lsn
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.params import (
     check_choice,
@@ -34,7 +35,6 @@ from scsynth_core.models.training import (
     TrainingTask,
     check_loop_params,
     dense_rows,
-    minibatches,
     resolve_device,
     seed_everything,
     training_matrix,
@@ -445,27 +445,6 @@ _WORKSTATION: dict[str, Any] = _PAPER | {
 _CONDITIONAL = {"critic_head": "projection", "critic_fake_labels": "real_batch"}
 
 
-class _EpochBatches:
-    """Shuffled epochs of minibatch row indices (:func:`minibatches`); the pending ones are checkpointed."""
-
-    def __init__(self, n_rows: int, batch_size: int, rng: np.random.Generator) -> None:
-        self.n_rows, self.batch_size, self.rng = n_rows, batch_size, rng
-        self.pending: list[np.ndarray] = []
-
-    def next(self) -> np.ndarray:
-        if not self.pending:
-            placeholder = np.empty((self.n_rows, 0))
-            self.pending = list(minibatches(placeholder, batch_size=self.batch_size, rng=self.rng))
-        return self.pending.pop(0)
-
-    def state(self) -> torch.Tensor:
-        width = min(self.batch_size, self.n_rows)
-        return torch.as_tensor(np.asarray(self.pending, dtype=np.int64).reshape(-1, width))
-
-    def load(self, state: torch.Tensor) -> None:
-        self.pending = list(state.numpy())
-
-
 class _GANTask(TrainingTask):
     """scGAN's WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop` (see docs/models.md)."""
 
@@ -481,7 +460,7 @@ class _GANTask(TrainingTask):
         self.modules = {"generator": generator, "critic": critic}
         self.optimizers = {"generator": model._optimizer(generator, device),
                            "critic": model._optimizer(critic, device)}
-        self.batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
+        self.batches = EpochBatches(len(train_rows), p["batch_size"], rng)
         self.freqs = None if codes is None else torch.as_tensor(model.class_frequencies, dtype=torch.float32,
                                                                 device=device)
         self.monitor_codes = monitor_codes

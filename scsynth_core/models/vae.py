@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.params import (  # check_number etc. also imported from here by other families
     check_choice,
@@ -32,7 +33,6 @@ from scsynth_core.models.params import (  # check_number etc. also imported from
 from scsynth_core.models.scgan import (
     ConditionalBatchNorm,
     Generator,
-    _EpochBatches,
     generate_csr,
 )
 from scsynth_core.models.training import (
@@ -325,7 +325,7 @@ class _VAETask(TrainingTask):
         self.modules = {"encoder": encoder, "decoder": decoder}
         self.optimizers = {"adam": torch.optim.Adam([*encoder.parameters(), *decoder.parameters()],
                                                     lr=p["learning_rate"], betas=(0.9, 0.999), eps=1e-8)}
-        self.batches = _EpochBatches(len(train_rows), p["batch_size"], rng)
+        self.batches = EpochBatches(len(train_rows), p["batch_size"], rng)
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         x = log1p_rows(self.X, self.train_rows[self.batches.next()], self.device)

@@ -171,10 +171,3 @@ def finish(fig: Figure, title: str = "") -> Figure:
 def metric_label(name: str) -> str:
     """Human-readable axis label of a metric column."""
     return METRIC_LABELS.get(name, name)
-
-
-def require_columns(frame, columns: Iterable[str], what: str) -> None:
-    """Raise a ``ValueError`` naming the missing columns of ``frame``."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: frame lacks column(s) {missing}; it has {list(frame.columns)}")

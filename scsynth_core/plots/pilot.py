@@ -18,13 +18,13 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from scsynth_core.data.checks import require_columns
 from scsynth_core.plots._style import (
     REAL_COLOR,
     colors_for,
     finish,
     metric_label,
     new_figure,
-    require_columns,
     styled,
 )
 

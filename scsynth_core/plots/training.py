@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, require_columns, styled
+from scsynth_core.data.checks import require_columns
+from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, styled
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
