@@ -208,6 +208,8 @@ def realism_targets():
             ]
         if PER_CLUSTER_MODELS:
             targets.append(f"results/realism/{dataset}/per_cluster.tsv")
+        if section["actinn_tables"]:  # Heydari 2022 Supp. Tables S6-S7 (rules/classification.smk)
+            targets.append(f"results/realism/{dataset}/actinn/summary.tsv")
         for seed in section["seeds"]:
             figures = f"results/realism/{dataset}/figures"
             targets.append(f"{figures}/roc_seed{seed}.png")

@@ -1,0 +1,60 @@
+# ACTINN's cell-type accuracy and F1 per dataset (Heydari et al. 2022 Supp. Tables S6-S7), part of the realism
+# experiment when realism.actinn_tables is true; steps in scsynth_core/experiments/classification.py.
+ACTINN_RUN = "results/realism/{dataset}/actinn/seed{seed}"
+
+
+def actinn_conditioner(wildcards):
+    """ACTIVA's model file of the same split, when ACTIVA is a realism model: its conditioner is scored too."""
+    if "activa" not in config["realism"]["models"]:
+        return {}
+    return {"activa": f"results/realism/{wildcards.dataset}/activa/seed{wildcards.seed}/model.pt"}
+
+
+rule actinn_classification:
+    input:
+        unpack(actinn_conditioner),
+        prepared="results/data/{dataset}/prepared.h5ad",
+        split=realism_split,
+    output:
+        scores=os.path.join(ACTINN_RUN, "scores.tsv"),
+        per_type=os.path.join(ACTINN_RUN, "per_type.tsv"),
+        model=os.path.join(ACTINN_RUN, "actinn.pt"),
+    log:
+        "logs/realism/{dataset}/actinn/seed{seed}.log",
+    conda:
+        "../envs/models.yaml"
+    threads: 2
+    resources:
+        **GPU_RESOURCES,
+        mem_mb=8000,
+        runtime=60,
+    params:
+        dataset=lambda w: w.dataset,
+        seed=lambda w: int(w.seed),
+        preset=config["preset"],
+        device=config["device"],
+    script:
+        "../workflow_scripts/actinn_classification.py"
+
+
+rule actinn_summary:
+    input:
+        expand(
+            os.path.join(ACTINN_RUN, "scores.tsv"),
+            seed=config["realism"]["seeds"],
+            allow_missing=True,
+        ),
+    output:
+        report(
+            "results/realism/{dataset}/actinn/summary.tsv",
+            caption="../report/actinn_table.rst",
+            category="Realism",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "table": "ACTINN accuracy and F1"},
+        ),
+    log:
+        "logs/realism/{dataset}/actinn/summary.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/actinn_summary.py"
