@@ -19,7 +19,7 @@ from matplotlib.patches import PathPatch, Rectangle
 from scsynth_core.embedding import embedding_frame
 from scsynth_core.plots import _style
 from scsynth_core.plots.augmentation import percent_label, plot_f1_vs_fraction
-from scsynth_core.plots.disentanglement import plot_leaderboard, plot_metric_bars
+from scsynth_core.plots.bars import plot_leaderboard, plot_metric_bars
 from scsynth_core.plots.embedding import plot_embedding
 from scsynth_core.plots.heatmap import correlation_triangles, plot_correlation_heatmap
 from scsynth_core.plots.pilot import plot_mad_table, plot_metric_boxplots

@@ -227,7 +227,8 @@ def figures(
 
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.embedding import embed
-    from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_latent_umap, plot_metric_bars
+    from scsynth_core.plots.bars import plot_metric_bars
+    from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_latent_umap
     from scsynth_core.runtime import save_figure, use_agg
 
     use_agg()
@@ -411,7 +412,7 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from scsynth_core.plots.disentanglement import plot_metric_bars
+    from scsynth_core.plots.bars import plot_metric_bars
     from scsynth_core.runtime import save_figure, use_agg
 
     use_agg()

@@ -606,7 +606,7 @@ def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = ""
     use_agg()
     import pandas as pd
 
-    from scsynth_core.plots.disentanglement import plot_leaderboard as draw
+    from scsynth_core.plots.bars import plot_leaderboard as draw
 
     frame = pd.read_csv(summary, sep="\t")
     metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "inception_score") if m in frame]

@@ -14,7 +14,7 @@ import pandas as pd
 from scsynth_core.data.checks import require_columns
 from scsynth_core.metrics.latent import METHODS, REAL
 from scsynth_core.plots._style import REAL_COLOR, colors_for, finish, new_figure, styled
-from scsynth_core.plots.disentanglement import plot_metric_bars
+from scsynth_core.plots.bars import plot_metric_bars
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
