@@ -187,9 +187,9 @@ def model_settings(config: Mapping[str, Any], model: str, dataset: Mapping[str, 
 
 def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for unknown models, datasets, presets or hyperparameters."""
-    from scsynth_core.models import available_models
+    from scsynth_core.models.specs import SPECS
 
-    known = available_models()
+    known = sorted(SPECS)
     for experiment in config.get("experiments", []):
         section = config.get(experiment, {})
         for model in section.get("models", []):
@@ -207,21 +207,21 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                           "after it, e.g. [papers, wasserstein, prdc]")
     if "augmentation" in config.get("experiments", []):
         for model in config["augmentation"]["models"]:
-            if model in known and (cls := _importable(model)) is not None and not cls.conditional:
+            if model in known and not SPECS[model].conditional:
                 raise ConfigError(
                     f"config: augmentation.models: model '{model}' is not conditional and cannot generate the "
                     "target cluster"
                 )
     if "pilot" in config.get("experiments", []):
         for model in config["pilot"]["models"]:
-            if model in known and (cls := _importable(model)) is not None and cls.representation != "counts":
+            if model in known and SPECS[model].representation != "counts":
                 raise ConfigError(
-                    f"config: pilot.models: model '{model}' generates {cls.representation} "
+                    f"config: pilot.models: model '{model}' generates {SPECS[model].representation} "
                     "values; the pilot experiment compares count matrices"
                 )
     if "disentanglement" in config.get("experiments", []):
         for model in config["disentanglement"]["models"]:
-            if model in known and (cls := _importable(model)) is not None and getattr(cls, "latent_param", None) is None:
+            if model in known and SPECS[model].latent_param is None:
                 raise ConfigError(
                     f"config: disentanglement.models: model '{model}' has no latent representation to score "
                     "(models with one: pca, vae, betatcvae)"
@@ -284,18 +284,11 @@ def _importable(model: str) -> type | None:
 
 
 def conditional_models(models: list[str]) -> list[str]:
-    """The models that generate cells of requested clusters (their class's ``conditional`` flag). A model whose
-    framework (torch) this process cannot import cannot be asked; it is left out, with a warning on stderr."""
-    import sys
+    """The models that generate cells of requested clusters (the ``conditional`` flag of their spec; no model
+    class is imported)."""
+    from scsynth_core.models.specs import model_spec
 
-    chosen = []
-    for model in models:
-        cls = _importable(model)
-        if cls is None:
-            print(f"warning: per-cluster realism leaves out '{model}': its class does not import here", file=sys.stderr)
-        elif cls.conditional:
-            chosen.append(model)
-    return chosen
+    return [model for model in models if model_spec(model).conditional]
 
 
 def _datasets_of(config: Mapping[str, Any], model: str) -> list[str]:

@@ -501,10 +501,6 @@ class ACTIVA(GenerativeModel):
     """
 
     name = "activa"
-    representation = "lsn"
-    conditional = True
-    labels_optional = True
-    labels_by_filtering = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
                                                     "demo": dict(_DEMO)}
 

@@ -25,25 +25,15 @@ import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.params import check_flag  # noqa: F401 - re-exported for older imports
+from scsynth_core.models.specs import FLAGS, SPECS, model_spec
 
 if TYPE_CHECKING:
     import anndata as ad
 
 _log = logging.getLogger("scsynth")
 
-#: Registry name -> "module:Class". Families are imported only when a name is used.
-_REGISTRY: dict[str, str] = {
-    "upsample": "scsynth_core.models.baselines:UpsampleModel",
-    "noise": "scsynth_core.models.baselines:NoiseModel",
-    "scgan": "scsynth_core.models.scgan:ScGAN",
-    "cscgan": "scsynth_core.models.scgan:CscGAN",
-    "activa": "scsynth_core.models.activa:ACTIVA",
-    "vae": "scsynth_core.models.vae:VAE", "betatcvae": "scsynth_core.models.vae:BetaTCVAE", "wgangp": "scsynth_core.models.michigan:WGANGP", "michigan": "scsynth_core.models.michigan:MichiGAN",
-    "scdbm": "scsynth_core.models.scdbm:ScDBM",
-    "pca": "scsynth_core.models.classic:PPCAModel", "gmm": "scsynth_core.models.classic:GMMModel",
-    "scvi_posterior": "scsynth_core.models.scvi:ScviPosterior", "scvi_prior": "scsynth_core.models.scvi:ScviPrior",
-    "latentflow": "scsynth_core.models.flow:LatentFlow",
-}
+#: Registry name -> "module:Class", from the torch-free specs. Families are imported only when a name is used.
+_REGISTRY: dict[str, str] = {name: spec.target for name, spec in SPECS.items()}
 
 #: Representations a model may train on; transforms live in :mod:`scsynth_core.data.preprocess`.
 REPRESENTATIONS = ("counts", "lsn", "log1p")
@@ -56,11 +46,7 @@ def available_models() -> list[str]:
 
 def get_model_class(name: str) -> type[GenerativeModel]:
     """Return the class registered as ``name``; unknown names raise a :class:`ConfigError` listing the known ones."""
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown model '{name}' (available: {', '.join(available_models())})") from None
-    module, cls = target.split(":")
+    module, cls = model_spec(name).target.split(":")
     return getattr(importlib.import_module(module), cls)
 
 
@@ -115,9 +101,10 @@ class SamplingCall:
 class GenerativeModel(ABC):
     """A generative model of single-cell expression profiles.
 
-    Subclasses set the class attributes and implement the four private hooks. Generation is defined here once
-    (:meth:`sample` in memory, :meth:`sample_to_h5ad` streamed): for every chunk of at most ``batch_size`` cells
-    it calls the family's ``_sample_chunk(n, labels, rng)``, after ``_start_sampling(seed)`` once per call.
+    Subclasses set ``name`` and ``presets`` (their flags, ``representation`` to ``latent_param``, come from the
+    spec registered as ``name`` in :mod:`scsynth_core.models.specs`) and implement the four private hooks.
+    Generation is defined here once (:meth:`sample` in memory, :meth:`sample_to_h5ad` streamed): for every
+    chunk of at most ``batch_size`` cells it calls the family's ``_sample_chunk(n, labels, rng)``, after ``_start_sampling(seed)`` once per call.
     ``_sample_chunk`` returns the cells, or :class:`SampledCells` with per-cell annotations; a family that
     generates label-specific cells by drawing and rejecting (``labels_by_filtering``) keeps the cells it drew
     but did not use yet, and what to record in ``uns``, in the call's :class:`SamplingCall` (``self._sampling``).
@@ -148,10 +135,18 @@ class GenerativeModel(ABC):
     labels_by_filtering: ClassVar[bool] = False
     #: Minibatches are read as ``X[rows]``, so ``fit`` also takes cells whose ``X`` stays on disk (scGAN, cscGAN).
     reads_rows: ClassVar[bool] = False
+    #: The hyperparameter that sizes the latent code (None: no latent representation to score).
+    latent_param: ClassVar[str | None] = None
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # A registered class takes its flags from its spec (scsynth_core.models.specs), the one place the config
+        # check also reads them; subclasses of it (tests) inherit them.
+        spec = SPECS.get(cls.__dict__.get("name", ""))
+        if spec is not None and spec.target == f"{cls.__module__}:{cls.__qualname__}":
+            for flag in FLAGS:
+                setattr(cls, flag, getattr(spec, flag))
         # Families whose paper settings already train in minutes on a CPU have no workstation preset of their own:
         # for them the workstation preset IS the paper's.
         if "paper" in cls.presets and "workstation" not in cls.presets:

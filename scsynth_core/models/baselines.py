@@ -23,8 +23,6 @@ from scsynth_core.models.params import check_number
 class _StoredCellsModel(GenerativeModel):
     """A model whose fitted state is the training count matrix itself (and, if any, its labels)."""
 
-    representation = "counts"
-
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         self._X = sp.csr_matrix(adata.X, dtype=np.float32)
         self._labels = None if self.label_key is None else adata.obs[self.label_key].astype(str).to_numpy(object)
@@ -48,8 +46,6 @@ class UpsampleModel(_StoredCellsModel):
     """
 
     name = "upsample"
-    conditional = True
-    labels_optional = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
 
     def _sample_chunk(self, n, labels, rng):
@@ -73,7 +69,6 @@ class NoiseModel(_StoredCellsModel):
     """
 
     name = "noise"
-    conditional = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {"shape_max": 10.0, "scale_max": 5.0},
         "demo": {"shape_max": 10.0, "scale_max": 5.0},

@@ -173,10 +173,6 @@ class PPCAModel(GenerativeModel):
     """
 
     name = "pca"
-    representation = "log1p"
-    conditional = False
-    #: The hyperparameter holding the number of latent dimensions (the disentanglement experiment sets it).
-    latent_param = "n_latent"
     _gene_sd: np.ndarray | None = None
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
@@ -336,8 +332,6 @@ class GMMModel(GenerativeModel):
     """
 
     name = "gmm"
-    representation = "log1p"
-    conditional = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {"n_components": "bic", "bic_components": [*range(1, 11), 15, 20, 25, 30, 40, 50],
                   "covariance_types": list(COVARIANCE_TYPES), "covariance_type": "full", "n_pcs": 50,

@@ -280,9 +280,6 @@ class LatentFlow(GenerativeModel):
     """
 
     name = "latentflow"
-    representation = "counts"
-    conditional = True
-    labels_optional = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _PAPER, "workstation": _WORKSTATION, "demo": _DEMO}
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:

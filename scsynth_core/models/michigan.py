@@ -207,8 +207,6 @@ class WGANGP(GenerativeModel):
     """
 
     name = "wgangp"
-    representation = "log1p"
-    conditional = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_GAN_PAPER), "workstation": dict(_GAN_WORKSTATION),
                                                     "demo": dict(_GAN_DEMO)}
 

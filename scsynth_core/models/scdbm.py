@@ -525,8 +525,6 @@ class ScDBM(GenerativeModel):
     """
 
     name = "scdbm"
-    representation = "counts"
-    conditional = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO),
                                                     "paper_supplement": dict(_SUPPLEMENT)}
 

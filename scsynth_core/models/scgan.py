@@ -549,9 +549,6 @@ class ScGAN(GenerativeModel):
     """
 
     name = "scgan"
-    representation = "lsn"
-    conditional = False
-    reads_rows = True  # minibatches are X[rows]: fit also takes cells read from disk (GenerativeModel.fit)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
                                                     "demo": dict(_DEMO)}
 
@@ -675,7 +672,6 @@ class CscGAN(ScGAN):
     """
 
     name = "cscgan"
-    conditional = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": _PAPER | _CONDITIONAL,
         "workstation": _WORKSTATION | _CONDITIONAL,

@@ -281,8 +281,6 @@ def _recompute_batchnorm(model, *, batch_size: int) -> None:
 class _ScviGenerator(GenerativeModel):
     """Shared part of the two scVI samplers: hyperparameters, training, save/load, block-wise generation."""
 
-    representation = "counts"
-    conditional = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
                                                     "demo": dict(_DEMO)}
 

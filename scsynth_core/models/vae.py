@@ -401,10 +401,6 @@ class VAE(CodeSampling, GenerativeModel):
     """
 
     name = "vae"
-    representation = "log1p"
-    conditional = False
-    #: The hyperparameter holding the number of latent dimensions (the disentanglement experiment sets it).
-    latent_param: ClassVar[str] = "latent_dim"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_VAE_PAPER), "workstation": dict(_VAE_WORKSTATION),
                                                     "demo": dict(_VAE_DEMO)}
 
