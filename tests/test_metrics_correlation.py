@@ -10,8 +10,11 @@ import scipy.sparse as sp
 
 from scsynth_core.errors import DataError
 from scsynth_core.metrics.correlation import (
+    HEATMAPS,
     correlation_discrepancy,
+    de_gene_table,
     marker_correlation_frame,
+    marker_genes,
     pearson_matrix,
     top_de_genes,
 )
@@ -119,3 +122,45 @@ def test_top_de_genes_demo_finds_known_markers(demo_counts):
     assert genes.index("CD79A") >= b_cell  # clusters before it contribute at most 5 genes each
     with pytest.raises(DataError):
         top_de_genes(adata, groupby="nope")
+
+
+def test_marker_genes_every_cluster_and_the_largest_known_answer():
+    """Every cluster: table order, repeats dropped (Heydari's set). Largest k: the k biggest clusters, biggest
+    first, ties in table order (Marouf Fig. 1d: two clusters)."""
+    table = pd.DataFrame(
+        {"cluster": ["a", "a", "b", "b", "c", "c", "d", "d"], "n_cells": [10, 10, 50, 50, 30, 30, 30, 30],
+         "rank": [1, 2, 1, 2, 1, 2, 1, 2], "gene": ["g1", "g2", "g3", "g1", "g4", "g5", "g6", "g7"]}
+    )  # fmt: skip
+    assert marker_genes(table) == ["g1", "g2", "g3", "g4", "g5", "g6", "g7"]
+    assert marker_genes(table, largest=2) == ["g3", "g1", "g4", "g5"]
+    assert marker_genes(table.iloc[::-1], largest=1) == ["g3", "g1"]  # within a cluster by rank, not row order
+    with pytest.raises(DataError, match="n_cells"):
+        marker_genes(table.drop(columns="n_cells"))
+
+
+def test_de_gene_table_gives_marouf_set_of_the_two_largest_clusters(demo_counts):
+    """The demo's two largest types are Dendritic (240 cells) and CD14+ Monocyte (129): Marouf's set is their top 5
+    genes, each more expressed in its own type than in the rest."""
+    adata = demo_counts.copy()
+    adata.obs["cluster"] = adata.obs["bulk_labels"]
+    table = de_gene_table(adata, n_genes=5)
+    assert list(table.columns) == ["cluster", "n_cells", "rank", "gene"]
+    assert len(table) == 5 * adata.obs["cluster"].nunique()
+    marouf = marker_genes(table, largest=HEATMAPS["marouf"]["largest"])
+    assert len(marouf) == 10
+    values = np.log1p(adata.to_df() * 20_000 / np.asarray(adata.X.sum(axis=1)))
+    for cluster, genes in (("Dendritic", marouf[:5]), ("CD14+ Monocyte", marouf[5:])):
+        inside = (adata.obs["cluster"] == cluster).to_numpy()
+        assert (values.loc[inside, genes].mean() > values.loc[~inside, genes].mean()).all()
+
+
+def test_marker_correlation_frame_on_marouf_log_scale():
+    """Marouf's heatmap correlates log(LSN + 1) values: a known answer the LSN correlations differ from."""
+    cells = {"g1": [1, 2, 3, 9], "g2": [3, 2, 1, 1], "g3": [6, 6, 6, 0]}
+    adata = _adata(cells)
+    X = np.array(list(cells.values()), dtype=float).T
+    logged = np.log1p(X * 20_000 / X.sum(axis=1, keepdims=True))
+    frame = marker_correlation_frame(adata, adata, GENES, space=HEATMAPS["marouf"]["space"])
+    np.testing.assert_allclose(frame.to_numpy(), np.corrcoef(logged, rowvar=False), atol=1e-12)
+    lsn = marker_correlation_frame(adata, adata, GENES, space=HEATMAPS["activa"]["space"]).to_numpy()
+    assert np.abs(lsn - frame.to_numpy()).max() > 0.01

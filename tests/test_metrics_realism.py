@@ -91,6 +91,27 @@ def test_mmd_of_a_set_with_itself_has_the_closed_form():
     assert -6 / 50 <= mmd(x, x) < 0
 
 
+def test_biased_mmd_is_the_v_statistic():
+    """Known answers: 0 for a set against itself; on two points per set the hand-computed V-statistic; on any
+    sets the double-loop reference with the i == j terms (k = 3) in the within-set means."""
+    x = np.random.default_rng(5).normal(size=(30, 3))
+    assert mmd(x, x, biased=True) == pytest.approx(0.0, abs=1e-12)
+    a, b = np.array([[0.0], [1.0]]), np.array([[0.0], [3.0]])
+
+    def kern(d):  # Marouf's kernel at distance d with bandwidth m = 1
+        return sum(np.exp(-(d**2) / s**2) for s in (0.5, 1.0, 2.0))
+
+    expected = (6 + 2 * kern(1)) / 4 + (6 + 2 * kern(3)) / 4 - 2 * (kern(0) + kern(3) + kern(1) + kern(2)) / 4
+    assert mmd(a, b, bandwidth=1.0, biased=True) == pytest.approx(expected, abs=1e-12)
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(12, 4)), rng.normal(size=(9, 4)) + 0.5
+    m = mmd_bandwidth(x, y)
+    kxx, kyy = (realism._kernel_sum(z, z, m, same=True) for z in (x, y))
+    kxy = realism._kernel_sum(x, y, m, same=False)
+    assert mmd(x, y, biased=True) == pytest.approx((kxx + 36) / 144 + (kyy + 27) / 81 - 2 * kxy / 108, abs=1e-12)
+    assert mmd(x, y, biased=True) > mmd(x, y)
+
+
 def test_mmd_near_zero_for_same_distribution_and_large_for_shift():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(400, 10)), rng.normal(size=(400, 10))

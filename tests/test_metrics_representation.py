@@ -65,3 +65,53 @@ def test_protocol_pca_keeps_every_compared_cell_out_of_its_fit(demo_counts):
     biased = realism_metrics(test, control, representation=fit_representation(ad.concat([fit, test])), n_trees=200)
     assert 0.35 < fair["rf_auc_mean"] < 0.65
     assert biased["rf_auc_mean"] > 0.75  # the in-fit test cells stand out: a generator would be judged unfairly
+
+
+def test_marouf_representation_equals_scanpy_pipeline(demo_counts, tmp_path):
+    """Marouf's representation (log LSN, top genes by Cell Ranger dispersion, scaled, PCA of the real cells) as
+    one projection equals scanpy's steps done by hand: the same genes, the same scaled values' PCs."""
+    import anndata as ad
+    import scanpy as sc
+
+    from scsynth_core.metrics.representation import fit_marouf_representation
+
+    real = demo_counts[:300].copy()
+    rep = fit_marouf_representation(real, n_top_genes=100, n_components=20, seed=0)
+    assert rep.kind == "marouf" and rep.n_components == 20
+    work = ad.AnnData(log_lsn(real.X).toarray())
+    expressed = work.X.any(axis=0)
+    assert not expressed.all()  # unexpressed genes are left out before the ranking (scanpy cannot bin them)
+    hvg = sc.pp.highly_variable_genes(work[:, expressed], flavor="cell_ranger", n_top_genes=100, inplace=False)
+    kept = np.abs(rep.components).sum(axis=0) > 0
+    np.testing.assert_array_equal(kept[expressed], hvg["highly_variable"].to_numpy())
+    assert kept.sum() == 100
+    scaled = work[:, kept].copy()
+    sc.pp.scale(scaled)
+    expected = PCA(20, svd_solver="arpack", random_state=0).fit(scaled.X)
+    np.testing.assert_allclose(rep.transform(real), expected.transform(scaled.X), atol=1e-4)
+    # other cells get the real cells' genes, means and sds: their scaled values, not their own
+    other = demo_counts[300:].copy()
+    lsn = log_lsn(other.X)[:, kept].toarray()
+    mu, sd = scaled.var["mean"].to_numpy(), scaled.var["std"].to_numpy()
+    np.testing.assert_allclose(rep.transform(other), expected.transform((lsn - mu) / sd), atol=1e-4)
+    rep.save(tmp_path / "rep.npz")
+    assert SharedRepresentation.load(tmp_path / "rep.npz").kind == "marouf"
+
+
+def test_protocol_representation_kinds_fit_on_different_cells(demo_counts):
+    """scsynth: fitted on the training cells minus the control's; marouf: on the real test cells, whose
+    projection is then centred (their own mean removed) while the fit cells' mean is not theirs."""
+    from scsynth_core.errors import ConfigError
+    from scsynth_core.metrics.representation import fit_protocol_representation, protocol_cells
+
+    cells = demo_counts.copy()
+    cells.obs["split"] = np.where(np.random.default_rng(1).random(cells.n_obs) < 0.3, "test", "train")
+    fit, _, test = protocol_cells(cells, seed=0)
+    ours = fit_protocol_representation(cells, seed=0)
+    marouf = fit_protocol_representation(cells, seed=0, kind="marouf")
+    assert ours.kind == "scsynth" and marouf.kind == "marouf"
+    np.testing.assert_allclose(marouf.transform(test).mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(ours.transform(fit).mean(axis=0), 0, atol=1e-3)
+    assert np.abs(ours.transform(test).mean(axis=0)).max() > 0.05
+    with pytest.raises(ConfigError, match="realism.representation"):
+        fit_protocol_representation(cells, kind="seurat")

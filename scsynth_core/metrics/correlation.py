@@ -6,8 +6,11 @@
 * :func:`correlation_discrepancy`: Heydari 2022, eq. 7, ``CD(G, R) = ||C_G - C_R||_1 = max_j sum_i |G_ij - R_ij|``,
   the matrix 1-norm of the difference of the Pearson correlation matrices of generated (G) and real (R) cells over
   those genes (PBMC: ACTIVA 1.5816, scGAN 2.2037).
-* :func:`marker_correlation_frame`: the data of Heydari 2022 Fig. 4 / Marouf 2020 Fig. 2: one square matrix with the
+* :func:`marker_correlation_frame`: the data of Heydari 2022 Fig. 4 / Marouf 2020 Fig. 1d: one square matrix with the
   generated cells' correlations below the diagonal and the real cells' above it.
+* :data:`HEATMAPS`: the two papers' heatmaps. Heydari 2022 Fig. 4 (``activa``): the top 5 DE genes of every cluster,
+  LSN values. Marouf 2020 Fig. 1d (``marouf``): the top 5 upregulated genes of each of the two largest clusters
+  (10 genes), correlations of log-transformed expression as Marouf states.
 
 Expression space. ACTIVA and scGAN train on, generate and are evaluated in library-size-normalised (LSN, 20,000
 per cell) values without a log, so correlations are computed on LSN values by default (``space="lsn"``); real
@@ -32,30 +35,39 @@ LSN_TARGET = 20_000
 
 Space = Literal["lsn", "log1p_lsn", "raw"]
 
+#: Marker-gene heatmaps (config ``realism.heatmaps``): the clusters whose top DE genes are shown (``None``: every
+#: cluster; ``k``: the k largest) and the expression space of the correlations.
+HEATMAPS: dict[str, dict[str, int | str | None]] = {
+    "activa": {"largest": None, "space": "lsn"},  # Heydari 2022 Fig. 4 (and its CD, eq. 7)
+    "marouf": {"largest": 2, "space": "log1p_lsn"},  # Marouf 2020 Fig. 1d
+}
 
-def top_de_genes(
+#: Columns of :func:`de_gene_table` (the workflow's ``markers.tsv``).
+DE_TABLE_COLUMNS = ["cluster", "n_cells", "rank", "gene"]
+
+
+def de_gene_table(
     real: ad.AnnData,
     *,
     groupby: str = "cluster",
     n_genes: int = 5,
     method: Literal["t-test", "wilcoxon", "t-test_overestim_var"] = "t-test",
-) -> list[str]:
-    """Top ``n_genes`` upregulated genes of every cluster, united in cluster order without duplicates.
+) -> pd.DataFrame:
+    """Top ``n_genes`` upregulated genes of every cluster as a long table (:data:`DE_TABLE_COLUMNS`).
 
-    The gene set of the correlation discrepancy (Heydari 2022, Results, "top 5 DE genes of each cluster") and of
-    the marker heatmaps (Marouf 2020, Methods: top 5 upregulated genes per cluster from ``rank_genes_groups``).
+    One row per cluster and rank (1 = most upregulated), clusters in categorical order (sorted labels for
+    non-categorical columns), ``n_cells`` the cluster's size in ``real``. A gene can appear under several
+    clusters; :func:`marker_genes` makes the gene sets from the table.
 
     Each cluster is tested against the rest with :func:`scanpy.tl.rank_genes_groups` on log1p(LSN-20,000) of a
-    copy of the data (the input is not modified); genes are taken in the order of decreasing score, i.e. the most
-    upregulated first. A gene already chosen for an earlier cluster is not repeated, so the list can be shorter
-    than ``n_genes x n_clusters`` (Heydari 2022 use 55 genes for PBMC 68k, 40 for Brain Small).
+    copy of the data (the input is not modified); genes are taken in the order of decreasing score.
 
     Parameters
     ----------
     real
         Real cells (counts or LSN values) with ``obs[groupby]``.
     groupby
-        Cluster column; clusters are visited in categorical order (sorted labels for non-categorical columns).
+        Cluster column.
     n_genes
         Genes per cluster (papers: 5).
     method
@@ -93,15 +105,47 @@ def top_de_genes(
         work, "_group", groups=groups, reference="rest", method=method, n_genes=n_genes, use_raw=False
     )
     names = work.uns["rank_genes_groups"]["names"]
-    chosen: list[str] = []
-    seen: set[str] = set()
-    for group in groups:
-        for gene in names[group][:n_genes]:
-            gene = str(gene)
-            if gene not in seen:
-                seen.add(gene)
-                chosen.append(gene)
-    return chosen
+    size_of = {str(c): int(n) for c, n in sizes.items()}
+    rows = [(group, size_of[group], rank, str(gene))
+            for group in groups for rank, gene in enumerate(names[group][:n_genes], start=1)]  # fmt: skip
+    return pd.DataFrame(rows, columns=DE_TABLE_COLUMNS)
+
+
+def marker_genes(table: pd.DataFrame, *, largest: int | None = None) -> list[str]:
+    """The gene set of a :func:`de_gene_table`: its genes in table order without repeats.
+
+    ``largest=None``: every cluster (Heydari 2022, "top 5 DE genes of each cluster": 55 genes for PBMC 68k, 40 for
+    Brain Small, a gene already chosen for an earlier cluster not repeated). ``largest=k``: only the ``k``
+    clusters with the most cells, largest first, ties in table order (Marouf 2020 Fig. 1d: the top 5 upregulated
+    genes of each of the two largest clusters).
+    """
+    missing = [c for c in DE_TABLE_COLUMNS if c not in table]
+    if missing:
+        raise DataError(f"marker-gene table lacks column(s) {missing} (expected {DE_TABLE_COLUMNS})")
+    table = table.astype({"cluster": str, "gene": str})
+    order = list(dict.fromkeys(table["cluster"]))
+    if largest is not None:
+        size = table.groupby("cluster", sort=False)["n_cells"].first()
+        order = sorted(order, key=lambda c: -size[c])[: int(largest)]  # sorted() is stable: ties keep table order
+    ranked = table.sort_values("rank", kind="stable")
+    genes = [g for c in order for g in ranked.loc[ranked["cluster"] == c, "gene"]]
+    return list(dict.fromkeys(genes))
+
+
+def top_de_genes(
+    real: ad.AnnData,
+    *,
+    groupby: str = "cluster",
+    n_genes: int = 5,
+    method: Literal["t-test", "wilcoxon", "t-test_overestim_var"] = "t-test",
+) -> list[str]:
+    """Top ``n_genes`` upregulated genes of every cluster, united in cluster order without duplicates.
+
+    The gene set of the correlation discrepancy (Heydari 2022, Results, "top 5 DE genes of each cluster"):
+    :func:`marker_genes` of :func:`de_gene_table` (see there for the test, ``groupby`` and ``method``); the list
+    can be shorter than ``n_genes x n_clusters`` when clusters share genes.
+    """
+    return marker_genes(de_gene_table(real, groupby=groupby, n_genes=n_genes, method=method))
 
 
 def _expression(adata: ad.AnnData, genes: list[str], space: Space) -> np.ndarray:
@@ -172,7 +216,7 @@ def correlation_discrepancy(real: ad.AnnData, generated: ad.AnnData, genes, *, s
 def marker_correlation_frame(real: ad.AnnData, generated: ad.AnnData, genes, *, space: Space = "lsn") -> pd.DataFrame:
     """Square gene x gene frame: generated correlations below the diagonal, real above, 1 on the diagonal.
 
-    The layout of Heydari 2022 Fig. 4 and Marouf 2020 Fig. 2 heatmaps; entry ``[i, j]`` with ``i > j`` is
+    The layout of Heydari 2022 Fig. 4 and Marouf 2020 Fig. 1d heatmaps; entry ``[i, j]`` with ``i > j`` is
     ``corr_generated(gene_i, gene_j)``, with ``i < j`` it is ``corr_real(gene_i, gene_j)``.
     """
     genes = [str(g) for g in genes]

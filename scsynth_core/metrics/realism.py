@@ -340,11 +340,15 @@ def _kernel_sum(a: np.ndarray, b: np.ndarray, scale: float, *, same: bool) -> fl
     return float(total)
 
 
-def mmd(x, y, *, k: int = MMD_K, bandwidth: float | None = None) -> float:
+def mmd(x, y, *, k: int = MMD_K, bandwidth: float | None = None, biased: bool = False) -> float:
     """Unbiased estimate of the squared maximum mean discrepancy with Marouf's kernel (Marouf 2020, Methods).
 
     ``MMD^2 = 1/(n(n-1)) sum_{i!=j} k(x_i,x_j) + 1/(m(m-1)) sum_{i!=j} k(y_i,y_j) - 2/(nm) sum_{i,j} k(x_i,y_j)``
     with ``k(a, b) = sum_{s in {m/2, m, 2m}} exp(-||a-b||^2 / s^2)`` and ``m`` from :func:`mmd_bandwidth`.
+    ``biased=True`` gives the biased (V-statistic) estimate instead, whose within-set means include ``i == j``
+    (``k = 3``): never negative, 0 only for identical sets, and above the unbiased value by about
+    ``3 (1/n + 1/m)`` minus the within-set means over ``n`` and ``m``. The papers do not say which estimate they
+    report; both are offered to compare scales (docs/experiments.md, *MMD scale*).
 
     Parameters
     ----------
@@ -354,11 +358,13 @@ def mmd(x, y, *, k: int = MMD_K, bandwidth: float | None = None) -> float:
         Neighbours of the bandwidth (paper: 25).
     bandwidth
         Use this ``m`` instead of computing it (e.g. to compare several generated sets on one scale).
+    biased
+        The V-statistic instead of the unbiased estimate.
 
     Returns
     -------
     float
-        The unbiased MMD^2 estimate (no square root: it can be slightly negative when the sets are alike).
+        The MMD^2 estimate (no square root: the unbiased one can be slightly negative when the sets are alike).
         Memory is bounded by tiles of about 4M pairs (~130 MB), whatever the set sizes.
     """
     x = as_2d_float(x, "x").astype(np.float64, copy=False)
@@ -371,8 +377,12 @@ def mmd(x, y, *, k: int = MMD_K, bandwidth: float | None = None) -> float:
     if not m > 0:
         raise DataError(f"MMD bandwidth must be positive, got {m} (are all points identical?)")
     nx, ny = len(x), len(y)
-    kxx = _kernel_sum(x, x, m, same=True) / (nx * (nx - 1))
-    kyy = _kernel_sum(y, y, m, same=True) / (ny * (ny - 1))
+    if biased:  # the n diagonal terms k(x_i, x_i) = 3 join the within-set sums, divided by n^2
+        kxx = (_kernel_sum(x, x, m, same=True) + 3.0 * nx) / (nx * nx)
+        kyy = (_kernel_sum(y, y, m, same=True) + 3.0 * ny) / (ny * ny)
+    else:
+        kxx = _kernel_sum(x, x, m, same=True) / (nx * (nx - 1))
+        kyy = _kernel_sum(y, y, m, same=True) / (ny * (ny - 1))
     kxy = _kernel_sum(x, y, m, same=False) / (nx * ny)
     return float(kxx + kyy - 2.0 * kxy)
 

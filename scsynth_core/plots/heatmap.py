@@ -1,8 +1,11 @@
-"""Gene-gene correlation heatmaps, generated below the diagonal and real above (ACTIVA Fig. 4).
+"""Gene-gene correlation heatmaps, generated below the diagonal and real above (Heydari 2022 Fig. 4, Marouf 2020
+Fig. 1d).
 
 Showing both halves of one matrix lets the eye compare each gene pair's correlation in real and generated
 cells at mirror-image positions. :func:`correlation_triangles` builds that matrix from two correlation
-matrices; :func:`plot_correlation_heatmap` draws it.
+matrices; :func:`plot_correlation_heatmap` draws it. The two papers' heatmaps differ in genes and expression
+scale (:data:`scsynth_core.metrics.correlation.HEATMAPS`); :func:`heatmap_title` and :data:`SPACE_LABELS` say
+which one a figure shows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,25 @@ from scsynth_core.plots._style import DIVERGING_CMAP, new_figure, styled
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+#: Colour-bar label per expression space of :func:`scsynth_core.metrics.correlation.marker_correlation_frame`.
+SPACE_LABELS = {"lsn": "Pearson r of LSN values", "log1p_lsn": "Pearson r of log(LSN + 1)", "raw": "Pearson r of counts"}
+
+#: What each heatmap of :data:`scsynth_core.metrics.correlation.HEATMAPS` shows, for its title.
+HEATMAP_TITLES = {
+    "activa": "top DE genes of every cluster (Heydari 2022 Fig. 4)",
+    "marouf": "top DE genes of the two largest clusters (Marouf 2020 Fig. 1d)",
+}
+
+
+def heatmap_title(heatmap: str, prefix: str = "") -> str:
+    """Title of a heatmap's figure: ``prefix`` (e.g. the run) and what the heatmap shows.
+
+    >>> heatmap_title("marouf", "pbmc68k, scgan")
+    'pbmc68k, scgan: top DE genes of the two largest clusters (Marouf 2020 Fig. 1d)'
+    """
+    what = HEATMAP_TITLES.get(heatmap, heatmap)
+    return f"{prefix}: {what}" if prefix else what
 
 
 def correlation_triangles(real: pd.DataFrame, generated: pd.DataFrame) -> pd.DataFrame:
