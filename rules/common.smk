@@ -82,6 +82,12 @@ REALISM_LOGS = "logs/realism/{dataset}/{model}/seed{seed}"
 MODERN_METRICS = [m for m in config["realism"]["metrics"] if m != "papers"]
 
 
+def heatmap_file(heatmap, stem, ext):
+    """A run's file of one marker heatmap (realism.heatmaps): activa (Heydari Fig. 4) keeps the original names
+    (marker_correlation.tsv, correlation_heatmap.png), the others add their name (..._marouf.png)."""
+    return f"{stem}{'' if heatmap == 'activa' else '_' + heatmap}.{ext}"
+
+
 # Conditional realism models (per-cluster realism, Marouf 2020 Fig. 2 / Heydari 2022 Fig. 5; none: no such outputs).
 PER_CLUSTER_MODELS = (
     conditional_models(config["realism"]["models"])
@@ -191,10 +197,22 @@ def per_cluster_runs(dataset, seed, filename):
     return {model: path for model, path in paths.items() if model in PER_CLUSTER_MODELS or model == "real_control"}
 
 
+def realism_embedding_marker(dataset):
+    """``realism.embedding_marker`` of one dataset: a gene name or "auto"."""
+    from scsynth_core.experiments.realism import dataset_embedding_marker
+
+    section = config["realism"]
+    try:
+        return dataset_embedding_marker(section["embedding_marker"], dataset, section["datasets"])
+    except ScsynthError as exc:
+        raise WorkflowError(f"invalid configuration: {exc}")
+
+
 def realism_targets():
     section = config["realism"]
     targets = ["results/realism/leaderboard.tsv"]
     for dataset in section["datasets"]:
+        realism_embedding_marker(dataset)  # a wrong setting stops the run before any job
         targets += [
             f"results/realism/{dataset}/summary.tsv",
             f"results/realism/{dataset}/training_times.tsv",
@@ -221,7 +239,9 @@ def realism_targets():
                 for colour in ("set", "cluster", "marker")
             ]
             targets += [
-                f"results/realism/{dataset}/{model}/seed{seed}/correlation_heatmap.png" for model in section["models"]
+                f"results/realism/{dataset}/{model}/seed{seed}/{heatmap_file(heatmap, 'correlation_heatmap', 'png')}"
+                for model in section["models"]
+                for heatmap in section["heatmaps"]
             ]
     return targets
 

@@ -2,6 +2,20 @@ REFERENCE = "results/realism/{dataset}/reference"
 CONTROL = "results/realism/{dataset}/real_control/seed{seed}"
 
 
+def representation_params():
+    """realism.representation, only when it is not the default: finished default runs keep their parameters."""
+    kind = config["realism"]["representation"]
+    return {} if kind == "scsynth" else {"kind": kind}
+
+
+def heatmap_outputs(run):
+    """``{heatmap_<name>: file}``: the marker correlations of each of realism.heatmaps."""
+    return {
+        f"heatmap_{heatmap}": os.path.join(run, heatmap_file(heatmap, "marker_correlation", "tsv"))
+        for heatmap in config["realism"]["heatmaps"]
+    }
+
+
 rule build_realism_representation:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
@@ -15,6 +29,7 @@ rule build_realism_representation:
     resources:
         mem_mb=8000,
     params:
+        **representation_params(),
         n_components=config["realism"]["n_components"],
     script:
         "../workflow_scripts/build_realism_representation.py"
@@ -47,9 +62,9 @@ rule evaluate_realism:
         markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
         **modern_output(REALISM_RUN),
+        **heatmap_outputs(REALISM_RUN),
         metrics=os.path.join(REALISM_RUN, "metrics.json"),
         roc=os.path.join(REALISM_RUN, "roc.tsv"),
-        heatmap=os.path.join(REALISM_RUN, "marker_correlation.tsv"),
     log:
         os.path.join(REALISM_LOGS, "evaluate.log"),
     conda:
@@ -72,9 +87,9 @@ rule evaluate_real_control:
         markers=os.path.join(REFERENCE, "markers.tsv"),
     output:
         **modern_output(CONTROL),
+        **heatmap_outputs(CONTROL),
         metrics=os.path.join(CONTROL, "metrics.json"),
         roc=os.path.join(CONTROL, "roc.tsv"),
-        heatmap=os.path.join(CONTROL, "marker_correlation.tsv"),
     log:
         "logs/realism/{dataset}/real_control/seed{seed}/evaluate.log",
     conda:

@@ -1,6 +1,14 @@
 FIGURES = "results/realism/{dataset}/figures"
 
 
+def embedding_marker_params():
+    """The embeddings' marker gene (realism.embedding_marker), only when it is not "auto" for every dataset:
+    finished default runs keep their parameters."""
+    if config["realism"]["embedding_marker"] == "auto":
+        return {}
+    return {"marker": lambda w: realism_embedding_marker(w.dataset)}
+
+
 rule plot_realism_embeddings:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",
@@ -33,6 +41,7 @@ rule plot_realism_embeddings:
     resources:
         mem_mb=8000,
     params:
+        **embedding_marker_params(),
         models=config["realism"]["models"],
     script:
         "../workflow_scripts/plot_realism_embeddings.py"
@@ -113,19 +122,22 @@ rule plot_per_cluster_embedding:
 
 rule plot_correlation_heatmap:
     input:
-        os.path.join(REALISM_RUN, "marker_correlation.tsv"),
+        **heatmap_outputs(REALISM_RUN),
     output:
-        report(
-            os.path.join(REALISM_RUN, "correlation_heatmap.png"),
-            caption="../report/correlation_heatmap.rst",
-            category="Realism",
-            subcategory="{dataset}",
-            labels={
-                "dataset": "{dataset}",
-                "seed": "{seed}",
-                "figure": "marker correlations: {model}",
-            },
-        ),
+        **{
+            f"heatmap_{heatmap}": report(
+                os.path.join(REALISM_RUN, heatmap_file(heatmap, "correlation_heatmap", "png")),
+                caption=f"../report/{heatmap_file(heatmap, 'correlation_heatmap', 'rst')}",
+                category="Realism",
+                subcategory="{dataset}",
+                labels={
+                    "dataset": "{dataset}",
+                    "seed": "{seed}",
+                    "figure": f"marker correlations ({heatmap}): {{model}}",
+                },
+            )
+            for heatmap in config["realism"]["heatmaps"]
+        },
     log:
         os.path.join(REALISM_LOGS, "correlation_heatmap.log"),
     conda:

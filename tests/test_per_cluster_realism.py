@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from realism_demo import write_demo_split
 from scsynth_core import steps
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.experiments import realism
@@ -97,11 +98,8 @@ def protocol(tmp_path_factory, demo_counts) -> dict:
     from scsynth_core.metrics.representation import protocol_cells
 
     root = tmp_path_factory.mktemp("per_cluster")
-    cells = demo_counts.copy()
-    cells.obs["cluster"] = cells.obs["bulk_labels"].astype(str)
-    prepared, split, representation = root / "prepared.h5ad", root / "split.tsv", root / "representation.npz"
-    cells.write_h5ad(prepared)
-    steps.split_dataset(input=prepared, output=split, seed=0, test_fraction=0.3)
+    prepared, split = write_demo_split(root, demo_counts)
+    representation = root / "representation.npz"
     realism.build_realism_representation(prepared=prepared, split=split, representation=representation)
     _, control, test = protocol_cells(steps.load_prepared(prepared, split), seed=0)
     counts = test.obs["cluster"].value_counts()

@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
+from realism_demo import write_demo_split
 from scsynth_core import steps
 from scsynth_core.config import check_config, validate_config
 from scsynth_core.errors import ConfigError, DataError
@@ -29,11 +30,7 @@ def protocol(tmp_path_factory, demo_counts) -> dict:
     """Prepared demo cells, a 70/30 split, the protocol's PCA and marker genes, and two generated sets: the test
     cells with Poisson noise on every count (with cell types) and the same without cell types."""
     root = tmp_path_factory.mktemp("realism")
-    cells = demo_counts.copy()
-    cells.obs["cluster"] = cells.obs["bulk_labels"].astype(str)
-    prepared, split = root / "prepared.h5ad", root / "split.tsv"
-    cells.write_h5ad(prepared)
-    steps.split_dataset(input=prepared, output=split, seed=0, test_fraction=0.3)
+    prepared, split = write_demo_split(root, demo_counts)
     reference = {"representation": root / "representation.npz", "markers": root / "markers.tsv"}
     realism.build_realism_representation(prepared=prepared, split=split, representation=reference["representation"])
     realism.build_marker_genes(prepared=prepared, markers=reference["markers"])
@@ -54,7 +51,7 @@ def _run(protocol, name: str, metrics, *, model: str | None = None, control: boo
     run.mkdir(parents=True, exist_ok=True)
     kwargs = {"real": protocol["real"], "split": protocol["split"], "representation": protocol["representation"],
               "markers": protocol["markers"], "output": run / "metrics.json", "roc": run / "roc.tsv",
-              "heatmap": run / "heatmap.tsv", "n_trees": 10, "seed": 0, "metrics": metrics,
+              "heatmaps": {"activa": run / "heatmap.tsv"}, "n_trees": 10, "seed": 0, "metrics": metrics,
               "modern": run / "modern_metrics.tsv" if len(metrics) > 1 else None}  # fmt: skip
     if control:
         realism.evaluate_real_control(**kwargs)

@@ -8,5 +8,6 @@ run_logged(
     split=snakemake.input.split,
     representation=snakemake.output[0],
     n_components=snakemake.params.n_components,
+    kind=snakemake.params.get("kind", "scsynth"),  # realism.representation (the rule passes it when not the default)
     seed=int(snakemake.wildcards.seed),
 )

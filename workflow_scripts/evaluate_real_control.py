@@ -10,7 +10,8 @@ run_logged(
     markers=snakemake.input.markers,
     output=snakemake.output.metrics,
     roc=snakemake.output.roc,
-    heatmap=snakemake.output.heatmap,
+    # one file per heatmap of realism.heatmaps (outputs heatmap_<name>)
+    heatmaps={key.removeprefix("heatmap_"): path for key, path in snakemake.output.items() if key.startswith("heatmap_")},
     n_trees=snakemake.params.n_trees,
     seed=int(snakemake.wildcards.seed),
     threads=snakemake.threads,

@@ -5,7 +5,8 @@ w = snakemake.wildcards
 run_logged(
     snakemake.log[0],
     plot_correlation_heatmap,
-    heatmap=snakemake.input[0],
-    output=snakemake.output[0],
-    title=f"{w.model} on {w.dataset} (seed {w.seed}): generated lower, real upper",
+    # inputs and outputs heatmap_<name>, one of each per heatmap of realism.heatmaps
+    heatmaps={key.removeprefix("heatmap_"): path for key, path in snakemake.input.items()},
+    outputs={key.removeprefix("heatmap_"): path for key, path in snakemake.output.items()},
+    title=f"{w.model} on {w.dataset}, seed {w.seed}",
 )

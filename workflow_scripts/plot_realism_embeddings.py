@@ -10,5 +10,7 @@ run_logged(
     generated=dict(zip(snakemake.params.models, snakemake.input.generated)),
     outputs=dict(snakemake.output.items()),
     seed=int(snakemake.wildcards.seed),
+    marker=snakemake.params.get("marker", "auto"),  # realism.embedding_marker (passed when not "auto")
+    dataset=snakemake.wildcards.dataset,
     title=f"{snakemake.wildcards.dataset}, seed {snakemake.wildcards.seed}",
 )

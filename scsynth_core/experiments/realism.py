@@ -34,36 +34,62 @@ def build_realism_representation(
     representation: str | Path,
     n_components: int = 50,
     seed: int = 0,
+    kind: str = "scsynth",
 ) -> None:
-    """Fit the realism protocol's PCA of log(LSN + 1) for one split (Marouf 2020, Methods "Evaluation").
+    """Fit the realism protocol's representation for one split (Marouf 2020, Methods "Evaluation").
 
-    Fitted on the training cells minus the real control's cells, so the test, generated and control cells are all
-    outside the fit (:mod:`scsynth_core.metrics.representation` has the measurements behind this choice).
+    ``kind`` (config ``realism.representation``): ``"scsynth"``, the PCA of log(LSN + 1) fitted on the training
+    cells minus the real control's cells, so the test, generated and control cells are all outside the fit;
+    ``"marouf"``, Marouf's PCA of the real test cells' 1,000 most variable genes, scaled
+    (:mod:`scsynth_core.metrics.representation` has the measurements behind the default).
     """
     from scsynth_core.metrics.representation import fit_protocol_representation
 
     cells = load_prepared(prepared, split)
-    fit_protocol_representation(cells, n_components=n_components, seed=seed).save(representation)
+    fit_protocol_representation(cells, n_components=n_components, seed=seed, kind=kind).save(representation)
 
 
 def build_marker_genes(
     *, prepared: str | Path, markers: str | Path, label_key: str = "cluster", marker_genes_per_cluster: int = 5
 ) -> None:
-    """The top DE genes of every cluster (ACTIVA eq. 7), once per dataset."""
+    """The top DE genes of every cluster with the clusters' sizes (:func:`scsynth_core.metrics.correlation.
+    de_gene_table`), once per dataset: the gene sets of the correlation discrepancy (ACTIVA eq. 7) and of each
+    heatmap (:data:`~scsynth_core.metrics.correlation.HEATMAPS`) are drawn from it."""
+    from scsynth_core.metrics.correlation import de_gene_table
+
+    table = de_gene_table(load_prepared(prepared), groupby=label_key, n_genes=marker_genes_per_cluster)
+    atomic.write_tsv(markers, table)
+
+
+def _marker_table(path: str | Path):
+    """``markers.tsv`` as written by :func:`build_marker_genes` (clusters and genes stay text)."""
     import pandas as pd
 
-    from scsynth_core.metrics.correlation import top_de_genes
-
-    genes = top_de_genes(load_prepared(prepared), groupby=label_key, n_genes=marker_genes_per_cluster)
-    atomic.write_tsv(markers, pd.DataFrame({"gene": genes}))
-
-
+    return pd.read_csv(path, sep="\t", dtype={"cluster": str, "gene": str}, keep_default_na=False)
 
 
 def _read_markers(path: str | Path) -> list[str]:
-    import pandas as pd
+    """The top DE genes of every cluster (the correlation discrepancy's set, ACTIVA eq. 7). A list written before
+    the clusters were recorded (a ``gene`` column only) is that set already."""
+    from scsynth_core.metrics.correlation import marker_genes
 
-    return pd.read_csv(path, sep="\t")["gene"].astype(str).tolist()
+    table = _marker_table(path)
+    return marker_genes(table) if "cluster" in table else table["gene"].tolist()
+
+
+def _heatmap_genes(path: str | Path, heatmaps: Sequence[str]) -> dict[str, list[str]]:
+    """``{heatmap: genes}`` of the chosen heatmaps (:data:`~scsynth_core.metrics.correlation.HEATMAPS`)."""
+    from scsynth_core.metrics.correlation import HEATMAPS, marker_genes
+
+    unknown = sorted(set(heatmaps) - set(HEATMAPS))
+    if unknown:
+        raise ConfigError(f"realism.heatmaps: unknown heatmap(s) {unknown}; expected some of {sorted(HEATMAPS)}")
+    table = _marker_table(path)
+    if "cluster" not in table and any(HEATMAPS[name]["largest"] for name in heatmaps):
+        raise DataError(f"{path}: a marker list without clusters (written by an older version); delete it so the "
+                        "workflow rebuilds it with the clusters' sizes, which realism.heatmaps: [marouf] needs")
+    return {name: _read_markers(path) if HEATMAPS[name]["largest"] is None
+            else marker_genes(table, largest=HEATMAPS[name]["largest"]) for name in heatmaps}  # fmt: skip
 
 
 def _realism_of(
@@ -76,11 +102,13 @@ def _realism_of(
     seed: int,
     threads: int,
     label_key: str | None = "cluster",
+    heatmap_genes: Mapping[str, Sequence[str]] | None = None,
 ):
-    """Every realism metric of one generated set against the real test cells: (metrics dict, ROC frame, heatmap).
+    """Every realism metric of one generated set against the real test cells: (metrics dict, ROC frame,
+    ``{heatmap: correlation frame}`` for ``heatmap_genes``, each in its heatmap's expression space).
 
     The inception score needs cell-type labels on the real cells (``label_key``; skipped without them)."""
-    from scsynth_core.metrics.correlation import correlation_discrepancy, marker_correlation_frame
+    from scsynth_core.metrics.correlation import HEATMAPS, correlation_discrepancy, marker_correlation_frame
     from scsynth_core.metrics.realism import realism_metrics
     from scsynth_core.metrics.summary import basic_statistics
 
@@ -91,14 +119,17 @@ def _realism_of(
     metrics["correlation_discrepancy"] = correlation_discrepancy(real_test, generated, genes) if genes else None
     metrics["n_marker_genes"] = len(genes)
     metrics |= basic_statistics(real_test, generated)
-    heatmap = marker_correlation_frame(real_test, generated, genes) if genes else None
-    return metrics, rf.roc_frame(), heatmap
+    heatmaps = {name: marker_correlation_frame(real_test, generated, names, space=HEATMAPS[name]["space"])
+                for name, names in (heatmap_genes or {}).items()}  # fmt: skip
+    return metrics, rf.roc_frame(), heatmaps
 
 
-def _load_reference(representation: str | Path, markers: str | Path):
+def _load_reference(representation: str | Path, markers: str | Path, heatmaps: Sequence[str] = ()):
+    """The run's shared representation, the correlation discrepancy's genes and each heatmap's genes."""
     from scsynth_core.metrics.representation import SharedRepresentation
 
-    return SharedRepresentation.load(representation), _read_markers(markers)
+    rep = SharedRepresentation.load(representation)
+    return rep, _read_markers(markers), _heatmap_genes(markers, heatmaps)
 
 
 #: The realism ``metrics`` group that is the papers' panel (RF AUC/error, MMD, correlation discrepancy, inception
@@ -139,13 +170,15 @@ def _modern_overall(modern: dict[str, float]) -> dict[str, float | None]:
 
 
 def _write_realism(
-    metrics, roc, heatmap, *, output: str | Path, roc_out: str | Path, heatmap_out: str | Path,
+    metrics, roc, heatmaps, *, output: str | Path, roc_out: str | Path, heatmap_out: Mapping[str, str | Path],
     modern: dict[str, float] | None = None, modern_out: str | Path | None = None,
 ) -> None:
-    """The run's outputs; with today's metrics, their overall values join metrics.json and every value (overall and
-    per cell type) goes to ``modern_out`` as a long table (:func:`scsynth_core.metrics.modern.metrics_frame`)."""
+    """The run's outputs (``heatmap_out``: a file per heatmap); with today's metrics, their overall values join
+    metrics.json and every value (overall and per cell type) goes to ``modern_out`` as a long table
+    (:func:`scsynth_core.metrics.modern.metrics_frame`)."""
     atomic.write_tsv(roc_out, roc)
-    atomic.write_tsv(heatmap_out, heatmap, index=True)  # the reference rule always provides marker genes
+    for name, path in heatmap_out.items():
+        atomic.write_tsv(path, heatmaps[name], index=True)
     if modern_out is not None:
         from scsynth_core.metrics.modern import metrics_frame
 
@@ -166,7 +199,7 @@ def evaluate_realism(
     representation: str | Path,
     markers: str | Path,
     roc: str | Path,
-    heatmap: str | Path,
+    heatmaps: Mapping[str, str | Path] | None = None,
     split: str | Path | None = None,
     train_benchmark: str | Path | None = None,
     n_trees: int = 1000,
@@ -178,23 +211,27 @@ def evaluate_realism(
     """Compare generated with real test cells (Marouf 2020 Fig. 1-2; ACTIVA Tables 1-2) and write the results.
 
     ``output``: metrics.json (RF AUC mean/sd and error, MMD, correlation discrepancy, basic statistics, training
-    and generation seconds); ``roc``: per-fold ROC curves; ``heatmap``: marker-gene correlations (generated lower
-    triangle, real upper). ``metrics``: "papers" plus any of today's groups (config ``realism.metrics``), whose
-    overall values join metrics.json and whose per-cell-type values go to ``modern`` (a TSV), when given.
+    and generation seconds); ``roc``: per-fold ROC curves; ``heatmaps``: ``{heatmap: file}`` of marker-gene
+    correlations (generated lower triangle, real upper; heatmaps as in
+    :data:`~scsynth_core.metrics.correlation.HEATMAPS`, config ``realism.heatmaps``). ``metrics``: "papers" plus
+    any of today's groups (config ``realism.metrics``), whose overall values join metrics.json and whose
+    per-cell-type values go to ``modern`` (a TSV), when given.
     """
+    heatmaps = dict(heatmaps or {})
     real_test = load_prepared(real, split, subset="test" if split is not None else None)
     fake = read_generated(generated)
-    rep, genes = _load_reference(representation, markers)
+    rep, genes, heatmap_genes = _load_reference(representation, markers, list(heatmaps))
     today = _modern_of(real_test, fake, representation=rep, metrics=metrics, seed=seed)
     values, roc_frame, heat = _realism_of(
-        real_test, fake, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
-    )
+        real_test, fake, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads,
+        heatmap_genes=heatmap_genes,
+    )  # fmt: skip
     info = dict(fake.uns.get("scsynth", {}))
     values["model"] = info.get("model", "unknown")
     values["generate_seconds"] = info.get("generation_seconds")
     values["train_seconds"] = _benchmark_seconds(train_benchmark)
     values["params"] = info.get("params", {})
-    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap, modern=today,
+    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmaps, modern=today,
                    modern_out=modern)  # fmt: skip
 
 
@@ -244,7 +281,7 @@ def evaluate_real_control(
     representation: str | Path,
     markers: str | Path,
     roc: str | Path,
-    heatmap: str | Path,
+    heatmaps: Mapping[str, str | Path] | None = None,
     n_trees: int = 1000,
     seed: int = 0,
     threads: int = 1,
@@ -255,19 +292,23 @@ def evaluate_real_control(
 
     The training cells held out of the shared PCA for this seed (:func:`~scsynth_core.metrics.representation.
     control_rows`: as many as the test cells, at most half the training cells), so the control, like a model's
-    cells, lies outside the PCA's fit; its AUC should sit near 0.5. ``metrics`` and ``modern`` as in
+    cells, lies outside the PCA's fit; its AUC should sit near 0.5. With Marouf's representation
+    (``realism.representation: marouf``) the test cells are inside the fit and the control is not, so its AUC
+    measures that advantage of the real side instead. ``metrics``, ``modern`` and ``heatmaps`` as in
     :func:`evaluate_realism`: the control's values of today's metrics are the ideal a model can reach.
     """
     from scsynth_core.metrics.representation import protocol_cells
 
+    heatmaps = dict(heatmaps or {})
     _, control, test = protocol_cells(load_prepared(real, split), seed=seed)
-    rep, genes = _load_reference(representation, markers)
+    rep, genes, heatmap_genes = _load_reference(representation, markers, list(heatmaps))
     today = _modern_of(test, control, representation=rep, metrics=metrics, seed=seed)
     values, roc_frame, heat = _realism_of(
-        test, control, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads
-    )
+        test, control, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads,
+        heatmap_genes=heatmap_genes,
+    )  # fmt: skip
     values |= {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
-    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmap, modern=today,
+    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmaps, modern=today,
                    modern_out=modern)  # fmt: skip
 
 
@@ -472,7 +513,39 @@ def _abs_from_half(column):
     # AUC ranks by distance from 0.5 (0.5 = indistinguishable from real); other sort keys stay as they are.
     return (column - 0.5).abs() if column.name == "rf_auc_mean_mean" else column
 
+
 # -- figures --------------------------------------------------------------------------------------------------
+#: ``realism.embedding_marker`` value that colours the marker panel by the first top DE gene of the first cluster.
+AUTO_MARKER = "auto"
+
+
+def dataset_embedding_marker(spec: str | Mapping[str, str], dataset: str, datasets: Sequence[str]) -> str:
+    """One dataset's ``realism.embedding_marker``: a gene name or ``"auto"``, from one value for every dataset or a
+    mapping dataset -> gene (datasets it leaves out get ``"auto"``; a key not in ``datasets`` is a ConfigError)."""
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - set(datasets))
+        if unknown:
+            raise ConfigError(f"realism.embedding_marker names dataset(s) {unknown} that realism.datasets "
+                              f"{list(datasets)} does not list")  # fmt: skip
+        spec = spec.get(dataset, AUTO_MARKER)
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"realism.embedding_marker for dataset '{dataset}': expected a gene name or "
+                          f"'{AUTO_MARKER}', got {spec!r}")  # fmt: skip
+    return spec
+
+
+def _embedding_marker(marker: str, markers: str | Path, genes, *, dataset: str) -> str:
+    """The gene of the marker panel: the named one, which must be among ``genes`` (the prepared data's), or for
+    ``"auto"`` the first top DE gene of the first cluster."""
+    if marker == AUTO_MARKER:
+        return _read_markers(markers)[0]
+    if marker not in set(map(str, genes)):
+        raise DataError(f"realism.embedding_marker: gene '{marker}' is not among the {len(genes)} genes of dataset "
+                        f"'{dataset}' (results/data/{dataset}/prepared.h5ad); name a gene it kept or use "
+                        f"'{AUTO_MARKER}'")  # fmt: skip
+    return marker
+
+
 def plot_realism_embeddings(
     *,
     real: str | Path,
@@ -482,20 +555,24 @@ def plot_realism_embeddings(
     split: str | Path | None = None,
     seed: int = 0,
     title: str = "",
+    marker: str = AUTO_MARKER,
+    dataset: str = "",
 ) -> None:
     """Co-embeddings of real test and generated cells (Marouf 2020 Fig. 1-2; ACTIVA Fig. 2-3).
 
     ``outputs`` maps ``"{method}_{colour}"`` (method ``umap`` or ``tsne``; colour ``set``, ``cluster`` or
     ``marker``) to a file; each method is embedded once and drawn in every requested colouring. ``marker``
-    colours by the first marker gene of the dataset.
+    colours by the gene ``marker`` (config ``realism.embedding_marker``, e.g. CD79A as in Heydari Fig. 3; a
+    gene the prepared data lacks is a DataError naming it and ``dataset``) or, for ``"auto"``, by the first top DE
+    gene of the first cluster.
     """
     use_agg()
     from scsynth_core.embedding import embedding_frame
     from scsynth_core.plots.embedding import plot_embedding
 
     real_cells = load_prepared(real, split, subset="test" if split is not None else None)
+    marker = _embedding_marker(marker, markers, real_cells.var_names, dataset=dataset or str(real))
     sets = {name: read_generated(path) for name, path in generated.items()}
-    marker = _read_markers(markers)[0]
     by_method: dict[str, dict[str, Path]] = {}
     for key, path in outputs.items():
         method, _, colour = key.partition("_")
@@ -591,14 +668,23 @@ def plot_per_cluster_embedding(
                  output)  # fmt: skip
 
 
-def plot_correlation_heatmap(*, heatmap: str | Path, output: str | Path, title: str = "") -> None:
-    """Marker-gene correlation heatmap (ACTIVA Fig. 4): generated lower triangle, real upper triangle."""
+def plot_correlation_heatmap(
+    *, heatmaps: Mapping[str, str | Path], outputs: Mapping[str, str | Path], title: str = ""
+) -> None:
+    """Marker-gene correlation heatmaps of one run (Heydari 2022 Fig. 4, Marouf 2020 Fig. 1d): generated lower
+    triangle, real upper triangle; ``heatmaps`` and ``outputs`` map each heatmap of
+    :data:`~scsynth_core.metrics.correlation.HEATMAPS` to its correlations (TSV) and its figure."""
     use_agg()
     import pandas as pd
 
+    from scsynth_core.metrics.correlation import HEATMAPS
+    from scsynth_core.plots.heatmap import SPACE_LABELS, heatmap_title
     from scsynth_core.plots.heatmap import plot_correlation_heatmap as draw
 
-    save_figure(draw(pd.read_csv(heatmap, sep="\t", index_col=0), title=title), output)
+    for name, output in outputs.items():
+        frame = pd.read_csv(heatmaps[name], sep="\t", index_col=0, keep_default_na=False)
+        figure = draw(frame, title=heatmap_title(name, title), cbar_label=SPACE_LABELS[HEATMAPS[name]["space"]])
+        save_figure(figure, output)
 
 
 def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = "") -> None:
