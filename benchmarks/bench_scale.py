@@ -9,7 +9,8 @@ its own process: prepare (streamed ``marouf`` recipe, ``scsynth_core.data.prepar
 
 Each stage's wall time and peak resident memory (its own ``getrusage`` maximum) go to ``--results`` (JSON,
 merged by size). The driver polls each stage's resident memory and kills it above ``--max-rss-gb`` (the machine
-is shared). Usage: ``nice python benchmarks/bench_scale.py --n-cells 100000 [--steps 200] [--work-dir /tmp/scale]``
+is shared). Usage: ``nice python benchmarks/bench_scale.py --n-cells 100000 [--steps 200] [--work-dir /tmp/scale]``;
+``--stages prepare,split,...`` resumes a stopped run from the files in the work directory.
 """
 
 from __future__ import annotations
@@ -179,7 +180,10 @@ def main() -> None:
         out = child.stdout.read().strip().splitlines()
         if child.returncode != 0 or not out:
             raise SystemExit(f"stage {stage} failed (exit {child.returncode})")
-        rows[stage] = json.loads(out[-1])
+        # Per stage, so that stages resumed in a later run (--stages) keep their own time and load.
+        rows[stage] = json.loads(out[-1]) | {
+            "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "load_average_1min": round(os.getloadavg()[0], 1)}
         print(stage, rows[stage], flush=True)
         _record(Path(args.results), args, rows)  # after every stage, so a stopped run keeps what it measured
 
@@ -190,6 +194,10 @@ def _record(results_path: Path, args: argparse.Namespace, rows: dict) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=False).stdout
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    # A run resumed with --stages keeps the stages an earlier run of the same size and settings measured.
+    earlier = results.get(str(args.n_cells), {})
+    same = all(earlier.get(k) == getattr(args, k) for k in ("steps", "sketch_cells"))
+    rows = {k: v for k, v in earlier.get("stages", {}).items() if same and k not in rows} | rows
     results[str(args.n_cells)] = {
         "date": datetime.date.today().isoformat(), "commit": commit.strip(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
