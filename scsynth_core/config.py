@@ -2,7 +2,9 @@
 
 :func:`validate_config` checks types against the schema (``config/schema.yaml``) and fills defaults;
 :func:`check_config` checks that every model is registered, every dataset is in the registry, and every preset
-and hyperparameter exists. Each problem is a one-line :class:`~scsynth_core.errors.ConfigError` naming the key.
+and hyperparameter exists with a value of the declared type and range (from the torch-free model specs,
+:mod:`scsynth_core.models.specs`: a dry run imports no training framework). Each problem is a one-line
+:class:`~scsynth_core.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -101,11 +103,13 @@ def _coerce(value: Any, schema: Mapping[str, Any]) -> Any:
 
 def _coerce_model_params(config: dict[str, Any]) -> None:
     """Command-line strings in ``models.<name>.params`` as the type of the preset's value (the schema has none)."""
+    from scsynth_core.models.specs import SPECS
+
     for model, settings in config.get("models", {}).items():
         params = settings.get("params")
-        if not params or (cls := _importable_if_known(model)) is None:
+        if not params or model not in SPECS:  # an unknown model: check_config reports it
             continue
-        preset = cls.presets.get(settings.get("preset", config.get("preset", "paper")), {})
+        preset = SPECS[model].presets.get(settings.get("preset", config.get("preset", "paper")), {})
         for key, value in params.items():
             if key in preset:
                 params[key] = _like(value, preset[key])
@@ -187,7 +191,7 @@ def model_settings(config: Mapping[str, Any], model: str, dataset: Mapping[str, 
 
 def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for unknown models, datasets, presets or hyperparameters."""
-    from scsynth_core.models.specs import SPECS
+    from scsynth_core.models.specs import SPECS, model_spec
 
     known = sorted(SPECS)
     for experiment in config.get("experiments", []):
@@ -244,43 +248,19 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                 raise ConfigError(f"registry: {dataset}.model_params: unknown model '{model}' "
                                   f"(available: {', '.join(known)})")
     for model in sorted(used | set(config.get("models", {}))):
-        model_class = _importable(model)
-        if model_class is None:
-            continue
+        spec = model_spec(model)
         settings = model_settings(config, model)
-        # Instantiating validates the preset name and every hyperparameter key, without training.
+        # The spec checks the preset name and every hyperparameter as the model class will, without importing it.
         try:
-            model_class(settings["preset"], **settings["params"])
+            spec.settings(settings["preset"], settings["params"])
         except ConfigError as exc:
             raise ConfigError(f"config: models.{model}: {exc}") from None
         for dataset in _datasets_of(config, model):
             try:
-                model_class(preset=settings["preset"],
-                            **model_settings(config, model, registry.get(dataset))["params"])
+                spec.settings(settings["preset"], model_settings(config, model, registry.get(dataset))["params"])
             except ConfigError as exc:
                 raise ConfigError(f"registry: {dataset}.model_params.{model} (with config models.{model}): {exc}") \
                     from None
-
-
-def _importable_if_known(model: str) -> type | None:
-    """The model's class, or None where the name is unknown (check_config reports it) or torch is missing."""
-    from scsynth_core.models import available_models
-
-    return _importable(model) if model in available_models() else None
-
-
-def _importable(model: str) -> type | None:
-    """The model's class, or None where its framework (torch) is not installed in this process.
-
-    A Snakemake process without torch (``envs/analysis.yaml``) still plans and runs the torch-free rules; the
-    training rule instantiates the model with the same settings and raises the same errors there.
-    """
-    from scsynth_core.models import get_model_class
-
-    try:
-        return get_model_class(model)
-    except ImportError:
-        return None
 
 
 def conditional_models(models: list[str]) -> list[str]:

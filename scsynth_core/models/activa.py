@@ -12,7 +12,7 @@ import copy
 import logging
 import warnings
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,19 +34,11 @@ from scsynth_core.models.actinn import (
 )
 from scsynth_core.models.base import GenerativeModel, SampledCells
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.params import (
-    check_choice,
-    check_flag,
-    check_number,
-    check_positive_int,
-    check_widths,
-)
+from scsynth_core.models.specs.activa import ENCODER_HEADS
 from scsynth_core.models.training import (
-    LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
     TrainLog,
-    check_loop_params,
     flush_denormals,
     resolve_device,
     seed_everything,
@@ -57,9 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UPDATES = ("paper", "reference")
-ENCODER_HEADS = ("linear", "reference")
-CLASSIFIER_SCHEDULES = ("pretrain", "reference")
 #: Training-mode batches of N(0, I) codes whose statistics become the decoder's BN statistics for generation.
 BN_CALIBRATION_BATCHES = 100
 
@@ -420,60 +409,6 @@ class _ActivaTask(TrainingTask):
 
 
 # ---------------------------------------------------------------------------------------------------- model
-_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
-    "latent_dim": 128,
-    "encoder_layers": [1024, 512, 256],
-    "decoder_layers": [256, 512, 1024],
-    "encoder_head": "linear",
-    "output_lsn": True,
-    "output_threshold": 0.0,
-    "update": "paper",
-    "alpha1": 0.25,
-    "alpha2": 0.05,
-    "margin": 110.0,
-    "learning_rate": 2e-4,
-    "batch_size": 128,
-    "epochs": 500,
-    "warmup_epochs": 9,
-    "max_steps": None,
-    "classifier_schedule": "pretrain",
-    "classifier_epochs": 50,
-    "classifier_layers": [100, 50, 25],
-    "classifier_log_input": True,
-    "classifier_learning_rate": 1e-4,
-    "classifier_weight_decay": 0.005,
-    "classifier_lr_decay": 0.95,
-    "classifier_decay_every": 1000,
-    "checkpoint_every": 5,
-    "monitor_every": 10,
-    "monitor_cells": 3000,
-    "type_threshold": 0.0,
-    "max_draw_factor": 1000,
-}
-#: The demo data hold a few hundred training cells (4 minibatches per epoch): more epochs, same method.
-_DEMO: dict[str, Any] = _PAPER | {
-    "epochs": 150,
-    "classifier_epochs": 200,
-    "checkpoint_every": 25,
-    "monitor_every": 5,
-    "monitor_cells": 300,
-}
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
-#: the run is under-trained, not over-fitted, at any length that fits (reconstruction still falling steeply), so
-#: it trains for a step budget, not the paper's 500 epochs (which take 10 minutes only below ~600 cells); learning
-#: rate 6e-4 (RF AUC 0.900 vs 0.954 with 2e-4 after 4,000 steps on pbmc68k; lower MMD on pbmc3k, higher on
-#: Zeisel); last weights (the monitor's kNN AUC is pinned at 1 on 2,000-gene sets, so "best" picked early epochs);
-#: no weight average (it helped only at 1.2e-3).
-_WORKSTATION: dict[str, Any] = _PAPER | {
-    "learning_rate": 6e-4,
-    "epochs": 5000,
-    "max_steps": 3000,
-    "max_minutes": 10.0,
-    "monitor_every": 10,
-    "monitor_cells": 500,
-}
-
-
 class ACTIVA(GenerativeModel):
     """ACTIVA: introspective VAE on LSN cells, conditioned on a frozen ACTINN classifier.
 
@@ -500,46 +435,14 @@ class ACTIVA(GenerativeModel):
       so that the training-time comparison can measure time to a common quality level; not in the paper
     """
 
-    name = "activa"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
-                                                    "demo": dict(_DEMO)}
+    name = "activa"  # presets and hyperparameter types: scsynth_core.models.specs.activa
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
-        self._check_params()
         self._encoder: Encoder | None = None
         self._decoder: Decoder | None = None
         self._classifier: ActinnNet | None = None
         self._device = torch.device("cpu")
-
-    # -- hyperparameters --------------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_loop_params(name, p)
-        for key in ("latent_dim", "epochs", "classifier_epochs", "classifier_decay_every", "max_draw_factor"):
-            check_positive_int(name, p, key)
-        check_positive_int(name, p, "batch_size", minimum=2)  # batch normalisation
-        check_positive_int(name, p, "warmup_epochs", minimum=0)
-        check_positive_int(name, p, "max_steps", optional=True)
-        for key in ("encoder_layers", "decoder_layers", "classifier_layers"):
-            check_widths(name, p, key)
-        choices = {"update": UPDATES, "encoder_head": ENCODER_HEADS, "classifier_schedule": CLASSIFIER_SCHEDULES}
-        for key, allowed in choices.items():
-            check_choice(name, p, key, allowed)
-        check_number(name, p, "output_threshold", low=0.0, also=("auto",))
-        for key in ("alpha1", "alpha2", "margin", "learning_rate", "classifier_learning_rate",
-                    "classifier_weight_decay"):
-            check_number(name, p, key, low=0.0)
-        check_number(name, p, "classifier_lr_decay", low=0.0, high=1.0, low_open=True)
-        check_number(name, p, "type_threshold", low=0.0, high=1.0, high_open=True)
-        for key in ("output_lsn", "classifier_log_input"):
-            check_flag(name, p, key)
-        if p["classifier_schedule"] == "reference" and p["classifier_epochs"] > p["warmup_epochs"]:
-            raise ConfigError(
-                f"model '{name}': classifier_schedule 'reference' trains the classifier during the VAE warm-up: "
-                f"classifier_epochs ({p['classifier_epochs']}) must be <= warmup_epochs ({p['warmup_epochs']}); "
-                "the reference uses 4"
-            )
 
     def _build(self, n_genes: int, n_types: int, device: torch.device, threshold: float = 0.0):
         p = self.params

@@ -25,7 +25,8 @@ import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.params import check_flag  # noqa: F401 - re-exported for older imports
-from scsynth_core.models.specs import FLAGS, SPECS, model_spec
+from scsynth_core.models.specs import FLAGS, SPECS, ModelSpec, model_spec
+from scsynth_core.models.specs.kit import preset_params
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -101,10 +102,12 @@ class SamplingCall:
 class GenerativeModel(ABC):
     """A generative model of single-cell expression profiles.
 
-    Subclasses set ``name`` and ``presets`` (their flags, ``representation`` to ``latent_param``, come from the
-    spec registered as ``name`` in :mod:`scsynth_core.models.specs`) and implement the four private hooks.
+    Subclasses set ``name`` (their flags, presets and hyperparameter types come from the spec registered as
+    ``name`` in :mod:`scsynth_core.models.specs`, checked here at construction) and implement the four private
+    hooks.
     Generation is defined here once (:meth:`sample` in memory, :meth:`sample_to_h5ad` streamed): for every
-    chunk of at most ``batch_size`` cells it calls the family's ``_sample_chunk(n, labels, rng)``, after ``_start_sampling(seed)`` once per call.
+    chunk of at most ``batch_size`` cells it calls the family's ``_sample_chunk(n, labels, rng)``, after
+    ``_start_sampling(seed)`` once per call.
     ``_sample_chunk`` returns the cells, or :class:`SampledCells` with per-cell annotations; a family that
     generates label-specific cells by drawing and rejecting (``labels_by_filtering``) keeps the cells it drew
     but did not use yet, and what to record in ``uns``, in the call's :class:`SamplingCall` (``self._sampling``).
@@ -138,15 +141,19 @@ class GenerativeModel(ABC):
     #: The hyperparameter that sizes the latent code (None: no latent representation to score).
     latent_param: ClassVar[str | None] = None
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
+    #: The registered model's spec: flags, presets and hyperparameter types (None for unregistered classes).
+    spec: ClassVar[ModelSpec | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # A registered class takes its flags from its spec (scsynth_core.models.specs), the one place the config
-        # check also reads them; subclasses of it (tests) inherit them.
+        # A registered class takes its flags and presets from its spec (scsynth_core.models.specs), the one place
+        # the config check also reads them; subclasses of it (tests) inherit them.
         spec = SPECS.get(cls.__dict__.get("name", ""))
         if spec is not None and spec.target == f"{cls.__module__}:{cls.__qualname__}":
+            cls.spec = spec
             for flag in FLAGS:
                 setattr(cls, flag, getattr(spec, flag))
+            cls.presets = {preset: dict(values) for preset, values in spec.presets.items()}
         # Families whose paper settings already train in minutes on a CPU have no workstation preset of their own:
         # for them the workstation preset IS the paper's.
         if "paper" in cls.presets and "workstation" not in cls.presets:
@@ -155,6 +162,8 @@ class GenerativeModel(ABC):
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         self.preset = preset
         self.params: dict[str, Any] = preset_params(self.name, self.presets, preset, overrides)
+        if self.spec is not None:  # every declared hyperparameter, before any data are read
+            self.spec.check(self.params, preset)
         self.var_names: list[str] | None = None
         self.label_key: str | None = None
         self.categories: list[str] | None = None
@@ -485,22 +494,6 @@ class GenerativeModel(ABC):
                 f"model '{self.name}': unknown label(s) {', '.join(unknown)} (trained on: {', '.join(self.categories)})"
             )
         return out
-
-
-def preset_params(name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, overrides: Mapping[str, Any]
-                  ) -> dict[str, Any]:
-    """The hyperparameters of ``presets[preset]`` updated by ``overrides``; an unknown preset or hyperparameter
-    raises a :class:`ConfigError` naming model ``name`` and the known ones."""
-    if preset not in presets:
-        raise ConfigError(f"model '{name}': unknown preset '{preset}' (available: {', '.join(presets)})")
-    params = dict(presets[preset])
-    unknown = sorted(set(overrides) - set(params))
-    if unknown:
-        raise ConfigError(
-            f"model '{name}': unknown hyperparameter(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(params)) or 'none'})"
-        )
-    return params | dict(overrides)
 
 
 def _as_count(value: Any, what: str, *, minimum: Literal[0, 1]) -> int:

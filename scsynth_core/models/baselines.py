@@ -11,13 +11,12 @@ Both train on raw counts and generate counts.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
-from scsynth_core.models.params import check_number
 
 
 class _StoredCellsModel(GenerativeModel):
@@ -45,8 +44,7 @@ class UpsampleModel(_StoredCellsModel):
     is the same as drawing cells uniformly. No hyperparameters.
     """
 
-    name = "upsample"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "demo": {}}
+    name = "upsample"  # presets and hyperparameter types: scsynth_core.models.specs.baselines
 
     def _sample_chunk(self, n, labels, rng):
         if labels is None:
@@ -68,16 +66,7 @@ class NoiseModel(_StoredCellsModel):
     The noise touches every gene, so generated cells are dense; chunked generation bounds memory.
     """
 
-    name = "noise"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {"shape_max": 10.0, "scale_max": 5.0},
-        "demo": {"shape_max": 10.0, "scale_max": 5.0},
-    }
-
-    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        super().__init__(preset, **overrides)
-        for key in ("shape_max", "scale_max"):  # upper ends of uniform draws: 0 means no noise
-            check_number(self.name, self.params, key, low=0.0)
+    name = "noise"  # presets and hyperparameter types: scsynth_core.models.specs.baselines
 
     def _start_sampling(self, seed: int) -> None:
         self._next_row = 0

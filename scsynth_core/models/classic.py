@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,13 +17,6 @@ import scipy.sparse as sp
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
-from scsynth_core.models.params import (
-    check_choice,
-    check_flag,
-    check_int_list,
-    check_number,
-    check_positive_int,
-)
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -35,7 +28,6 @@ DENSE_MAX_GENES = 4_096
 #: Rows per block when data are streamed (transformed, projected or encoded).
 BLOCK_ROWS = 2_048
 
-COVARIANCE_TYPES = ("spherical", "tied", "diag", "full")
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -172,18 +164,8 @@ class PPCAModel(GenerativeModel):
     Nothing is iterated, so ``demo`` equals ``paper`` and ``max_steps`` is ignored.
     """
 
-    name = "pca"
+    name = "pca"  # presets and hyperparameter types: scsynth_core.models.specs.classic
     _gene_sd: np.ndarray | None = None
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
-        "demo": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
-    }
-
-    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        super().__init__(preset, **overrides)
-        check_positive_int(self.name, self.params, "n_latent")  # at most genes - 1: checked by fit
-        for key in ("clip_at_zero", "scale_genes"):
-            check_flag(self.name, self.params, key)
 
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         n_latent = self.params["n_latent"]
@@ -331,31 +313,7 @@ class GMMModel(GenerativeModel):
     support and each fit costs minutes). ``demo``: 10 full-covariance components on 20 PCs.
     """
 
-    name = "gmm"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {"n_components": "bic", "bic_components": [*range(1, 11), 15, 20, 25, 30, 40, 50],
-                  "covariance_types": list(COVARIANCE_TYPES), "covariance_type": "full", "n_pcs": 50,
-                  "residual_noise": True, "max_iter": 100, "n_init": 1, "reg_covar": 1e-6, "clip_at_zero": False},
-        "demo": {"n_components": 10, "bic_components": [*range(1, 11)], "covariance_types": ["full"],
-                 "covariance_type": "full", "n_pcs": 20, "residual_noise": True, "max_iter": 100, "n_init": 1,
-                 "reg_covar": 1e-6, "clip_at_zero": False},
-    }
-
-    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        super().__init__(preset, **overrides)
-        p, name = self.params, self.name
-        check_positive_int(name, p, "n_components", also=("bic",))
-        check_int_list(name, p, "bic_components")
-        types = p["covariance_types"]
-        if not isinstance(types, (list, tuple)) or not types or any(t not in COVARIANCE_TYPES for t in types):
-            raise ConfigError(f"model '{name}': covariance_types must be a non-empty list of "
-                              f"{', '.join(COVARIANCE_TYPES)}, got {types!r}")
-        check_choice(name, p, "covariance_type", COVARIANCE_TYPES)
-        for key in ("n_pcs", "max_iter", "n_init"):  # n_pcs: at most the genes, checked by fit
-            check_positive_int(name, p, key)
-        check_number(name, p, "reg_covar", low=0.0)
-        for key in ("residual_noise", "clip_at_zero"):
-            check_flag(name, p, key)
+    name = "gmm"  # presets and hyperparameter types: scsynth_core.models.specs.classic
 
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         import warnings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,22 +23,15 @@ from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
-    LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
     array_digest,
-    check_loop_params,
     dense_rows,
     merge_histories,
     resolve_device,
     seed_everything,
 )
-from scsynth_core.models.vae import (
-    check_genes,
-    check_number,
-    check_positive_int,
-    check_widths,
-)
+from scsynth_core.models.vae import check_genes
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -231,85 +224,21 @@ class _FlowTask(TrainingTask):
 
 
 # --------------------------------------------------------------------------------------------------- the model
-_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
-    "latent_dim": 50,
-    "encoder_layers": [512, 256],
-    "decoder_layers": [256, 512],
-    "ae_epochs": 200,
-    "ae_learning_rate": 1e-3,
-    "flow_width": 512,
-    "flow_blocks": 3,
-    "embedding_dim": 256,
-    "epochs": 1000,
-    "max_steps": None,
-    "batch_size": 256,
-    "learning_rate": 1e-4,
-    "weight_decay": 1e-5,
-    "gradient_clip": 1.0,
-    "sigma": 1e-4,
-    "label_dropout": 0.2,
-    "guidance": 1.0,
-    "ode_steps": 50,
-    "log_every": 100,
-    "monitor_every": 0,
-    "checkpoint_every": 1000,
-}
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured on pbmc3k and Zeisel 2015
-#: (realism protocol, 300-tree forests; docs/results.md, realism): CFGen's networks and 1,000 flow epochs at lr 1e-4
-#: did not fit (10 minutes stopped the flow at 3,457 steps: RF AUC 0.87 on pbmc3k). Smaller networks learn
-#: faster per CPU second: codes of 16 dims (pbmc3k 0.65 vs 0.70 with 32), one hidden layer of 256 units each
-#: side, 100 autoencoder epochs (0.64 vs 0.65 with 40), a flow of 3 x 256 units with 64-dim embeddings at lr 1e-3
-#: and batch 128 for 600 epochs (pbmc3k 0.64 vs 0.65 with 300; Zeisel 0.73 vs 0.80 with 300 epochs and 40
-#: autoencoder epochs). The monitor is logged every 1,000 flow steps; the last weights are kept.
-_WORKSTATION: dict[str, Any] = _PAPER | {
-    "latent_dim": 16, "encoder_layers": [256], "decoder_layers": [256], "ae_epochs": 100, "flow_width": 256,
-    "embedding_dim": 64, "epochs": 600, "batch_size": 128, "learning_rate": 1e-3, "monitor_every": 1000,
-    "monitor_cells": 500, "max_minutes": 10.0,
-}
-#: A few seconds on a few hundred cells: small networks, short stages, a 10x flow learning rate.
-_DEMO: dict[str, Any] = _PAPER | {"latent_dim": 10, "encoder_layers": [64], "decoder_layers": [64], "ae_epochs": 40,
-                                  "flow_width": 64, "flow_blocks": 2, "embedding_dim": 32, "epochs": 60,
-                                  "batch_size": 64, "learning_rate": 1e-3, "ode_steps": 10, "log_every": 20,
-                                  "checkpoint_every": 200}
-
-
 class LatentFlow(GenerativeModel):
     """Conditional flow matching in the code space of a negative binomial autoencoder (docs/models.md).
 
     Fitted with a ``label_key`` it generates cells of requested types; without, it generates holistically.
     """
 
-    name = "latentflow"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _PAPER, "workstation": _WORKSTATION, "demo": _DEMO}
+    name = "latentflow"  # presets and hyperparameter types: scsynth_core.models.specs.flow
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
-        self._check_params()
         self._encoder: CountEncoder | None = None
         self._decoder: CountDecoder | None = None
         self._velocity: VelocityNet | None = None
         self._code_mean = self._code_sd = None
         self._device = torch.device("cpu")
-
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_loop_params(name, p)
-        for key in ("latent_dim", "ae_epochs", "flow_width", "flow_blocks", "epochs", "ode_steps"):
-            check_positive_int(name, p, key)
-        check_positive_int(name, p, "batch_size", minimum=2)
-        check_positive_int(name, p, "embedding_dim", minimum=2)
-        if p["max_steps"] is not None:
-            check_positive_int(name, p, "max_steps")
-        for key in ("encoder_layers", "decoder_layers"):
-            check_widths(name, p, key)
-        for key in ("ae_learning_rate", "learning_rate"):
-            check_number(name, p, key, low=0.0)
-            if p[key] <= 0:
-                raise ConfigError(f"model '{name}': {key} must be > 0, got {p[key]}")
-        for key in ("weight_decay", "sigma", "guidance"):
-            check_number(name, p, key, low=0.0)
-        check_number(name, p, "gradient_clip", low=0.0)
-        check_number(name, p, "label_dropout", low=0.0, high=1.0, high_open=True)
 
     # -- training ---------------------------------------------------------------------------------------------
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:

@@ -9,8 +9,7 @@ Departures from it (kept as options), the two training phases, generation and sa
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,15 +18,7 @@ from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel, get_model_class
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.params import (
-    check_choice,
-    check_number,
-    check_positive_int,
-    check_widths,
-)
 from scsynth_core.models.scgan import (
-    CODE_PROJECTIONS,
-    GP_INTERPOLATIONS,
     Critic,
     Generator,
     critic_loss,
@@ -35,17 +26,14 @@ from scsynth_core.models.scgan import (
     generator_loss,
 )
 from scsynth_core.models.training import (
-    LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
     array_digest,
-    check_loop_params,
     merge_histories,
     resolve_device,
     seed_everything,
 )
 from scsynth_core.models.vae import (
-    LAYER_MODES,
     TF_BN_EPS,
     TF_BN_MOMENTUM,
     VAE,
@@ -60,49 +48,7 @@ from scsynth_core.models.vae import (
 if TYPE_CHECKING:
     import anndata as ad
 
-OUTPUT_ACTIVATIONS = ("relu", "linear")
-CODE_MODES = ("mean", "sample")
 LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
-
-_GAN_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
-    "noise_dim": 128,
-    "generator_layers": [256, 512, 1024],
-    "critic_layers": [1024, 512, 10],
-    "dropout": 0.2,
-    "output_activation": "relu",
-    "batchnorm_dropout": "active",
-    "batch_size": 32,
-    "critic_iters": 5,
-    "gp_weight": 10.0,
-    "gp_interpolation": "per_cell",
-    "learning_rate": 1e-4,
-    "beta1": 0.9,
-    "beta2": 0.999,
-    "epochs": 1000,
-    "max_steps": None,
-    "log_every": 100,
-    "monitor_every": 1000,
-    "monitor_cells": 3000,
-    "checkpoint_every": 1000,
-}
-#: ~2,000 cells x 500 genes in a few minutes on 2 cores: 62 generator steps per epoch x 50 epochs. The paper's
-#: learning rate is kept: at 5e-4 the 10 ReLU units of the critic's last layer died within 250 steps (measured).
-_GAN_DEMO: dict[str, Any] = _GAN_PAPER | {"epochs": 50, "log_every": 20, "monitor_every": 0,
-                                          "checkpoint_every": 500}
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
-#: Adam 3e-4 with betas (0.5, 0.9) (monitor kNN AUC 0.86 vs 0.91 at 1,000 steps, RF 0.943 vs 0.962 against the
-#: paper's 1e-4 / (0.9, 0.999) on pbmc3k), 3 critic steps per generator step (cheaper, no worse), a weight
-#: average of 0.99 and the best monitored weights (at 3e-4 the last weights got worse after ~1,250 steps: RF
-#: 0.965 vs 0.943 for the selected ones); 3,000 generator steps (~5.7 steps per CPU second on one thread at 2,000
-#: genes: about 9 minutes on one core).
-_GAN_WORKSTATION: dict[str, Any] = _GAN_PAPER | {
-    "epochs": 100, "max_steps": 3000, "max_minutes": 10.0, "log_every": 50, "learning_rate": 3e-4, "beta1": 0.5,
-    "beta2": 0.9, "critic_iters": 3, "monitor_every": 250, "monitor_cells": 500, "select": "best", "ema_decay": 0.99,
-    "checkpoint_every": 250,
-}
-_CODES: dict[str, Any] = {"noise_dim": 118, "code_dim": 10, "codes": "mean", "code_projection": "identity",
-                          "vae": {}, "vae_path": None}
-
 
 class _WGANTask(TrainingTask):
     """MichiGAN's (code-conditioned) WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop`."""
@@ -206,37 +152,16 @@ class WGANGP(GenerativeModel):
     weights by the realism monitor (every 250 steps). ``demo``: 50 epochs.
     """
 
-    name = "wgangp"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_GAN_PAPER), "workstation": dict(_GAN_WORKSTATION),
-                                                    "demo": dict(_GAN_DEMO)}
+    name = "wgangp"  # presets and hyperparameter types: scsynth_core.models.specs.michigan
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
-        self._check_params()
         self._generator: Generator | None = None
         self._device = torch.device("cpu")
 
     @property
     def code_dim(self) -> int:
         return int(self.params.get("code_dim", 0))
-
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_loop_params(name, p)
-        for key in ("noise_dim", "batch_size", "critic_iters", "epochs"):
-            check_positive_int(name, p, key, minimum=2 if key == "batch_size" else 1)
-        if p["max_steps"] is not None:
-            check_positive_int(name, p, "max_steps")
-        for key in ("generator_layers", "critic_layers"):
-            check_widths(name, p, key)
-        check_number(name, p, "dropout", low=0.0, high=1.0, high_open=True)
-        for key in ("gp_weight", "learning_rate"):
-            check_number(name, p, key, low=0.0)
-        for key in ("beta1", "beta2"):
-            check_number(name, p, key, low=0.0, high=1.0, high_open=True)
-        check_choice(name, p, "output_activation", OUTPUT_ACTIVATIONS)
-        check_choice(name, p, "batchnorm_dropout", LAYER_MODES)
-        check_choice(name, p, "gp_interpolation", GP_INTERPOLATIONS)
 
     # -- networks ---------------------------------------------------------------------------------------------
     def _build_generator(self, n_genes: int, device: torch.device) -> Generator:
@@ -332,46 +257,19 @@ class MichiGAN(CodeSampling, WGANGP):
     Hyperparameters: WGAN-GP's (``noise_dim`` 118) plus ``code_dim`` 10, ``codes`` "mean" | "sample",
     ``code_projection`` "identity" | "learned", ``vae`` (dict of overrides for the inner ``betatcvae``, which uses
     this model's preset; given overrides are added to the preset's) and ``vae_path`` (a saved beta-TCVAE to use
-    instead of training one). Presets: ``paper``; ``workstation`` (the GAN's measured settings, see
-    ``_GAN_WORKSTATION``, and a 25-epoch beta-TCVAE at lr 1e-3 so the GAN gets the 10 minutes); ``demo``.
+    instead of training one). Presets (:mod:`scsynth_core.models.specs.michigan`): ``paper``; ``workstation``
+    (the GAN's measured settings, ``GAN_WORKSTATION``, and a 25-epoch beta-TCVAE at lr 1e-3 so the GAN gets the
+    10 minutes); ``demo``.
     """
 
     name = "michigan"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": _GAN_PAPER | _CODES,
-        # the beta-TCVAE in 25 epochs at lr 1e-3 (37 s on pbmc3k instead of ~2.5 min): the GAN gets the budget
-        "workstation": _GAN_WORKSTATION | _CODES | {"vae": {"epochs": 25, "learning_rate": 1e-3, "monitor_every": 0}},
-        "demo": _GAN_DEMO | _CODES,
-    }
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        if isinstance(overrides.get("vae"), dict) and preset in self.presets:
-            # ``vae`` overrides add to the preset's beta-TCVAE settings instead of replacing them
-            overrides["vae"] = self.presets[preset]["vae"] | overrides["vae"]
-        super().__init__(preset, **overrides)
+        super().__init__(preset, **overrides)  # ``vae`` overrides add to the preset's (specs.kit.preset_params)
         self._vae: VAE | None = None
         self._code_mu: np.ndarray | None = None
         self._code_logvar: np.ndarray | None = None
         self._given_vae: VAE | None = None
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        p, name = self.params, self.name
-        check_positive_int(name, p, "code_dim")
-        check_choice(name, p, "codes", CODE_MODES)
-        check_choice(name, p, "code_projection", CODE_PROJECTIONS)
-        if p["code_projection"] == "identity" and p["critic_layers"][-1] != p["code_dim"]:
-            raise ConfigError(f"model '{name}': code_projection 'identity' needs the last critic layer "
-                              f"({p['critic_layers'][-1]}) to be code_dim ({p['code_dim']}) wide")
-        if not isinstance(p["vae"], dict):
-            raise ConfigError(f"model '{name}': vae must be a mapping of beta-TCVAE hyperparameters, got {p['vae']!r}")
-        if p["vae"].get("latent_dim", p["code_dim"]) != p["code_dim"]:
-            raise ConfigError(f"model '{name}': vae latent_dim must equal code_dim ({p['code_dim']})")
-        if p["vae_path"] is not None and not isinstance(p["vae_path"], (str, Path)):
-            raise ConfigError(f"model '{name}': vae_path must be a file path or null, got {p['vae_path']!r}")
-        if p["vae_path"] is not None:
-            p["vae_path"] = str(p["vae_path"])
-        self._inner_vae()  # unknown or invalid beta-TCVAE hyperparameters fail now, not after training starts
 
     def _inner_vae(self) -> BetaTCVAE:
         return BetaTCVAE(self.preset, **(self.params["vae"] | {"latent_dim": self.code_dim}))

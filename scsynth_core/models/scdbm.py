@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,13 +21,6 @@ import torch
 
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
-from scsynth_core.models.params import (
-    check_choice,
-    check_flag,
-    check_int_list,
-    check_number,
-    check_positive_int,
-)
 from scsynth_core.models.training import (
     Checkpointer,
     TrainLog,
@@ -47,20 +40,15 @@ log = logging.getLogger(__name__)
 A_MAX = -1e-10
 #: Largest Poisson rate drawn (a guard against ``eta`` next to 0, where the NB mean explodes).
 MAX_RATE = 1e8
-#: Hidden-layer size up to which ``p(h1)`` is enumerated (exact sampler) and the exact likelihood is monitored.
-EXACT_MAX_HIDDEN = 16
+#: Hidden-layer sizes up to which the exact likelihood is monitored / states are enumerated (the exact sampler's
+#: limit, EXACT_MAX_HIDDEN, is declared with the hyperparameters in scsynth_core.models.specs.scdbm).
 MONITOR_MAX_HIDDEN = 12
 ENUMERATE_MAX_HIDDEN = 10
 
-OPTIMIZERS = ("scaled", "sgd")
 #: Smallest NB variance used to scale the NB layer's updates (optimizer "scaled").
 VAR_FLOOR = 1.0
 #: Largest decrease of an NB natural parameter (``a``, ``W1``) in one update.
 MAX_NB_STEP = 1.0
-LR_SCHEDULES = ("standard", "reference")
-DISPERSION_MEANS = ("reconstruction", "chains")
-SAMPLERS = ("gibbs", "exact")
-GIBBS_SCHEMES = ("collapsed", "blocked")
 PHASES = ("nb_rbm", "bernoulli_rbm", "dbm")
 
 #: The reference notebook's per-epoch NB-RBM learning rates (``lr_rbm`` in scDBM_notebook.jl).
@@ -447,54 +435,6 @@ class NegativeBinomialDBM:
 
 
 # ----------------------------------------------------------------------------------------------------- model
-_PAPER: dict[str, Any] = {
-    "hidden_sizes": [4, 2],
-    "pretrain_epochs": [60, 40],
-    "finetune_epochs": 10,
-    "batch_size": 64,
-    "finetune_batch_size": 64,
-    "optimizer": "scaled",
-    "lr_schedule": "standard",
-    "learning_rate": 0.1,
-    "learning_rate_rbm2": 0.1,
-    "finetune_learning_rate": 0.01,
-    "cd_steps": 1,
-    "pretrain_chains": None,
-    "finetune_particles": 100,
-    "finetune_gibbs_steps": 5,
-    "finetune_model_term": "chains",
-    "meanfield_tol": 1e-3,
-    "meanfield_max_iter": 50,
-    "theta_init": 0.5,
-    "dispersion_every": 5,
-    "dispersion_lambda": 1.0,
-    "dispersion_iter": 20,
-    "dispersion_mean": "reconstruction",
-    "finetune_dispersion": False,
-    "dispersion_keep_means": True,
-    "sampler": "gibbs",
-    "gibbs_scheme": "collapsed",
-    "burn_in": 50,
-    "sample_chains": None,
-    "thinning": 1,
-    "monitor_cells": 1000,
-    "checkpoint_every": 10,
-    "max_steps": None,
-}
-_SUPPLEMENT: dict[str, Any] = _PAPER | {
-    "hidden_sizes": [64, 16],
-    "dispersion_lambda": 2.5,
-    "batch_size": 16,
-    "finetune_batch_size": 16,
-    "burn_in": 30,
-}
-_DEMO: dict[str, Any] = _PAPER | {
-    "pretrain_epochs": [20, 10],
-    "finetune_epochs": 5,
-    "checkpoint_every": 5,
-}
-
-
 class ScDBM(GenerativeModel):
     """scDBM: negative-binomial deep Boltzmann machine on raw counts (Treppner et al. 2021).
 
@@ -524,43 +464,13 @@ class ScDBM(GenerativeModel):
     (paper: ``gibbs_scheme="blocked"``) and mean-preserving dispersion updates (``dispersion_keep_means``).
     """
 
-    name = "scdbm"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "demo": dict(_DEMO),
-                                                    "paper_supplement": dict(_SUPPLEMENT)}
+    name = "scdbm"  # presets and hyperparameter types: scsynth_core.models.specs.scdbm
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
-        self._check_params()
         self._machine: NegativeBinomialDBM | None = None
         self._device = torch.device("cpu")
         self._sampling: dict[str, Any] | None = None
-
-    # -- hyperparameters --------------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_int_list(name, p, "hidden_sizes", length=2)
-        check_int_list(name, p, "pretrain_epochs", length=2, minimum=0)
-        for key in ("batch_size", "cd_steps", "finetune_particles", "finetune_gibbs_steps", "meanfield_max_iter",
-                    "dispersion_every", "dispersion_iter", "thinning", "monitor_cells", "checkpoint_every"):
-            check_positive_int(name, p, key)
-        check_positive_int(name, p, "finetune_epochs", minimum=0)
-        check_positive_int(name, p, "burn_in", minimum=0)
-        for key in ("finetune_batch_size", "pretrain_chains", "sample_chains", "max_steps"):
-            check_positive_int(name, p, key, optional=True)
-        for key in ("learning_rate", "learning_rate_rbm2", "finetune_learning_rate", "dispersion_lambda"):
-            check_number(name, p, key, low=0.0)
-        for key in ("meanfield_tol", "theta_init"):
-            check_number(name, p, key, low=0.0, low_open=True)
-        choices = {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "dispersion_mean": DISPERSION_MEANS,
-                   "sampler": SAMPLERS, "gibbs_scheme": GIBBS_SCHEMES, "finetune_model_term": ("chains", "exact")}
-        for key, allowed in choices.items():
-            check_choice(name, p, key, allowed)
-        for key in ("finetune_dispersion", "dispersion_keep_means"):
-            check_flag(name, p, key)
-        for key, value in (("sampler", "exact"), ("finetune_model_term", "exact")):
-            if p[key] == value and p["hidden_sizes"][0] > EXACT_MAX_HIDDEN:
-                raise ConfigError(f"model '{name}': {key} 'exact' enumerates 2^H1 states; needs hidden_sizes[0] "
-                                  f"<= {EXACT_MAX_HIDDEN}, got {p['hidden_sizes'][0]}")
 
     # -- learning rates ---------------------------------------------------------------------------------------
     def lr_at(self, phase: str, epoch: int) -> float:

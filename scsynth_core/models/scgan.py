@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,17 +23,10 @@ from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.params import (
-    check_choice,
-    check_number,
-    check_positive_int,
-    check_widths,
-)
+from scsynth_core.models.specs.scgan import CODE_PROJECTIONS, CRITIC_HEADS, GP_INTERPOLATIONS
 from scsynth_core.models.training import (
-    LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
-    check_loop_params,
     dense_rows,
     resolve_device,
     seed_everything,
@@ -47,18 +40,12 @@ ADAM_EPS = 1e-8
 #: Truncated-normal correction of TF's ``variance_scaling_initializer(uniform=False)``.
 _TRUNC_FACTOR = 1.3
 
-CRITIC_HEADS = ("unconditional", "projection", "projection_only")
 #: Hidden-layer activations (scGAN: ReLU everywhere; MichiGAN also uses leaky ReLU).
 ACTIVATIONS = ("relu", "leaky_relu")
 #: TF's default ``tf.nn.leaky_relu`` slope (MichiGAN's networks).
 LEAKY_SLOPE = 0.2
 #: Generator output layers: ReLU + LSN (scGAN), ReLU only, or linear (clamped at 0 when generating).
 GENERATOR_OUTPUTS = ("lsn", "relu", "linear")
-#: How a code-conditioned critic projects a real-valued code ``c`` onto its last hidden layer ``h``:
-#: ``<c, h>`` (widths[-1] == code dims, MichiGAN's reference) or ``<c, V h>`` with a learned ``V``.
-CODE_PROJECTIONS = ("identity", "learned")
-GP_INTERPOLATIONS = ("per_cell", "per_batch")
-CRITIC_FAKE_LABELS = ("real_batch", "reference")
 
 #: History columns (``train_log.tsv``), besides ``step`` and ``time_s`` added by :class:`TrainLog`.
 LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty", "lr")
@@ -398,53 +385,6 @@ def generate_csr(generator: Generator, z: torch.Tensor, labels: torch.Tensor | N
 
 
 # ---------------------------------------------------------------------------------------------------- model
-_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
-    "latent_dim": 128,
-    "generator_layers": [256, 512, 1024],
-    "critic_layers": [1024, 512, 256],
-    "batch_size": 128,
-    "critic_iters": 5,
-    "gp_weight": 10.0,
-    "learning_rate": 1e-4,
-    "final_learning_rate": 1e-5,
-    "beta1": 0.5,
-    "beta2": 0.9,
-    "max_steps": 1_000_000,
-    "log_every": 100,
-    "monitor_every": 1000,
-    "monitor_cells": 3000,
-    "checkpoint_every": 1000,
-}
-#: Tiny schedule for tests and the smoke run: minutes on a CPU, not realistic cells.
-_DEMO: dict[str, Any] = _PAPER | {
-    "learning_rate": 1e-3,
-    "final_learning_rate": 1e-4,
-    "max_steps": 500,
-    "log_every": 10,
-    "monitor_every": 100,
-    "monitor_cells": 300,
-    "checkpoint_every": 100,
-}
-#: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
-#: 2 critic steps per generator step (the largest lever: ~4 generator steps per CPU second instead of 1.7, RF
-#: AUC 0.972-0.978 vs 0.983-0.990 at equal CPU time on pbmc3k; 1 or 3 were worse), learning rate 1e-3 -> 1e-4
-#: (3e-4 and 2e-3 worse), weight average 0.998, the best monitored weights.
-_WORKSTATION: dict[str, Any] = _PAPER | {
-    "critic_iters": 2,
-    "learning_rate": 1e-3,
-    "final_learning_rate": 1e-4,
-    "max_steps": 1600,
-    "max_minutes": 10.0,
-    "log_every": 50,
-    "monitor_every": 100,
-    "monitor_cells": 500,
-    "select": "best",
-    "ema_decay": 0.998,
-    "checkpoint_every": 200,
-}
-_CONDITIONAL = {"critic_head": "projection", "critic_fake_labels": "real_batch"}
-
-
 class _GANTask(TrainingTask):
     """scGAN's WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop` (see docs/models.md)."""
 
@@ -548,32 +488,12 @@ class ScGAN(GenerativeModel):
       statistics; 0 disables), ``monitor_holdout`` False, ``checkpoint_every`` 1000
     """
 
-    name = "scgan"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
-                                                    "demo": dict(_DEMO)}
+    name = "scgan"  # presets and hyperparameter types: scsynth_core.models.specs.scgan
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
-        self._check_params()
         self._generator: Generator | None = None
         self._device = torch.device("cpu")
-
-    # -- hyperparameters --------------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_loop_params(name, p)
-        for key in ("latent_dim", "critic_iters", "max_steps"):
-            check_positive_int(name, p, key)
-        check_positive_int(name, p, "batch_size", minimum=2)  # batch normalisation
-        for key in ("generator_layers", "critic_layers"):
-            check_widths(name, p, key)
-        for key in ("gp_weight", "learning_rate", "final_learning_rate"):
-            check_number(name, p, key, low=0.0)
-        for key in ("beta1", "beta2"):
-            check_number(name, p, key, low=0.0, high=1.0, high_open=True)
-        if self.conditional:
-            check_choice(name, p, "critic_head", CRITIC_HEADS[1:])
-            check_choice(name, p, "critic_fake_labels", CRITIC_FAKE_LABELS)
 
     def _n_classes(self) -> int:
         return len(self.categories) if self.conditional else 0
@@ -672,8 +592,3 @@ class CscGAN(ScGAN):
     """
 
     name = "cscgan"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": _PAPER | _CONDITIONAL,
-        "workstation": _WORKSTATION | _CONDITIONAL,
-        "demo": _DEMO | _CONDITIONAL,
-    }

@@ -16,7 +16,7 @@ import time
 import warnings
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,56 +25,16 @@ import torch
 from scsynth_core.errors import ConfigError, TrainingError
 from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
 from scsynth_core.models.monitors import MIN_VALIDATION_CELLS
-from scsynth_core.models.params import (
-    check_choice,
-    check_flag,
-    check_number,
-    check_positive_int,
-)
-from scsynth_core.models.training import (
-    LOOP_DEFAULTS,
-    check_loop_params,
-    resolve_device,
-)
+from scsynth_core.models.training import resolve_device
 
 log = logging.getLogger(__name__)
 
 #: Cells generated per forward pass; fixed so that a seed gives the same cells whatever ``sample``'s batch size.
 SAMPLE_BLOCK = 1024
 
-GENE_LIKELIHOODS = ("nb", "zinb", "poisson")
-DISPERSIONS = ("gene", "gene-cell")
-LIBRARIES = ("prior", "observed")
-BATCHNORM_STATS = ("running", "recompute")
-
 #: Constructor arguments of ``scvi.model.SCVI`` taken from the hyperparameters (the rest: scvi-tools defaults).
-#: The shared loop's hyperparameters that apply to scvi-tools' trainer (``monitor_every`` counts epochs; scVI
-#: monitors on its own validation split, so ``validation_fraction`` is ``1 - train_size``; no weight average).
-_LOOP_KEYS = ("max_minutes", "monitor_every", "monitor_cells", "select", "patience")
 _MODULE_KEYS = ("n_hidden", "n_latent", "n_layers", "dropout_rate", "gene_likelihood", "dispersion",
                 "use_observed_lib_size")
-
-_PAPER: dict[str, Any] = {key: LOOP_DEFAULTS[key] for key in _LOOP_KEYS} | {
-    "n_hidden": 64,
-    "n_latent": 14,
-    "n_layers": 2,
-    "dropout_rate": 0.1,
-    "gene_likelihood": "nb",
-    "dispersion": "gene",
-    "use_observed_lib_size": False,
-    "learning_rate": 0.01,
-    "max_epochs": 200,
-    "n_epochs_kl_warmup": 75,
-    "batch_size": 36,
-    "train_size": 0.7,
-    "max_steps": None,
-    "batchnorm_stats": "running",
-    "monitor_every": 10,
-}
-#: Shorter training (25 epochs, warm-up scaled to 9), same model: well under a minute for 1,000 cells.
-_DEMO: dict[str, Any] = _PAPER | {"max_epochs": 25, "n_epochs_kl_warmup": 9, "monitor_every": 5}
-#: The paper's whole training (200 epochs) fits a 2-core workstation; the realism monitor selects the epoch.
-_WORKSTATION: dict[str, Any] = _PAPER | {"max_minutes": 10.0, "select": "best"}
 
 #: Console noise from Lightning and scvi-tools that says nothing about this run (messages start with these).
 _NOISE = (
@@ -281,32 +241,12 @@ def _recompute_batchnorm(model, *, batch_size: int) -> None:
 class _ScviGenerator(GenerativeModel):
     """Shared part of the two scVI samplers: hyperparameters, training, save/load, block-wise generation."""
 
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_PAPER), "workstation": dict(_WORKSTATION),
-                                                    "demo": dict(_DEMO)}
-
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        super().__init__(preset, **overrides)
-        self._check_params()
+        super().__init__(preset, **overrides)  # presets and hyperparameter types: scsynth_core.models.specs.scvi
         self._scvi = None  # the fitted scvi.model.SCVI
         self._device = torch.device("cpu")
         self._cursor = 0
         self._pending: sp.csr_matrix | None = None
-
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_loop_params(name, LOOP_DEFAULTS | {key: p[key] for key in _LOOP_KEYS})
-        for key in ("n_hidden", "n_latent", "n_layers", "max_epochs"):
-            check_positive_int(name, p, key)
-        check_positive_int(name, p, "batch_size", minimum=2)
-        check_positive_int(name, p, "n_epochs_kl_warmup", minimum=0)
-        check_positive_int(name, p, "max_steps", optional=True)
-        check_number(name, p, "learning_rate", low=0.0, low_open=True)
-        check_number(name, p, "train_size", low=0.0, high=1.0, low_open=True)
-        check_number(name, p, "dropout_rate", low=0.0, high=0.99)
-        for key, allowed in (("gene_likelihood", GENE_LIKELIHOODS), ("dispersion", DISPERSIONS),
-                             ("batchnorm_stats", BATCHNORM_STATS)):
-            check_choice(name, p, key, allowed)
-        check_flag(name, p, "use_observed_lib_size")
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {key: self.params[key] for key in _MODULE_KEYS}
@@ -490,25 +430,10 @@ class ScviPrior(_ScviGenerator):
     """
 
     name = "scvi_prior"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": _PAPER | {"library": "prior"},
-        "workstation": _WORKSTATION | {"library": "prior"},
-        "demo": _DEMO | {"library": "prior"},
-    }
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
         self._log_library: torch.Tensor | None = None
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        p = self.params
-        check_choice(self.name, p, "library", LIBRARIES)
-        if p["library"] == "prior" and p["use_observed_lib_size"]:
-            raise ConfigError(
-                f"model '{self.name}': library 'prior' needs use_observed_lib_size false (with observed library "
-                "sizes scVI fits no library prior); use library 'observed' instead"
-            )
 
     def _monitor_cells(self, n: int, train_rows: np.ndarray) -> sp.csr_matrix:
         self._keep_pilot(self._scvi.adata.X[train_rows])

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, TrainingError
 from scsynth_core.models.monitors import selection_key
+from scsynth_core.models.specs.loop import LOOP_DEFAULTS, LOOP_PARAMS, SELECTIONS  # noqa: F401 - the loop's names
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -245,57 +246,14 @@ class Checkpointer:
 
 
 # ------------------------------------------------------------------------------------------------ the loop
-SELECTIONS = ("best", "last")
 STOP_REASONS = ("max_steps", "max_minutes", "patience")
 
-#: Hyperparameters of the loop that every torch model family has (values: the paper presets' defaults).
-LOOP_DEFAULTS: dict[str, Any] = {
-    "max_minutes": None,         # wall-clock budget of the loop (outside the determinism guarantee)
-    "monitor_every": 1000,       # steps between realism monitor evaluations (0: no monitor)
-    "monitor_cells": 500,        # validation cells held out of training for the monitor (at most)
-    "validation_fraction": 0.1,  # ... and at most this fraction of the training cells
-    "select": "last",            # "best": keep the weights of the best monitored step
-    "patience": None,            # stop after this many monitor evaluations without improvement
-    "ema_decay": 0.0,            # exponential moving average of the generating weights (0: off)
-    "log_every": 100,
-    "checkpoint_every": 1000,
-}
 
-
-def check_loop_params(model: str, params: Mapping[str, Any]) -> None:
-    """Types and ranges of :data:`LOOP_DEFAULTS` keys, one clear :class:`ConfigError` per bad value."""
-
-    def integer(key: str, minimum: int, *, optional: bool = False) -> None:
-        value = params[key]
-        if optional and value is None:
-            return
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            expected = f"an integer >= {minimum}" + (" or null" if optional else "")
-            raise ConfigError(f"model '{model}': {key} must be {expected}, got {value!r}")
-
-    def number(key: str, low: float, high: float, *, optional: bool = False, high_open: bool = True) -> None:
-        value = params[key]
-        if optional and value is None:
-            return
-        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-        ok = ok and low <= float(value) and (float(value) < high if high_open else float(value) <= high)
-        if not ok:
-            bracket = ")" if high_open else "]"
-            raise ConfigError(f"model '{model}': {key} must be a number in [{low}, {high}{bracket}"
-                              f"{' or null' if optional else ''}, got {value!r}")
-
-    integer("monitor_every", 0)
-    integer("monitor_cells", 0)
-    integer("log_every", 1)
-    integer("checkpoint_every", 1)
-    integer("patience", 1, optional=True)
-    number("max_minutes", 0.0, float("inf"), optional=True)
-    number("validation_fraction", 0.0, 0.5, high_open=False)
-    number("ema_decay", 0.0, 1.0)
-    if params["select"] not in SELECTIONS:
-        raise ConfigError(f"model '{model}': select must be one of {', '.join(SELECTIONS)}, got {params['select']!r}")
-    if params["max_minutes"] is not None and not float(params["max_minutes"]) > 0:
-        raise ConfigError(f"model '{model}': max_minutes must be > 0 or null, got {params['max_minutes']!r}")
+def check_loop_params(model: str, params: dict[str, Any]) -> None:
+    """Types and ranges of :data:`LOOP_DEFAULTS` keys (declared in :mod:`scsynth_core.models.specs.loop`), one
+    clear :class:`ConfigError` per bad value."""
+    for key, param in LOOP_PARAMS.items():
+        param.check(model, params, key)
 
 
 class TrainingTask:

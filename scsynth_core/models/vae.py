@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,23 +23,15 @@ from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.params import (  # check_number etc. also imported from here by other families
-    check_choice,
-    check_flag,
-    check_number,
-    check_positive_int,
-    check_widths,
-)
 from scsynth_core.models.scgan import (
     ConditionalBatchNorm,
     Generator,
     generate_csr,
 )
+from scsynth_core.models.specs.vae import TC_FORMS
 from scsynth_core.models.training import (
-    LOOP_DEFAULTS,
     TrainingLoop,
     TrainingTask,
-    check_loop_params,
     dense_rows,
     resolve_device,
     seed_everything,
@@ -51,8 +43,6 @@ if TYPE_CHECKING:
 #: TF ``tf.layers.batch_normalization`` defaults (decay 0.99, eps 1e-3) as torch-style momentum and eps.
 TF_BN_MOMENTUM = 0.01
 TF_BN_EPS = 1e-3
-TC_FORMS = ("chen", "reference")
-LAYER_MODES = ("active", "inert")
 _LOG_2PI = math.log(2.0 * math.pi)
 #: Rows encoded or decoded at a time.
 _ENCODE_ROWS = 4096
@@ -365,29 +355,6 @@ class _VAETask(TrainingTask):
 
 
 # --------------------------------------------------------------------------------------------------- the model
-_VAE_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
-    "latent_dim": 10,
-    "encoder_layers": [512, 256],
-    "decoder_layers": [256, 512],
-    "dropout": 0.2,
-    "beta": 1.0,
-    "tc_form": "chen",
-    "batchnorm_dropout": "active",
-    "scale_genes": True,
-    "batch_size": 128,
-    "learning_rate": 1e-4,
-    "epochs": 100,
-    "max_steps": None,
-    "log_every": 10,
-    "monitor_every": 0,
-    "checkpoint_every": 1000,
-}
-#: ~2,000 cells x 500 genes in well under a minute on 2 cores: 15 steps per epoch x 150 epochs at a 10x rate.
-_VAE_DEMO: dict[str, Any] = _VAE_PAPER | {"learning_rate": 1e-3, "epochs": 150, "checkpoint_every": 200}
-#: The paper's whole training (100 epochs) fits a 2-core workstation; the realism monitor is logged.
-_VAE_WORKSTATION: dict[str, Any] = _VAE_PAPER | {"monitor_every": 200, "max_minutes": 10.0}
-
-
 class VAE(CodeSampling, GenerativeModel):
     """Gaussian VAE of MichiGAN's comparison (``beta = 1``); see docs/models.md.
 
@@ -400,13 +367,10 @@ class VAE(CodeSampling, GenerativeModel):
     networks and loss).
     """
 
-    name = "vae"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(_VAE_PAPER), "workstation": dict(_VAE_WORKSTATION),
-                                                    "demo": dict(_VAE_DEMO)}
+    name = "vae"  # presets and hyperparameter types: scsynth_core.models.specs.vae
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         super().__init__(preset, **overrides)
-        self._check_params()
         self._encoder: Encoder | None = None
         self._decoder: Generator | None = None
         self._device = torch.device("cpu")
@@ -414,22 +378,6 @@ class VAE(CodeSampling, GenerativeModel):
     @property
     def code_dim(self) -> int:
         return int(self.params["latent_dim"])
-
-    def _check_params(self) -> None:
-        p, name = self.params, self.name
-        check_loop_params(name, p)
-        for key in ("latent_dim", "batch_size", "epochs"):
-            check_positive_int(name, p, key, minimum=2 if key == "batch_size" else 1)
-        if p["max_steps"] is not None:
-            check_positive_int(name, p, "max_steps")
-        for key in ("encoder_layers", "decoder_layers"):
-            check_widths(name, p, key)
-        check_number(name, p, "dropout", low=0.0, high=1.0, high_open=True)
-        check_number(name, p, "beta", low=0.0)
-        check_number(name, p, "learning_rate", low=0.0)
-        check_choice(name, p, "tc_form", TC_FORMS)
-        check_choice(name, p, "batchnorm_dropout", LAYER_MODES)
-        check_flag(name, p, "scale_genes")
 
     def _build(self, n_genes: int, device: torch.device) -> tuple[Encoder, Generator]:
         p = self.params
@@ -525,8 +473,3 @@ class BetaTCVAE(VAE):
     (default 10, the paper's value for simulated data; 50 PROSSTT/pancreas, 100 real data)."""
 
     name = "betatcvae"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": _VAE_PAPER | {"beta": 10.0},
-        "workstation": _VAE_WORKSTATION | {"beta": 10.0},
-        "demo": _VAE_DEMO | {"beta": 10.0},
-    }
