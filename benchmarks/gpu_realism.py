@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from realism_protocol import (
+    DATASETS,
     commit,
     generate_like_test,
     machine,
@@ -62,7 +63,7 @@ def run_model(name: str, train, test, representation, *, minutes: float, trees: 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="pbmc4k_scdcc")
+    parser.add_argument("--dataset", default="pbmc4k_scdcc", choices=sorted(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--minutes", type=float, default=2.0, help="training budget per model")
     parser.add_argument("--trees", type=int, default=1000)
