@@ -3,13 +3,6 @@
 ACTINN_RUN = "results/realism/{dataset}/actinn/seed{seed}"
 
 
-def actinn_conditioner(wildcards):
-    """ACTIVA's model file of the same split, when ACTIVA is a realism model: its conditioner is scored too."""
-    if "activa" not in config["realism"]["models"]:
-        return {}
-    return {"activa": f"results/realism/{wildcards.dataset}/activa/seed{wildcards.seed}/model.pt"}
-
-
 rule actinn_classification:
     input:
         unpack(actinn_conditioner),

@@ -41,7 +41,7 @@ except ScsynthError as exc:
 EXPERIMENTS = config["experiments"]
 # Folder of each experiment under results/ and logs/. A named augmentation run (augmentation.run) gets its own
 # below augmentation/, so that two augmentation configs run in one folder never overwrite each other.
-AUG_DIR = "/".join(filter(None, ["augmentation", config.get("augmentation", {}).get("run", "")]))
+AUG_DIR = os.path.normpath(os.path.join("augmentation", config.get("augmentation", {}).get("run", "")))
 EXPERIMENT_DIRS = {e: AUG_DIR if e == "augmentation" else e for e in EXPERIMENTS}
 EXPERIMENT_OF_DIR = {folder: e for e, folder in EXPERIMENT_DIRS.items()}
 AUG = os.path.join("results", AUG_DIR, "{dataset}")
@@ -85,7 +85,8 @@ MODERN_METRICS = [m for m in config["realism"]["metrics"] if m != "papers"]
 def heatmap_file(heatmap, stem, ext):
     """A run's file of one marker heatmap (realism.heatmaps): activa (Heydari Fig. 4) keeps the original names
     (marker_correlation.tsv, correlation_heatmap.png), the others add their name (..._marouf.png)."""
-    return f"{stem}{'' if heatmap == 'activa' else '_' + heatmap}.{ext}"
+    suffix = "" if heatmap == "activa" else f"_{heatmap}"
+    return f"{stem}{suffix}.{ext}"
 
 
 # Conditional realism models (per-cluster realism, Marouf 2020 Fig. 2 / Heydari 2022 Fig. 5; none: no such outputs).
@@ -393,6 +394,35 @@ def disentanglement_targets():
 def perturbation_combinations():
     """``{file name: combination}`` of the held-out combinations (``TYPE:CONDITION`` -> ``TYPE_x_CONDITION``)."""
     return {c.replace(":", "_x_").replace(" ", "-"): c for c in config["perturbation"]["held_out"]}
+
+
+def representation_params():
+    """realism.representation, only when it is not the default: finished default runs keep their parameters."""
+    kind = config["realism"]["representation"]
+    return {} if kind == "scsynth" else {"kind": kind}
+
+
+def heatmap_outputs(run):
+    """``{heatmap_<name>: file}``: the marker correlations of each of realism.heatmaps."""
+    return {
+        f"heatmap_{heatmap}": os.path.join(run, heatmap_file(heatmap, "marker_correlation", "tsv"))
+        for heatmap in config["realism"]["heatmaps"]
+    }
+
+
+def embedding_marker_params():
+    """The embeddings' marker gene (realism.embedding_marker), only when it is not "auto" for every dataset:
+    finished default runs keep their parameters."""
+    if config["realism"]["embedding_marker"] == "auto":
+        return {}
+    return {"marker": lambda w: realism_embedding_marker(w.dataset)}
+
+
+def actinn_conditioner(wildcards):
+    """ACTIVA's model file of the same split, when ACTIVA is a realism model: its conditioner is scored too."""
+    if "activa" not in config["realism"]["models"]:
+        return {}
+    return {"activa": f"results/realism/{wildcards.dataset}/activa/seed{wildcards.seed}/model.pt"}
 
 
 def perturbation_data(wildcards=None):

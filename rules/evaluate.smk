@@ -2,20 +2,6 @@ REFERENCE = "results/realism/{dataset}/reference"
 CONTROL = "results/realism/{dataset}/real_control/seed{seed}"
 
 
-def representation_params():
-    """realism.representation, only when it is not the default: finished default runs keep their parameters."""
-    kind = config["realism"]["representation"]
-    return {} if kind == "scsynth" else {"kind": kind}
-
-
-def heatmap_outputs(run):
-    """``{heatmap_<name>: file}``: the marker correlations of each of realism.heatmaps."""
-    return {
-        f"heatmap_{heatmap}": os.path.join(run, heatmap_file(heatmap, "marker_correlation", "tsv"))
-        for heatmap in config["realism"]["heatmaps"]
-    }
-
-
 rule build_realism_representation:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",

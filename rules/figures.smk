@@ -1,14 +1,6 @@
 FIGURES = "results/realism/{dataset}/figures"
 
 
-def embedding_marker_params():
-    """The embeddings' marker gene (realism.embedding_marker), only when it is not "auto" for every dataset:
-    finished default runs keep their parameters."""
-    if config["realism"]["embedding_marker"] == "auto":
-        return {}
-    return {"marker": lambda w: realism_embedding_marker(w.dataset)}
-
-
 rule plot_realism_embeddings:
     input:
         prepared="results/data/{dataset}/prepared.h5ad",

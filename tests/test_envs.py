@@ -48,6 +48,7 @@ RULE_ENVS = {
     "disentanglement_run": "models",
     "disentanglement_code_data": "models",
     "perturbation_run": "models",
+    "actinn_classification": "models",  # trains ACTINN (torch)
 }
 DEFAULT_ENV = "analysis"
 
