@@ -22,6 +22,7 @@ from scsynth_core.models.scgan import (
     CscGAN,
     Generator,
     ScGAN,
+    class_rows,
     critic_loss,
     generate_csr,
     generator_loss,
@@ -203,6 +204,31 @@ def test_penalty_gradients_match_a_plain_relu_critic():
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(got, expected))
     assert any(g.abs().sum() > 0 for g in got)
     assert torch.allclose(critic(x, labels), plain(x))
+
+
+@pytest.mark.parametrize("head", ["projection", "projection_only"])
+def test_conditional_layers_have_the_same_gradients_every_time_on_two_threads(head):
+    """Indexing a class table (``table[labels]``) accumulates its gradient in a varying order on 2 CPU threads, so
+    cscGAN trained with the workflow's 2 threads gave other weights each run; the one-hot product does not."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, labels = torch.rand(512, 64, generator=g), torch.randint(0, 6, (512,), generator=g)
+        torch.manual_seed(0)
+        critic = Critic(64, widths=(256,), n_classes=6, head=head)
+        norm = ConditionalBatchNorm(256, n_classes=6)
+        grads = set()
+        for _ in range(10):
+            critic.zero_grad(), norm.zero_grad()
+            (critic(x, labels).sum() + norm(critic.linears[0](x), labels).square().sum()).backward()
+            tables = [critic.embedding, norm.scale, norm.shift] + ([critic.class_bias] if head == "projection_only" else [])
+            grads.add(b"".join(t.grad.numpy().tobytes() for t in tables))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(grads) == 1
+    table = torch.randn(6, 5)
+    assert torch.equal(class_rows(table, labels), table[labels])  # the same rows, exactly
 
 
 def test_projection_critic_heads():

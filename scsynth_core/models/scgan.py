@@ -74,6 +74,13 @@ def _linear(n_in: int, n_out: int, *, init: str, bias: bool = True) -> nn.Linear
     return layer
 
 
+
+def class_rows(table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``table[labels]`` (one row, or value, per cell) whose gradient is a matrix product. The gradient of indexing
+    accumulates rows in parallel on the CPU, in a varying order: conditional training (cscGAN) gave different
+    weights from run to run with 2 threads. One-hot rows select exactly the same values."""
+    return F.one_hot(labels, table.shape[0]).to(table.dtype) @ table
+
 class InputMajorLinear(nn.Module):
     """``x @ weight + bias`` with the weight stored ``[in, out]`` (the transpose of :class:`torch.nn.Linear`).
 
@@ -123,7 +130,7 @@ class ConditionalBatchNorm(nn.Module):
             return self.scale, self.shift
         if labels is None:
             raise ConfigError("conditional batch normalisation needs class labels")
-        return self.scale[labels], self.shift[labels]
+        return class_rows(self.scale, labels), class_rows(self.shift, labels)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.training:
@@ -275,9 +282,9 @@ class Critic(nn.Module):
         elif self.head != "unconditional":
             if labels is None:
                 raise ConfigError("a conditional critic needs class labels")
-            out = out + (h * self.embedding[labels]).sum(dim=1)
+            out = out + (h * class_rows(self.embedding, labels)).sum(dim=1)
             if self.head == "projection_only":
-                out = out + self.class_bias[labels]
+                out = out + class_rows(self.class_bias, labels)
         return out
 
 
