@@ -142,7 +142,7 @@ def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
     rows = {key: " ; ".join(values) for key, values in out["tables"].items()}
     realism, augmentation = rows["Realism/pbmc68k_demo"], rows["Augmentation/pbmc68k_demo"]
     for label in ["ROC curves", "TSNE by set", "UMAP by cluster", "TSNE by marker", "leaderboard", "summary",
-                  "marker correlations: noise", "marker correlations: upsample", "realism during training",
+                  "marker correlations (activa): noise", "marker correlations (activa): upsample", "realism during training",
                   "ROC curves per cluster", "t-SNE of one cluster", "realism per cluster"]:  # fmt: skip
         assert label in realism, (label, realism)
     for label in ["F1 vs kept fraction", "t-SNE of the target cluster: upsample, 0.05, seed 0",
