@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
@@ -217,20 +217,28 @@ def evaluate_realism(
     any of today's groups (config ``realism.metrics``), whose overall values join metrics.json and whose
     per-cell-type values go to ``modern`` (a TSV), when given.
     """
-    heatmaps = dict(heatmaps or {})
     real_test = load_prepared(real, split, subset="test" if split is not None else None)
     fake = read_generated(generated)
+    info = dict(fake.uns.get("scsynth", {}))
+    identity = {"model": info.get("model", "unknown"), "generate_seconds": info.get("generation_seconds"),
+                "train_seconds": _benchmark_seconds(train_benchmark), "params": info.get("params", {})}  # fmt: skip
+    _score_and_write(real_test, fake, identity, representation=representation, markers=markers, heatmaps=heatmaps,
+                     output=output, roc=roc, n_trees=n_trees, seed=seed, threads=threads, metrics=metrics,
+                     modern=modern)  # fmt: skip
+
+
+def _score_and_write(test, cells, identity: Mapping[str, Any], *, representation, markers, heatmaps, output, roc,
+                     n_trees: int, seed: int, threads: int, metrics: Sequence[str], modern) -> None:
+    """The realism protocol on ``cells`` against the real ``test`` cells, written with ``identity`` (model name,
+    seconds, parameters): the one path of :func:`evaluate_realism` and :func:`evaluate_real_control`."""
+    heatmaps = dict(heatmaps or {})
     rep, genes, heatmap_genes = _load_reference(representation, markers, list(heatmaps))
-    today = _modern_of(real_test, fake, representation=rep, metrics=metrics, seed=seed)
+    today = _modern_of(test, cells, representation=rep, metrics=metrics, seed=seed)
     values, roc_frame, heat = _realism_of(
-        real_test, fake, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads,
+        test, cells, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads,
         heatmap_genes=heatmap_genes,
     )  # fmt: skip
-    info = dict(fake.uns.get("scsynth", {}))
-    values["model"] = info.get("model", "unknown")
-    values["generate_seconds"] = info.get("generation_seconds")
-    values["train_seconds"] = _benchmark_seconds(train_benchmark)
-    values["params"] = info.get("params", {})
+    values |= identity
     _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmaps, modern=today,
                    modern_out=modern)  # fmt: skip
 
@@ -299,17 +307,11 @@ def evaluate_real_control(
     """
     from scsynth_core.metrics.representation import protocol_cells
 
-    heatmaps = dict(heatmaps or {})
     _, control, test = protocol_cells(load_prepared(real, split), seed=seed)
-    rep, genes, heatmap_genes = _load_reference(representation, markers, list(heatmaps))
-    today = _modern_of(test, control, representation=rep, metrics=metrics, seed=seed)
-    values, roc_frame, heat = _realism_of(
-        test, control, representation=rep, genes=genes, n_trees=n_trees, seed=seed, threads=threads,
-        heatmap_genes=heatmap_genes,
-    )  # fmt: skip
-    values |= {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
-    _write_realism(values, roc_frame, heat, output=output, roc_out=roc, heatmap_out=heatmaps, modern=today,
-                   modern_out=modern)  # fmt: skip
+    identity = {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
+    _score_and_write(test, control, identity, representation=representation, markers=markers, heatmaps=heatmaps,
+                     output=output, roc=roc, n_trees=n_trees, seed=seed, threads=threads, metrics=metrics,
+                     modern=modern)  # fmt: skip
 
 
 def evaluate_per_cluster_realism(
