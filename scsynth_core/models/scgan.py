@@ -76,10 +76,12 @@ def _linear(n_in: int, n_out: int, *, init: str, bias: bool = True) -> nn.Linear
 
 
 def class_rows(table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``table[labels]`` (one row, or value, per cell) whose gradient is a matrix product. The gradient of indexing
-    accumulates rows in parallel on the CPU, in a varying order: conditional training (cscGAN) gave different
-    weights from run to run with 2 threads. One-hot rows select exactly the same values."""
-    return F.one_hot(labels, table.shape[0]).to(table.dtype) @ table
+    """``table[labels]`` (one row, or value, per cell) through ``F.embedding``, whose gradient sums each row's
+    cells in a fixed order. The gradient of indexing accumulates rows in parallel on the CPU, in a varying order:
+    conditional training (cscGAN) gave different weights from run to run with 2 threads."""
+    if table.dim() == 1:
+        return F.embedding(labels, table[:, None])[:, 0]
+    return F.embedding(labels, table)
 
 class InputMajorLinear(nn.Module):
     """``x @ weight + bias`` with the weight stored ``[in, out]`` (the transpose of :class:`torch.nn.Linear`).
