@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label-key", help="obs column of the real cells' cell types, for the marker genes (correlation "
                    "discrepancy) and the inception score (default: 'cluster' where the file has it)")
     p.add_argument("--rf-trees", type=int, default=1000)
+    p.add_argument("--representation", choices=("scsynth", "marouf"), default="scsynth",
+                   help="PCA of the realism metrics: this project's (training cells minus the control's) or Marouf "
+                   "2020's (1,000 HVGs of the real test cells, scaled), as realism.representation")
     p.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -201,6 +204,7 @@ def _dispatch(args: argparse.Namespace) -> None:
             label_key=_evaluation_label_key(args.real, args.label_key),
             n_trees=args.rf_trees,
             seed=args.seed,
+            representation=args.representation,
         )
         with open(args.output, encoding="utf-8") as fh:
             print(json.dumps(json.load(fh), indent=2))

@@ -174,3 +174,32 @@ def test_a_bad_hyperparameter_fails_in_one_line_before_reading_data(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"scsynth: error: model 'noise': shape_max must be a number >= 0, got {shown}"]
     assert not model.exists()
+
+
+@pytest.mark.parametrize("with_split", [True, False])
+def test_evaluate_representation_option_reaches_the_metrics(tmp_path, user_h5ad, monkeypatch, with_split):
+    """Issue 15: ``scsynth evaluate --representation marouf`` scores in Marouf's PCA (fitted on the test cells with
+    a split, on all real cells without), the default in this project's."""
+    from scsynth_core.experiments import realism
+    from scsynth_core.metrics.representation import fit_marouf_representation
+
+    prepared, split = tmp_path / "prepared.h5ad", tmp_path / "split.tsv"
+    assert main(["prepare", "--input", str(user_h5ad), "--output", str(prepared), "--recipe", "scanpy_default",
+                 "--label-key", "bulk_labels"]) == 0
+    assert main(["split", "--input", str(prepared), "--output", str(split), "--seed", "3"]) == 0
+    used = []
+    monkeypatch.setattr(realism, "_realism_of", lambda real, generated, *, representation, **kw: (
+        used.append((representation, real.n_obs)) or ({"n_real": real.n_obs}, None, None)))
+    args = ["evaluate", "--real", str(prepared), "--generated", str(prepared), "--output", str(tmp_path / "m.json")]
+    args += ["--split", str(split)] if with_split else []
+    assert main(args) == 0 and main([*args, "--representation", "marouf"]) == 0
+    (ours, n_ours), (marouf, n_marouf) = used
+    assert (ours.kind, marouf.kind) == ("scsynth", "marouf") and n_ours == n_marouf
+    real = ad.read_h5ad(prepared)
+    if with_split:
+        test_cells = pd.read_csv(split, sep="\t").query("split == 'test'")["cell"]
+        real = real[test_cells.to_numpy()]
+    expected = fit_marouf_representation(real, seed=0)
+    np.testing.assert_allclose(np.abs(marouf.components), np.abs(expected.components), atol=1e-8)
+    with pytest.raises(SystemExit):
+        main([*args, "--representation", "pca"])

@@ -253,21 +253,33 @@ def evaluate_cells(
     n_trees: int = 1000,
     seed: int = 0,
     threads: int = 1,
+    representation: str = "scsynth",
 ) -> None:
     """The realism metrics of one generated set without a workflow (the ``scsynth evaluate`` command).
 
-    With a split, the shared PCA is the workflow's (training cells minus the control's; generated cells are
-    compared with the real test cells); without one it is fitted on all real cells, which the generated cells are
-    compared with: then the real cells are inside the PCA's fit and the generated ones outside, which favours the
-    real side (see :mod:`scsynth_core.metrics.representation`), and a warning says so. The marker genes come from
-    all real cells; without a label column the correlation discrepancy is skipped.
+    With a split, the shared PCA is the workflow's (``representation`` as ``realism.representation``: this
+    project's, fitted on the training cells minus the control's, or Marouf's, fitted on the test cells; generated
+    cells are compared with the real test cells). Without one, Marouf's representation is fitted on all real cells
+    (as Marouf fitted it on the real cells compared), and this project's too, with a warning: then the real cells
+    are inside the PCA's fit and the generated ones outside, which favours the real side (see
+    :mod:`scsynth_core.metrics.representation`). The marker genes come from all real cells; without a label column
+    the correlation discrepancy is skipped.
     """
     from scsynth_core.metrics.correlation import top_de_genes
-    from scsynth_core.metrics.representation import fit_protocol_representation, fit_representation
+    from scsynth_core.metrics.representation import (
+        REPRESENTATIONS,
+        fit_marouf_representation,
+        fit_protocol_representation,
+        fit_representation,
+    )
 
+    if representation not in REPRESENTATIONS:
+        raise ConfigError(f"representation: expected one of {list(REPRESENTATIONS)}, got {representation!r}")
     cells = load_prepared(real, split)
     if split is not None:
-        rep = fit_protocol_representation(cells, seed=seed)
+        rep = fit_protocol_representation(cells, seed=seed, kind=representation)
+    elif representation == "marouf":
+        rep = fit_marouf_representation(cells, seed=seed)
     else:
         log.warning("no split given: the PCA is fitted on the real cells the generated cells are compared with, "
                     "which favours the real side; give --split for the unbiased protocol")
