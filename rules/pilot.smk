@@ -2,9 +2,19 @@
 # compare with the original. One job trains several replicates (pilot size, seed) of one model
 # (replicates_per_job), so start-up is paid once per batch.
 
+from scsynth_core.experiments.pilot import MODEL_VARIANTS, base_model
+
 PILOT = "results/pilot/{dataset}"
 PILOT_RUN = "results/pilot/{dataset}/{model}"
 PILOT_LOGS = "logs/pilot/{dataset}/{model}"
+# pilot.models may name pilot variants of a model (scdbm_reference: scDBM as the authors trained it).
+PILOT_MODEL = "|".join([*available_models(), *MODEL_VARIANTS])
+
+
+def pilot_train_settings(wildcards):
+    """Settings of the registered model a pilot model trains (a variant's fixed values are added by the step)."""
+    dataset = REGISTRY.get(wildcards.dataset, {})
+    return model_settings(config, base_model(wildcards.model), dataset)
 
 
 rule pilot_reference:
@@ -36,6 +46,8 @@ rule pilot_replicates:
         os.path.join(PILOT_LOGS, "batch{batch}.log"),
     benchmark:
         os.path.join(PILOT_RUN, "batch{batch}_benchmark.tsv")
+    wildcard_constraints:
+        model=PILOT_MODEL,
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -44,11 +56,12 @@ rule pilot_replicates:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=train_settings,
+        settings=pilot_train_settings,
         replicates=pilot_batch_replicates,
         replace=config["pilot"]["replace"],
         resolution=config["pilot"]["resolution"],
         n_neighbors=config["pilot"]["n_neighbors"],
+        holdout=config["pilot"]["scdbm_holdout"],
         device=config["device"],
     script:
         "../workflow_scripts/pilot_replicates.py"
@@ -62,6 +75,8 @@ rule pilot_zero_inflation:
         genes="results/pilot/{dataset}/{model}/zero_inflation_genes.tsv",
     log:
         "logs/pilot/{dataset}/{model}/zero_inflation.log",
+    wildcard_constraints:
+        model=PILOT_MODEL,
     conda:
         "../envs/models.yaml"
     threads: 2
@@ -69,11 +84,12 @@ rule pilot_zero_inflation:
         **GPU_RESOURCES,
         mem_mb=8000,
     params:
-        settings=train_settings,
+        settings=pilot_train_settings,
         size=max(config["pilot"]["pilot_sizes"]),
         seed=config["pilot"]["seeds"][0],
         fraction=config["pilot"]["added_zeros"],
         replace=config["pilot"]["replace"],
+        holdout=config["pilot"]["scdbm_holdout"],
         device=config["device"],
     script:
         "../workflow_scripts/pilot_zero_inflation.py"

@@ -191,13 +191,14 @@ def model_settings(config: Mapping[str, Any], model: str, dataset: Mapping[str, 
 
 def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for unknown models, datasets, presets or hyperparameters."""
+    from scsynth_core.experiments.pilot import MODEL_VARIANTS
     from scsynth_core.models.specs import SPECS, model_spec
 
     known = sorted(SPECS)
     for experiment in config.get("experiments", []):
         section = config.get(experiment, {})
         for model in section.get("models", []):
-            if model not in known:
+            if model not in known and not (experiment == "pilot" and model in MODEL_VARIANTS):
                 raise ConfigError(f"config: {experiment}.models: unknown model '{model}' (available: {', '.join(known)})")
         for dataset in section.get("datasets", []):
             if dataset not in registry:
@@ -234,6 +235,7 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
         if model not in known:
             raise ConfigError(f"config: models: unknown model '{model}' (available: {', '.join(known)})")
     used = {m for e in config.get("experiments", []) for m in config.get(e, {}).get("models", [])}
+    used = {MODEL_VARIANTS[m][0] if m in MODEL_VARIANTS else m for m in used}  # a pilot variant's model
     if "disentanglement" in config.get("experiments", []):
         used |= set(config["disentanglement"]["code_data_models"])
     if "perturbation" in config.get("experiments", []):

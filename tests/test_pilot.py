@@ -3,6 +3,8 @@ synthetic set (known answers on constructed data), the tables and figures."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -291,3 +293,98 @@ def test_figures_draw_every_pilot_figure_with_named_genes(tmp_path, reference, m
     table.drop(columns="rand_index").to_csv(tmp_path / "old.tsv", sep="\t", index=False)
     with pytest.raises(DataError, match=r"rand_index.*forcerun pilot_replicates"):
         figures(replicates=tmp_path / "old.tsv", example_genes=2, **kwargs)
+
+
+def test_scdbm_reference_is_scdbm_with_the_notebook_settings_over_any_preset():
+    from scsynth_core.experiments.pilot import base_model, resolve_model
+    from scsynth_core.models.specs import model_spec
+
+    assert base_model("scdbm_reference") == "scdbm" and base_model("noise") == "noise"
+    model, params = resolve_model("scdbm_reference", {"pretrain_epochs": [2, 1], "burn_in": 3, "thinning": 2})
+    assert model == "scdbm" and params["thinning"] == 2  # the model's own settings stay where the reference is silent
+    settings = model_spec("scdbm").settings("demo", params)  # valid scDBM hyperparameters, the demo preset under
+    assert settings["pretrain_epochs"] == [60, 40] and settings["finetune_epochs"] == 10 and settings["burn_in"] == 50
+    assert settings["hidden_sizes"] == [4, 2] and settings["lr_schedule"] == "reference"
+    assert settings["optimizer"] == "sgd" and settings["finetune_batch_size"] is None
+    assert settings["gibbs_scheme"] == "blocked" and settings["dispersion_keep_means"] is False
+    assert resolve_model("noise", {"a": 1}) == ("noise", {"a": 1})
+
+
+def test_scdbm_reference_learning_rates_are_the_notebooks_1e_11():
+    from scsynth_core.experiments.pilot import resolve_model
+    from scsynth_core.models.scdbm import ScDBM
+
+    model = ScDBM("paper", **resolve_model("scdbm_reference")[1])
+    assert {model.lr_at("nb_rbm", e) for e in range(1, 61)} == {1e-11}  # the 60 epochs reach the 1e-11 entries
+    assert model.lr_at("bernoulli_rbm", 40) == 1e-11 and model.lr_at("dbm", 1) == pytest.approx(1e-11)
+
+
+def test_holdout_split_keeps_70_percent_as_the_authors_splitdata():
+    from scsynth_core.experiments.pilot import holdout_split
+
+    rows = holdout_split(384, 0.3, seed=4, size=384)
+    assert len(rows) == 384 - 115 and len(np.unique(rows)) == len(rows) and (np.diff(rows) > 0).all()
+    np.testing.assert_array_equal(rows, holdout_split(384, 0.3, seed=4, size=384))
+    assert not np.array_equal(rows, holdout_split(384, 0.3, seed=5, size=384))
+    assert len(holdout_split(5, 0.3, seed=0, size=5)) == 3  # 1.5 held out rounds to 2, half to even as Julia's
+    assert len(holdout_split(10, 0.0, seed=0, size=10)) == 10
+    with pytest.raises(ConfigError, match="scdbm_holdout"):
+        holdout_split(10, 1.0, seed=0, size=10)
+    with pytest.raises(DataError, match="fewer than 2"):
+        holdout_split(3, 0.5, seed=0, size=3)
+
+
+class _CopyModel:
+    """Stands in for a count model: records what it was built and trained with, 'generates' training rows."""
+
+    representation = "counts"
+    built: ClassVar[list] = []
+    trained: ClassVar[list] = []
+
+    def __init__(self, preset, **params):
+        type(self).built.append((preset, params))
+
+    def fit(self, adata, **kwargs):
+        type(self).trained.append(adata.n_obs)
+        self.cells = adata
+
+    def sample(self, n, seed=0, progress=False):
+        rows = np.random.default_rng(seed).integers(0, self.cells.n_obs, n)
+        return ad.AnnData(sp.csr_matrix(self.cells.X[rows]), var=self.cells.var.copy())
+
+
+def test_replicates_train_scdbm_variants_on_70_percent_with_their_settings(tmp_path, monkeypatch, three_clusters):
+    import scsynth_core.metrics.pilot
+    import scsynth_core.models
+    from scsynth_core.experiments.pilot import SCDBM_REFERENCE, run_pilot_replicates
+
+    asked = []
+    monkeypatch.setattr(scsynth_core.models, "get_model_class", lambda name: asked.append(name) or _CopyModel)
+    # the evaluation has its own tests: here only what the replicates train on
+    monkeypatch.setattr(scsynth_core.metrics.pilot, "ReferenceSpace", lambda reference: None)
+    monkeypatch.setattr(scsynth_core.metrics.pilot, "evaluate_pilot_set", lambda ref, synthetic, **kwargs: {
+        "dbi_synthetic": 1.0, "dbi_original": 1.0, "embedded": synthetic.copy()})
+    _CopyModel.built, _CopyModel.trained = [], []
+    three_clusters.write_h5ad(tmp_path / "prepared.h5ad")
+    for model, holdout in (("scdbm_reference", 0.3), ("noise", 0.3), ("scdbm", 0.0)):
+        run_pilot_replicates(prepared=tmp_path / "prepared.h5ad", reference=tmp_path / "prepared.h5ad",
+                             output=tmp_path / f"{model}.tsv", example=tmp_path / f"{model}.h5ad", dataset="d",
+                             model=model, replicates=[[100, 0]], params={"burn_in": 7}, holdout=holdout,
+                             device="cpu")
+    assert asked == ["scdbm", "noise", "scdbm"]  # the variant trains the registered scDBM
+    # two instances per job (the early hyperparameter check, the replicate's)
+    assert _CopyModel.built[1][1] == {"burn_in": 7} | SCDBM_REFERENCE  # the reference's values win
+    assert _CopyModel.built[5][1] == {"burn_in": 7}
+    assert _CopyModel.trained == [70, 100, 100]  # scDBM holds 30 of 100 pilot cells out; other models, 0 off
+    table = pd.read_csv(tmp_path / "scdbm_reference.tsv", sep="\t")
+    assert table.loc[0, "model"] == "scdbm_reference" and table.loc[0, "n_training_cells"] == 70
+
+
+def test_config_check_accepts_scdbm_reference_only_in_the_pilot():
+    from scsynth_core.config import check_config
+
+    registry = {"d": {}}
+    check_config({"experiments": ["pilot"], "pilot": {"datasets": ["d"], "models": ["scdbm_reference"]}}, registry)
+    with pytest.raises(ConfigError, match="unknown model 'scdbm_reference'"):
+        check_config({"experiments": ["realism"], "realism": {"datasets": ["d"], "models": ["scdbm_reference"]}},
+                     registry)

@@ -18,6 +18,7 @@ run_logged(
     replace=snakemake.params.replace,
     resolution=snakemake.params.resolution,
     n_neighbors=snakemake.params.n_neighbors,
+    holdout=snakemake.params.holdout,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

@@ -16,6 +16,7 @@ run_logged(
     params=settings["params"],
     max_steps=settings["max_steps"],
     replace=snakemake.params.replace,
+    holdout=snakemake.params.holdout,
     device=snakemake.params.device,
     threads=snakemake.threads,
 )

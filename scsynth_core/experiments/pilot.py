@@ -6,6 +6,13 @@ on the pilot generates as many cells as the original data; the synthetic set is 
 (:mod:`scsynth_core.metrics.pilot`). Pilots are drawn with replacement by default, as the authors' code does
 (``replace: false`` draws without).
 
+scDBM trains on 70 % of each pilot: the authors' notebook holds 30 % out (``splitdata``) before training scDBM,
+while scVI gets the whole pilot and holds out its own validation cells (``train_size`` 0.7; MODELS.md section 4,
+"Pilot protocol"). ``pilot.scdbm_holdout`` sets the held-out fraction (0: scDBM trains on the whole pilot).
+
+``pilot.models`` may name :data:`MODEL_VARIANTS` beside registered models: ``scdbm_reference`` is scDBM with the
+hyperparameters of the authors' notebook (:data:`SCDBM_REFERENCE`), shown beside the trained scDBM.
+
 Per-job start-up (importing torch, scanpy and compiling numba code) costs tens of seconds, and the paper's grid is
 540 trainings per dataset, so one job runs several replicates (pilot size and seed) of one model:
 :func:`run_pilot_replicates` records the job's start-up separately from the replicates' work so the overhead
@@ -29,11 +36,28 @@ from scsynth_core.errors import ConfigError, DataError
 log = logging.getLogger("scsynth")
 
 #: Columns of a replicate table, in order (metrics follow).
-REPLICATE_COLUMNS = ["dataset", "model", "pilot_size", "seed", "n_unique_pilot_cells", "n_synthetic"]
+REPLICATE_COLUMNS = ["dataset", "model", "pilot_size", "seed", "n_unique_pilot_cells", "n_training_cells", "n_synthetic"]
 #: Metrics summarised per model and pilot size (Fig. 2-3, Table 1).
 PILOT_METRICS = ["dbi_synthetic", "ari", "count_difference", "mad_median", "mad_iqr", "mad_cv", "mad_zero_fraction"]
 #: Genes of the marginal-distribution figure when the config names no genes for a dataset.
 DEFAULT_EXAMPLE_GENES = 4
+#: scDBM as the authors' scDBM-paper notebook trains it (Treppner 2021, Methods; MODELS.md section 4): 4 and 2
+#: hidden units, 60 + 40 pre-training and 10 fine-tuning epochs, batch 64, plain SGD at the notebook's per-epoch
+#: learning rates (1e-11 in every epoch it reaches, so the weights stay at their initial values), one full-batch
+#: fine-tuning update per epoch, theta by Fisher scoring every 5 epochs (lambda 1, 20 iterations) on the chains'
+#: means without the mean-preserving shift, and the paper's blocked Gibbs sampler (50 steps). These options
+#: are the reference behaviours :class:`scsynth_core.models.scdbm.ScDBM` keeps; they override any preset.
+SCDBM_REFERENCE: dict[str, Any] = {
+    "hidden_sizes": [4, 2], "pretrain_epochs": [60, 40], "finetune_epochs": 10, "batch_size": 64,
+    "finetune_batch_size": None, "optimizer": "sgd", "lr_schedule": "reference", "cd_steps": 1,
+    "finetune_particles": 100, "finetune_gibbs_steps": 5, "theta_init": 0.5, "dispersion_every": 5,
+    "dispersion_lambda": 1.0, "dispersion_iter": 20, "dispersion_mean": "chains", "dispersion_keep_means": False,
+    "sampler": "gibbs", "gibbs_scheme": "blocked", "burn_in": 50,
+}
+#: Pilot-only model names: name -> (registered model, hyperparameters fixed over its settings).
+MODEL_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"scdbm_reference": ("scdbm", SCDBM_REFERENCE)}
+#: Registered models that train on part of the pilot (``pilot.scdbm_holdout``), as the authors' scDBM does.
+HOLDOUT_MODELS = ("scdbm",)
 
 
 def _process_seconds() -> float:
@@ -52,6 +76,38 @@ def pilot_indices(n_cells: int, size: int, *, seed: int, replace: bool = True) -
                         f"the dataset has {n_cells}")
     rng = np.random.default_rng([int(seed), int(size)])
     return np.sort(rng.choice(n_cells, size=size, replace=replace))
+
+
+def base_model(model: str) -> str:
+    """The registered model a ``pilot.models`` name trains (a :data:`MODEL_VARIANTS` name or the model itself)."""
+    return MODEL_VARIANTS[model][0] if model in MODEL_VARIANTS else model
+
+
+def resolve_model(model: str, params: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """``(registered model, hyperparameters)`` of a ``pilot.models`` name: a variant's fixed values over
+    ``params`` (the registered model's own settings)."""
+    base, fixed = MODEL_VARIANTS.get(model, (model, {}))
+    return base, dict(params or {}) | dict(fixed)
+
+
+def holdout_split(n_cells: int, holdout: float, *, seed: int, size: int) -> np.ndarray:
+    """Sorted rows a model trains on after holding ``round(holdout * n_cells)`` rows out at random, as the
+    authors' ``splitdata(x, 0.3)`` before training scDBM (Treppner 2021 pilot protocol; MODELS.md section 4)."""
+    if not 0 <= holdout < 1:
+        raise ConfigError(f"pilot: scdbm_holdout must be in [0, 1), got {holdout}")
+    n_out = round(holdout * n_cells)  # half to even, as Julia's round(Int, x)
+    if n_cells - n_out < 2:
+        raise DataError(f"pilot: holding out {n_out} of {n_cells} pilot cells leaves fewer than 2 to train on")
+    rng = np.random.default_rng([int(seed), int(size), 30])
+    return np.sort(rng.permutation(n_cells)[n_out:])
+
+
+def training_cells(pilot, model: str, *, holdout: float, seed: int, size: int):
+    """The pilot cells ``model`` (a registered name) trains on: all of them, or for :data:`HOLDOUT_MODELS` the
+    pilot less a held-out fraction ``holdout`` (:func:`holdout_split`)."""
+    if model not in HOLDOUT_MODELS or holdout == 0:
+        return pilot
+    return pilot[holdout_split(pilot.n_obs, holdout, seed=seed, size=size)].copy()
 
 
 def draw_pilot(adata, size: int, *, seed: int, replace: bool = True):
@@ -91,11 +147,13 @@ def run_pilot_replicates(
     replace: bool = True,
     resolution: float = 0.4,
     n_neighbors: int = 20,
+    holdout: float = 0.3,
     device: str = "auto",
     threads: int | None = None,
 ) -> None:
-    """Train ``model`` on one pilot per replicate ``(pilot size, seed)``, generate the original data's size and
-    evaluate; one row per replicate.
+    """Train ``model`` (a registered model or a :data:`MODEL_VARIANTS` name) on one pilot per replicate
+    ``(pilot size, seed)``, generate the original data's size and evaluate; one row per replicate.
+    ``n_training_cells``: the pilot cells the model trained on (scDBM holds ``holdout`` of them out).
 
     ``example``: the synthetic cells of the batch's first replicate at its largest pilot size, in the reference
     embedding (``obsm["X_umap"]``, transferred and fresh cluster labels), for the figures. The table holds ``train_seconds``, ``generate_seconds``,
@@ -112,11 +170,12 @@ def run_pilot_replicates(
     from scsynth_core.runtime import set_threads
 
     set_threads(threads)
-    klass = get_model_class(model)
+    registered, params = resolve_model(model, params)
+    klass = get_model_class(registered)
     if klass.representation != "counts":
         raise ConfigError(f"pilot: model '{model}' generates {klass.representation} values; the pilot experiment "
                           "compares count matrices (use a count model: noise, scdbm, scvi_prior, scvi_posterior)")
-    klass(preset, **dict(params or {}))  # reject bad hyperparameters before reading data
+    klass(preset, **params)  # reject bad hyperparameters before reading data
     if not replicates:
         raise ConfigError("pilot: no replicates given")
     replicates = [(int(size), int(seed)) for size, seed in replicates]
@@ -130,8 +189,9 @@ def run_pilot_replicates(
     for i, (size, seed) in enumerate(replicates):
         t0 = time.perf_counter()
         pilot = draw_pilot(original, size, seed=seed, replace=replace)
-        instance = klass(preset, **dict(params or {}))
-        instance.fit(pilot, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
+        train = training_cells(pilot, registered, holdout=holdout, seed=seed, size=size)
+        instance = klass(preset, **params)
+        instance.fit(train, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
         t1 = time.perf_counter()
         synthetic = instance.sample(original.n_obs, seed=seed, progress=True)
         t2 = time.perf_counter()
@@ -147,6 +207,7 @@ def run_pilot_replicates(
         rows.append({
             "dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed),
             "n_unique_pilot_cells": len(np.unique(pilot.obs_names.str.replace(r"-\d+$", "", regex=True))),
+            "n_training_cells": int(train.n_obs),
             **metrics,
             "train_seconds": round(t1 - t0, 3), "generate_seconds": round(t2 - t1, 3),
             "evaluate_seconds": round(t3 - t2, 3),
@@ -329,12 +390,14 @@ def zero_inflation_check(
     params: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
     replace: bool = True,
+    holdout: float = 0.3,
     device: str = "auto",
     threads: int | None = None,
 ) -> None:
     """Treppner 2021, Results "zero inflation": set ``fraction`` of the pilot's non-zero entries to zero, train,
     and compare zero fractions. A model that does not impute keeps the added zeros: its synthetic zero fraction
-    follows the zeroed pilot, not the original data.
+    follows the zeroed pilot, not the original data. ``model`` and ``holdout`` as in :func:`run_pilot_replicates`
+    (the training sets' zero fractions are those of the whole pilot).
 
     ``output``: the overall zero fractions (JSON); ``genes_output``: per gene (TSV, for Supplementary Fig. 5),
     columns ``gene``, ``original``, then per training set (``pilot``, ``pilot_with_added_zeros``) its own and
@@ -350,6 +413,7 @@ def zero_inflation_check(
     set_threads(threads)
     if not 0 < fraction < 1:
         raise ConfigError(f"pilot: added_zeros must be in (0, 1), got {fraction}")
+    registered, params = resolve_model(model, params)
     original = read_h5ad(prepared)
     pilot = draw_pilot(original, size, seed=seed, replace=replace)
     zeroed = pilot.copy()
@@ -361,8 +425,9 @@ def zero_inflation_check(
     rows = []
     per_gene = {"gene": original.var_names.astype(str), "original": gene_zero_fractions(original.X)}
     for name, data in (("pilot", pilot), ("pilot_with_added_zeros", zeroed)):
-        instance = get_model_class(model)(preset, **dict(params or {}))
-        instance.fit(data, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
+        instance = get_model_class(registered)(preset, **params)
+        train = training_cells(data, registered, holdout=holdout, seed=seed, size=size)
+        instance.fit(train, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
         synthetic = instance.sample(original.n_obs, seed=seed)
         rows.append({"training_set": name, "zero_fraction_training": zero_fraction(data.X),
                      "zero_fraction_synthetic": zero_fraction(synthetic.X)})
