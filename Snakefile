@@ -25,12 +25,13 @@ include: "rules/prepare.smk"
 include: "rules/split.smk"
 include: "rules/train.smk"
 include: "rules/generate.smk"
-include: "rules/evaluate.smk"
-include: "rules/figures.smk"
+include: "rules/realism.smk"
+include: "rules/augmentation.smk"
 include: "rules/classification.smk"
 include: "rules/pilot.smk"
 include: "rules/disentanglement.smk"
 include: "rules/perturbation.smk"
+include: "rules/leaderboard.smk"
 
 
 rule all:

@@ -1,5 +1,6 @@
 # ACTINN's cell-type accuracy and F1 per dataset (Heydari et al. 2022 Supp. Tables S6-S7), part of the realism
-# experiment when realism.actinn_tables is true; steps in scsynth_core/experiments/classification.py.
+# experiment when realism.actinn_tables is true; steps in scsynth_core/experiments/classification.py, called through
+# workflow_scripts/run_step.py.
 ACTINN_RUN = "results/realism/{dataset}/actinn/seed{seed}"
 
 
@@ -22,23 +23,24 @@ rule actinn_classification:
         mem_mb=8000,
         runtime=60,
     params:
+        step="scsynth_core.experiments.classification:actinn_classification",
         dataset=lambda w: w.dataset,
-        seed=lambda w: int(w.seed),
+        seed=wildcard_seed,
         preset=config["preset"],
         device=config["device"],
     script:
-        "../workflow_scripts/actinn_classification.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule actinn_summary:
     input:
-        expand(
+        inputs=expand(
             os.path.join(ACTINN_RUN, "scores.tsv"),
             seed=config["realism"]["seeds"],
             allow_missing=True,
         ),
     output:
-        report(
+        output=report(
             "results/realism/{dataset}/actinn/summary.tsv",
             caption="../report/actinn_table.rst",
             category="Realism",
@@ -49,5 +51,7 @@ rule actinn_summary:
         "logs/realism/{dataset}/actinn/summary.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        step="scsynth_core.experiments.classification:summarise_actinn",
     script:
-        "../workflow_scripts/actinn_summary.py"
+        "../workflow_scripts/run_step.py"

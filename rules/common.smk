@@ -143,6 +143,11 @@ def replicate_seed(wildcards):
     return int(wildcards.replicate.rpartition("seed")[2])
 
 
+def wildcard_seed(wildcards):
+    """A job's ``{seed}`` wildcard as the number its step takes."""
+    return int(wildcards.seed)
+
+
 def run_split(wildcards):
     """The split file whose 'train' cells a run trains on."""
     if EXPERIMENT_OF_DIR[wildcards.experiment] == "augmentation":
@@ -164,20 +169,32 @@ def import_inputs(wildcards):
     return {}
 
 
-def generation_request(wildcards, input):
-    """Keyword arguments of the generation step for this run's experiment."""
+def generation_inputs(wildcards):
+    """The generation step's data for this run's experiment: realism generates like the real test cells (``like``,
+    ``like_split``), augmentation resolves its target cluster in the prepared data (``target_of``)."""
+    prepared = f"results/data/{wildcards.dataset}/prepared.h5ad"
+    if EXPERIMENT_OF_DIR[wildcards.experiment] == "augmentation":
+        return {"target_of": prepared}
+    return {"like": prepared, "like_split": run_split(wildcards)}
+
+
+def generation_request(wildcards):
+    """The generation step's other arguments for this run's experiment: realism takes the test subset of its
+    split, augmentation ``n_cells`` cells of its target cluster (the largest number it evaluates)."""
     if EXPERIMENT_OF_DIR[wildcards.experiment] == "augmentation":
         section = config["augmentation"]
-        return {
-            "target": section["target"],
-            "target_of": input.prepared,
-            "n_cells": max([section["n_generated"], *section["n_generated_sweep"]]),
-        }
-    return {"like": input.prepared, "like_split": input.split, "like_subset": "test"}
+        n_cells = max([section["n_generated"], *section["n_generated_sweep"]])
+        return {"like_subset": None, "target": section["target"], "n_cells": n_cells}
+    return {"like_subset": "test", "target": None, "n_cells": None}
 
 
 def train_settings(wildcards):
     return model_settings(config, wildcards.model, REGISTRY.get(getattr(wildcards, "dataset", ""), {}))
+
+
+def train_setting(key):
+    """One key of a run's model settings (preset, params, max_steps) as a param function."""
+    return lambda wildcards: train_settings(wildcards)[key]
 
 
 def experiment_config(wildcards):
@@ -196,6 +213,39 @@ def per_cluster_runs(dataset, seed, filename):
     realism)."""
     paths = realism_runs(dataset, seed, filename)
     return {model: path for model, path in paths.items() if model in PER_CLUSTER_MODELS or model == "real_control"}
+
+
+def realism_run_ids(dataset, per_cluster=False):
+    """The identity (dataset, model, replicate) of every run of one dataset's realism summaries, seed by seed: the
+    models and the real control (``per_cluster``: the conditional models and the control)."""
+    runs = per_cluster_runs if per_cluster else realism_runs
+    return [
+        {"dataset": dataset, "model": model, "replicate": f"seed{seed}"}
+        for seed in config["realism"]["seeds"]
+        for model in runs(dataset, seed, "")
+    ]
+
+
+def realism_model_run_ids(dataset):
+    """The identity of every model run of one dataset, model by model (no real control: training times)."""
+    return [
+        {"dataset": dataset, "model": model, "replicate": f"seed{seed}"}
+        for model in config["realism"]["models"]
+        for seed in config["realism"]["seeds"]
+    ]
+
+
+def run_file(run, filename):
+    """``filename`` of a realism run given by its identity."""
+    return os.path.join("results", "realism", run["dataset"], run["model"], run["replicate"], filename)
+
+
+def realism_run_files(dataset, filename, per_cluster=False):
+    return [run_file(run, filename) for run in realism_run_ids(dataset, per_cluster)]
+
+
+def realism_model_runs(dataset, filename):
+    return [run_file(run, filename) for run in realism_model_run_ids(dataset)]
 
 
 def realism_embedding_marker(dataset):
@@ -403,11 +453,16 @@ def representation_params():
 
 
 def heatmap_outputs(run):
-    """``{heatmap_<name>: file}``: the marker correlations of each of realism.heatmaps."""
-    return {
-        f"heatmap_{heatmap}": os.path.join(run, heatmap_file(heatmap, "marker_correlation", "tsv"))
+    """The marker correlations of each of realism.heatmaps, in its order."""
+    return [
+        os.path.join(run, heatmap_file(heatmap, "marker_correlation", "tsv"))
         for heatmap in config["realism"]["heatmaps"]
-    }
+    ]
+
+
+def embedding_panels():
+    """``(method, colour)`` of every realism embedding figure (realism.embeddings x set, cluster, marker)."""
+    return [(method, colour) for method in config["realism"]["embeddings"] for colour in ("set", "cluster", "marker")]
 
 
 def embedding_marker_params():

@@ -9,7 +9,8 @@ rule download_dataset:
     resources:
         runtime=240,
     params:
+        step="scsynth_core.steps:download_dataset",
         registry=REGISTRY_FILE,
-        dest_dir=lambda w: f"resources/datasets/{w.dataset}",
+        dataset=lambda w: w.dataset,
     script:
-        "../workflow_scripts/download_dataset.py"
+        "../workflow_scripts/run_step.py"

@@ -1,10 +1,14 @@
+# What to generate depends on the experiment (generation_inputs and generation_request in rules/common.smk):
+# realism asks for as many cells as the real test set, with its cluster composition; augmentation for N cells of
+# the target cluster.
+
+
 rule generate_cells:
     input:
+        unpack(generation_inputs),
         model=os.path.join(RUN, "model.pt"),
-        prepared="results/data/{dataset}/prepared.h5ad",
-        split=run_split,
     output:
-        os.path.join(RUN, "generated.h5ad"),
+        output=os.path.join(RUN, "generated.h5ad"),
     log:
         os.path.join(LOGS, "generate.log"),
     benchmark:
@@ -16,8 +20,11 @@ rule generate_cells:
         **GPU_RESOURCES,
         mem_mb=8000,
     params:
-        request=generation_request,
+        step="scsynth_core.steps:generate_cells",
+        like_subset=lambda w: generation_request(w)["like_subset"],
+        target=lambda w: generation_request(w)["target"],
+        n_cells=lambda w: generation_request(w)["n_cells"],
         device=config["device"],
         seed=replicate_seed,
     script:
-        "../workflow_scripts/generate_cells.py"
+        "../workflow_scripts/run_step.py"

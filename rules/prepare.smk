@@ -2,7 +2,7 @@ rule import_dataset:
     input:
         unpack(import_inputs),
     output:
-        "results/data/{dataset}/raw.h5ad",
+        output="results/data/{dataset}/raw.h5ad",
     log:
         "logs/data/{dataset}/import.log",
     conda:
@@ -10,16 +10,18 @@ rule import_dataset:
     resources:
         mem_mb=8000,
     params:
+        step="scsynth_core.steps:import_dataset",
         registry=REGISTRY_FILE,
+        dataset=lambda w: w.dataset,
     script:
-        "../workflow_scripts/import_dataset.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule prepare_dataset:
     input:
-        "results/data/{dataset}/raw.h5ad",
+        input="results/data/{dataset}/raw.h5ad",
     output:
-        "results/data/{dataset}/prepared.h5ad",
+        output="results/data/{dataset}/prepared.h5ad",
     log:
         "logs/data/{dataset}/prepare.log",
     conda:
@@ -27,11 +29,12 @@ rule prepare_dataset:
     resources:
         mem_mb=8000,
     params:
+        step="scsynth_core.steps:prepare_dataset",
         recipe=lambda w: dataset_spec(w)["recipe"],
-        recipe_params=lambda w: dataset_spec(w).get("recipe_params", {}),
+        params=lambda w: dataset_spec(w).get("recipe_params", {}),
         label_key=lambda w: dataset_spec(w).get("label_key"),
         stream=config["large_data"]["stream_prepare"],
         sketch_cells=config["large_data"]["sketch_cells"],
         chunk_rows=config["large_data"]["chunk_rows"],
     script:
-        "../workflow_scripts/prepare_dataset.py"
+        "../workflow_scripts/run_step.py"

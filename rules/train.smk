@@ -3,7 +3,7 @@ rule train_model:
         prepared="results/data/{dataset}/prepared.h5ad",
         split=run_split,
     output:
-        model=os.path.join(RUN, "model.pt"),
+        output=os.path.join(RUN, "model.pt"),
         train_log=os.path.join(RUN, "train_log.tsv"),
     log:
         os.path.join(LOGS, "train.log"),
@@ -17,10 +17,14 @@ rule train_model:
         mem_mb=8000,
         runtime=60,
     params:
-        settings=train_settings,
+        step="scsynth_core.steps:train_model",
+        model=lambda w: w.model,
+        preset=train_setting("preset"),
+        params=train_setting("params"),
+        max_steps=train_setting("max_steps"),
         device=config["device"],
         checkpoint=os.path.join(RUN, "checkpoint.pt"),
         seed=replicate_seed,
         stream=config["large_data"]["stream_training"],
     script:
-        "../workflow_scripts/train_model.py"
+        "../workflow_scripts/run_step.py"

@@ -57,11 +57,102 @@ def run_logged(log_path: str | Path | None, func: Callable[..., Any], /, **kwarg
             raise
 
 
+# -- the workflow's rules call steps through one script (workflow_scripts/run_step.py) ------------------------
+def import_step(spec: str) -> Callable[..., Any]:
+    """The step a rule names in its ``step`` param: ``"package.module:function"``."""
+    import importlib
+
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ConfigError(f"step '{spec}': expected 'package.module:function'")
+    func = getattr(importlib.import_module(module), name, None)
+    if not callable(func):
+        raise ConfigError(f"step '{spec}': module {module} has no function {name}")
+    return func
+
+
+def named_files(files: Any, *, what: str) -> dict[str, str | list[str]]:
+    """``{name: path or [paths]}`` of a rule's input or output files (anything with ``items()`` over its names and
+    ``len()`` over its files, as Snakemake's are); every file must have a name, the step's argument."""
+    named = {name: str(value) if isinstance(value, (str, Path)) else [str(path) for path in value]
+             for name, value in files.items()}  # fmt: skip
+    counted = sum(1 if isinstance(value, str) else len(value) for value in named.values())
+    if counted != len(files):
+        raise ConfigError(f"{len(files) - counted} {what} file(s) without a name: name each after the step's "
+                          "keyword argument")  # fmt: skip
+    return named
+
+
+def step_arguments(
+    func: Callable[..., Any], *named: Mapping[str, Any], threads: int | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of ``func`` from a rule's named inputs, outputs and params (``named``, in that order),
+    plus ``threads`` when ``func`` takes it. A name given twice, or one ``func`` does not take, is a ConfigError
+    naming the step, before the step runs."""
+    import inspect
+
+    kwargs: dict[str, Any] = {}
+    for part in named:
+        twice = sorted(set(part) & set(kwargs))
+        if twice:
+            raise ConfigError(f"step {func.__name__}: argument(s) {twice} given twice (inputs, outputs and params "
+                              "share one namespace)")  # fmt: skip
+        kwargs |= part
+    parameters = inspect.signature(func).parameters
+    if threads is not None and "threads" in parameters and "threads" not in kwargs:
+        kwargs["threads"] = threads
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        raise ConfigError(f"step {func.__name__}: no argument(s) {unknown}; it takes {sorted(parameters)}")
+    return kwargs
+
+
+def call_step(
+    *, step: str, inputs: Any, outputs: Any, params: Mapping[str, Any], threads: int | None = None, rule: str = ""
+) -> None:
+    """Run the step ``step`` names with a rule's named ``inputs``, ``outputs`` and ``params`` as its keyword
+    arguments (:func:`named_files`, :func:`step_arguments`): what every rule's script does, inside
+    :func:`run_logged`, so that a wrong name is a one-line error in the rule's log."""
+    func = import_step(step)
+    where = f"rule {rule}: " if rule else ""
+    func(**step_arguments(func, named_files(inputs, what=f"{where}input"), named_files(outputs, what=f"{where}output"),
+                          dict(params), threads=threads))  # fmt: skip
+
+
+def by_name(files: Mapping[str, Any] | Sequence[Any], names: Sequence[str] | None, *, what: str) -> dict[str, Any]:
+    """``{name: file}`` from a mapping, or from a list of files and the list of their ``names`` (a rule gives
+    files as a named input or output and their names as a param, in the same order)."""
+    if names is None:
+        if not isinstance(files, Mapping):
+            raise ConfigError(f"{what}: a list of files needs their names")
+        return dict(files)
+    if isinstance(files, Mapping):
+        raise ConfigError(f"{what}: give files by name or as a list with their names, not both")
+    files = list(files)
+    if len(files) != len(names):
+        raise ConfigError(f"{what}: {len(files)} file(s) for {len(names)} name(s) {list(names)}")
+    return dict(zip(names, files))
+
+
 # -- data -----------------------------------------------------------------------------------------------------
-def download_dataset(*, registry: str | Path, dataset: str, dest_dir: str | Path, progress: bool = True) -> None:
-    """Download every file of a ``source: url`` dataset and write ``dest_dir/manifest.json``."""
+def download_dataset(
+    *,
+    registry: str | Path,
+    dataset: str,
+    dest_dir: str | Path | None = None,
+    manifest: str | Path | None = None,
+    progress: bool = True,
+) -> None:
+    """Download every file of a ``source: url`` dataset and write ``dest_dir/manifest.json``; ``manifest`` (the
+    workflow's output) names that file instead, its folder being ``dest_dir``."""
     from scsynth_core.data.registry import fetch_dataset_files, get_dataset, load_registry
 
+    if manifest is not None:
+        if Path(manifest).name != "manifest.json" or Path(dest_dir or Path(manifest).parent) != Path(manifest).parent:
+            raise ConfigError(f"download {dataset}: manifest {manifest} must be manifest.json in dest_dir {dest_dir}")
+        dest_dir = Path(manifest).parent
+    if dest_dir is None:
+        raise ConfigError(f"download {dataset}: give dest_dir (or the manifest file to write)")
     spec = get_dataset(load_registry(registry), dataset)
     if spec["source"] != "url":
         raise ConfigError(f"{registry}: dataset '{dataset}' has source '{spec['source']}', nothing to download")
@@ -69,12 +160,22 @@ def download_dataset(*, registry: str | Path, dataset: str, dest_dir: str | Path
 
 
 def import_dataset(
-    *, registry: str | Path, dataset: str, output: str | Path, manifest: str | Path | None = None, base_dir: str = "."
+    *,
+    registry: str | Path,
+    dataset: str,
+    output: str | Path,
+    manifest: str | Path | None = None,
+    local: str | Path | None = None,
+    base_dir: str = ".",
 ) -> None:
-    """Build ``raw.h5ad`` (integer counts, source labels) for a registered dataset."""
+    """Build ``raw.h5ad`` (integer counts, source labels) for a registered dataset. ``local``: the file of a
+    ``source: local`` dataset as the workflow names it (an input, so that a changed file is imported again); it
+    must be the registry's ``path``, which is read."""
     from scsynth_core.data.registry import get_dataset, load_raw_dataset, load_registry, read_manifest
 
     spec = get_dataset(load_registry(registry), dataset)
+    if local is not None and Path(local) != Path(base_dir, spec.get("path", "")):
+        raise ConfigError(f"{registry}: dataset '{dataset}' reads {spec.get('path')}, not {local}")
     files = None if manifest is None else read_manifest(manifest)
     adata = load_raw_dataset(dataset, spec, files=files, base_dir=base_dir)
     log.info("imported %s: %d cells x %d genes", dataset, adata.n_obs, adata.n_vars)

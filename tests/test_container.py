@@ -146,7 +146,7 @@ def test_image_copies_every_file_the_workflow_needs():
     assert {
         "rules/common.smk",
         "rules/train.smk",
-        "workflow_scripts/train_model.py",
+        "workflow_scripts/run_step.py",
         "envs/models.yaml",
     } <= needed
     assert any(

@@ -164,7 +164,9 @@ def test_generated_cells_without_clusters_are_a_data_error_naming_the_file(proto
 
 def test_summary_figures_and_leaderboard_column(protocol, runs, tmp_path):
     summary = tmp_path / "per_cluster.tsv"
-    realism.summarise_per_cluster(inputs=[runs["shifted"]["table"], runs["real_control"]["table"]], output=summary)
+    identities = [{"dataset": "ds", "model": model, "replicate": "seed0"} for model in ("shifted", "real_control")]
+    realism.summarise_per_cluster(inputs=[runs["shifted"]["table"], runs["real_control"]["table"]], runs=identities,
+                                  output=summary)  # fmt: skip
     table = pd.read_csv(summary, sep="\t", keep_default_na=False, na_values={"rf_auc_mean": [""]})
     assert list(table.columns[:4]) == ["dataset", "model", "replicate", "cluster"]
     assert set(table["model"]) == {"shifted", "real_control"} and set(table["dataset"]) == {"ds"}

@@ -115,7 +115,8 @@ def test_the_real_control_looks_real_in_the_protocols_pca(runs):
 def test_summary_leaderboard_and_figure_carry_todays_metrics(runs, protocol, tmp_path):
     root = protocol["root"] / "ds"
     summary, board = tmp_path / "summary.tsv", tmp_path / "leaderboard.tsv"
-    realism.summarise_metrics(inputs=[runs["labelled"], runs["real_control"]], output=summary)
+    identities = [{"dataset": "ds", "model": model, "replicate": "seed0"} for model in ("labelled", "real_control")]
+    realism.summarise_metrics(inputs=[runs["labelled"], runs["real_control"]], runs=identities, output=summary)
     frame = pd.read_csv(summary, sep="\t")
     assert list(frame.columns[:12]) == realism.SUMMARY_COLUMNS
     today = [c for c in frame.columns if c in realism.modern_columns()]
@@ -126,10 +127,11 @@ def test_summary_leaderboard_and_figure_carry_todays_metrics(runs, protocol, tmp
     figure = tmp_path / "modern.png"
     realism.plot_modern_metrics(summary=summary, output=figure)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # The per-type tables of all runs, with each run's identity from its path; cell types stay text.
+    # The per-type tables of all runs, with each run's identity as given; cell types stay text.
     long = tmp_path / "modern_metrics.tsv"
     realism.summarise_modern_metrics(inputs=[root / "labelled/seed0/modern_metrics.tsv",
-                                           root / "real_control/seed0/modern_metrics.tsv"], output=long)  # fmt: skip
+                                           root / "real_control/seed0/modern_metrics.tsv"], runs=identities,
+                                     output=long)  # fmt: skip
     rows = pd.read_csv(long, sep="\t", keep_default_na=False, na_values={"value": [""]})
     assert list(rows.columns) == ["dataset", "model", "replicate", "metric", "cell_type", "value"]
     assert set(rows["model"]) == {"labelled", "real_control"} and set(rows["dataset"]) == {"ds"}
@@ -139,7 +141,8 @@ def test_summary_leaderboard_and_figure_carry_todays_metrics(runs, protocol, tmp
 
 def test_papers_only_summary_has_no_figure_of_todays_metrics(runs, tmp_path):
     summary = tmp_path / "summary.tsv"
-    realism.summarise_metrics(inputs=[runs["papers"]], output=summary)
+    realism.summarise_metrics(inputs=[runs["papers"]], runs=[{"dataset": "ds", "model": "papers_only",
+                                                              "replicate": "seed0"}], output=summary)  # fmt: skip
     assert not set(realism.modern_columns()) & set(pd.read_csv(summary, sep="\t").columns)
     with pytest.raises(DataError, match="no column of today's metrics"):
         realism.plot_modern_metrics(summary=summary, output=tmp_path / "x.png")

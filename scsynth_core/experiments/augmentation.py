@@ -1,7 +1,6 @@
 """The augmentation experiment (Marouf 2020 Fig. 3; Heydari 2022 Fig. 6): a cluster's training cells downsampled,
 then a classifier of that cluster trained on the downsampled, upsampled and generator-augmented cells. Rules in
-``rules/split.smk`` (downsampling), ``rules/evaluate.smk`` and ``rules/figures.smk``; config section
-``augmentation``; results under ``results/augmentation/``.
+``rules/augmentation.smk``; config section ``augmentation``; results under ``results/augmentation/``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 from scsynth_core import atomic
 from scsynth_core.errors import ConfigError
 from scsynth_core.runtime import save_figure, use_agg
-from scsynth_core.steps import load_prepared, read_generated
+from scsynth_core.steps import by_name, load_prepared, read_generated
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,18 +54,21 @@ def downsample_dataset(
     *,
     prepared: str | Path,
     split: str | Path,
-    outputs: Mapping[float, str | Path],
+    outputs: Mapping[float, str | Path] | Sequence[str | Path],
+    fractions: Sequence[float] | None = None,
     target: str = "auto",
     seed: int = 0,
     fraction_of: str = "training",
 ) -> None:
     """Write one split file per kept fraction of the target cluster (nested levels), of its training cells
-    (``fraction_of="training"``) or of all its cells (``"cluster"``, Marouf 2020), drawn from its training cells."""
+    (``fraction_of="training"``) or of all its cells (``"cluster"``, Marouf 2020), drawn from its training cells.
+    ``outputs``: fraction -> file, or a list of files in the order of ``fractions``."""
     from scsynth_core.data.checks import read_h5ad
     from scsynth_core.data.split import downsampled_splits, read_split, resolve_target_cluster, write_split
 
     if fraction_of not in FRACTION_OF:
         raise ConfigError(f"augmentation.fraction_of must be one of {', '.join(FRACTION_OF)}, got {fraction_of!r}")
+    outputs = by_name(outputs, fractions, what="downsampled splits")
     labels = read_h5ad(prepared, backed=True).obs["cluster"].astype(str)
     cluster = resolve_target_cluster(labels, target)
     assignment = read_split(split)
@@ -86,10 +88,11 @@ def evaluate_augmentation(
     *,
     prepared: str | Path,
     split: str | Path,
-    generated: Mapping[str, str | Path],
+    generated: Mapping[str, str | Path] | Sequence[str | Path],
     output: str | Path,
     fraction: float,
     seed: int,
+    models: Sequence[str] | None = None,
     target: str = "auto",
     n_extra: int = 5000,
     sweep: Sequence[int] = (),
@@ -104,6 +107,7 @@ def evaluate_augmentation(
     named cluster), ``forest`` (``all``, or ``pair`` for a forest retrained on the target and the named cluster,
     Marouf 2020 Supplementary Fig. 14), ``f1``, ``n_extra``, plus ``fraction`` and ``seed``. ``sweep`` adds
     augmented rows for other numbers of generated cells (Marouf: 100 to 12,000; all-cluster forests only).
+    ``generated``: model -> file, or a list of files in the order of ``models``.
     """
     import pandas as pd
 
@@ -118,6 +122,7 @@ def evaluate_augmentation(
     rep = fit_representation(train, seed=seed)
     train_pcs, test_pcs = rep.transform(train), rep.transform(test)
     train_y, test_y = train.obs["cluster"].astype(str).to_numpy(), test.obs["cluster"].astype(str).to_numpy()
+    generated = by_name(generated, models, what="generated cells")
     gen_pcs = {name: rep.transform(read_generated(path)) for name, path in generated.items()}
     common = {"target": cluster, "n_trees": n_trees, "seed": seed, "n_jobs": threads,
               "compare_with": list(compare_with)}

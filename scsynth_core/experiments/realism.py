@@ -1,7 +1,7 @@
 """The realism experiment (Marouf 2020 Figs. 1-2; ACTIVA Tables 1-2 and Figs. 2-4; Heydari 2022 Table 1 and
 Fig. 5): generated cells against the real test cells, per run and per cluster, then summaries, leaderboards,
-training times and figures. Rules in ``rules/evaluate.smk`` and ``rules/figures.smk``; config section ``realism``;
-results under ``results/realism/``.
+training times and figures. Rules in ``rules/realism.smk``; config section ``realism``; results under
+``results/realism/``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.runtime import save_figure, use_agg
-from scsynth_core.steps import load_prepared, read_generated
+from scsynth_core.steps import by_name, load_prepared, read_generated
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -199,7 +199,8 @@ def evaluate_realism(
     representation: str | Path,
     markers: str | Path,
     roc: str | Path,
-    heatmaps: Mapping[str, str | Path] | None = None,
+    heatmaps: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+    heatmap_names: Sequence[str] | None = None,
     split: str | Path | None = None,
     train_benchmark: str | Path | None = None,
     n_trees: int = 1000,
@@ -213,7 +214,8 @@ def evaluate_realism(
     ``output``: metrics.json (RF AUC mean/sd and error, MMD, correlation discrepancy, basic statistics, training
     and generation seconds); ``roc``: per-fold ROC curves; ``heatmaps``: ``{heatmap: file}`` of marker-gene
     correlations (generated lower triangle, real upper; heatmaps as in
-    :data:`~scsynth_core.metrics.correlation.HEATMAPS`, config ``realism.heatmaps``). ``metrics``: "papers" plus
+    :data:`~scsynth_core.metrics.correlation.HEATMAPS`, config ``realism.heatmaps``), or a list of files with their
+    ``heatmap_names``. ``metrics``: "papers" plus
     any of today's groups (config ``realism.metrics``), whose overall values join metrics.json and whose
     per-cell-type values go to ``modern`` (a TSV), when given.
     """
@@ -222,7 +224,8 @@ def evaluate_realism(
     info = dict(fake.uns.get("scsynth", {}))
     identity = {"model": info.get("model", "unknown"), "generate_seconds": info.get("generation_seconds"),
                 "train_seconds": _benchmark_seconds(train_benchmark), "params": info.get("params", {})}  # fmt: skip
-    _score_and_write(real_test, fake, identity, representation=representation, markers=markers, heatmaps=heatmaps,
+    _score_and_write(real_test, fake, identity, representation=representation, markers=markers,
+                     heatmaps=by_name({} if heatmaps is None else heatmaps, heatmap_names, what="realism heatmaps"),
                      output=output, roc=roc, n_trees=n_trees, seed=seed, threads=threads, metrics=metrics,
                      modern=modern)  # fmt: skip
 
@@ -231,7 +234,6 @@ def _score_and_write(test, cells, identity: Mapping[str, Any], *, representation
                      n_trees: int, seed: int, threads: int, metrics: Sequence[str], modern) -> None:
     """The realism protocol on ``cells`` against the real ``test`` cells, written with ``identity`` (model name,
     seconds, parameters): the one path of :func:`evaluate_realism` and :func:`evaluate_real_control`."""
-    heatmaps = dict(heatmaps or {})
     rep, genes, heatmap_genes = _load_reference(representation, markers, list(heatmaps))
     today = _modern_of(test, cells, representation=rep, metrics=metrics, seed=seed)
     values, roc_frame, heat = _realism_of(
@@ -301,7 +303,8 @@ def evaluate_real_control(
     representation: str | Path,
     markers: str | Path,
     roc: str | Path,
-    heatmaps: Mapping[str, str | Path] | None = None,
+    heatmaps: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+    heatmap_names: Sequence[str] | None = None,
     n_trees: int = 1000,
     seed: int = 0,
     threads: int = 1,
@@ -314,14 +317,15 @@ def evaluate_real_control(
     control_rows`: as many as the test cells, at most half the training cells), so the control, like a model's
     cells, lies outside the PCA's fit; its AUC should sit near 0.5. With Marouf's representation
     (``realism.representation: marouf``) the test cells are inside the fit and the control is not, so its AUC
-    measures that advantage of the real side instead. ``metrics``, ``modern`` and ``heatmaps`` as in
+    measures that advantage of the real side instead. ``metrics``, ``modern``, ``heatmaps`` and ``heatmap_names`` as in
     :func:`evaluate_realism`: the control's values of today's metrics are the ideal a model can reach.
     """
     from scsynth_core.metrics.representation import protocol_cells
 
     _, control, test = protocol_cells(load_prepared(real, split), seed=seed)
     identity = {"model": "real_control", "generate_seconds": None, "train_seconds": None, "params": {}}
-    _score_and_write(test, control, identity, representation=representation, markers=markers, heatmaps=heatmaps,
+    _score_and_write(test, control, identity, representation=representation, markers=markers,
+                     heatmaps=by_name({} if heatmaps is None else heatmaps, heatmap_names, what="realism heatmaps"),
                      output=output, roc=roc, n_trees=n_trees, seed=seed, threads=threads, metrics=metrics,
                      modern=modern)  # fmt: skip
 
@@ -387,12 +391,14 @@ def _read_per_cluster(path: str | Path):
                        na_values={c: [""] for c in ("rf_auc_mean", "rf_auc_sd", "rf_error", "mmd")})
 
 
-def summarise_per_cluster(*, inputs: Sequence[str | Path], output: str | Path) -> None:
-    """Collect the runs' per-cluster tables (``.../{dataset}/{model}/{replicate}/per_cluster.tsv``) into one TSV:
-    dataset, model, replicate, then the per-cluster columns (clusters stay text)."""
+def summarise_per_cluster(
+    *, inputs: Sequence[str | Path], runs: Sequence[Mapping[str, str]], output: str | Path
+) -> None:
+    """Collect the runs' per-cluster tables into one TSV: dataset, model, replicate (``runs``: those of each input,
+    in order), then the per-cluster columns (clusters stay text)."""
     import pandas as pd
 
-    table = pd.concat([_read_per_cluster(path).assign(**_run_identity(Path(path))) for path in inputs],
+    table = pd.concat([_read_per_cluster(path).assign(**run) for path, run in _with_runs(inputs, runs)],
                       ignore_index=True)
     identity = ["dataset", "model", "replicate"]
     atomic.write_tsv(output, table[identity + [c for c in table.columns if c not in identity]])
@@ -435,42 +441,55 @@ def modern_columns() -> list[str]:
     return ["n_compared", *(key for keys in GROUP_KEYS.values() for key in keys)]
 
 
-def _run_identity(path: Path) -> dict[str, str]:
-    """Dataset, model and replicate of a run's file ``.../{dataset}/{model}/{replicate}/<file>``."""
-    replicate, model, dataset = (p.name for p in path.parents[:3])
-    return {"dataset": dataset, "model": model, "replicate": replicate}
+#: The keys of a run's identity, one mapping per input file of the summaries (the rules give them as a param).
+RUN_KEYS = ("dataset", "model", "replicate")
 
 
-def summarise_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
+def _with_runs(inputs: Sequence[str | Path], runs: Sequence[Mapping[str, str]]) -> list[tuple[Path, dict[str, str]]]:
+    """``(file, {dataset, model, replicate})`` of each input with its run's identity (``runs``, in the same order)."""
+    if len(inputs) != len(runs):
+        raise ConfigError(f"{len(inputs)} input file(s) but {len(runs)} run identities: give one per file")
+    pairs = []
+    for path, run in zip(inputs, runs):
+        if set(run) != set(RUN_KEYS):
+            raise ConfigError(f"{path}: run identity {dict(run)} must have exactly the keys {list(RUN_KEYS)}")
+        pairs.append((Path(path), {key: str(run[key]) for key in RUN_KEYS}))
+    return pairs
+
+
+def summarise_metrics(*, inputs: Sequence[str | Path], runs: Sequence[Mapping[str, str]], output: str | Path) -> None:
     """Collect ``metrics.json`` files into one TSV, one row per model and replicate.
 
-    Run identity comes from the path ``.../{dataset}/{model}/{replicate}/metrics.json``. Columns: the issue's
+    ``runs``: the dataset, model and replicate of each input, in order (its ``model`` replaces the one the file
+    records, which is "unknown" for cells without it). Columns: the issue's
     :data:`SUMMARY_COLUMNS`, the papers' other scalars alphabetically, then today's metrics (:func:`modern_columns`)
     where the runs have them.
     """
     import pandas as pd
 
     rows = []
-    for path in map(Path, inputs):
+    for path, run in _with_runs(inputs, runs):
         metrics = json.loads(path.read_text())
         row = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
-        rows.append(row | _run_identity(path))
+        rows.append(row | run)
     frame = pd.DataFrame(rows)
     today = [c for c in modern_columns() if c in frame]
     rest = sorted(c for c in frame if c not in SUMMARY_COLUMNS and c not in today)
     atomic.write_tsv(output, frame[[c for c in SUMMARY_COLUMNS if c in frame] + rest + today])
 
 
-def summarise_modern_metrics(*, inputs: Sequence[str | Path], output: str | Path) -> None:
-    """Collect the runs' tables of today's metrics (``.../{dataset}/{model}/{replicate}/modern_metrics.tsv``) into
-    one long TSV: dataset, model, replicate, metric, cell_type ("" for overall values), value."""
+def summarise_modern_metrics(
+    *, inputs: Sequence[str | Path], runs: Sequence[Mapping[str, str]], output: str | Path
+) -> None:
+    """Collect the runs' tables of today's metrics (``runs``: the dataset, model and replicate of each, in order)
+    into one long TSV: dataset, model, replicate, metric, cell_type ("" for overall values), value."""
     import pandas as pd
 
     frames = []
-    for path in map(Path, inputs):
+    for path, run in _with_runs(inputs, runs):
         # Cell types stay text ("NA" is a name); only an empty value is missing.
         frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values={"value": [""]})
-        frames.append(frame.assign(**_run_identity(path)))
+        frames.append(frame.assign(**run))
     table = pd.concat(frames, ignore_index=True)
     atomic.write_tsv(output, table[["dataset", "model", "replicate", "metric", "cell_type", "value"]])
 
@@ -495,24 +514,31 @@ def leaderboard(*, summaries: Sequence[str | Path], output: str | Path) -> None:
 
 
 def training_times(
-    *, train_logs: Sequence[str | Path], output: str | Path, device: str | None = None
+    *,
+    train_logs: Sequence[str | Path],
+    runs: Sequence[Mapping[str, str]],
+    output: str | Path,
+    benchmarks: Sequence[str | Path] = (),
+    device: str | None = None,
 ) -> None:
     """Training-time comparison of one dataset's runs at a common quality level (Heydari 2022, Table 1).
 
-    ``train_logs``: ``.../{dataset}/{model}/{replicate}/train_log.tsv`` files; the job's wall time is read from
-    the ``train_benchmark.tsv`` beside each one when it exists. ``device`` is recorded (same hardware).
+    ``train_logs``: the runs' ``train_log.tsv`` files, ``runs`` their dataset, model and replicate, in order;
+    ``benchmarks``: their training jobs' Snakemake benchmark files, in the same order (the wall time, where one
+    exists). ``device`` is recorded (same hardware).
     """
     import pandas as pd
 
     from scsynth_core.metrics.training_time import training_time_table
 
+    if benchmarks and len(benchmarks) != len(train_logs):
+        raise ConfigError(f"training times: {len(benchmarks)} benchmark file(s) for {len(train_logs)} training logs")
     histories, walls, identity = {}, {}, {}
-    for path in map(Path, train_logs):
-        replicate, model, dataset = (p.name for p in path.parents[:3])
-        key = f"{model}/{replicate}"
+    for i, (path, run) in enumerate(_with_runs(train_logs, runs)):
+        key = f"{run['model']}/{run['replicate']}"
         histories[key] = pd.read_csv(path, sep="\t")
-        identity[key] = {"dataset": dataset, "model": model, "replicate": replicate}
-        wall = _benchmark_seconds(path.parent / "train_benchmark.tsv")
+        identity[key] = run
+        wall = _benchmark_seconds(benchmarks[i]) if benchmarks else None
         if wall is not None:
             walls[key] = wall
     table = training_time_table(histories, wall_seconds=walls)
@@ -563,9 +589,11 @@ def _embedding_marker(marker: str, markers: str | Path, genes, *, dataset: str) 
 def plot_realism_embeddings(
     *,
     real: str | Path,
-    generated: Mapping[str, str | Path],
+    generated: Mapping[str, str | Path] | Sequence[str | Path],
     markers: str | Path,
-    outputs: Mapping[str, str | Path],
+    outputs: Mapping[str, str | Path] | Sequence[str | Path],
+    models: Sequence[str] | None = None,
+    panels: Sequence[str] | None = None,
     split: str | Path | None = None,
     seed: int = 0,
     title: str = "",
@@ -575,7 +603,8 @@ def plot_realism_embeddings(
     """Co-embeddings of real test and generated cells (Marouf 2020 Fig. 1-2; ACTIVA Fig. 2-3).
 
     ``outputs`` maps ``"{method}_{colour}"`` (method ``umap`` or ``tsne``; colour ``set``, ``cluster`` or
-    ``marker``) to a file; each method is embedded once and drawn in every requested colouring. ``marker``
+    ``marker``) to a file (or is a list of files with those ``panels``; ``generated`` likewise a mapping model ->
+    file or a list with its ``models``); each method is embedded once and drawn in every requested colouring. ``marker``
     colours by the gene ``marker`` (config ``realism.embedding_marker``, e.g. CD79A as in Heydari Fig. 3; a
     gene the prepared data lacks is a DataError naming it and ``dataset``) or, for ``"auto"``, by the first top DE
     gene of the first cluster.
@@ -586,9 +615,9 @@ def plot_realism_embeddings(
 
     real_cells = load_prepared(real, split, subset="test" if split is not None else None)
     marker = _embedding_marker(marker, markers, real_cells.var_names, dataset=dataset or str(real))
-    sets = {name: read_generated(path) for name, path in generated.items()}
+    sets = {name: read_generated(path) for name, path in by_name(generated, models, what="generated cells").items()}
     by_method: dict[str, dict[str, Path]] = {}
-    for key, path in outputs.items():
+    for key, path in by_name(outputs, panels, what="embedding figures").items():
         method, _, colour = key.partition("_")
         by_method.setdefault(method, {})[colour] = Path(path)
     for method, files in by_method.items():
@@ -599,14 +628,21 @@ def plot_realism_embeddings(
 
 
 def plot_realism_roc(
-    *, rocs: Mapping[str, str | Path], metrics: Mapping[str, str | Path], output: str | Path, title: str = ""
+    *,
+    rocs: Mapping[str, str | Path] | Sequence[str | Path],
+    metrics: Mapping[str, str | Path] | Sequence[str | Path],
+    output: str | Path,
+    names: Sequence[str] | None = None,
+    title: str = "",
 ) -> None:
-    """ROC curves of the real-vs-generated forests, every model and the real control on one axes."""
+    """ROC curves of the real-vs-generated forests, every model and the real control on one axes (``rocs`` and
+    ``metrics``: run name -> file, or lists of files in the order of ``names``)."""
     use_agg()
     import pandas as pd
 
     from scsynth_core.plots.roc import plot_roc_comparison
 
+    rocs, metrics = by_name(rocs, names, what="ROC tables"), by_name(metrics, names, what="metrics files")
     curves, aucs = {}, {}
     for name, path in rocs.items():
         frame = pd.read_csv(path, sep="\t")
@@ -617,7 +653,12 @@ def plot_realism_roc(
 
 
 def plot_per_cluster_roc(
-    *, rocs: Mapping[str, str | Path], tables: Mapping[str, str | Path], output: str | Path, title: str = ""
+    *,
+    rocs: Mapping[str, str | Path] | Sequence[str | Path],
+    tables: Mapping[str, str | Path] | Sequence[str | Path],
+    output: str | Path,
+    names: Sequence[str] | None = None,
+    title: str = "",
 ) -> None:
     """Per-cluster ROC curves (Heydari 2022 Fig. 5): a panel per cluster, the conditional models (and the real
     control) side by side in it, from each run's ``per_cluster_roc.tsv`` and ``per_cluster.tsv``. Clusters in the
@@ -627,6 +668,8 @@ def plot_per_cluster_roc(
 
     from scsynth_core.plots.roc import plot_roc_per_cluster
 
+    rocs = by_name(rocs, names, what="per-cluster ROC tables")
+    tables = by_name(tables, names, what="per-cluster tables")
     curves: dict[str, dict[str, list]] = {}
     aucs: dict[str, dict[str, tuple[float, float]]] = {}
     for name, path in tables.items():
@@ -648,8 +691,9 @@ def plot_per_cluster_embedding(
     *,
     prepared: str | Path,
     split: str | Path,
-    generated: Mapping[str, str | Path],
+    generated: Mapping[str, str | Path] | Sequence[str | Path],
     output: str | Path,
+    models: Sequence[str] | None = None,
     cluster: str = "auto",
     seed: int = 0,
     title: str = "",
@@ -668,7 +712,7 @@ def plot_per_cluster_embedding(
     cluster = resolve_target_cluster(cells.obs["cluster"], cluster)
     real = cells[(cells.obs["split"] == "test") & (cells.obs["cluster"].astype(str) == cluster)].copy()
     sets = {}
-    for name, path in generated.items():
+    for name, path in by_name(generated, models, what="generated cells").items():
         fake = read_generated(path)
         if "cluster" not in fake.obs:
             raise DataError(f"{path}: no obs['cluster'] column; the per-cluster embedding needs labelled cells")
@@ -683,11 +727,16 @@ def plot_per_cluster_embedding(
 
 
 def plot_correlation_heatmap(
-    *, heatmaps: Mapping[str, str | Path], outputs: Mapping[str, str | Path], title: str = ""
+    *,
+    heatmaps: Mapping[str, str | Path] | Sequence[str | Path],
+    outputs: Mapping[str, str | Path] | Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    title: str = "",
 ) -> None:
     """Marker-gene correlation heatmaps of one run (Heydari 2022 Fig. 4, Marouf 2020 Fig. 1d): generated lower
     triangle, real upper triangle; ``heatmaps`` and ``outputs`` map each heatmap of
-    :data:`~scsynth_core.metrics.correlation.HEATMAPS` to its correlations (TSV) and its figure."""
+    :data:`~scsynth_core.metrics.correlation.HEATMAPS` to its correlations (TSV) and its figure (or are lists in the
+    order of ``names``)."""
     use_agg()
     import pandas as pd
 
@@ -695,7 +744,8 @@ def plot_correlation_heatmap(
     from scsynth_core.plots.heatmap import SPACE_LABELS, heatmap_title
     from scsynth_core.plots.heatmap import plot_correlation_heatmap as draw
 
-    for name, output in outputs.items():
+    heatmaps = by_name(heatmaps, names, what="heatmap tables")
+    for name, output in by_name(outputs, names, what="heatmap figures").items():
         frame = pd.read_csv(heatmaps[name], sep="\t", index_col=0, keep_default_na=False)
         figure = draw(frame, title=heatmap_title(name, title), cbar_label=SPACE_LABELS[HEATMAPS[name]["space"]])
         save_figure(figure, output)
@@ -732,13 +782,21 @@ def plot_modern_metrics(*, summary: str | Path, output: str | Path, title: str =
     save_figure(plot_rank_table(table, ranks, title=title), output)
 
 
-def plot_training_curves(*, train_logs: Mapping[str, str | Path], output: str | Path, title: str = "") -> None:
-    """Realism monitor over training time for every run of a dataset (MichiGAN Fig. 2, RF error during training)."""
+def plot_training_curves(
+    *,
+    train_logs: Mapping[str, str | Path] | Sequence[str | Path],
+    output: str | Path,
+    names: Sequence[str] | None = None,
+    title: str = "",
+) -> None:
+    """Realism monitor over training time for every run of a dataset (MichiGAN Fig. 2, RF error during training):
+    ``train_logs`` maps a run's name to its log, or is a list of logs in the order of ``names``."""
     use_agg()
     import pandas as pd
 
     from scsynth_core.plots.training import plot_training_curves as draw
     from scsynth_core.plots.training import training_curves_frame
 
-    histories = {name: pd.read_csv(path, sep="\t") for name, path in train_logs.items()}
+    logs = by_name(train_logs, names, what="training logs")
+    histories = {name: pd.read_csv(path, sep="\t") for name, path in logs.items()}
     save_figure(draw(training_curves_frame(histories), title=title), output)
