@@ -494,6 +494,8 @@ def perturbation_runs(filename):
 def perturbation_targets():
     base = "results/perturbation"
     figures = [f"{base}/figures/{name}.png" for name in ("rf_error", "delta_h_improvement", "umap")]
+    if config["perturbation"]["retrain_lowest"]:  # Fig. 7b, rules/perturbation.smk
+        figures += [f"{base}/retrain_lowest_delta_h.tsv", f"{base}/figures/retrain_lowest_delta_h.png"]
     return [f"{base}/runs.tsv", f"{base}/scores.tsv", f"{base}/improvement.tsv", *figures]
 
 

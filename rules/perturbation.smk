@@ -4,6 +4,26 @@
 PERT = "results/perturbation"
 PERT_RUN = "results/perturbation/{combination}/seed{seed}"
 PERT_SECTION = config.get("perturbation", {})
+# Fig. 7b: the retrain_lowest combinations with the lowest delta-H trained again, with seeds of their own.
+PERT_RETRAIN_SEEDS = PERT_SECTION.get("retrain_seeds", [])
+if PERT_SECTION.get("retrain_lowest") and set(PERT_RETRAIN_SEEDS) & set(PERT_SECTION["seeds"]):
+    raise WorkflowError(
+        "invalid configuration: perturbation.retrain_seeds must differ from perturbation.seeds "
+        f"(both have {sorted(set(PERT_RETRAIN_SEEDS) & set(PERT_SECTION['seeds']))}): a retrained run is a new training"
+    )
+
+
+def perturbation_retrained(filename):
+    """The retrained runs of the combinations the delta-H ranking selected (known once it has run)."""
+    from scsynth_core.experiments.perturbation import selected_combinations
+
+    ranking = checkpoints.perturbation_lowest_delta_h.get().output[0]
+    names = {c: name for name, c in perturbation_combinations().items()}
+    return [
+        os.path.join(PERT, names[c], f"seed{s}", filename)
+        for c in selected_combinations(ranking)
+        for s in PERT_RETRAIN_SEEDS
+    ]
 
 
 rule perturbation_simulate:
@@ -109,3 +129,56 @@ rule perturbation_figures:
         n_neighbors=PERT_SECTION.get("umap_neighbors", 15),
     script:
         "../workflow_scripts/perturbation_figures.py"
+
+
+checkpoint perturbation_lowest_delta_h:
+    input:
+        os.path.join(PERT, "improvement.tsv"),
+    output:
+        os.path.join(PERT, "lowest_delta_h.tsv"),
+    log:
+        "logs/perturbation/lowest_delta_h.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        n_lowest=PERT_SECTION.get("retrain_lowest", 0),
+        by=PERT_SECTION.get("retrain_rank_by", "delta_h"),
+    script:
+        "../workflow_scripts/perturbation_lowest_delta_h.py"
+
+
+rule perturbation_retrain_summary:
+    input:
+        ranking=os.path.join(PERT, "lowest_delta_h.tsv"),
+        runs=lambda w: perturbation_retrained("metrics.json"),
+    output:
+        report(
+            os.path.join(PERT, "retrain_lowest_delta_h.tsv"),
+            caption="../report/perturbation_retrain.rst",
+            category="Perturbation",
+            labels={"table": "lowest delta-H, retrained"},
+        ),
+    log:
+        "logs/perturbation/retrain_summary.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/perturbation_retrain_summary.py"
+
+
+rule perturbation_retrain_figure:
+    input:
+        os.path.join(PERT, "retrain_lowest_delta_h.tsv"),
+    output:
+        report(
+            os.path.join(PERT, "figures/retrain_lowest_delta_h.png"),
+            caption="../report/perturbation_retrain.rst",
+            category="Perturbation",
+            labels={"figure": "lowest delta-H, retrained"},
+        ),
+    log:
+        "logs/perturbation/retrain_figure.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/perturbation_retrain_figure.py"

@@ -141,7 +141,7 @@ def test_catalog_settings():
     assert all(isinstance(v, bool) for v in stack.values()) and any(stack.values()), stack
     if stack.get("conda"):  # every rule names a conda environment (checked in detail by tests/test_envs.py)
         rules = "".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
-        assert rules.count("\n    conda:\n") == len(re.findall(r"^rule \w+:", rules, re.MULTILINE))
+        assert rules.count("\n    conda:\n") == len(re.findall(r"^(?:rule|checkpoint) \w+:", rules, re.MULTILINE))
     if usage.get("report"):
         assert re.search(r"^report: ", (REPO / "Snakefile").read_text(), re.MULTILINE)
     # The catalog lists repositories whose README names Snakemake and a workflow.

@@ -317,3 +317,109 @@ def test_figure_panels():
     assert [ax.get_title() for ax in fig.axes] == ["michigan", "betatcvae", "control"]
     with pytest.raises(ValueError, match="same cells"):
         plot_prediction_embedding(rng.normal(size=(19, 2)), labels)
+
+
+# ------------------------------------------------------------------------------------- codes: mean or sample
+def test_sampled_codes_differ_between_draws_and_mean_codes_do_not(run, simulated):
+    """encode_pair: posterior means do not depend on the seed; posterior draws do, are reproducible for one seed,
+    scatter around the means with the posterior sd (standardised draws ~ N(0, 1)), and the training and the
+    held-out cells draw from independent streams (the same cells in both sets get different noise)."""
+    from scsynth_core.models.base import load_model
+
+    _, outputs, _ = run
+    model = load_model(outputs["model"], device="cpu")
+    cells = ad.read_h5ad(simulated)[:300].copy()
+    means = [pt.encode_pair(model, cells, cells, sample=False, seed=s) for s in (0, 1)]
+    assert all(np.array_equal(z, means[0][0]) for pair in means for z in pair)
+    first, again, other = (pt.encode_pair(model, cells, cells, sample=True, seed=s) for s in (0, 0, 1))
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert not np.allclose(first[0], other[0]) and not np.allclose(first[0], first[1])
+    mu, logvar = model.vae.posterior(cells)
+    standardised = np.concatenate([(z - mu) / np.exp(0.5 * logvar) for z in (*first, *other)])
+    assert abs(standardised.mean()) < 0.05 and standardised.std() == pytest.approx(1.0, abs=0.05)
+
+
+def test_codes_set_michigans_mode_and_a_contradiction_is_an_error(simulated, tmp_path):
+    from scsynth_core.models.michigan import MichiGAN
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def spy(self, adata, **kwargs):
+        seen.append(self.params["codes"])
+        raise Stop
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MichiGAN, "fit", spy)
+        for codes in ("sample", "mean", None):
+            with pytest.raises(Stop):
+                _run(simulated, _outputs(tmp_path), codes=codes)
+    assert seen == ["sample", "mean", "mean"]  # None: the preset's (MichiGAN_mean)
+    with pytest.raises(ConfigError, match="codes 'sample' contradicts MichiGAN's params codes 'mean'"):
+        _run(simulated, _outputs(tmp_path), codes="sample", params=PARAMS | {"codes": "mean"})
+
+
+# ------------------------------------------------------------------- Fig. 7b: the lowest delta-H, retrained
+def _improvement(deltas):
+    """An improvement table: ``deltas`` = {combination: delta-H per seed}; improvement = -delta-H."""
+    rows = [{"combination": c, "seed": s, "delta_h": d, "improvement": -d}
+            for c, values in deltas.items() for s, d in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_ranking_by_delta_h_selects_the_lowest_mean():
+    frame = _improvement({"A:x": [0.5, 0.7], "B:x": [-0.4, 0.0], "C:x": [0.1, 0.1], "D:x": [-0.1, -0.3]})
+    table = pt.rank_by_delta_h(frame, 2)
+    assert table["combination"].tolist() == ["B:x", "D:x", "C:x", "A:x"]  # means -0.2, -0.2 (tie: name), 0.1, 0.6
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    assert table.loc[table["selected"], "combination"].tolist() == ["B:x", "D:x"]
+    assert table["delta_h"].tolist() == pytest.approx([-0.2, -0.2, 0.1, 0.6])
+    assert table["delta_h_sd"].iloc[0] == pytest.approx(np.std([-0.4, 0.0], ddof=1))
+    assert table["n_seeds"].tolist() == [2, 2, 2, 2] and table["improvement"].iloc[0] == pytest.approx(0.2)
+    # |delta-H|: mean of the absolute values, C (0.1) is closest to the real spread, then D (0.2), B (0.2)
+    by_abs = pt.rank_by_delta_h(frame, 1, by="abs_delta_h")
+    assert by_abs["combination"].tolist() == ["C:x", "B:x", "D:x", "A:x"]
+    assert by_abs["selected"].tolist() == [True, False, False, False]
+    assert pt.rank_by_delta_h(frame, 9)["selected"].all()  # more than there are: all of them
+    with pytest.raises(ConfigError, match="rank_by must be one of delta_h, abs_delta_h"):
+        pt.rank_by_delta_h(frame, 1, by="entropy")
+    with pytest.raises(ConfigError, match="n_lowest must be >= 1"):
+        pt.rank_by_delta_h(frame, 0)
+
+
+def test_retraining_table_and_figure(summary, tmp_path):
+    ranking = tmp_path / "lowest.tsv"
+    pt.select_lowest_delta_h(improvement=summary["improvement"], output=ranking, n_lowest=1)
+    # Path2:Batch1 has mean delta-H (0.2 - 0.1) / 2 = 0.05, Path1:Batch3 (1.5 + 0.9) / 2 = 1.2
+    assert pt.selected_combinations(ranking) == ["Path2:Batch1"]
+    retrained = [_metrics("Path2:Batch1", 5, (0.35, 0.15, 0.05), 0.3), _metrics("Path2:Batch1", 6, (0.1, 0.2, 0.0), 0.0)]
+    inputs = []
+    for record in retrained:
+        inputs.append(tmp_path / f"retrain{record['seed']}.json")
+        inputs[-1].write_text(json.dumps(record))
+    pt.summarise_retrain(ranking=ranking, inputs=inputs, output=tmp_path / "retrain.tsv")
+    table = pd.read_csv(tmp_path / "retrain.tsv", sep="\t")
+    assert table["seed"].tolist() == [5, 6] and (table["rank"] == 1).all()
+    assert table["delta_h_ranked"].tolist() == pytest.approx([0.05, 0.05])
+    assert table["improvement"].tolist() == pytest.approx([0.20, -0.10]) and table["delta_h"].tolist() == [0.3, 0.0]
+    pt.retrain_figure(table=tmp_path / "retrain.tsv", output=tmp_path / "retrain.png")
+    assert (tmp_path / "retrain.png").stat().st_size > 5_000
+
+    stray = tmp_path / "stray.json"
+    stray.write_text(json.dumps(_metrics("Path1:Batch3", 5, (0.1, 0.1, 0.1), 0.0)))
+    with pytest.raises(DataError, match="combination\\(s\\) Path1:Batch3 that are not selected"):
+        pt.summarise_retrain(ranking=ranking, inputs=[*inputs, stray], output=tmp_path / "bad.tsv")
+
+
+def test_retrained_errors_panel_pairs_the_two_decoders_per_run():
+    from scsynth_core.plots.perturbation import plot_retrained_errors
+
+    table = pd.DataFrame({"rank": [2, 2, 1], "combination": ["b:y", "b:y", "a:x"], "seed": [5, 6, 5],
+                          "delta_h_ranked": [0.4, 0.4, -0.1], "rf_error_betatcvae": [0.1, 0.2, 0.3],
+                          "rf_error_michigan": [0.3, 0.1, 0.35]})
+    axis = plot_retrained_errors(table).axes[0]
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["a:x\ndelta-H -0.10", "b:y\ndelta-H 0.40"]
+    assert len(axis.lines) == 3 + 1  # one line per run, the 0.5 reference
+    assert axis.get_title().endswith("MichiGAN above the beta-TCVAE decoder in 2 of 3 runs")

@@ -13,6 +13,7 @@ run_logged(
     condition_key=section["condition_key"],
     control_type=section["control_type"],
     balance=section["balance"],
+    codes=section["codes"],
     preset=settings["preset"],
     params=settings["params"],
     max_steps=settings["max_steps"],

@@ -41,6 +41,13 @@ Choices, where the paper leaves them open or where this module adds to it:
 * **Improvement** (per combination and seed): ``rf_error(michigan) - rf_error(betatcvae)``. RF errors are at most
   about 0.5, so a positive improvement means the GAN-decoded cells are harder to tell from the real held-out
   cells than the VAE-decoded ones. Figure (b) plots it against delta-H.
+* **Codes** (``codes``): MichiGAN trained on posterior means (MichiGAN_mean) or on fresh posterior draws
+  (MichiGAN_sample, the paper's perturbation runs, Figs. 6c-7); with ``"sample"`` the codes latent arithmetic
+  shifts and delta-H compares are posterior draws too (:func:`encode_pair`), the kind the generator was trained on.
+* **Fig. 7b** (:func:`rank_by_delta_h`, :func:`summarise_retrain`): the combinations are ranked by their mean
+  delta-H over seeds and the lowest ones trained again with further seeds, scoring both decoders again. Our
+  reading of the panel: how many combinations and runs are settings here; the table has every retrained run and
+  the figure pairs the two decoders' RF errors per seed.
 * Seeds: one ``seed`` drives MichiGAN's training, the resampling of latent arithmetic (``balance="resample"``),
   the generation and the random forests; on CPU a seed gives the same outputs every time with the same number
   of ``threads`` (torch's sums depend on it: 1 and 2 threads train slightly different models, measured).
@@ -78,6 +85,8 @@ SCORES = ("rf_error", "rf_auc", "pc_distance", "delta_h")
 N_COMPONENTS = 50
 #: Folds of the real-vs-predicted random forest; each compared set needs at least this many cells.
 N_FOLDS = 5
+#: How Fig. 7b ranks the combinations: by mean delta-H (the paper's "lowest"), or by mean |delta-H|.
+RANK_BY = ("delta_h", "abs_delta_h")
 
 
 # ----------------------------------------------------------------------------------------------- the design
@@ -220,6 +229,20 @@ def _log1p(X) -> sp.csr_matrix:
 
 
 # ----------------------------------------------------------------------------------------------- one run
+def encode_pair(model, train, real, *, sample: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes latent arithmetic and delta-H use: of the training cells and of the real held-out cells.
+
+    ``sample=False``: posterior means (MichiGAN_mean). ``sample=True``: one posterior draw per cell, the kind of
+    code MichiGAN_sample's generator was trained on (Yu & Welch 2021, Methods; reference
+    ``MichiGAN_sample.py``); the two sets draw from independent streams of ``seed``, so a cell in both sets
+    does not get the same noise twice.
+    """
+    if not sample:
+        return model.encode(train), model.encode(real)
+    train_seed, real_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    return model.encode(train, sample=True, seed=train_seed), model.encode(real, sample=True, seed=real_seed)
+
+
 def _score(real_pcs: np.ndarray, pred_pcs: np.ndarray, *, n_trees: int, seed: int, n_jobs: int) -> dict[str, float]:
     from scsynth_core.metrics.realism import rf_real_vs_generated
 
@@ -238,6 +261,7 @@ def train_and_predict(
     condition_key: str = CONDITION_KEY,
     control_type: str | None = None,
     balance: str = "mean",
+    codes: str | None = None,
     preset: str = "paper",
     params: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
@@ -252,8 +276,10 @@ def train_and_predict(
 
     ``params``: MichiGAN hyperparameters over ``preset`` (``"paper"`` or ``"demo"``), the beta-TCVAE's under a
     ``"vae"`` key; ``max_steps`` caps the GAN's generator steps (the beta-TCVAE runs its epochs). ``balance``:
-    latent arithmetic's weighting of the shared conditions (``"mean"`` or ``"resample"``). ``n_trees``: trees of
-    each random forest (paper: 1,000). ``threads``: torch/BLAS threads and the forests' jobs.
+    latent arithmetic's weighting of the shared conditions (``"mean"`` or ``"resample"``). ``codes``: MichiGAN's
+    code mode, ``"mean"`` (MichiGAN_mean) or ``"sample"`` (MichiGAN_sample, the paper's choice for Figs. 6c-7);
+    it sets the hyperparameter ``codes`` (``None``: ``params``' or the preset's) and how the cells are encoded
+    for latent arithmetic and delta-H (:func:`encode_pair`). ``n_trees``: trees of each random forest (paper: 1,000). ``threads``: torch/BLAS threads and the forests' jobs.
 
     ``outputs``: ``metrics`` (JSON: the combination, seed, control type, cell counts, per-method scores,
     delta-H, improvement, seconds), ``cells`` (h5ad: ``log1p`` values of the predicted cells of every method and
@@ -277,8 +303,14 @@ def train_and_predict(
         raise ConfigError(f"perturbation run: outputs lack {', '.join(missing)} (need metrics and cells)")
     if balance not in ("mean", "resample"):
         raise ConfigError(f"balance must be 'mean' or 'resample', got {balance!r}")
+    params = dict(params or {})
+    if codes is not None:
+        if params.get("codes", codes) != codes:
+            raise ConfigError(f"perturbation codes '{codes}' contradicts MichiGAN's params codes "
+                              f"'{params['codes']}' (models.michigan.params.codes): set one of them")
+        params["codes"] = codes
     set_threads(threads)
-    model = MichiGAN(preset, **dict(params or {}))  # checks the settings before reading data
+    model = MichiGAN(preset, **params)  # checks the settings before reading data
     adata = read_h5ad(data)
     check_counts(adata.X, where=f"{data} (X)")
     design = check_design(adata.obs, combination, cell_type_key=cell_type_key, condition_key=condition_key,
@@ -294,8 +326,7 @@ def train_and_predict(
              real.n_obs, train_seconds)
 
     t1 = time.perf_counter()
-    z_train = model.encode(train)
-    z_real = model.encode(real)
+    z_train, z_real = encode_pair(model, train, real, sample=model.params["codes"] == "sample", seed=seed)
     is_control = design.control(train.obs)
     z_control = z_train[is_control]
     z_pred = latent_arithmetic(z_train, train.obs[cell_type_key].astype(str), train.obs[condition_key].astype(str),
@@ -313,11 +344,11 @@ def train_and_predict(
     n_jobs = int(threads) if threads else 1
     methods: dict[str, dict[str, float]] = {}
     pcs = {}
-    for method, (values, codes) in sets.items():
+    for method, (values, z) in sets.items():
         pcs[method] = pca.project_log1p(values)
         methods[method] = _score(real_pcs, pcs[method], n_trees=n_trees, seed=seed, n_jobs=n_jobs) | {
-            "delta_h": delta_h(codes, z_real),
-            "code_distance": float(np.linalg.norm(codes.mean(axis=0) - z_real.mean(axis=0))),
+            "delta_h": delta_h(z, z_real),
+            "code_distance": float(np.linalg.norm(z.mean(axis=0) - z_real.mean(axis=0))),
         }
     record = {
         "combination": design.combination,
@@ -328,6 +359,7 @@ def train_and_predict(
         "control_type": design.control_type,
         "seed": int(seed),
         "balance": balance,
+        "codes": model.params["codes"],
         "preset": preset,
         "max_steps": max_steps,
         "n_cells": int(adata.n_obs),
@@ -370,6 +402,22 @@ def train_and_predict(
 
 
 # ------------------------------------------------------------------------------------------------- summary
+def read_records(inputs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The run records (:func:`train_and_predict`'s metrics files) ``inputs``; :class:`DataError` naming the file
+    when one is not readable JSON, or when there are none."""
+    import json
+
+    records = []
+    for path in inputs:
+        try:
+            records.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable metrics file ({type(exc).__name__}: {exc})") from None
+    if not records:
+        raise DataError("perturbation summary: no metrics files given")
+    return records
+
+
 def runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per (combination, seed, method) of run records (:func:`train_and_predict`'s metrics)."""
     import pandas as pd
@@ -417,16 +465,7 @@ def summarise(
     (combination, seed), each method's RF error, the improvement ``rf_error(michigan) - rf_error(betatcvae)`` and
     delta-H (Figs. 6-7).
     """
-    import json
-
-    records = []
-    for path in inputs:
-        try:
-            records.append(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable metrics file ({type(exc).__name__}: {exc})") from None
-    if not records:
-        raise DataError("perturbation summary: no metrics files given")
+    records = read_records(inputs)
     runs = runs_frame(records)
     atomic.write_tsv(output_runs, runs.round(4))
     keys = ["combination", "method"]
@@ -437,6 +476,95 @@ def summarise(
     if output_improvement is not None:
         atomic.write_tsv(output_improvement, improvement_frame(runs).round(4))
     log.info("summarised %d runs (%d combinations)", len(records), runs["combination"].nunique())
+
+
+# ------------------------------------------------------------------------- Fig. 7b: the lowest delta-H, retrained
+def rank_by_delta_h(improvement: pd.DataFrame, n_lowest: int, *, by: str = "delta_h") -> pd.DataFrame:
+    """Fig. 7b's selection: the held-out combinations ranked by delta-H, lowest first.
+
+    ``improvement``: :func:`improvement_frame` (one row per combination and seed). Per combination: ``n_seeds``,
+    the mean and sd of delta-H over seeds and the mean improvement; ``rank`` 1 = the lowest mean delta-H
+    (``by="delta_h"``, the paper's "lowest delta-H") or the lowest mean ``|delta-H|`` (``by="abs_delta_h"``: the
+    predicted spread closest to the real one); ties broken by the combination's name. ``selected``: the
+    ``n_lowest`` first (all of them when there are fewer).
+    """
+    import pandas as pd
+
+    from scsynth_core.data.checks import require_columns
+
+    if by not in RANK_BY:
+        raise ConfigError(f"rank_by must be one of {', '.join(RANK_BY)}, got {by!r}")
+    if int(n_lowest) < 1:
+        raise ConfigError(f"n_lowest must be >= 1, got {n_lowest!r}")
+    require_columns(improvement, ["combination", "seed", "delta_h", "improvement"], "rank_by_delta_h")
+    frame = improvement.assign(abs_delta_h=improvement["delta_h"].abs())
+    grouped = frame.groupby("combination", sort=True)
+    table = pd.DataFrame({"n_seeds": grouped.size(), "delta_h": grouped["delta_h"].mean(),
+                          "delta_h_sd": grouped["delta_h"].std(), "abs_delta_h": grouped["abs_delta_h"].mean(),
+                          "improvement": grouped["improvement"].mean()})
+    if table[by].isna().any():
+        missing = ", ".join(table.index[table[by].isna()])
+        raise DataError(f"rank_by_delta_h: no delta-H for {missing}")
+    table = table.reset_index().sort_values([by, "combination"], kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table["selected"] = table["rank"] <= int(n_lowest)
+    table["rank_by"] = by
+    return table
+
+
+def select_lowest_delta_h(*, improvement: str | Path, output: str | Path, n_lowest: int,
+                          by: str = "delta_h") -> None:
+    """Write :func:`rank_by_delta_h` of the ``improvement`` table (:func:`summarise`) to ``output`` (TSV); the
+    workflow retrains the ``selected`` combinations with further seeds."""
+    import pandas as pd
+
+    table = rank_by_delta_h(pd.read_csv(improvement, sep="\t"), n_lowest, by=by)
+    if n_lowest > len(table):
+        log.warning("retrain_lowest %d > %d held-out combinations: all are retrained", n_lowest, len(table))
+    atomic.write_tsv(output, table.round(4))
+    chosen = table[table["selected"]]
+    log.info("lowest %s: %s", by, ", ".join(f"{c} ({d:.3f})" for c, d in zip(chosen["combination"], chosen[by])))
+
+
+def selected_combinations(ranking: str | Path) -> list[str]:
+    """The ``selected`` combinations of a :func:`select_lowest_delta_h` table, in rank order."""
+    import pandas as pd
+
+    table = pd.read_csv(ranking, sep="\t")
+    return table.loc[table["selected"].astype(bool), "combination"].astype(str).tolist()
+
+
+def summarise_retrain(*, ranking: str | Path, inputs: Sequence[str | Path], output: str | Path) -> None:
+    """Fig. 7b's table: the retrained runs (metrics files ``inputs``) of the combinations ``ranking``
+    (:func:`select_lowest_delta_h`) selected, one row per combination and seed: its rank, the mean delta-H of the
+    first runs it was ranked by (``delta_h_ranked``), then this run's RF errors, improvement and delta-H."""
+    import pandas as pd
+
+    ranks = pd.read_csv(ranking, sep="\t")
+    ranks = ranks[ranks["selected"].astype(bool)]
+    runs = improvement_frame(runs_frame(read_records(inputs)))
+    stray = sorted(set(runs["combination"]) - set(ranks["combination"]))
+    if stray:
+        raise DataError(f"{ranking}: retrained runs of combination(s) {', '.join(stray)} that are not selected")
+    ranked = ranks[["rank", "combination", "delta_h"]].rename(columns={"delta_h": "delta_h_ranked"})
+    table = ranked.merge(runs, on="combination", how="inner").sort_values(["rank", "seed"], kind="stable")
+    atomic.write_tsv(output, table.round(4))
+    log.info("retrained %d runs of %d combinations; MichiGAN better in %d", len(table),
+             table["combination"].nunique(), int((table["improvement"] > 0).sum()))
+
+
+def retrain_figure(*, table: str | Path, output: str | Path) -> None:
+    """Fig. 7b: the RF errors of the GAN and the VAE decoder in the retrained runs of the lowest-delta-H
+    combinations (:func:`summarise_retrain`'s table), drawn by
+    :func:`scsynth_core.plots.perturbation.plot_retrained_errors`."""
+    import pandas as pd
+
+    from scsynth_core.plots.perturbation import plot_retrained_errors
+    from scsynth_core.runtime import save_figure, use_agg
+
+    use_agg()
+    fig = plot_retrained_errors(pd.read_csv(table, sep="\t"), title="Retrained on the lowest delta-H")
+    save_figure(fig, output)
 
 
 # ------------------------------------------------------------------------------------------------- figures

@@ -1,7 +1,7 @@
 """Figures of the ``perturbation`` experiment (Yu & Welch 2021, MichiGAN Figs. 6-7): RF error of each prediction of a
 held-out cell type x condition combination, delta-H of the predicted codes against the GAN's improvement over the
-beta-TCVAE decoder, and an embedding of predicted over real held-out cells
-(:mod:`scsynth_core.experiments.perturbation`).
+beta-TCVAE decoder, an embedding of predicted over real held-out cells and (Fig. 7b) the two decoders' RF errors
+in the retrained runs of the lowest-delta-H combinations (:mod:`scsynth_core.experiments.perturbation`).
 """
 
 from __future__ import annotations
@@ -90,3 +90,39 @@ def plot_prediction_embedding(coords: np.ndarray, methods, *, title: str = "", p
         axis.set_yticks([])
         axis.legend(frameon=False, fontsize="x-small", markerscale=2, loc="best")
     return finish(fig, title)
+
+
+@styled
+def plot_retrained_errors(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Figure:
+    """Fig. 7b: for each retrained lowest-delta-H combination (in rank order, labelled with the mean delta-H it
+    was ranked by), the RF error of the beta-TCVAE decoder (left) and of MichiGAN (right) in every retrained run,
+    the two of one run joined by a line (rising: the GAN's cells are harder to tell from the real ones), and
+    the mean of each; a dashed line at 0.5 (indistinguishable)."""
+    require_columns(table, ["rank", "combination", "seed", "delta_h_ranked", "rf_error_betatcvae",
+                            "rf_error_michigan"], "plot_retrained_errors")
+    order = table.sort_values(["rank", "combination"], kind="stable")["combination"].drop_duplicates().tolist()
+    colors = colors_for(["betatcvae", "michigan"])
+    fig, axes = new_figure(ax=ax, panel_size=(max(3.0, 1.6 * len(order) + 1.0), 3.4))
+    axis = axes[0, 0]
+    for i, combination in enumerate(order):
+        rows = table[table["combination"] == combination]
+        left, right = i - 0.18, i + 0.18
+        for _, row in rows.iterrows():
+            axis.plot([left, right], [row["rf_error_betatcvae"], row["rf_error_michigan"]], color="0.6", lw=0.8,
+                      zorder=2)
+        for x, method in ((left, "betatcvae"), (right, "michigan")):
+            values = rows[f"rf_error_{method}"]
+            axis.scatter(np.full(len(values), x), values, s=20, color=colors[method], edgecolor="black",
+                         linewidths=0.4, zorder=3, label=method if i == 0 else None)
+            axis.hlines(values.mean(), x - 0.1, x + 0.1, color="black", lw=1.6, zorder=4)
+    axis.axhline(0.5, ls="--", lw=1.0, color="0.3")
+    labels = [f"{c}\ndelta-H {table.loc[table['combination'] == c, 'delta_h_ranked'].iloc[0]:.2f}" for c in order]
+    axis.set_xticks(range(len(order)), labels, fontsize="small")
+    axis.set_xlim(-0.6, len(order) - 0.4)
+    axis.set_xlabel("held-out combination (lowest delta-H first)")
+    axis.set_ylabel("RF error (0.5 = indistinguishable)")
+    better = int((table["rf_error_michigan"] > table["rf_error_betatcvae"]).sum())
+    heading = f"MichiGAN above the beta-TCVAE decoder in {better} of {len(table)} runs"
+    axis.set_title(f"{title}\n{heading}" if title else heading, fontsize="medium")
+    axis.legend(frameon=False, loc="best", fontsize="x-small")
+    return fig
