@@ -3,7 +3,7 @@ PBMC cells x 60 genes with the ``demo`` preset shrunk to a few steps and tiny ne
 
 - ``fit`` returns a history (a table of columns); ``sample(n)`` gives ``n`` cells of the training genes, in order;
 - the same seed gives the same model, history and cells (CPU); another sampling seed gives other cells;
-- save -> ``load_model`` gives the same model and cells;
+- save -> ``load_model`` gives the same model and cells; ``sample_to_h5ad`` streams the cells ``sample`` gives;
 - cells are in the output space the class declares (``representation``);
 - conditional models give exactly the requested labels and name an unknown label; the others refuse labels;
 - a checkpointed fit killed before its last log row resumes from its last checkpoint to the uninterrupted result;
@@ -223,6 +223,27 @@ def test_save_and_load_give_the_same_model_and_cells(name, fitted, tmp_path):
                                                                       model.label_key)
     _assert_same_state(loaded._get_state(), model._get_state())
     _assert_same_cells(loaded.sample(N_SAMPLE, seed=5, batch_size=16), model.sample(N_SAMPLE, seed=5, batch_size=16))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_streamed_generation_writes_chunk_by_chunk_what_sample_gives(name, fitted, tmp_path, monkeypatch):
+    """``sample_to_h5ad`` (what ``scsynth generate`` and the workflow call) goes through the same chunks as
+    ``sample``, appending each one to the file: the same cells, names, labels, annotations and codes."""
+    from scsynth_core.data.h5ad_stream import H5adStreamWriter
+
+    model = fitted(name)[0]
+    appended = []
+    append = H5adStreamWriter.append
+    monkeypatch.setattr(H5adStreamWriter, "append",
+                        lambda writer, X, obs, obsm=None: appended.append(X.shape[0]) or append(writer, X, obs, obsm))
+    model.sample_to_h5ad(tmp_path / "cells.h5ad", N_SAMPLE, seed=2, batch_size=16)
+    assert appended == [16, 16, 8]
+    written, memory = ad.read_h5ad(tmp_path / "cells.h5ad"), model.sample(N_SAMPLE, seed=2, batch_size=16)
+    _assert_same_cells(written, memory)
+    assert written.obsm.keys() == memory.obsm.keys()
+    for key in memory.obsm:
+        np.testing.assert_array_equal(written.obsm[key], memory.obsm[key])
+    assert written.uns["scsynth"].pop("generation_seconds") >= 0
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -190,19 +190,41 @@ def test_streamed_generation_logs_the_expected_size(tiny_counts, tmp_path, caplo
     assert abs(estimated_bytes(X[:500], 5_000) - real) < 0.05 * real
 
 
-def test_families_annotating_after_generation_keep_their_annotations_when_streamed(tiny_counts, tmp_path):
+def test_per_cell_annotations_and_own_arguments_of_a_family_are_streamed(tiny_counts, tmp_path, monkeypatch):
+    """A family's ``obs``/``obsm`` annotations (``SampledCells``) and its own ``sample`` arguments go through the
+    chunks: the streamed file holds them, written a chunk at a time; other arguments are refused."""
     import anndata as ad
 
+    from scsynth_core.data.h5ad_stream import H5adStreamWriter
+    from scsynth_core.models.base import SampledCells
+
     class Annotated(NoiseModel):
-        def sample(self, n_cells, **kwargs):
-            out = super().sample(n_cells, **kwargs)
-            out.obsm["X_codes"] = np.arange(2 * n_cells, dtype=np.float32).reshape(n_cells, 2)
-            return out
+        def _sampling_options(self, n_cells, options):
+            return {"offset": float(options.pop("offset", 0.0))} | super()._sampling_options(n_cells, options)
+
+        def _sample_chunk(self, n, labels, rng):
+            start = self._sampling.state.get("start", 0)
+            self._sampling.state["start"] = start + n
+            rows = np.arange(start, start + n, dtype=np.float32)[:, None] + self._sampling.options["offset"]
+            return SampledCells(super()._sample_chunk(n, labels, rng), obs={"row": rows[:, 0]},
+                                obsm={"X_codes": np.hstack([rows, -rows])})
 
     model = _fitted(Annotated, tiny_counts)
-    model.sample_to_h5ad(tmp_path / "g.h5ad", 30, seed=0, batch_size=8)
-    written = ad.read_h5ad(tmp_path / "g.h5ad")
-    assert written.obsm["X_codes"].shape == (30, 2) and "generation_seconds" in written.uns["scsynth"]
+    appended = []
+    real_append = H5adStreamWriter.append
+    monkeypatch.setattr(H5adStreamWriter, "append",
+                        lambda writer, X, obs, obsm=None: appended.append(len(obs)) or real_append(writer, X, obs, obsm))
+    model.sample_to_h5ad(tmp_path / "g.h5ad", 30, seed=0, batch_size=8, offset=100)
+    written, memory = ad.read_h5ad(tmp_path / "g.h5ad"), model.sample(30, seed=0, batch_size=8, offset=100)
+    assert appended == [8, 8, 8, 6]
+    expected = np.arange(100, 130, dtype=np.float32)
+    np.testing.assert_array_equal(written.obsm["X_codes"], np.column_stack([expected, -expected]))
+    np.testing.assert_array_equal(memory.obsm["X_codes"], written.obsm["X_codes"])
+    np.testing.assert_array_equal(written.obs["row"], expected)
+    assert np.array_equal(written.X.toarray(), memory.X.toarray()) and "generation_seconds" in written.uns["scsynth"]
+    with pytest.raises(ConfigError, match=r"model 'noise': sample\(\) takes no argument\(s\) codes"):
+        _fitted(NoiseModel, tiny_counts).sample_to_h5ad(tmp_path / "x.h5ad", 3, codes=np.zeros((3, 2)))
+    assert not (tmp_path / "x.h5ad").exists()
 
 
 def test_cell_counts_must_be_whole_and_not_negative(tiny_counts):

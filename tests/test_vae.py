@@ -251,6 +251,42 @@ def test_encode_and_traverse(tiny):
         model.sample(3, codes=np.zeros((3, 5)))
 
 
+def test_code_sampling_is_streamed_in_chunks_with_the_cells_of_the_in_memory_path(tiny, tmp_path, monkeypatch):
+    """Generation from codes goes through the base class's chunks, so ``sample_to_h5ad`` streams it: 300 cells in
+    chunks of 64 are 5 chunks decoded and appended to the file one by one. The cells are those the former
+    in-memory path gave for a seed: prior codes drawn from ``default_rng(seed)`` chunk by chunk, each chunk
+    decoded; given ``codes`` are decoded in order and recorded as they are."""
+    import anndata as ad
+
+    from scsynth_core.data.h5ad_stream import H5adStreamWriter
+    from scsynth_core.models.scgan import generate_csr
+
+    model, _ = _fit_tiny(tiny, klass=VAE, epochs=1)
+    rng = np.random.default_rng(7)
+    codes = [rng.standard_normal((n, 4)).astype(np.float32) for n in (64, 64, 64, 64, 44)]
+    expected = sp.vstack([generate_csr(model._decoder, torch.from_numpy(c)) for c in codes], format="csr")
+    chunks, appended = [], []
+    sample_chunk, append = model._sample_chunk, H5adStreamWriter.append
+    monkeypatch.setattr(model, "_sample_chunk", lambda n, labels, rng: chunks.append(n) or sample_chunk(n, labels, rng))
+    monkeypatch.setattr(H5adStreamWriter, "append",
+                        lambda writer, X, obs, obsm=None: appended.append(X.shape[0]) or append(writer, X, obs, obsm))
+    model.sample_to_h5ad(tmp_path / "g.h5ad", 300, seed=7, batch_size=64)
+    assert chunks == appended == [64, 64, 64, 64, 44]
+    written, memory = ad.read_h5ad(tmp_path / "g.h5ad"), model.sample(300, seed=7, batch_size=64)
+    for cells in (written, memory):
+        assert cells.X.dtype == np.float32 and (cells.X != expected).nnz == 0
+        np.testing.assert_array_equal(cells.obsm["X_codes"], np.vstack(codes))
+    given = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
+    model.sample_to_h5ad(tmp_path / "codes.h5ad", 50, codes=given, seed=2, batch_size=16)
+    from_codes = ad.read_h5ad(tmp_path / "codes.h5ad")
+    np.testing.assert_array_equal(from_codes.obsm["X_codes"], given)
+    decoded = [generate_csr(model._decoder, torch.from_numpy(given[i:i + 16])) for i in range(0, 50, 16)]
+    assert (from_codes.X != sp.vstack(decoded, format="csr")).nnz == 0
+    assert (from_codes.X != model.generate_from_codes(given, batch_size=16).X).nnz == 0
+    with pytest.raises(ConfigError, match="codes must be 50 x 4"):
+        model.sample_to_h5ad(tmp_path / "bad.h5ad", 50, codes=given[:, :3])
+
+
 # ------------------------------------------------------------------------------------------- disentanglement
 def test_beta_tcvae_disentangles_nonlinear_steps_better_than_pca():
     """Yu & Welch 2021 (Fig. 1, Tables 1-2): on Splatter data whose paths change non-linearly, beta-TCVAE codes

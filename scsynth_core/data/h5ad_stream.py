@@ -2,9 +2,10 @@
 
 :class:`H5adStreamWriter` lays the file out as ``anndata.write_h5ad`` does (same encodings, gzip) using
 anndata's own element writers: the first chunk creates resizable ``X`` (CSR, 64-bit ``indptr``) and ``obs``
-datasets, later chunks are appended (``anndata.io.sparse_dataset(...).append`` for ``X``, resizing for
-``obs``), and ``uns`` is written last. The result reads back with ``anndata.read_h5ad`` like any h5ad. Write to
-a temporary path (:func:`scsynth_core.atomic.atomic_path`) so a crash never leaves a partial file in place.
+datasets (and ``obsm`` arrays if given), later chunks are appended (``anndata.io.sparse_dataset(...).append`` for
+``X``, resizing for ``obs`` and ``obsm``), and ``uns`` is written last. The result reads back with
+``anndata.read_h5ad`` like any h5ad. Write to a temporary path (:func:`scsynth_core.atomic.atomic_path`) so a
+crash never leaves a partial file in place.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def estimated_bytes(first: sp.csr_matrix, n_rows: int) -> int:
 
 
 class H5adStreamWriter:
-    """An h5ad file filled by :meth:`append` (rows of ``X`` with their ``obs`` rows) and closed by :meth:`finish`.
+    """An h5ad file filled by :meth:`append` (rows of ``X`` with their ``obs`` and ``obsm`` rows) and closed by
+    :meth:`finish`.
 
     ``obs`` columns must be categorical (fixed categories) or numeric, as in generated cells; the index holds
     the cell names. Use as a context manager: the file is closed on leaving, also on error.
@@ -54,15 +56,23 @@ class H5adStreamWriter:
     def __exit__(self, *exc: object) -> None:
         self._file.close()
 
-    def append(self, X: sp.csr_matrix, obs: pd.DataFrame) -> None:
-        """Add the rows ``X`` (CSR, ``var``'s columns) and their ``obs`` rows."""
+    def append(self, X: sp.csr_matrix, obs: pd.DataFrame, obsm: dict[str, np.ndarray] | None = None) -> None:
+        """Add the rows ``X`` (CSR, ``var``'s columns), their ``obs`` rows and their ``obsm`` rows (2-d arrays;
+        the same keys and widths in every chunk)."""
+        obsm = dict(obsm or {})
         if X.shape[0] != len(obs) or X.shape[1] != len(self._var):
             raise ValueError(f"chunk of {X.shape} with {len(obs)} obs rows does not fit {len(self._var)} genes")
+        if any(np.ndim(rows) != 2 or len(rows) != X.shape[0] for rows in obsm.values()):
+            raise ValueError(f"obsm arrays must be 2-d with one row per cell ({X.shape[0]})")
         if self.n_rows == 0:
-            self._start(X, obs)
+            self._start(X, obs, obsm)
         else:
+            if sorted(obsm) != sorted(self._file["obsm"]):
+                raise ValueError(f"obsm keys {sorted(obsm)} differ from the first chunk's")
             self._X.append(X)
             self._append_obs(obs)
+            for key, rows in obsm.items():
+                _extend(self._file["obsm"][key], np.asarray(rows))
         self.n_rows += X.shape[0]
 
     def finish(self, uns: dict[str, Any]) -> None:
@@ -71,7 +81,7 @@ class H5adStreamWriter:
 
         write_elem(self._file, "uns", uns, dataset_kwargs={"compression": self._compression})
 
-    def _start(self, X: sp.csr_matrix, obs: pd.DataFrame) -> None:
+    def _start(self, X: sp.csr_matrix, obs: pd.DataFrame, obsm: dict[str, np.ndarray]) -> None:
         import h5py
         from anndata.io import sparse_dataset, write_elem
 
@@ -85,6 +95,11 @@ class H5adStreamWriter:
         write_elem(f, "var", self._var, dataset_kwargs={"compression": self._compression})
         for key in ("obsm", "varm", "obsp", "varp", "layers"):
             write_elem(f, key, {})
+        for key, rows in obsm.items():
+            rows = np.asarray(rows)
+            write_elem(f["obsm"], key, rows, dataset_kwargs={
+                "compression": self._compression, "maxshape": (None, rows.shape[1]),
+                "chunks": (max(1, _OBS_CHUNK // max(rows.shape[1], 1)), max(rows.shape[1], 1))})
         self._categories = {
             col: list(obs[col].cat.categories) for col in obs.columns if isinstance(obs[col].dtype, pd.CategoricalDtype)
         }
@@ -92,7 +107,8 @@ class H5adStreamWriter:
         # filled chunk at every append: hold one handle to each growing dataset while writing.
         self._X = sparse_dataset(f["X"])
         self._handles = [f[f"X/{key}"] for key in ("data", "indices", "indptr")]
-        f["obs"].visititems(lambda _, item: self._handles.append(item) if isinstance(item, h5py.Dataset) else None)
+        for group in ("obs", "obsm"):
+            f[group].visititems(lambda _, item: self._handles.append(item) if isinstance(item, h5py.Dataset) else None)
 
     def _append_obs(self, obs: pd.DataFrame) -> None:
         group = self._file["obs"]
@@ -113,7 +129,7 @@ class H5adStreamWriter:
 
 
 def _extend(dataset, values: np.ndarray) -> None:
-    """Append ``values`` to a resizable 1-d HDF5 dataset."""
+    """Append ``values`` (rows) to a resizable HDF5 dataset along its first axis."""
     start = dataset.shape[0]
-    dataset.resize((start + len(values),))
+    dataset.resize((start + len(values), *dataset.shape[1:]))
     dataset[start:] = values.astype(dataset.dtype, copy=False) if dataset.dtype != object else values

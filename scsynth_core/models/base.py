@@ -74,12 +74,13 @@ class SampledCells:
     """What ``_sample_chunk`` may return instead of a bare matrix: the cells and annotations of each of them.
 
     ``obs``: column -> one value per cell; numbers, or for ``"cluster"`` labels among the model's categories
-    (e.g. the type a classifier assigns to each generated cell). A family returns the same columns for every
-    chunk of a call.
+    (e.g. the type a classifier assigns to each generated cell). ``obsm``: key -> one row per cell (2-d, e.g. the
+    codes the cells were generated from). A family returns the same keys for every chunk of a call.
     """
 
     X: Any
     obs: dict[str, Any] = field(default_factory=dict)
+    obsm: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,14 +88,16 @@ class SamplingCall:
     """One :meth:`GenerativeModel.sample` or :meth:`~GenerativeModel.sample_to_h5ad` call as the sampling hooks
     see it (``self._sampling`` while its chunks are generated).
 
-    ``labels``: one per cell (requested, or drawn for holistic generation), or ``None``; ``state``: a family's
-    bookkeeping across the chunks of this call (e.g. cells drawn but not yet used); ``uns``: entries added to
-    ``uns['scsynth']`` after the last chunk.
+    ``labels``: one per cell (requested, or drawn for holistic generation), or ``None``; ``options``: the
+    family's own sampling arguments as its ``_sampling_options`` checked them (e.g. ``codes``); ``state``: a
+    family's bookkeeping across the chunks of this call (e.g. cells drawn but not yet used); ``uns``: entries added
+    to ``uns['scsynth']`` after the last chunk.
     """
 
     n_cells: int
     labels: np.ndarray | None
     seed: int
+    options: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     uns: dict[str, Any] = field(default_factory=dict)
 
@@ -108,7 +111,9 @@ class GenerativeModel(ABC):
     Generation is defined here once (:meth:`sample` in memory, :meth:`sample_to_h5ad` streamed): for every
     chunk of at most ``batch_size`` cells it calls the family's ``_sample_chunk(n, labels, rng)``, after
     ``_start_sampling(seed)`` once per call.
-    ``_sample_chunk`` returns the cells, or :class:`SampledCells` with per-cell annotations; a family that
+    ``_sample_chunk`` returns the cells, or :class:`SampledCells` with per-cell annotations (``obs``, ``obsm``);
+    keyword arguments of ``sample`` beyond the common ones (e.g. ``codes``) are the family's, checked by its
+    ``_sampling_options`` and kept in the call; a family that
     generates label-specific cells by drawing and rejecting (``labels_by_filtering``) keeps the cells it drew
     but did not use yet, and what to record in ``uns``, in the call's :class:`SamplingCall` (``self._sampling``).
     Hyperparameters come from a named preset updated by keyword overrides (unknown keys are rejected):
@@ -233,17 +238,19 @@ class GenerativeModel(ABC):
         seed: int = 0,
         batch_size: int = 10_000,
         progress: bool = False,
+        **options: Any,
     ) -> ad.AnnData:
         """Generate ``n_cells`` cells in chunks of ``batch_size``, all held in memory (see :meth:`sample_to_h5ad`).
 
         ``labels``: ``None`` (holistic generation; conditional models draw labels with the training
         frequencies), a sequence of ``n_cells`` labels, or a dict ``{label: count}`` summing to ``n_cells``.
+        ``options``: the family's own arguments (``codes`` for :class:`~scsynth_core.models.vae.CodeSampling`).
         Returns an AnnData with sparse ``X`` in the model's output space, the training genes, ``obs['cluster']``
-        for conditional models and ``uns['scsynth']`` describing the run.
+        for conditional models, the family's ``obsm`` annotations and ``uns['scsynth']`` describing the run.
         """
         import anndata as ad
 
-        call, batch_size, rng = self._plan_sampling(n_cells, labels, seed, batch_size)
+        call, batch_size, rng = self._plan_sampling(n_cells, labels, seed, batch_size, options)
         with self._in_call(call):
             chunks = list(self._generate_chunks(call, rng, batch_size, progress))
         X = sp.vstack([chunk.X for chunk in chunks], format="csr")
@@ -251,6 +258,7 @@ class GenerativeModel(ABC):
         return ad.AnnData(
             X=X, obs=self._generated_obs(0, call.n_cells, call.labels, annotations),
             var=pd.DataFrame(index=self.var_names), uns=self._generated_uns(call),
+            obsm={key: np.concatenate([chunk.obsm[key] for chunk in chunks]) for key in chunks[0].obsm},
         )
 
     def sample_to_h5ad(
@@ -262,31 +270,23 @@ class GenerativeModel(ABC):
         seed: int = 0,
         batch_size: int = 10_000,
         progress: bool = False,
+        **options: Any,
     ) -> float:
         """Generate as :meth:`sample` does and write the cells to the h5ad ``path`` chunk by chunk.
 
         Memory is bounded by one chunk of ``batch_size`` cells (plus 8 bytes per cell for the labels of
-        conditional models, and what a filtering family keeps between chunks), whatever ``n_cells`` is; the file
-        holds the same ``X``, ``obs``, ``var`` and ``uns`` that writing ``sample(...)`` gives for the same
-        arguments, with ``uns['scsynth']['generation_seconds']`` (time spent generating, writing excluded) added.
-        Written atomically; the expected size is logged after the first chunk. Families that override ``sample``
-        to annotate cells after generation (codes) are generated in memory and then written. Returns the
-        generation seconds.
+        conditional models, what a filtering family keeps between chunks, and the ``options`` given, e.g.
+        ``codes``), whatever ``n_cells`` is; the file holds the same ``X``, ``obs``, ``obsm``, ``var`` and ``uns``
+        that writing ``sample(...)`` gives for the same arguments, with ``uns['scsynth']['generation_seconds']``
+        (time spent generating, writing excluded) added. Written atomically; the expected size is logged after the
+        first chunk. Returns the generation seconds.
         """
         import time
 
-        from scsynth_core.atomic import atomic_path, write_h5ad
+        from scsynth_core.atomic import atomic_path
         from scsynth_core.data.h5ad_stream import H5adStreamWriter
 
-        if type(self).sample is not GenerativeModel.sample:
-            _log.info("model '%s' annotates cells after generation: generating them in memory", self.name)
-            t0 = time.perf_counter()
-            adata = self.sample(n_cells, labels=labels, seed=seed, batch_size=batch_size, progress=progress)
-            seconds = time.perf_counter() - t0
-            adata.uns["scsynth"]["generation_seconds"] = round(seconds, 3)
-            write_h5ad(path, adata)
-            return seconds
-        call, batch_size, rng = self._plan_sampling(n_cells, labels, seed, batch_size)
+        call, batch_size, rng = self._plan_sampling(n_cells, labels, seed, batch_size, options)
         seconds = 0.0
         with (
             atomic_path(path) as tmp,
@@ -303,7 +303,7 @@ class GenerativeModel(ABC):
                 if out.n_rows == 0:
                     _log_expected_size(path, chunk.X, call.n_cells)
                 stop = out.n_rows + chunk.X.shape[0]
-                out.append(chunk.X, self._generated_obs(out.n_rows, stop, call.labels, chunk.obs))
+                out.append(chunk.X, self._generated_obs(out.n_rows, stop, call.labels, chunk.obs), chunk.obsm)
             uns = self._generated_uns(call)
             uns["scsynth"]["generation_seconds"] = round(seconds, 3)
             out.finish(uns)
@@ -398,6 +398,13 @@ class GenerativeModel(ABC):
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         """Train on checked data; return the history."""
 
+    def _sampling_options(self, n_cells: int, options: dict[str, Any]) -> dict[str, Any]:
+        """Check the family's own keyword arguments of one ``sample`` call (``n_cells`` already checked) and
+        return them as the chunks will use them (``self._sampling.options``); this family takes none."""
+        if options:
+            raise ConfigError(f"model '{self.name}': sample() takes no argument(s) {', '.join(sorted(options))}")
+        return {}
+
     def _start_sampling(self, seed: int) -> None:
         """Called once before the chunks of one ``sample`` call (e.g. to seed torch); ``self._sampling`` holds the
         call."""
@@ -416,14 +423,17 @@ class GenerativeModel(ABC):
         """Restore what :meth:`_get_state` returned."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _plan_sampling(self, n_cells, labels, seed, batch_size) -> tuple[SamplingCall, int, np.random.Generator]:
+    def _plan_sampling(self, n_cells, labels, seed, batch_size, options=None
+                       ) -> tuple[SamplingCall, int, np.random.Generator]:
         """Check a sampling call's arguments; return the call, ``batch_size`` and the random generator."""
         if self.var_names is None:
             raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
         n_cells = _as_count(n_cells, "n_cells", minimum=1)
         batch_size = _as_count(batch_size, "batch_size", minimum=1)
+        options = self._sampling_options(n_cells, dict(options or {}))
         rng = np.random.default_rng(seed)
-        return SamplingCall(n_cells, self._resolve_labels(n_cells, labels, rng), int(seed)), batch_size, rng
+        call = SamplingCall(n_cells, self._resolve_labels(n_cells, labels, rng), int(seed), options)
+        return call, batch_size, rng
 
     @contextlib.contextmanager
     def _in_call(self, call: SamplingCall) -> Iterator[None]:

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
-from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.base import GenerativeModel, SampledCells
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.scgan import (
@@ -227,36 +227,28 @@ def epoch_plan(model: GenerativeModel, adata, max_steps: int | None) -> tuple[An
 
 
 class CodeSampling:
-    """``sample(n, codes=...)``, ``generate_from_codes`` and ``traverse`` for models that generate from a code.
+    """``sample(n, codes=...)``, ``generate_from_codes`` and ``traverse`` for models that generate from a code,
+    through the base class's sampling hooks (so ``sample_to_h5ad`` streams them too).
 
     Subclasses implement ``_draw_codes(n, rng)`` (codes of holistic sampling), ``_decode(codes, rng, shared)``
     (cells for given codes; ``shared``: one noise draw for all cells, for traversals), ``_code_centre()`` and
-    ``code_dim``.
+    ``code_dim``. Every chunk carries its codes as ``obsm["X_codes"]``.
     """
 
-    _fixed_codes: np.ndarray | None = None
     _shared_noise: bool = False
 
-    def sample(self, n_cells: int, *, labels=None, codes=None, seed: int = 0, batch_size: int = 10_000,
-               progress: bool = False) -> ad.AnnData:
-        """Generate ``n_cells`` cells (see :meth:`GenerativeModel.sample`); ``obsm["X_codes"]`` holds their codes.
-
-        ``codes``: ``n_cells x code_dim`` codes to generate from, instead of drawing them.
-        """
-        fixed = None
-        if codes is not None:
-            fixed = np.asarray(codes, dtype=np.float32)
-            if fixed.ndim != 2 or fixed.shape != (int(n_cells), self.code_dim):
-                raise ConfigError(f"codes must be {int(n_cells)} x {self.code_dim}, got shape {fixed.shape}")
-            if not np.isfinite(fixed).all():
-                raise DataError("codes contain non-finite values")
-        self._fixed_codes, self._cursor, self._drawn = fixed, 0, []
-        try:
-            out = super().sample(n_cells, labels=labels, seed=seed, batch_size=batch_size, progress=progress)
-            out.obsm["X_codes"] = np.concatenate(self._drawn).astype(np.float32)
-        finally:
-            self._fixed_codes, self._drawn = None, []
-        return out
+    def _sampling_options(self, n_cells: int, options: dict[str, Any]) -> dict[str, Any]:
+        """``codes``: ``n_cells x code_dim`` codes to generate from, instead of drawing them."""
+        codes = options.pop("codes", None)
+        super()._sampling_options(n_cells, options)  # anything else is refused
+        if codes is None:
+            return {}
+        codes = np.asarray(codes, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape != (n_cells, self.code_dim):
+            raise ConfigError(f"codes must be {n_cells} x {self.code_dim}, got shape {codes.shape}")
+        if not np.isfinite(codes).all():
+            raise DataError("codes contain non-finite values")
+        return {"codes": codes}
 
     def generate_from_codes(self, codes, *, seed: int = 0, batch_size: int = 10_000) -> ad.AnnData:
         """Cells generated from the given codes (one cell per row), e.g. codes predicted by latent arithmetic."""
@@ -291,14 +283,16 @@ class CodeSampling:
         out.obs["traverse_value"] = values
         return out
 
-    def _sample_chunk(self, n, labels, rng):
-        if self._fixed_codes is not None:
-            codes = self._fixed_codes[self._cursor:self._cursor + n]
-            self._cursor += n
+    def _sample_chunk(self, n, labels, rng) -> SampledCells:
+        call = self._sampling
+        if "codes" in call.options:  # the given codes, in order, a chunk at a time
+            start = call.state.get("cursor", 0)
+            codes = call.options["codes"][start:start + n]
+            call.state["cursor"] = start + n
         else:
             codes = self._draw_codes(n, rng)
-        self._drawn.append(codes)
-        return self._decode(codes, rng, self._shared_noise)
+        return SampledCells(self._decode(codes, rng, self._shared_noise),
+                            obsm={"X_codes": np.asarray(codes, dtype=np.float32)})
 
 
 class _VAETask(TrainingTask):
