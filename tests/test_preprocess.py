@@ -289,3 +289,115 @@ def test_expression_scale_maps_log1p_cells_back_to_lsn(demo_counts):
     assert generated.X[0, 0] == pytest.approx(-0.3)  # the input is not modified
     lsn_cells = ad.AnnData(cells.X, uns={"scsynth": {"representation": "lsn"}})
     assert expression_scale(lsn_cells) is lsn_cells and expression_scale(cells) is cells
+
+
+# ------------------------------------------------------------------------------- Segerstolpe (treppner_segerstolpe)
+
+
+def test_mad_outliers_known_answers_as_scater_isoutlier():
+    # one batch: median 3, MAD 1.4826 * median(|2, 1, 0, 1, 97|) = 1.4826, upper limit 3 + 3 * 1.4826 = 7.45
+    one = np.array(["0"] * 7)
+    out, limits = pp.mad_outliers(np.array([1, 2, 3, 4, 100]), one[:5], nmads=3, side="higher")
+    assert out.tolist() == [False, False, False, False, True] and limits["0"] == pytest.approx(7.4478)
+    # log scale, lower side: log2 of 2, 4, 8, 16, 32 has median 3 and MAD 1.4826; 2^(3 - 4.4478) = 0.367: a zero is
+    # always low, 0.5 is not (log2 = -1 > -1.45)
+    out, limits = pp.mad_outliers(np.array([2, 4, 8, 16, 32, 0, 0.5]), one, nmads=3, side="lower", log=True,
+                                  threshold_cells=np.arange(7) < 5)
+    assert out.tolist() == [False] * 5 + [True, False] and limits["0"] == pytest.approx(2 ** (3 - 3 * 1.4826))
+    # a batch without threshold cells takes the median of the other batches' medians and MADs (share.missing)
+    values = np.array([10, 11, 12, 20, 22, 24, 30, 33, 36, 14.0, 16])
+    batches = np.array(list("aaabbbccc") + ["x", "x"])
+    out, limits = pp.mad_outliers(values, batches, nmads=1, side="lower", threshold_cells=batches != "x")
+    # medians 11, 22, 33 -> 22; MADs 1.4826 * (1, 2, 3) -> 2.965; limit 22 - 2.965 = 19.03 for batch x
+    assert limits["x"] == pytest.approx(22 - 2 * 1.4826) and out[-2:].tolist() == [True, True]
+    assert limits["a"] == pytest.approx(11 - 1.4826) and not out[:9].any()
+
+
+def segerstolpe_like(seed: int) -> ad.AnnData:
+    """100 cells shaped like the Segerstolpe download (donor, well quality, cell type, ERCC rows, a gene symbol
+    listed twice), built so that no ordinary cell is a 3-MAD outlier: within each donor, library factors (0.8 to
+    1.2) and expressed-gene counts (80 to 100) are evenly spaced (an even spread stays within 1.35 of its MADs),
+    the library is mostly marker counts (Poisson noise of 3 % of it), spike-ins are a fixed 10 counts per gene.
+    Planted: cell 0 expresses 5 genes (low library and genes), cell 1 has 50x the spike-ins, cell 2 is a
+    'low quality cell', cell 3 has no spike-ins (kept, left out of the gene selection), donor HP1504901 has a fifth
+    of the others' counts (low against the other donors' thresholds), donor AZ has no spike-ins (as in the data)."""
+    rng = np.random.default_rng(seed)
+    donors = np.array(["D1"] * 40 + ["D2"] * 40 + ["HP1504901"] * 10 + ["AZ"] * 10)
+    types = np.where(np.arange(100) % 2 == 0, "alpha", "beta")
+    means = np.full((100, 100), 2.0)
+    means[types == "alpha", :20] = 50.0
+    means[types == "beta", 20:40] = 50.0
+    factors, counts = np.zeros(100), np.zeros(100, dtype=int)
+    for donor in np.unique(donors):
+        rows = np.flatnonzero(donors == donor)
+        factors[rows] = rng.permutation(np.linspace(0.8, 1.2, len(rows)))
+        counts[rows] = rng.permutation(np.linspace(40, 60, len(rows)).round().astype(int))
+    means *= (factors * np.where(donors == "HP1504901", 0.2, 1.0))[:, None]
+    expressed = np.zeros((100, 100), dtype=bool)
+    expressed[:, :40] = True
+    for i, k in enumerate(counts):
+        expressed[i, 40 + rng.choice(60, size=k, replace=False)] = True
+    expressed[0] = False
+    expressed[0, :5] = True
+    genes = np.where(expressed, 1 + rng.poisson(means), 0)
+    spikes = np.full((100, 5), 10)
+    spikes[1] *= 50
+    spikes[3] = 0
+    spikes[donors == "AZ"] = 0
+    quality = np.where(np.arange(100) == 2, "low quality cell", "OK")
+    obs = pd.DataFrame({"donor": donors, "well_quality": quality, "cell_type": types},
+                       index=[f"cell{i}" for i in range(100)])
+    names = [f"G{j}" for j in range(100)]
+    names[99] = "G5-1"  # anndata's name for a second row of symbol G5
+    var = pd.DataFrame(index=names + [f"ERCC-0000{j}" for j in range(5)])
+    return ad.AnnData(sp.csr_matrix(np.hstack([genes, spikes]).astype(np.float32)), obs=obs, var=var)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_treppner_segerstolpe_drops_the_known_cells(seed):
+    data = segerstolpe_like(seed)
+    out = pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", n_top_genes=30)
+    dropped = set(data.obs_names) - set(out.obs_names)
+    hp = set(data.obs_names[data.obs["donor"] == "HP1504901"])
+    assert dropped == {"cell0", "cell1", "cell2"} | hp
+    derived = out.uns["scsynth_prepare"]["derived"]
+    # cell 0 fails all three; the HP1504901 cells have low libraries and, with the others' spike-ins, high ERCC %
+    counts = [derived[k] for k in ("n_low_quality", "n_low_library", "n_low_detected", "n_high_spikes")]
+    assert counts == [1, 1 + 10, 1, 2 + 10] and derived["spike_genes"] == 5
+    assert derived["n_hvg_cells"] == out.n_obs - 10 - 1  # without donor AZ and cell 3 (no spike-ins)
+    assert out.n_vars == 30 and not out.var_names.str.startswith("ERCC-").any() and "G5-1" not in out.var_names
+    assert (out.obs["cluster"].astype(str) == out.obs["cell_type"]).all()
+    assert (out.X != data[out.obs_names, out.var_names].X).nnz == 0  # raw counts
+
+
+def test_treppner_segerstolpe_donors_judged_by_their_own_thresholds_stay():
+    data = segerstolpe_like(0)
+    own = pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", n_top_genes=30,
+                     threshold_exclude=[])
+    assert set(data.obs_names) - set(own.obs_names) == {"cell0", "cell1", "cell2"}
+
+
+def test_treppner_segerstolpe_genes_are_scanpys_seurat_choice_per_donor():
+    import scanpy as sc
+
+    data = segerstolpe_like(0)
+    out = pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", n_top_genes=30)
+    cells = [c for c in out.obs_names if c != "cell3" and data.obs.loc[c, "donor"] != "AZ"]
+    work = data[cells, [g for g in data.var_names if g.startswith("G") and g != "G5-1"]].copy()
+    sc.pp.normalize_total(work)
+    sc.pp.log1p(work)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = sc.pp.highly_variable_genes(work, flavor="seurat", n_top_genes=30, batch_key="donor", inplace=False)
+    assert set(out.var_names) == set(work.var_names[table["highly_variable"].to_numpy()])
+
+
+def test_treppner_segerstolpe_needs_labels_and_its_columns():
+    data = segerstolpe_like(0)
+    with pytest.raises(ConfigError, match="needs label_key"):
+        pp.prepare(data, recipe="treppner_segerstolpe")
+    with pytest.raises(DataError, match="no obs column 'donor'"):
+        pp.prepare(data[:, :].copy().__class__(data.X, obs=data.obs.drop(columns="donor"), var=data.var),
+                   recipe="treppner_segerstolpe", label_key="cell_type")
+    with pytest.raises(ConfigError, match="threshold_exclude must be a list of strings"):
+        pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", threshold_exclude="HP1504901")

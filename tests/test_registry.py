@@ -69,7 +69,7 @@ def test_real_registry_validates_and_covers_the_papers(registry):
     assert registry["pbmc68k_demo"]["source"] == "bundled"
     for name, spec in registry.items():
         assert set(spec["papers"]) <= {"marouf2020", "heydari2022", "treppner2021", "yu2021"}, name
-        assert spec["recipe"] in {"marouf", "treppner", "scanpy_default"}, name
+        assert spec["recipe"] in {"marouf", "treppner", "treppner_segerstolpe", "scanpy_default"}, name
 
 
 def test_url_entries_have_http_urls_and_known_formats(registry):

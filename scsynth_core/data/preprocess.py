@@ -18,6 +18,9 @@ computed on throw-away working copies used for clustering and gene selection; th
   filter cells with < 10 genes and genes in < 3 cells. Clusters are named ``"0", "1", ...`` by decreasing size.
 - ``treppner``: Treppner et al. 2021 (Methods "Data"; OSCA-style PBMC4k preprocessing): QC filters, top-N
   highly variable genes, Seurat-like clustering (scaled HVGs, PCA, kNN graph with k = 20, graph clustering).
+- ``treppner_segerstolpe``: the authors' Segerstolpe steps (OSCA workflow, MODELS.md section 4): the curators'
+  low-quality cells out, scater-style per-donor MAD outliers of library size, detected genes and ERCC fraction,
+  2,000 highly variable genes; the cell types are the clusters.
 - ``scanpy_default``: the scanpy tutorial pipeline (filters, ``normalize_total``, ``log1p``, PCA, kNN, Leiden).
 
 The train/test split is not part of any recipe (see :mod:`scsynth_core.data.split`).
@@ -29,7 +32,7 @@ import contextlib
 import inspect
 import random
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -562,6 +565,125 @@ def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, 
     return _assemble(adata, X, cells, genes_final, cluster, record)
 
 
+#: R's consistency constant of the MAD (``mad()``, scater's ``isOutlier``).
+MAD_SCALE = 1.4826
+
+
+def mad_outliers(metric: np.ndarray, batches: np.ndarray, *, nmads: float, side: str, log: bool = False,
+                 threshold_cells: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """scater ``isOutlier``: per batch, cells more than ``nmads`` MADs (scaled by 1.4826) below (``side="lower"``)
+    or above (``"higher"``) the batch median, on ``log`` values if asked (a zero becomes -inf: always low).
+
+    ``threshold_cells``: the cells whose values set the medians and MADs (``subset=``); every cell is judged. A
+    batch without such cells takes the median of the other batches' medians and of their MADs (scater's
+    ``share.missing``). Returns the outlier mask and each batch's threshold.
+    """
+    with np.errstate(divide="ignore"):
+        values = np.log2(metric.astype(np.float64)) if log else metric.astype(np.float64)
+    batches = np.asarray(batches).astype(str)
+    basis = np.ones(len(values), dtype=bool) if threshold_cells is None else np.asarray(threshold_cells, dtype=bool)
+    names = list(dict.fromkeys(batches))
+    stats = {}
+    for name in names:
+        own = values[basis & (batches == name)]
+        if len(own):
+            median = float(np.median(own))
+            stats[name] = (median, MAD_SCALE * float(np.median(np.abs(own - median))))
+    if not stats:
+        raise DataError("QC outliers: no cell is left to set the thresholds (threshold batches excluded all)")
+    shared = (float(np.median([m for m, _ in stats.values()])), float(np.median([d for _, d in stats.values()])))
+    limits = {}
+    for name in names:
+        median, mad = stats.get(name, shared)
+        limits[name] = median - nmads * mad if side == "lower" else median + nmads * mad
+    limit = np.array([limits[b] for b in batches])
+    outliers = values < limit if side == "lower" else values > limit
+    return outliers, {name: (2.0 ** v if log else v) for name, v in limits.items()}
+
+
+def _last_duplicates(names: pd.Index) -> np.ndarray:
+    """Genes that repeat an earlier gene: ``X-1``, ``X-2`` ... where ``X`` is a gene too (anndata's unique names
+    of a symbol listed twice)."""
+    base = names.str.replace(r"-\d+$", "", regex=True)
+    return np.asarray((base != names) & base.isin(names), dtype=bool)
+
+
+def treppner_segerstolpe(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0,
+                         quality_key: str = "well_quality", low_quality: str = "low quality cell",
+                         batch_key: str = "donor", spike_prefix: str = "ERCC-",
+                         threshold_exclude: Sequence[str] = ("HP1504901", "HP1509101"), nmads: float = 3.0,
+                         hvg_exclude: Sequence[str] = ("AZ",), n_top_genes: int = 2000,
+                         drop_duplicate_genes: bool = True) -> ad.AnnData:
+    """Segerstolpe et al. 2016 as Treppner et al. 2021 prepared it (their R steps, the OSCA book's Segerstolpe
+    workflow; MODELS.md section 4 "Data (Segerstolpe)": 2,090 cells x 2,000 genes, 14 cell types).
+
+    1. Genes: later copies of a gene symbol out (``drop_duplicate_genes``; the authors map symbols to Ensembl
+       and drop duplicated ids: genes without an Ensembl id stay here).
+    2. Cells: the curators' ``low_quality`` wells (``obs[quality_key]``) out, and scater ``quickPerCellQC``
+       outliers (:func:`mad_outliers`, ``nmads`` = 3, per ``obs[batch_key]``): library size and detected genes
+       below the donor's median on the log scale, spike-in percentage (``spike_prefix`` genes over all counts)
+       above it; donors in ``threshold_exclude`` (the authors' two low-quality donors) are judged by thresholds
+       from the other donors.
+    3. Highly variable genes: ``n_top_genes`` of the endogenous genes by scanpy's Seurat flavour (normalised
+       dispersion within bins of mean expression of ``log1p(normalize_total)``), per donor
+       (``batch_key``: genes ranked by the number of donors that select them, then by dispersion), on the cells
+       the authors' variance model used (donors not in ``hvg_exclude``, cells with spike-in counts). Departures:
+       scanpy has no spike-in variance model (scran ``modelGeneVarWithSpikes``: a gene's variance above the
+       technical noise fitted to the ERCC spike-ins); the dispersion of genes of similar mean replaces the
+       spike-in trend, and library sizes replace scran's deconvolution size factors.
+    4. ``X`` = raw counts of the kept cells and selected genes (the spike-ins are not genes of the result);
+       ``cluster`` = the cell types in ``label_key`` (the authors' ground truth for Segerstolpe).
+    """
+    import scanpy as sc
+
+    if label_key is None:
+        raise ConfigError("prepare[treppner_segerstolpe]: needs label_key (the cell types are the clusters)")
+    for key in (quality_key, batch_key):
+        if key not in adata.obs.columns:
+            raise DataError(f"prepare[treppner_segerstolpe]: no obs column '{key}' (columns: "
+                            f"{', '.join(map(str, adata.obs.columns))})")
+    X = _raw_counts(adata, recipe="treppner_segerstolpe")
+    names = pd.Index([str(v) for v in adata.var_names])
+    spikes = np.asarray(names.str.startswith(spike_prefix), dtype=bool)
+    genes = ~spikes & (~_last_duplicates(names) if drop_duplicate_genes else True)
+    donors = adata.obs[batch_key].astype(str).to_numpy()
+    library = np.asarray(X[:, np.flatnonzero(~spikes)].sum(axis=1), dtype=np.float64).ravel()
+    spike_sum = np.asarray(X[:, np.flatnonzero(spikes)].sum(axis=1), dtype=np.float64).ravel()
+    detected = _genes_per_cell(X[:, np.flatnonzero(~spikes)])
+    basis = ~np.isin(donors, list(threshold_exclude))
+    low_library, library_limits = mad_outliers(library, donors, nmads=nmads, side="lower", log=True,
+                                               threshold_cells=basis)
+    low_detected, detected_limits = mad_outliers(detected, donors, nmads=nmads, side="lower", log=True,
+                                                 threshold_cells=basis)
+    spike_pct = 100.0 * spike_sum / np.maximum(library + spike_sum, 1.0)
+    high_spikes, spike_limits = mad_outliers(spike_pct, donors, nmads=nmads, side="higher", threshold_cells=basis)
+    low = adata.obs[quality_key].astype(str).to_numpy() == low_quality
+    cells = ~(low | low_library | low_detected | (high_spikes if spikes.any() else False))
+    if cells.sum() < 3:
+        raise DataError(f"prepare[treppner_segerstolpe]: only {int(cells.sum())} cells pass the QC")
+    hvg_cells = cells & ~np.isin(donors, list(hvg_exclude)) & ((spike_sum > 0) if spikes.any() else True)
+    candidates = np.flatnonzero(genes)
+    n_top = min(n_top_genes, len(candidates))
+    with quiet():
+        work = working_copy(X[np.flatnonzero(hvg_cells)][:, candidates])
+        work.obs["batch"] = donors[hvg_cells]
+        sc.pp.normalize_total(work)
+        sc.pp.log1p(work)
+        table = sc.pp.highly_variable_genes(work, flavor="seurat", n_top_genes=n_top, batch_key="batch",
+                                            inplace=False)
+    chosen = np.zeros_like(genes)
+    chosen[candidates[np.asarray(table["highly_variable"], dtype=bool)]] = True
+    record: dict[str, Any] = {
+        "n_low_quality": int(low.sum()), "n_low_library": int(low_library.sum()),
+        "n_low_detected": int(low_detected.sum()), "n_high_spikes": int(high_spikes.sum()) if spikes.any() else 0,
+        "spike_genes": int(spikes.sum()), "n_hvg_cells": int(hvg_cells.sum()), "n_top_genes_used": int(chosen.sum()),
+        "library_limits": library_limits, "detected_limits": detected_limits, "spike_pct_limits": spike_limits,
+        "cluster_source": f"labels:{label_key}",
+    }
+    cluster = _label_categorical(adata.obs[label_key].iloc[np.flatnonzero(cells)])
+    return _assemble(adata, X, cells, chosen, cluster, record)
+
+
 def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, min_genes: int = 10,
                    min_cells: int = 3, n_top_genes: int = 0, n_pcs: int = 50, n_neighbors: int = 15,
                    resolution: float = 1.0) -> ad.AnnData:
@@ -606,6 +728,7 @@ def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int
 RECIPES: dict[str, Callable[..., ad.AnnData]] = {
     "marouf": marouf,
     "treppner": treppner,
+    "treppner_segerstolpe": treppner_segerstolpe,
     "scanpy_default": scanpy_default,
 }
 
@@ -632,13 +755,17 @@ def recipe_params(recipe: str, params: dict[str, Any], *, seed: Any, caller: str
         raise ConfigError(f"{caller}[{recipe}]: seed must be an integer, got {seed!r}")
     for name, value in params.items():
         _check_param(recipe, name, value, defaults[name])
-    return {**defaults, **params}
+    # list parameters (tuple defaults) as lists: they are written to uns["scsynth_prepare"]
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in {**defaults, **params}.items()}
 
 
 def _check_param(recipe: str, name: str, value: Any, default: Any) -> None:
     """Require a parameter to have the type of its default (ints accepted for floats; None where the default is)."""
     if isinstance(default, bool):
         ok, expected = isinstance(value, (bool, np.bool_)), "true or false"
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        expected = "a list of strings"
     elif isinstance(default, int):
         ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
         expected = "a non-negative integer"
@@ -661,7 +788,8 @@ def prepare(adata: ad.AnnData, *, recipe: str, label_key: str | None = None, see
     adata
         Cells x genes raw integer counts in ``X`` (any scipy sparse format or dense).
     recipe
-        A key of :data:`RECIPES`: ``"marouf"``, ``"treppner"`` or ``"scanpy_default"``.
+        A key of :data:`RECIPES`: ``"marouf"``, ``"treppner"``, ``"treppner_segerstolpe"`` or
+        ``"scanpy_default"``.
     label_key
         Optional obs column with cell-type labels; it must exist and have no missing values. It is kept as-is;
         whether it replaces the computed clustering depends on the recipe (see each recipe).
