@@ -66,7 +66,7 @@ wildcard_constraints:
     fraction=r"0?\.\d+|1(\.0)?",
     replicate=r"seed\d+|frac(0?\.\d+|1(\.0)?)_seed\d+",
     batch=r"\d+",
-    simulation="linear|nonlinear",
+    simulation="linear|nonlinear|prosstt[345]",
     dim=r"\d+",
     combination=r"[^/]+_x_[^/]+",
 

@@ -1,9 +1,33 @@
 # The disentanglement experiment (Yu & Welch 2021, MichiGAN Fig. 1, Tables 1-4): Splatter simulations with known
 # factors, encoded by PCA / VAE / beta-TCVAE at each latent dimension and seed, scored against the factors.
 
+# Simulations: "linear" / "nonlinear" Splatter steps (Tables 1-2) and "prosstt3/4/5" PROSSTT-style trees (Table 3).
+
+from scsynth_core.experiments.disentanglement import check_run_params, run_params
+
 DIS = "results/disentanglement"
 DIS_RUN = "results/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
 DIS_LOGS = "logs/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
+
+if "disentanglement" in EXPERIMENTS:
+    try:
+        check_run_params(config["disentanglement"], lambda model: model_settings(config, model))
+    except ScsynthError as exc:
+        raise WorkflowError(f"invalid configuration: {exc}")
+
+
+def disentanglement_settings(wildcards):
+    """The model's settings with the run_params entries that match this run (the paper's beta per data set)."""
+    settings = train_settings(wildcards)
+    dim = int(wildcards.dim) if hasattr(wildcards, "dim") else None
+    params = run_params(
+        config["disentanglement"],
+        simulation=wildcards.simulation,
+        model=wildcards.model,
+        latent_dim=dim,
+        params=settings["params"],
+    )
+    return settings | {"params": params}
 
 
 rule simulate_splatter:
@@ -41,7 +65,7 @@ rule disentanglement_run:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=train_settings,
+        settings=disentanglement_settings,
         device=config["device"],
     script:
         "../workflow_scripts/disentanglement_run.py"
@@ -135,7 +159,7 @@ rule disentanglement_code_data:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=train_settings,
+        settings=disentanglement_settings,
         device=config["device"],
         n_cells=config.get("disentanglement", {}).get("code_data_cells", 3000),
         k=config.get("disentanglement", {}).get("code_data_neighbors", 3),

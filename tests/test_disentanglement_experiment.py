@@ -4,6 +4,7 @@ known representations, model set-up, the run step on a small simulation, summary
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from scsynth_core.experiments import disentanglement as dis
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim") / "simulated.h5ad"
-    dis.simulate(output=path, step="nonlinear", n_cells=600, n_genes=120, seed=3)
+    dis.simulate(output=path, simulation="nonlinear", n_cells=600, n_genes=120, seed=3)
     return path
 
 
@@ -62,6 +63,58 @@ def test_a_code_with_one_dimension_per_factor_outscores_a_random_code():
     # two dims that both encode every factor: information but no gap
     entangled = np.column_stack([factors.to_numpy(float).sum(axis=1)] * 2) + rng.normal(0, 1e-3, (2000, 2))
     assert dis.score_latents(entangled, factors)["mig"] < 0.1
+
+
+def test_run_params_give_the_paper_s_beta_per_data_set():
+    """The paper configuration's entries: beta 5 for the 4-dim linear-step runs, 50 on PROSSTT (and for
+    MichiGAN's own beta-TCVAE there, a code-data run without latent_dims), models.<model>.params otherwise."""
+    import yaml
+
+    config = Path(__file__).parents[1] / "config/experiments/disentanglement.yaml"
+    section = yaml.safe_load(config.read_text())["disentanglement"]
+
+    def beta(simulation, model="betatcvae", dim=4):
+        return dis.run_params(section, simulation=simulation, model=model, latent_dim=dim, params={"beta": 10})
+
+    assert beta("linear")["beta"] == 5 and beta("linear", dim=10)["beta"] == 10
+    assert beta("nonlinear")["beta"] == 10 and beta("prosstt4", dim=10)["beta"] == 50
+    assert beta("linear", model="vae") == {"beta": 10}  # entries name their models
+    assert dis.run_params(section, simulation="prosstt3", model="michigan") == {"vae": {"beta": 50}}
+    assert dis.run_params(section, simulation="linear", model="betatcvae") == {}  # code-data run: no latent_dims
+    # later entries win
+    two = {"run_params": [{"params": {"beta": 2}}, {"simulations": ["linear"], "params": {"beta": 3}}]}
+    assert dis.run_params(two, simulation="linear", model="vae", latent_dim=4)["beta"] == 3
+    assert dis.run_params(two, simulation="prosstt3", model="vae", latent_dim=4)["beta"] == 2
+
+
+def test_check_run_params_names_the_run_with_a_bad_hyperparameter():
+    section = {"models": ["pca", "betatcvae"], "simulations": ["linear", "prosstt3"], "latent_dims": [10, 4],
+               "code_data_models": [],
+               "run_params": [{"models": ["betatcvae"], "simulations": ["prosstt3"], "params": {"beta": "ten"}}]}
+    settings = lambda model: {"preset": "demo", "params": {}}
+    with pytest.raises(ConfigError, match="run prosstt3/betatcvae/dim10: .*beta"):
+        dis.check_run_params(section, settings)
+    section["run_params"][0]["params"] = {"beta": 50}
+    dis.check_run_params(section, settings)
+
+
+def test_prosstt_simulation_is_scored_on_branch_and_step(tmp_path):
+    """MichiGAN Table 3: a PROSSTT-style tree written by the experiment names its factors (branch, pseudotime
+    step) and a run scores the codes against those."""
+    path = tmp_path / "tree.h5ad"
+    dis.simulate(output=path, simulation="prosstt3", n_cells=150, n_genes=40, seed=1,
+                 prosstt_params={"branch_length": 4})
+    outputs = {"metrics": tmp_path / "m.json", "latents": tmp_path / "z.npy", "train_log": tmp_path / "log.tsv",
+               "dimensions": tmp_path / "dims.tsv"}
+    dis.train_and_score(simulated=path, model="pca", latent_dim=3, seed=0, outputs=outputs, preset="demo",
+                        progress=False, threads=1)
+    record = json.loads(outputs["metrics"].read_text())
+    assert {"mig_branch", "mig_step", "correlation_gap_branch"} <= set(record) and "mig_batch" not in record
+    assert 0 <= record["mig"] <= 1 and set(pd.read_csv(outputs["dimensions"], sep="\t")["factor"]) == {
+        "branch", "step"}
+    assert dis.simulation_label("prosstt3") == "PROSSTT 3-branch tree"
+    with pytest.raises(ConfigError, match="unknown simulation 'prosstt9'"):
+        dis.simulate(output=tmp_path / "x.h5ad", simulation="prosstt9", n_cells=50, n_genes=10, seed=0)
 
 
 def test_latent_model_sets_each_model_s_own_latent_setting():

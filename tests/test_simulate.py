@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from scsynth_core.data.simulate import SplatterParams, simulate_splatter
+from scsynth_core.data.simulate import SplatterParams, default_branch_from, simulate_prosstt, simulate_splatter
 from scsynth_core.errors import ConfigError
 
 
@@ -195,3 +195,52 @@ def test_experiment_dropout_only_removes_counts():
 def test_bad_parameter_is_named(overrides, name):
     with pytest.raises(ConfigError, match=name):
         simulate_splatter(**{"n_cells": 50, "n_genes": 20, **overrides})
+
+
+# ------------------------------------------------------------------------------- PROSSTT-style trees (MichiGAN Table 3)
+def test_prosstt_tree_counts_factors_and_continuity():
+    sim = simulate_prosstt(n_cells=600, n_genes=80, n_branches=5, branch_length=20, seed=2)
+    assert sim.shape == (600, 80) and sp.isspmatrix_csr(sim.X) and sim.X.dtype == np.float32
+    values = sim.X.data
+    assert values.min() >= 0 and np.array_equal(values, np.round(values)) and sim.X.nnz > 0
+    assert sim.uns["simulation"]["factors"] == ["branch", "step"] and {"branch", "step"} <= set(sim.obs)
+    assert list(sim.obs["branch"].cat.categories) == [f"Branch{b}" for b in range(1, 6)]
+    # default topology: root -> 2, 3; branch 2 -> 4, 5; steps continue from the parent's end
+    assert sim.uns["simulation"]["branch_from"] == [1, 1, 2, 2]
+    assert sim.uns["simulation"]["branch_start"] == [0, 20, 20, 40, 40]
+    start = np.asarray(sim.uns["simulation"]["branch_start"])[sim.obs["branch"].cat.codes.to_numpy()]
+    assert (sim.obs["step"] - start).between(1, 20).all() and sim.obs["step"].max() > 55
+    assert (sim.obs["step"] - sim.obs["branch_step"]).groupby(sim.obs["branch"], observed=True).nunique().eq(1).all()
+    means = {b: sim.varm[f"log_means_Branch{b}"] for b in range(1, 6)}
+    for child, parent in ((2, 1), (3, 1), (4, 2), (5, 2)):  # a child starts where its parent ends
+        np.testing.assert_allclose(means[child][:, 0], means[parent][:, -1])
+    # sibling branches diverge: by their ends they differ in log mean expression
+    assert np.abs(means[2][:, -1] - means[3][:, -1]).mean() > 0.05
+    assert np.abs(means[4][:, -1] - means[5][:, -1]).mean() > 0.05
+    same = simulate_prosstt(n_cells=600, n_genes=80, n_branches=5, branch_length=20, seed=2)
+    other = simulate_prosstt(n_cells=600, n_genes=80, n_branches=5, branch_length=20, seed=3)
+    assert (same.X != sim.X).nnz == 0 and (other.X != sim.X).nnz > 0
+
+
+def test_prosstt_counts_are_negative_binomial_with_the_stated_mean_and_variance():
+    """One branch of 2 steps, no library-size spread: per gene and step the counts have mean ``base x
+    exp(log mean)`` and variance ``alpha mu^2 + beta mu`` (PROSSTT's count model)."""
+    sim = simulate_prosstt(n_cells=6000, n_genes=40, n_branches=1, branch_length=2, lib_scale=0.0, seed=4)
+    X, var = _dense(sim), sim.var
+    at_first = sim.obs["branch_step"].to_numpy() == 1
+    mu = var["base_gene_mean"].to_numpy() * np.exp(sim.varm["log_means_Branch1"][:, 0])
+    counts = X[at_first]
+    assert np.median(counts.mean(axis=0) / mu) == pytest.approx(1.0, abs=0.03)
+    expected = var["nb_alpha"].to_numpy() * mu**2 + var["nb_beta"].to_numpy() * mu
+    assert np.median(counts.var(axis=0, ddof=1) / expected) == pytest.approx(1.0, abs=0.1)
+
+
+def test_prosstt_default_topologies_and_bad_parameters():
+    assert default_branch_from(3) == [1, 1] and default_branch_from(4) == [1, 1, 1]  # a trifurcation
+    assert default_branch_from(5) == [1, 1, 2, 2] and default_branch_from(1) == []
+    chained = simulate_prosstt(n_cells=60, n_genes=10, n_branches=3, branch_from=[1, 2], branch_length=[5, 6, 7])
+    assert chained.obs.groupby("branch", observed=True)["step"].max().tolist() == [5, 11, 18]
+    for overrides, name in (({"branch_from": [2, 1]}, "branch_from"), ({"branch_length": 1}, "branch_length"),
+                            ({"alpha_scale": 0.5}, "alpha_scale"), ({"tree": 3}, "tree")):
+        with pytest.raises(ConfigError, match=name):
+            simulate_prosstt(**{"n_cells": 50, "n_genes": 20, "n_branches": 3, **overrides})

@@ -52,7 +52,8 @@ def test_registry_and_presets():
     paper = BetaTCVAE("paper").params
     assert (paper["latent_dim"], paper["encoder_layers"], paper["decoder_layers"], paper["dropout"]) == (
         10, [512, 256], [256, 512], 0.2)
-    assert (paper["batch_size"], paper["learning_rate"], paper["epochs"]) == (128, 1e-4, 100)
+    assert (paper["batch_size"], paper["learning_rate"], paper["epochs"]) == (128, 1e-4, 1000)  # the paper's
+    assert BetaTCVAE("workstation").params["epochs"] == 100  # the reference script's
     assert paper["beta"] == 10.0 and VAE("paper").params["beta"] == 1.0 and paper["tc_form"] == "chen"
     assert BetaTCVAE("demo").params["beta"] == 10.0 and BetaTCVAE.representation == "log1p"
     assert BetaTCVAE("demo", learning_rate="1e-3").params["learning_rate"] == 1e-3  # YAML string
@@ -117,6 +118,29 @@ def test_loss_forms_and_kl():
     reference = beta_tcvae_loss(x, mean, z, mu, logvar, beta=10.0, dataset_size=100, tc_form="reference")["loss"]
     assert chen == pytest.approx(plain["loss"].item() + 9 * tc, rel=1e-5)
     assert reference.item() == pytest.approx(plain["loss"].item() + 10 * tc, rel=1e-5)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 5.0, 50.0])
+def test_tc_forms_weight_total_correlation_as_stated(beta):
+    """The paper's form (default ``chen``, Chen et al. 2018 eq. 4) weighs TC by ``beta`` in total, i.e. adds
+    ``(beta - 1) TC`` to the ELBO's full KL, which already holds TC once; the reference code adds ``beta TC``: the
+    forms differ by exactly one TC, and at ``beta = 1`` the paper's form is the negative ELBO."""
+    torch.manual_seed(1)
+    x, mean = torch.rand(16, 6), torch.rand(16, 6)
+    mu, logvar = torch.randn(16, 3), torch.randn(16, 3) * 0.2
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(16, 3)
+    args = (x, mean, z, mu, logvar)
+    default = beta_tcvae_loss(*args, beta=beta, dataset_size=200)
+    chen = beta_tcvae_loss(*args, beta=beta, dataset_size=200, tc_form="chen")
+    reference = beta_tcvae_loss(*args, beta=beta, dataset_size=200, tc_form="reference")
+    elbo = default["reconstruction"] + default["kl"]
+    tc = default["tc"].item()
+    assert abs(tc) > 1e-3  # a TC that moves the loss
+    assert default["loss"].item() == chen["loss"].item()
+    assert chen["loss"].item() == pytest.approx(elbo.item() + (beta - 1) * tc, rel=1e-6)
+    assert (reference["loss"] - chen["loss"]).item() == pytest.approx(tc, rel=1e-4)
+    if beta == 1.0:
+        assert chen["loss"].item() == elbo.item()
 
 
 # ------------------------------------------------------------------------------------------------ the networks

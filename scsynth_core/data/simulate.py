@@ -62,6 +62,10 @@ the path, see ``cluster_by``); ``var``: ``base_gene_mean``, ``outlier_factor``, 
 ``batch_factor_<Batch>``, ``de_factor_<Path>`` (end-point factor relative to the origin), ``nonlinear_<Path>``;
 ``varm["path_factors_<Path>"]``: genes x steps factor table of each path; ``uns["simulation"]``: every parameter,
 the seed and the reference.
+
+MichiGAN's second simulator, PROSSTT differentiation trees (Papadopoulos et al. 2019; the paper's Table 3), is
+:func:`simulate_prosstt` at the end of this module (PROSSTT is not on the package index); its docstring gives the
+model and where it departs from PROSSTT.
 """
 
 from __future__ import annotations
@@ -376,6 +380,16 @@ def _simulate_block(count_rng, drop_rng, p, gene_means, factor_rows, lib, chi_sc
 
 
 # ----------------------------------------------------------------------------------------------- entry point
+def _resolved(klass, params, overrides: dict, what: str) -> dict:
+    """``params`` (default ``klass()``) with the fields in ``overrides`` replaced, checked and resolved; an
+    unknown name raises :class:`ConfigError` listing the known ones."""
+    fields = {f.name for f in dataclasses.fields(klass)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"unknown {what} parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    return dataclasses.replace(klass() if params is None else params, **overrides).resolved()
+
+
 def simulate_splatter(params: SplatterParams | None = None, /, *, seed: int = 0, **overrides) -> ad.AnnData:
     """Simulate a Splat dataset with paths and batches (Zappia et al. 2017; MichiGAN's simulated data).
 
@@ -397,12 +411,7 @@ def simulate_splatter(params: SplatterParams | None = None, /, *, seed: int = 0,
     """
     import anndata as ad
 
-    params = SplatterParams() if params is None else params
-    fields = {f.name for f in dataclasses.fields(SplatterParams)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ConfigError(f"unknown simulation parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-    p = dataclasses.replace(params, **overrides).resolved()
+    p = _resolved(SplatterParams, params, overrides, "simulation")
     seed = _positive_int("seed", seed, minimum=0)
     gene_rng, cell_rng, count_rng, drop_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     n_cells, n_genes, n_batches, n_paths = p["n_cells"], p["n_genes"], p["n_batches"], p["n_paths"]
@@ -481,3 +490,209 @@ def _clusters(obs: pd.DataFrame, cluster_by: str, batch_names: list[str], path_n
     names = [f"{b}_{k}" for b in batch_names for k in path_names]
     codes = obs["batch"].cat.codes.to_numpy() * len(path_names) + obs["path"].cat.codes.to_numpy()
     return pd.Categorical.from_codes(codes, categories=names)
+
+
+# ----------------------------------------------------------------------------------------------- PROSSTT trees
+PROSSTT_REFERENCE = "Papadopoulos, Gonzalo & Soeding 2019, Bioinformatics 35(18):3517-3519 (PROSSTT)"
+
+#: Ground-truth factors of a PROSSTT-style tree (obs columns), as MichiGAN scores them: branch and pseudotime step.
+PROSSTT_FACTORS = ("branch", "step")
+
+#: Redraws of a branch whose relative expression exceeds ``max_log_relative`` before giving up.
+_MAX_BRANCH_DRAWS = 200
+
+
+@dataclass(frozen=True)
+class ProssttParams:
+    """Parameters of :func:`simulate_prosstt` (PROSSTT's names in brackets; defaults PROSSTT's unless noted).
+
+    * ``n_branches`` tree segments (``num_branches``); ``branch_from``: the parent of branches 2..n (1-based,
+      branch 1 is the root), default binary breadth-first (branch ``k`` starts at the end of branch ``k // 2``;
+      an even count makes the last branch point a trifurcation: 4 branches = root + 3 children). Our choice: the
+      topologies of MichiGAN's 3/4/5-branch trees are not in the project's reference notes.
+    * ``branch_length`` pseudotime steps per branch (``time``; one value or one per branch), 50 (our choice).
+    * ``n_programs`` expression programs (``modules``), 10; ``coef_shape`` Gamma shape of the program-to-gene
+      weights (``a``), 0.05; each program is a random walk with momentum (``diffusion``): velocity starts at
+      ``Normal(0, velocity_sd = 0.2)``, decays by ``momentum - eta`` per step (``momentum`` 0.95, ``eta ~ U(0,
+      1)`` per walk) and takes ``Normal(0, 2 / T)`` kicks.
+    * ``max_log_relative`` (``rel_exp_cutoff``) 8: a branch is redrawn while its log relative expression exceeds it.
+    * Base gene expression ``exp(Normal(gene_loc = 0.8, gene_scale = 1))``, redrawn while a gene's largest mean
+      exceeds ``max_gene_mean`` (``abs_max``) 5,000.
+    * Negative binomial variance ``alpha mu^2 + beta mu`` per gene: ``alpha = exp(Normal(log alpha_mean, log
+      alpha_scale))`` (0.2, 1.5), ``beta = exp(Normal(log beta_mean, log beta_scale)) + 1`` (2, 1.5)
+      (``generate_negbin_params``).
+    * Library size factors ``exp(Normal(0, lib_scale = 0.7))`` (``scale_v``).
+    """
+
+    n_cells: int = 10_000
+    n_genes: int = 1_000
+    n_branches: int = 3
+    branch_from: Sequence[int] | None = None
+    branch_length: int | Sequence[int] = 50
+    n_programs: int = 10
+    coef_shape: float = 0.05
+    velocity_sd: float = 0.2
+    momentum: float = 0.95
+    max_log_relative: float = 8.0
+    gene_loc: float = 0.8
+    gene_scale: float = 1.0
+    max_gene_mean: float = 5000.0
+    alpha_mean: float = 0.2
+    alpha_scale: float = 1.5
+    beta_mean: float = 2.0
+    beta_scale: float = 1.5
+    lib_scale: float = 0.7
+
+    def resolved(self) -> dict:
+        """Checked parameters with the topology and branch lengths as lists; :class:`ConfigError` names the first
+        bad one."""
+        out: dict = {name: _positive_int(name, getattr(self, name))
+                     for name in ("n_cells", "n_genes", "n_branches", "n_programs")}
+        n = out["n_branches"]
+        for name in ("coef_shape", "velocity_sd", "max_log_relative", "max_gene_mean", "alpha_mean", "beta_mean"):
+            out[name] = _number(name, getattr(self, name), low=0.0, low_open=True)
+        for name in ("gene_scale", "lib_scale"):
+            out[name] = _number(name, getattr(self, name), low=0.0)
+        for name in ("alpha_scale", "beta_scale"):
+            out[name] = _number(name, getattr(self, name), low=1.0)  # log of it is the s.d.
+        out["momentum"] = _number("momentum", self.momentum, low=0.0, high=1.0)
+        out["gene_loc"] = _number("gene_loc", self.gene_loc)
+        lengths = self.branch_length
+        if isinstance(lengths, numbers.Integral) and not isinstance(lengths, bool):
+            lengths = [lengths] * n
+        if isinstance(lengths, (str, bytes)) or not isinstance(lengths, (Sequence, np.ndarray)) or len(lengths) != n:
+            raise ConfigError(f"branch_length must be an integer or {n} integers (one per branch), got {lengths!r}")
+        out["branch_length"] = [_positive_int("branch_length", t, minimum=2) for t in lengths]
+        out["branch_from"] = _branch_from(self.branch_from, n)
+        return out
+
+
+def default_branch_from(n_branches: int) -> list[int]:
+    """Parents (1-based) of branches 2..n: binary breadth-first, the last branch point a trifurcation when the
+    count is even (see :class:`ProssttParams`)."""
+    parents = [k // 2 for k in range(2, n_branches + 1)]
+    if n_branches > 2 and n_branches % 2 == 0:
+        parents[-1] = (n_branches - 1) // 2
+    return parents
+
+
+def _branch_from(branch_from, n: int) -> list[int]:
+    if branch_from is None:
+        return default_branch_from(n)
+    if isinstance(branch_from, (str, bytes)) or not isinstance(branch_from, (Sequence, np.ndarray)) \
+            or len(branch_from) != n - 1:
+        raise ConfigError(f"branch_from must list the parent of branches 2..{n} ({n - 1} integers), got "
+                          f"{branch_from!r}")
+    for k, parent in enumerate(branch_from, start=2):
+        # a parent numbered below its child: every branch leads back to the root, no cycles
+        if isinstance(parent, bool) or not isinstance(parent, numbers.Integral) or not 1 <= parent < k:
+            raise ConfigError(f"branch_from: the parent of branch {k} must be a branch 1..{k - 1}, got {parent!r}")
+    return [int(p) for p in branch_from]
+
+
+def expression_programs(rng: np.random.Generator, n_steps: int, p: dict) -> np.ndarray:
+    """PROSSTT's ``diffusion``: ``n_programs`` random walks with momentum over ``n_steps`` (steps x programs),
+    starting at 0: ``w[t+1] = w[t] + v[t]``, ``v[t+1] = (momentum - eta) v[t] + Normal(0, 2 / n_steps)``."""
+    k = p["n_programs"]
+    velocity = rng.normal(0.0, p["velocity_sd"], k)
+    damping = p["momentum"] - rng.uniform(0.0, 1.0, k)
+    kicks = rng.normal(0.0, 2.0 / n_steps, (n_steps - 1, k))
+    walk = np.zeros((n_steps, k))
+    for t in range(n_steps - 1):
+        walk[t + 1] = walk[t] + velocity
+        velocity = damping * velocity + kicks[t]
+    return walk
+
+
+def tree_log_means(rng: np.random.Generator, p: dict) -> tuple[list[np.ndarray], np.ndarray]:
+    """Log relative means (steps x genes) of every branch, each continuing from the end of its parent, and the
+    program-to-gene weights (programs x genes)."""
+    weights = rng.gamma(p["coef_shape"], 1.0, (p["n_programs"], p["n_genes"]))
+    parents = [0, *p["branch_from"]]  # 1-based parents; 0: the root has none
+    tables: list[np.ndarray] = []
+    for b, length in enumerate(p["branch_length"]):
+        start = tables[parents[b] - 1][-1] if parents[b] else np.zeros(p["n_genes"])
+        for _ in range(_MAX_BRANCH_DRAWS):
+            table = start + expression_programs(rng, length, p) @ weights
+            if table.max() <= p["max_log_relative"]:
+                break
+        else:
+            raise ConfigError(f"PROSSTT branch {b + 1}: no draw in {_MAX_BRANCH_DRAWS} kept the log relative "
+                              f"expression below max_log_relative={p['max_log_relative']:g} (raise it, or lower "
+                              "coef_shape or the branch lengths)")
+        tables.append(table)
+    return tables, weights
+
+
+def simulate_prosstt(params: ProssttParams | None = None, /, *, seed: int = 0, **overrides) -> ad.AnnData:
+    """Simulate a branching differentiation tree in the manner of PROSSTT (Papadopoulos et al. 2019; MichiGAN's
+    second simulator, Yu & Welch 2021, "Simulated data": 3-, 4- and 5-branch trees).
+
+    The model (PROSSTT's ``simulate_lineage`` + ``sample_density`` + ``draw_counts``; :class:`ProssttParams`):
+    every branch has expression programs (random walks with momentum over its pseudotime steps); a gene's log
+    relative expression is the programs weighted by Gamma-distributed coefficients shared by all branches, and a
+    child branch starts where its parent ends. Cells are drawn uniformly over the tree's (branch, step) positions;
+    a cell's mean is ``base_g x exp(log relative mean) x library size factor`` and its count is negative binomial
+    with variance ``alpha_g mu^2 + beta_g mu`` (drawn as gamma-Poisson).
+
+    Departures from PROSSTT: no rejection of correlated programs within a branch (``intra_branch_tol``) or of
+    parallel branches that do not anti-correlate (``inter_branch_tol``), only the ``rel_exp_cutoff`` redraw;
+    cells uniform over the tree, not PROSSTT's other samplers; NumPy generators from ``np.random.SeedSequence(seed)``
+    (three streams: tree and genes, cell positions and sizes, counts), so a seed gives the same data with this code
+    but not PROSSTT's numbers.
+
+    Returns an AnnData with CSR float32 integer counts; ``obs``: ``branch`` (categorical ``Branch1..``), ``step``
+    (pseudotime from the root, 1..), ``branch_step`` (step within the branch), ``library_size`` (size factor),
+    ``cluster`` (= branch); ``var``: ``base_gene_mean``, ``nb_alpha``, ``nb_beta``; ``varm["log_means_<Branch>"]``
+    genes x steps; ``uns["simulation"]``: parameters, seed, branch start steps and ``factors`` (branch, step).
+    """
+    import anndata as ad
+
+    p = _resolved(ProssttParams, params, overrides, "PROSSTT")
+    seed = _positive_int("seed", seed, minimum=0)
+    tree_rng, cell_rng, count_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    n_cells, n_genes, lengths = p["n_cells"], p["n_genes"], p["branch_length"]
+
+    tables, _ = tree_log_means(tree_rng, p)
+    peak = np.exp(np.max([t.max(axis=0) for t in tables], axis=0))
+    base = np.exp(tree_rng.normal(p["gene_loc"], p["gene_scale"], n_genes))
+    for _ in range(1000):  # PROSSTT's simulate_base_gene_exp: redraw genes whose largest mean is too high
+        high = base * peak > p["max_gene_mean"]
+        if not high.any():
+            break
+        base[high] = np.exp(tree_rng.normal(p["gene_loc"], p["gene_scale"], int(high.sum())))
+    alpha = np.exp(tree_rng.normal(np.log(p["alpha_mean"]), np.log(p["alpha_scale"]), n_genes))
+    beta = np.exp(tree_rng.normal(np.log(p["beta_mean"]), np.log(p["beta_scale"]), n_genes)) + 1.0
+
+    # Positions: uniform over every (branch, step) of the tree; global steps continue from the parent's end.
+    starts = [0] * len(lengths)
+    for b, parent in enumerate(p["branch_from"], start=1):
+        starts[b] = starts[parent - 1] + lengths[parent - 1]
+    offsets = np.cumsum([0, *lengths[:-1]])
+    position = cell_rng.integers(0, sum(lengths), n_cells)
+    branch = np.searchsorted(offsets, position, side="right") - 1
+    local = position - offsets[branch]
+    size = np.exp(cell_rng.normal(0.0, p["lib_scale"], n_cells))
+    log_means = np.vstack(tables)
+
+    blocks = []
+    for i in range(0, n_cells, max(1, _BLOCK_ENTRIES // n_genes)):
+        rows = slice(i, i + max(1, _BLOCK_ENTRIES // n_genes))
+        mu = base * np.exp(log_means[position[rows]]) * size[rows, None]
+        scale = alpha * mu + beta - 1.0  # gamma scale; shape mu / scale gives variance alpha mu^2 + beta mu
+        blocks.append(sp.csr_matrix(count_rng.poisson(count_rng.gamma(mu / scale, scale)).astype(np.float32)))
+    X = sp.vstack(blocks, format="csr")
+
+    names = [f"Branch{b + 1}" for b in range(len(lengths))]
+    obs = pd.DataFrame(
+        {"branch": pd.Categorical.from_codes(branch, categories=names),
+         "step": np.asarray(starts)[branch] + local + 1, "branch_step": local + 1, "library_size": size},
+        index=pd.Index([f"Cell{i + 1}" for i in range(n_cells)]),
+    )
+    obs["cluster"] = obs["branch"].copy()
+    var = pd.DataFrame({"base_gene_mean": base, "nb_alpha": alpha, "nb_beta": beta},
+                       index=pd.Index([f"Gene{g + 1}" for g in range(n_genes)]))
+    varm = {f"log_means_{name}": tables[b].T.copy() for b, name in enumerate(names)}
+    uns = {"simulation": {"method": "prosstt", "reference": PROSSTT_REFERENCE, "seed": seed,
+                          "branch_start": starts, "factors": list(PROSSTT_FACTORS), **p}}
+    return ad.AnnData(X=X, obs=obs, var=var, varm=varm, uns=uns)

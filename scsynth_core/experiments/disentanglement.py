@@ -11,7 +11,12 @@ above all on the non-linear step data.
 
 Factors are those of the reference plotting code: batch, path, step and the library-size quartile (the expected
 library size of the simulation cut at its quartiles, so that every factor is discrete as MIG and the FactorVAE
-metric need).
+metric need). The paper's second simulator (Table 3), PROSSTT-style trees of 3, 4 and 5 branches
+(:func:`scsynth_core.data.simulate.simulate_prosstt`), has the factors branch and pseudotime step; a simulated
+file names its factors in ``uns["simulation"]["factors"]``.
+
+Per-run hyperparameters (``run_params``, :func:`run_params`) give the paper's beta where it differs by data set:
+5 for the 4-dimensional linear-step runs, 50 on PROSSTT (10 otherwise, the ``betatcvae`` default).
 """
 
 from __future__ import annotations
@@ -35,14 +40,78 @@ FACTORS = ("batch", "path", "step", "library_size")
 SCORES = ["mig", "mig_posterior", "mig_balanced", "factorvae", "correlation_gap"]
 
 
-def simulate(*, output: str | Path, step: str, n_cells: int, n_genes: int, seed: int,
-             params: Mapping[str, Any] | None = None) -> None:
-    """Write one Splatter simulation (MichiGAN "Simulated data"; ``step``: ``linear`` or ``nonlinear``)."""
-    from scsynth_core.data.simulate import simulate_splatter
+#: The experiment's simulations: Splatter step variants (MichiGAN Tables 1-2) and PROSSTT-style trees by their
+#: number of branches (Table 3).
+SPLATTER_SIMULATIONS = ("linear", "nonlinear")
+PROSSTT_SIMULATIONS = {"prosstt3": 3, "prosstt4": 4, "prosstt5": 5}
+SIMULATIONS = (*SPLATTER_SIMULATIONS, *PROSSTT_SIMULATIONS)
 
-    adata = simulate_splatter(seed=seed, step=step, n_cells=n_cells, n_genes=n_genes, **dict(params or {}))
+
+def simulate(*, output: str | Path, simulation: str, n_cells: int, n_genes: int, seed: int,
+             params: Mapping[str, Any] | None = None, prosstt_params: Mapping[str, Any] | None = None) -> None:
+    """Write one simulation of MichiGAN's "Simulated data": ``linear`` / ``nonlinear`` Splatter steps (``params``:
+    further ``SplatterParams``) or a PROSSTT-style tree ``prosstt3`` / ``4`` / ``5`` (``prosstt_params``: further
+    ``ProssttParams``)."""
+    from scsynth_core.data.simulate import simulate_prosstt, simulate_splatter
+
+    if simulation in PROSSTT_SIMULATIONS:
+        adata = simulate_prosstt(seed=seed, n_branches=PROSSTT_SIMULATIONS[simulation], n_cells=n_cells,
+                                 n_genes=n_genes, **dict(prosstt_params or {}))
+    elif simulation in SPLATTER_SIMULATIONS:
+        adata = simulate_splatter(seed=seed, step=simulation, n_cells=n_cells, n_genes=n_genes, **dict(params or {}))
+    else:
+        raise ConfigError(f"unknown simulation '{simulation}' (known: {', '.join(SIMULATIONS)})")
     atomic.write_h5ad(output, adata)
-    log.info("simulated %d cells x %d genes (%s step, seed %d)", adata.n_obs, adata.n_vars, step, seed)
+    log.info("simulated %d cells x %d genes (%s, seed %d)", adata.n_obs, adata.n_vars, simulation, seed)
+
+
+def simulation_label(simulation: str) -> str:
+    """A figure title's name of a simulation: "linear step", "PROSSTT 3-branch tree"."""
+    if simulation in PROSSTT_SIMULATIONS:
+        return f"PROSSTT {PROSSTT_SIMULATIONS[simulation]}-branch tree"
+    return f"{simulation} step"
+
+
+def simulation_factors(adata) -> list[str]:
+    """The ground-truth factors a simulated file names (``uns["simulation"]["factors"]``), else Splatter's."""
+    return [str(f) for f in adata.uns.get("simulation", {}).get("factors", FACTORS)]
+
+
+def run_params(section: Mapping[str, Any], *, simulation: str, model: str, latent_dim: int | None = None,
+               params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``params`` (``models.<model>.params``) with every ``run_params`` entry of the disentanglement ``section``
+    that matches this run laid over them, in order. An entry matches when each of its ``models``,
+    ``simulations`` and ``latent_dims`` lists it gives holds the run's; code-data runs (``latent_dim`` None) match
+    only entries without ``latent_dims``. The paper's beta per data set: 5 for the 4-dimensional linear-step
+    runs, 50 on PROSSTT."""
+    out = dict(params or {})
+    for entry in section.get("run_params") or []:
+        if ("models" in entry and model not in entry["models"]) \
+                or ("simulations" in entry and simulation not in entry["simulations"]) \
+                or ("latent_dims" in entry and (latent_dim is None or int(latent_dim) not in entry["latent_dims"])):
+            continue
+        out |= dict(entry["params"])
+    return out
+
+
+def check_run_params(section: Mapping[str, Any], settings) -> None:
+    """Check the hyperparameters of every run of the ``section`` (representations and code-data GANs) with the
+    torch-free model specs. ``settings(model)``: the model's ``preset`` and ``params``
+    (:func:`scsynth_core.config.model_settings`). Raises :class:`ConfigError` naming the run."""
+    from scsynth_core.models.specs import model_spec
+
+    runs = [(m, d) for m in section["models"] for d in section["latent_dims"]]
+    runs += [(m, None) for m in section.get("code_data_models") or []]
+    for model, dim in runs:
+        spec, base = model_spec(model), settings(model)
+        own = {spec.latent_param: int(dim)} if dim is not None and spec.latent_param else {}
+        for simulation in section["simulations"]:
+            merged = run_params(section, simulation=simulation, model=model, latent_dim=dim, params=base["params"])
+            try:
+                spec.settings(base["preset"], merged | own)
+            except ConfigError as exc:
+                run = f"{simulation}/{model}" + ("" if dim is None else f"/dim{dim}")
+                raise ConfigError(f"config: disentanglement.run_params: run {run}: {exc}") from None
 
 
 def factor_table(obs, factors: Sequence[str] = FACTORS):
@@ -116,10 +185,11 @@ def _score_with_dimensions(latents: np.ndarray, factors, *, seed: int = 0, logva
 def latent_model(model: str, latent_dim: int, params: Mapping[str, Any] | None, preset: str):
     """An untrained representation model with ``latent_dim`` codes (the model's own name for that setting)."""
     from scsynth_core.models import get_model_class
+    from scsynth_core.models.capabilities import Encodes
 
     klass = get_model_class(model)
-    key = getattr(klass, "latent_param", None)
-    if key is None or not hasattr(klass, "encode"):
+    key = klass.latent_param
+    if key is None or not issubclass(klass, Encodes):
         raise ConfigError(f"model '{model}' has no latent representation to score (models with one: pca, vae, "
                           "betatcvae)")
     return klass(preset, **(dict(params or {}) | {key: int(latent_dim)}))
@@ -135,30 +205,32 @@ def train_and_score(
     preset: str = "paper",
     params: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
-    factors: Sequence[str] = FACTORS,
+    factors: Sequence[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
     progress: bool = True,
 ) -> None:
-    """Train ``model`` on all simulated cells, encode them (posterior means) and score the codes (MIG also
-    through the posterior when the model has one: ``pca``, ``vae``, ``betatcvae``).
+    """Train ``model`` on all simulated cells, encode them (posterior means) and score the codes against the
+    ``factors`` (default: those the simulation names) (MIG also through the posterior when the model has one:
+    ``pca``, ``vae``, ``betatcvae``).
 
     ``outputs``: ``metrics`` (JSON: run identity, scores, seconds), ``latents`` (``.npy``, cells x dims),
     ``train_log`` (TSV), ``dimensions`` (TSV, optional: |Spearman rho| and MI of every factor and code dim,
     Fig. 1c-d).
     """
     from scsynth_core.data.checks import read_h5ad
+    from scsynth_core.models.capabilities import PosteriorSampling
     from scsynth_core.models.training import history_frame
     from scsynth_core.runtime import set_threads
 
     set_threads(threads)
     instance = latent_model(model, latent_dim, params, preset)  # checks the settings before reading data
     adata = read_h5ad(simulated)
-    truth = factor_table(adata.obs, factors)
+    truth = factor_table(adata.obs, factors or simulation_factors(adata))
     t0 = time.perf_counter()
     history = instance.fit(adata, seed=seed, device=device, max_steps=max_steps, progress=progress)
     train_seconds = time.perf_counter() - t0
-    if hasattr(instance, "posterior"):
+    if isinstance(instance, PosteriorSampling):
         latents, logvar = (np.asarray(a, dtype=np.float64) for a in instance.posterior(adata))
     else:
         latents, logvar = np.asarray(instance.encode(adata), dtype=np.float64), None
@@ -213,7 +285,7 @@ def figures(
     simulation: str,
     outputs: Mapping[str, str | Path],
     dimensions: Mapping[str, str | Path] | None = None,
-    factors: Sequence[str] = FACTORS,
+    factors: Sequence[str] | None = None,
     n_neighbors: int = 30,
     seed: int = 0,
 ) -> None:
@@ -237,18 +309,18 @@ def figures(
     fig = Figure(figsize=(4.2 * len(SCORES), 3.4), layout="constrained")
     for ax, score in zip(fig.subplots(1, len(SCORES)), SCORES):
         plot_metric_bars(frame, metric=score, ax=ax)
-    fig.suptitle(f"{simulation} step: disentanglement by latent dimensions")
+    fig.suptitle(f"{simulation_label(simulation)}: disentanglement by latent dimensions")
     save_figure(fig, outputs["scores"])
     if dimensions:
         tables = {model: dimension_frame(pd.read_csv(path, sep="\t")) for model, path in dimensions.items()}
-        fig = plot_dimension_bars(tables, title=f"{simulation} step: code dimensions against factors")
+        fig = plot_dimension_bars(tables, title=f"{simulation_label(simulation)}: code dimensions against factors")
         save_figure(fig, outputs["dimensions"])
-    obs = read_h5ad(simulated, backed=True).obs
-    truth = obs[list(factors)]
+    cells = read_h5ad(simulated, backed=True)
+    truth = cells.obs[list(factors or simulation_factors(cells))]
     for model, path in latents.items():
         codes = np.load(path)
         coords = embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
-        fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation} step")
+        fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation_label(simulation)}")
         save_figure(fig, outputs[model])
 
 
@@ -328,7 +400,7 @@ def code_data_run(
     k: int = 3,
     traversal_steps: int = 10,
     traversal_draws: int = 5,
-    factors: Sequence[str] = FACTORS,
+    factors: Sequence[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
     progress: bool = True,
@@ -350,16 +422,17 @@ def code_data_run(
     from scsynth_core.metrics.disentanglement import knn_factor_regression
     from scsynth_core.metrics.representation import fit_representation
     from scsynth_core.models import get_model_class
+    from scsynth_core.models.capabilities import CodeConditioned, NoiseInputs
     from scsynth_core.runtime import set_threads
 
     set_threads(threads)
     klass = get_model_class(model)
-    if not hasattr(klass, "noise_of"):
+    if not issubclass(klass, NoiseInputs):
         raise ConfigError(f"model '{model}' is not a GAN of the code-data comparison (use: "
                           f"{', '.join(CODE_DATA_MODELS)})")
     instance = klass(preset, **dict(params or {}))
     adata = read_h5ad(simulated)
-    truth = factor_table(adata.obs, factors)
+    truth = factor_table(adata.obs, factors or simulation_factors(adata))
     t0 = time.perf_counter()
     instance.fit(adata, seed=seed, device=device, max_steps=max_steps, progress=progress)
     train_seconds = time.perf_counter() - t0
@@ -367,7 +440,7 @@ def code_data_run(
     real_pcs = pca.transform(adata)
     cells = instance.sample(n_cells, seed=seed)
     sets, traversed = {}, {}
-    if "X_codes" in cells.obsm:
+    if isinstance(instance, CodeConditioned):  # MichiGAN: its codes; WGAN-GP: its first noise dims
         codes = cells.obsm["X_codes"]
         sets[model] = (codes, cells)
         sets["betatcvae"] = (codes, instance.vae.generate_from_codes(codes, seed=seed))
@@ -441,7 +514,7 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
         for ax, metric, label in zip(fig.subplots(1, 2), ("abs_rho", "gap"), ("largest |rho|", "correlation gap")):
             plot_metric_bars(subset, metric=metric, by="factor", ax=ax, title=label)
             ax.set_ylim(0, 1)
-        fig.suptitle(f"{simulation} step: code-data correlations")
+        fig.suptitle(f"{simulation_label(simulation)}: code-data correlations")
         save_figure(fig, output)
 
 
@@ -469,14 +542,14 @@ def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: M
                                 perplexity=30.0)
                 predicted = pd.DataFrame(data[f"{generator}__factors"], columns=names).round(2)
                 fig = plot_latent_umap(coords, predicted, data[f"{generator}__codes"],
-                                       title=f"{generator} cells, {simulation} step: predicted factors and codes")
+                                       title=f"{generator} cells, {simulation_label(simulation)}: predicted factors and codes")
                 save_figure(fig, outputs[f"umap_{generator}"])
                 drawn.add(f"umap_{generator}")
             if f"traversal_{generator}" in outputs and f"{generator}__traversal_values" in data:
                 fig = plot_traversals(data[f"{generator}__traversal_values"], data[f"{generator}__traversal_pcs"],
                                       data[f"{generator}__traversal_factors"], background=data["real_pcs"],
                                       factor_names=names, factor_range=data["factor_range"],
-                                      title=f"{generator}, {simulation} step: latent traversals")
+                                      title=f"{generator}, {simulation_label(simulation)}: latent traversals")
                 save_figure(fig, outputs[f"traversal_{generator}"])
                 drawn.add(f"traversal_{generator}")
     missing = sorted(set(outputs) - drawn)

@@ -117,8 +117,15 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
 def beta_tcvae_loss(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                     *, beta: float, dataset_size: int, tc_form: str = "chen") -> dict[str, torch.Tensor]:
     """The minibatch loss and its terms (``loss``, ``reconstruction``, ``kl``, ``tc``), per cell and averaged:
-    ``-log N(x; mean, I) + KL(q(z|x) || N(0, I)) + w * TC`` (Chen et al. 2018, eq. 2-4), ``w = beta - 1`` with
-    ``tc_form="chen"`` (TC weighted by ``beta`` in total), ``w = beta`` with ``"reference"``; see docs/models.md."""
+    ``-log N(x; mean, I) + KL(q(z|x) || N(0, I)) + w * TC``; see docs/models.md.
+
+    * ``tc_form="chen"`` (default, the paper's form): ``w = beta - 1``, so TC is weighted by ``beta`` in total and
+      index-code MI and dimension-wise KL by 1: Chen et al. 2018 eq. 4 with alpha = gamma = 1 (the KL split of
+      eq. 2-3), the beta-TCVAE objective of Yu & Welch 2021, Methods "beta-TCVAE". ``beta = 1`` is the ELBO.
+    * ``tc_form="reference"``: ``w = beta``, TC added on top of the full KL (TC weight ``beta + 1``), as the
+      reference code's loss (welch-lab/MichiGAN ``FunctionProgramExamples``: ``+ 100 * TC``).
+
+    The two forms differ by exactly ``1 x TC``."""
     if tc_form not in TC_FORMS:
         raise ConfigError(f"tc_form must be one of {', '.join(TC_FORMS)}, got '{tc_form}'")
     reconstruction = gaussian_nll(x, mean).mean()
