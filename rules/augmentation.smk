@@ -45,7 +45,7 @@ rule evaluate_augmentation:
         os.path.join(AUG_LOGS, "evaluate_frac{fraction}_seed{seed}.log"),
     conda:
         "../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     params:

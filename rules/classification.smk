@@ -17,7 +17,7 @@ rule actinn_classification:
         "logs/realism/{dataset}/actinn/seed{seed}.log",
     conda:
         "../envs/models.yaml"
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,

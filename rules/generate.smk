@@ -15,7 +15,7 @@ rule generate_cells:
         os.path.join(RUN, "generate_benchmark.tsv")
     conda:
         "../envs/models.yaml"
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,

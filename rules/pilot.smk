@@ -50,7 +50,7 @@ rule pilot_replicates:
         model=PILOT_MODEL,
     conda:
         "../envs/models.yaml"
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,
@@ -79,7 +79,7 @@ rule pilot_zero_inflation:
         model=PILOT_MODEL,
     conda:
         "../envs/models.yaml"
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,

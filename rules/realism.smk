@@ -63,7 +63,7 @@ rule evaluate_realism:
         os.path.join(REALISM_LOGS, "evaluate.log"),
     conda:
         "../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     params:
@@ -91,7 +91,7 @@ rule evaluate_real_control:
         "logs/realism/{dataset}/real_control/seed{seed}/evaluate.log",
     conda:
         "../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     params:
@@ -117,7 +117,7 @@ rule evaluate_per_cluster:
         os.path.join(REALISM_LOGS, "per_cluster.log"),
     conda:
         "../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     params:
@@ -141,7 +141,7 @@ rule evaluate_per_cluster_control:
         "logs/realism/{dataset}/real_control/seed{seed}/per_cluster.log",
     conda:
         "../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     params:

@@ -11,7 +11,7 @@ rule train_model:
         os.path.join(RUN, "train_benchmark.tsv")
     conda:
         "../envs/models.yaml"
-    threads: 2
+    threads: 1
     resources:
         **GPU_RESOURCES,
         mem_mb=8000,

@@ -209,7 +209,7 @@ def test_penalty_gradients_match_a_plain_relu_critic():
 @pytest.mark.parametrize("head", ["projection", "projection_only"])
 def test_conditional_layers_have_the_same_gradients_every_time_on_two_threads(head):
     """Indexing a class table (``table[labels]``) accumulates its gradient in a varying order on 2 CPU threads, so
-    cscGAN trained with the workflow's 2 threads gave other weights each run; the one-hot product does not."""
+    cscGAN trained on 2 threads gave other weights each run; ``scgan.class_rows`` (``F.embedding``) does not."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

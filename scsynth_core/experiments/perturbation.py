@@ -33,11 +33,11 @@ Choices, where the paper leaves them open or where this module adds to it:
   converted to ``log1p``; generated cells already are. The held-out cells enter this PCA (it is the evaluation
   space, not a model; no model sees them).
 * **delta-H** (:func:`scsynth_core.metrics.latent.delta_h`): entropy of the predicted codes minus that of the
-  real held-out cells' codes (posterior means of the trained beta-TCVAE encoder); one value per prediction, the
-  same for ``michigan`` and ``betatcvae`` (they decode the same codes). The control's codes are the predicted
-  codes before the shift; since the shift is one constant vector and the entropy estimate is translation
-  invariant, their delta-H equals the prediction's up to rounding (reported for completeness). The code
-  distance (between mean codes) does tell them apart.
+  real held-out cells' codes (of the trained beta-TCVAE encoder: posterior means, or draws with ``codes``
+  ``"sample"``); one value per prediction, the same for ``michigan`` and ``betatcvae`` (they decode the same
+  codes). The control's codes are the predicted codes before the shift; since the shift is one constant vector
+  and the entropy estimate is translation invariant, their delta-H equals the prediction's up to rounding
+  (reported for completeness). The code distance (between mean codes) does tell them apart.
 * **Improvement** (per combination and seed): ``rf_error(michigan) - rf_error(betatcvae)``. RF errors are at most
   about 0.5, so a positive improvement means the GAN-decoded cells are harder to tell from the real held-out
   cells than the VAE-decoded ones. Figure (b) plots it against delta-H.
