@@ -124,5 +124,5 @@ def plot_retrained_errors(table: pd.DataFrame, *, title: str = "", ax: Axes | No
     better = int((table["rf_error_michigan"] > table["rf_error_betatcvae"]).sum())
     heading = f"MichiGAN above the beta-TCVAE decoder in {better} of {len(table)} runs"
     axis.set_title(f"{title}\n{heading}" if title else heading, fontsize="medium")
-    axis.legend(frameon=False, loc="best", fontsize="x-small")
+    axis.legend(frameon=False, loc="center right", fontsize="x-small")
     return fig
