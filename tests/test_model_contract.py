@@ -4,6 +4,7 @@ PBMC cells x 60 genes with the ``demo`` preset shrunk to a few steps and tiny ne
 - ``fit`` returns a history (a table of columns); ``sample(n)`` gives ``n`` cells of the training genes, in order;
 - the same seed gives the same model, history and cells (CPU); another sampling seed gives other cells;
 - save -> ``load_model`` gives the same model and cells; ``sample_to_h5ad`` streams the cells ``sample`` gives;
+- the capabilities a model declares (:mod:`scsynth_core.models.capabilities`) work, and it has no undeclared ones;
 - cells are in the output space the class declares (``representation``);
 - conditional models give exactly the requested labels and name an unknown label; the others refuse labels;
 - a checkpointed fit killed before its last log row resumes from its last checkpoint to the uninterrupted result;
@@ -27,6 +28,7 @@ from scsynth_core.data.preprocess import LSN_TARGET
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models import MODELS, available_models, load_model
 from scsynth_core.models.base import REPRESENTATIONS
+from scsynth_core.models.capabilities import CodeConditioned, Encodes, NoiseInputs, PosteriorSampling
 from scsynth_core.models.training import Checkpointer, TrainLog
 
 LABEL_KEY = "louvain"
@@ -244,6 +246,48 @@ def test_streamed_generation_writes_chunk_by_chunk_what_sample_gives(name, fitte
     for key in memory.obsm:
         np.testing.assert_array_equal(written.obsm[key], memory.obsm[key])
     assert written.uns["scsynth"].pop("generation_seconds") >= 0
+
+
+#: What each capability promises, as the methods a model without it must not have (an undeclared method would be
+#: missed by the callers that test capabilities with isinstance).
+CAPABILITY_METHODS = {Encodes: ("encode",), PosteriorSampling: ("posterior",),
+                      CodeConditioned: ("generate_from_codes", "traverse"), NoiseInputs: ("noise_of",)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_capabilities_agree_with_what_the_model_does(name, fitted, data):
+    """Each capability a model declares works on the fitted model, and one it does not declare is not there."""
+    model = fitted(name)[0]
+    klass = type(model)
+    for capability, methods in CAPABILITY_METHODS.items():
+        if not isinstance(model, capability):
+            assert not any(hasattr(model, m) for m in methods), f"{name} has {methods} but is no {capability}"
+    assert klass.latent_param is None or isinstance(model, Encodes), "a latent size without codes to score"
+    if isinstance(model, Encodes):
+        codes = model.encode(data)
+        assert codes.ndim == 2 and codes.shape[0] == data.n_obs and np.isfinite(codes).all()
+        if klass.latent_param is not None:
+            assert codes.shape[1] == model.params[klass.latent_param]
+    if isinstance(model, PosteriorSampling):
+        mean, logvar = model.posterior(data)
+        assert mean.shape == logvar.shape == codes.shape and np.isfinite(logvar).all()
+        np.testing.assert_array_equal(mean, codes)  # encode gives the posterior means
+        drawn = model.encode(data, sample=True, seed=1)
+        assert not np.allclose(drawn, mean) and np.array_equal(drawn, model.encode(data, sample=True, seed=1))
+    if isinstance(model, CodeConditioned):
+        cells = model.sample(N_SAMPLE, seed=6, batch_size=16)
+        assert cells.obsm["X_codes"].shape == (N_SAMPLE, model.code_dim)
+        # Cells are a function of their codes (and the seed's noise): decoding the drawn codes gives them again.
+        again = model.sample(N_SAMPLE, codes=cells.obsm["X_codes"], seed=6, batch_size=16)
+        assert (again.X != cells.X).nnz == 0
+        np.testing.assert_array_equal(again.obsm["X_codes"], cells.obsm["X_codes"])
+    else:
+        with pytest.raises(ConfigError, match=r"sample\(\) takes no argument\(s\) codes"):
+            model.sample(2, codes=np.zeros((2, 3), dtype=np.float32))
+    if isinstance(model, NoiseInputs):
+        noise = model.noise_of(N_SAMPLE, seed=6)
+        assert noise.shape == (N_SAMPLE, model.params["noise_dim"]) and np.array_equal(noise, model.noise_of(
+            N_SAMPLE, seed=6)) and not np.array_equal(noise, model.noise_of(N_SAMPLE, seed=7))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -244,9 +244,10 @@ class GenerativeModel(ABC):
 
         ``labels``: ``None`` (holistic generation; conditional models draw labels with the training
         frequencies), a sequence of ``n_cells`` labels, or a dict ``{label: count}`` summing to ``n_cells``.
-        ``options``: the family's own arguments (``codes`` for :class:`~scsynth_core.models.vae.CodeSampling`).
-        Returns an AnnData with sparse ``X`` in the model's output space, the training genes, ``obs['cluster']``
-        for conditional models, the family's ``obsm`` annotations and ``uns['scsynth']`` describing the run.
+        ``options``: the family's own arguments (``codes`` of
+        :class:`~scsynth_core.models.capabilities.CodeConditioned`). Returns an AnnData with sparse ``X`` in the
+        model's output space, the training genes, ``obs['cluster']`` for conditional models, the family's ``obsm``
+        annotations and ``uns['scsynth']`` describing the run.
         """
         import anndata as ad
 

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.capabilities import PosteriorSampling
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -156,7 +157,7 @@ class PPCA:
         return z @ self.W.T + self.mean + noise, z
 
 
-class PPCAModel(GenerativeModel):
+class PPCAModel(PosteriorSampling, GenerativeModel):
     """``pca``: probabilistic PCA on log1p-normalised expression (MichiGAN's PCA baseline). See docs/models.md.
 
     Hyperparameters: ``n_latent`` (10, MichiGAN), ``clip_at_zero`` (False: Gaussian output as the reference),

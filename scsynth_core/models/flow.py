@@ -21,6 +21,7 @@ from torch import nn
 from scsynth_core.data.preprocess import to_representation
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.capabilities import Encodes
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.training import (
     TrainingLoop,
@@ -224,7 +225,7 @@ class _FlowTask(TrainingTask):
 
 
 # --------------------------------------------------------------------------------------------------- the model
-class LatentFlow(GenerativeModel):
+class LatentFlow(Encodes, GenerativeModel):
     """Conditional flow matching in the code space of a negative binomial autoencoder (docs/models.md).
 
     Fitted with a ``label_key`` it generates cells of requested types; without, it generates holistically.

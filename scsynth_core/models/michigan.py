@@ -17,6 +17,7 @@ import torch
 from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel, get_model_class
 from scsynth_core.models.batches import EpochBatches
+from scsynth_core.models.capabilities import CodeConditioned, Encodes, NoiseInputs
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.scgan import (
     Critic,
@@ -38,7 +39,6 @@ from scsynth_core.models.vae import (
     TF_BN_MOMENTUM,
     VAE,
     BetaTCVAE,
-    CodeSampling,
     check_genes,
     epoch_plan,
     hidden_activations,
@@ -139,7 +139,7 @@ class _WGANTask(TrainingTask):
         self.batches.load(state["batches"])
 
 
-class WGANGP(GenerativeModel):
+class WGANGP(NoiseInputs, GenerativeModel):
     """Unconditional WGAN-GP of MichiGAN's comparison (docs/models.md).
 
     Hyperparameters (``paper`` preset): ``noise_dim`` 128, ``generator_layers`` [256, 512, 1024],
@@ -251,7 +251,7 @@ class WGANGP(GenerativeModel):
         self._generator, self._device = generator.eval(), dev
 
 
-class MichiGAN(CodeSampling, WGANGP):
+class MichiGAN(CodeConditioned, Encodes, WGANGP):
     """MichiGAN: beta-TCVAE codes + a code-conditioned WGAN-GP with a projection critic (docs/models.md).
 
     Hyperparameters: WGAN-GP's (``noise_dim`` 118) plus ``code_dim`` 10, ``codes`` "mean" | "sample",

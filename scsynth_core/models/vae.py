@@ -20,8 +20,9 @@ from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
-from scsynth_core.models.base import GenerativeModel, SampledCells
+from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.batches import EpochBatches
+from scsynth_core.models.capabilities import CodeConditioned, PosteriorSampling
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.scgan import (
     ConditionalBatchNorm,
@@ -233,75 +234,6 @@ def epoch_plan(model: GenerativeModel, adata, max_steps: int | None) -> tuple[An
     return X, per_epoch, total
 
 
-class CodeSampling:
-    """``sample(n, codes=...)``, ``generate_from_codes`` and ``traverse`` for models that generate from a code,
-    through the base class's sampling hooks (so ``sample_to_h5ad`` streams them too).
-
-    Subclasses implement ``_draw_codes(n, rng)`` (codes of holistic sampling), ``_decode(codes, rng, shared)``
-    (cells for given codes; ``shared``: one noise draw for all cells, for traversals), ``_code_centre()`` and
-    ``code_dim``. Every chunk carries its codes as ``obsm["X_codes"]``.
-    """
-
-    _shared_noise: bool = False
-
-    def _sampling_options(self, n_cells: int, options: dict[str, Any]) -> dict[str, Any]:
-        """``codes``: ``n_cells x code_dim`` codes to generate from, instead of drawing them."""
-        codes = options.pop("codes", None)
-        super()._sampling_options(n_cells, options)  # anything else is refused
-        if codes is None:
-            return {}
-        codes = np.asarray(codes, dtype=np.float32)
-        if codes.ndim != 2 or codes.shape != (n_cells, self.code_dim):
-            raise ConfigError(f"codes must be {n_cells} x {self.code_dim}, got shape {codes.shape}")
-        if not np.isfinite(codes).all():
-            raise DataError("codes contain non-finite values")
-        return {"codes": codes}
-
-    def generate_from_codes(self, codes, *, seed: int = 0, batch_size: int = 10_000) -> ad.AnnData:
-        """Cells generated from the given codes (one cell per row), e.g. codes predicted by latent arithmetic."""
-        codes = np.asarray(codes, dtype=np.float32)
-        if codes.ndim == 1:
-            codes = codes[None, :]
-        return self.sample(codes.shape[0], codes=codes, seed=seed, batch_size=batch_size)
-
-    def traverse(self, dim: int, values, *, base=None, seed: int = 0) -> ad.AnnData:
-        """A latent traversal: cells decoded from ``base`` with code dim ``dim`` set to each of ``values``.
-
-        ``base`` (length ``code_dim``) defaults to the centre of the code distribution ``sample`` draws from; all
-        other dims (and, for GANs, the noise) are held fixed, so cells differ only through dim ``dim``.
-        ``obs`` holds ``traverse_dim`` and ``traverse_value``.
-        """
-        if not isinstance(dim, (int, np.integer)) or not 0 <= dim < self.code_dim:
-            raise ConfigError(f"dim must be an integer in [0, {self.code_dim}), got {dim!r}")
-        values = np.asarray(values, dtype=np.float32).ravel()
-        if values.size == 0:
-            raise ConfigError("traverse needs at least one value")
-        centre = self._code_centre() if base is None else np.asarray(base, dtype=np.float32).ravel()
-        if centre.shape != (self.code_dim,):
-            raise ConfigError(f"base must have {self.code_dim} values, got shape {centre.shape}")
-        codes = np.tile(centre, (values.size, 1))
-        codes[:, dim] = values
-        self._shared_noise = True
-        try:
-            out = self.generate_from_codes(codes, seed=seed)
-        finally:
-            self._shared_noise = False
-        out.obs["traverse_dim"] = int(dim)
-        out.obs["traverse_value"] = values
-        return out
-
-    def _sample_chunk(self, n, labels, rng) -> SampledCells:
-        call = self._sampling
-        if "codes" in call.options:  # the given codes, in order, a chunk at a time
-            start = call.state.get("cursor", 0)
-            codes = call.options["codes"][start:start + n]
-            call.state["cursor"] = start + n
-        else:
-            codes = self._draw_codes(n, rng)
-        return SampledCells(self._decode(codes, rng, self._shared_noise),
-                            obsm={"X_codes": np.asarray(codes, dtype=np.float32)})
-
-
 class _VAETask(TrainingTask):
     """One beta-TCVAE minibatch step for :class:`~scsynth_core.models.training.TrainingLoop`."""
 
@@ -356,7 +288,7 @@ class _VAETask(TrainingTask):
 
 
 # --------------------------------------------------------------------------------------------------- the model
-class VAE(CodeSampling, GenerativeModel):
+class VAE(CodeConditioned, PosteriorSampling, GenerativeModel):
     """Gaussian VAE of MichiGAN's comparison (``beta = 1``); see docs/models.md.
 
     Hyperparameters (``paper`` preset): ``latent_dim`` 10, ``encoder_layers`` [512, 256], ``decoder_layers``
