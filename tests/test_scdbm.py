@@ -22,7 +22,6 @@ from scipy.special import gammaln
 
 from scsynth_core.errors import ConfigError, DataError, TrainingError
 from scsynth_core.models import MODELS, load_model
-from scsynth_core.models import scdbm as scdbm_module
 from scsynth_core.models.scdbm import (
     NegativeBinomialDBM,
     ScDBM,
@@ -30,6 +29,7 @@ from scsynth_core.models.scdbm import (
     nb_log_prob,
     sample_nb,
 )
+from scsynth_core.models.scdbm import dbm as scdbm_module
 
 #: The shared training: the paper's method with a wider first layer (8 units: with 4, two clusters with
 #: reciprocal marker sets are sometimes explained by one feature, see the module docstring) and more epochs

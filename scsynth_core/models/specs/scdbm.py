@@ -106,6 +106,6 @@ def exact_needs_few_hidden_units(model: str, p: dict[str, Any], preset: str) -> 
                               f"<= {EXACT_MAX_HIDDEN}, got {p['hidden_sizes'][0]}")
 
 
-SCDBM = ModelSpec("scdbm", "scsynth_core.models.scdbm:ScDBM", "counts",
+SCDBM = ModelSpec("scdbm", "scsynth_core.models.scdbm.model:ScDBM", "counts",
                   presets={"paper": PAPER, "demo": DEMO, "paper_supplement": SUPPLEMENT}, params=PARAMS,
                   rules=(exact_needs_few_hidden_units,))

@@ -1,26 +1,24 @@
-"""scDBM (Treppner et al. 2021, Sci Rep 11:9403, Methods "Single-cell deep Boltzmann machine", eq. 3-9): a deep
-Boltzmann machine with a negative-binomial visible layer, trained on raw counts, generating integer counts.
-
-The model, the training (pretraining, fine-tuning, dispersion updates), sampling, where the reference code
-(MTreppner/scDBM.jl) departs from the paper and the measurements behind each default: docs/models.md, "scDBM".
-"""
+"""The negative-binomial deep Boltzmann machine of scDBM (Treppner et al. 2021, eq. 3-9): its parameters,
+conditionals, Gibbs sampler and exact quantities (:class:`NegativeBinomialDBM`), and its training
+(:func:`train`: NB-RBM and Bernoulli-RBM pretraining, DBM fine-tuning, dispersion re-estimation, monitor,
+checkpoints)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from scsynth_core.errors import ConfigError
-from scsynth_core.models.base import GenerativeModel
+from scsynth_core.models.scdbm.dispersion import fit_nb_dispersion, keep_means_shift
+from scsynth_core.models.scdbm.nb import A_MAX, bernoulli, gumbel_argmax, nb_log_prob, nb_mean, sample_nb
+from scsynth_core.models.scdbm.schedule import PHASES
 from scsynth_core.models.training import (
     Checkpointer,
     TrainLog,
@@ -34,12 +32,9 @@ from scsynth_core.models.training import (
     set_rng_state,
 )
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from scsynth_core.models.scdbm.model import ScDBM
 
-#: Upper bound of the NB natural parameters ``a`` (paper: ``a_m <= -1e-10``).
-A_MAX = -1e-10
-#: Largest Poisson rate drawn (a guard against ``eta`` next to 0, where the NB mean explodes).
-MAX_RATE = 1e8
 #: Hidden-layer sizes up to which the exact likelihood is monitored / states are enumerated (the exact sampler's
 #: limit, EXACT_MAX_HIDDEN, is declared with the hyperparameters in scsynth_core.models.specs.scdbm).
 MONITOR_MAX_HIDDEN = 12
@@ -49,213 +44,8 @@ ENUMERATE_MAX_HIDDEN = 10
 VAR_FLOOR = 1.0
 #: Largest decrease of an NB natural parameter (``a``, ``W1``) in one update.
 MAX_NB_STEP = 1.0
-PHASES = ("nb_rbm", "bernoulli_rbm", "dbm")
-
-#: The reference notebook's per-epoch NB-RBM learning rates (``lr_rbm`` in scDBM_notebook.jl).
-REFERENCE_NB_RBM_LR = ((3500, 1e-11), (1000, 5e-5), (10000, 1e-5))
-REFERENCE_LR = 1e-11
 
 
-# --------------------------------------------------------------------------------------- negative binomial
-def nb_mean(eta: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Mean ``theta e^eta / (1 - e^eta)`` of the NB with natural parameter ``eta < 0`` (paper eq. 6).
-
-    ``eta`` below -60 counts as -60 (mean ``< 1e-26 theta``): smaller means are zero for every purpose, and
-    subnormal floats would slow every operation on them down a hundredfold."""
-    return theta / torch.expm1((-eta).clamp(max=60.0))
-
-
-def nb_log_prob(y: torch.Tensor, eta: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """``log p(y)`` of NB counts in natural form: ``y eta + theta log(1 - e^eta) + log C(y + theta - 1, y)``."""
-    return (y * eta + theta * torch.log(-torch.expm1(eta)) + torch.lgamma(y + theta) - torch.lgamma(theta)
-            - torch.lgamma(y + 1.0))
-
-
-def sample_nb(mean: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """NB counts with the given means (cells x genes) and per-gene ``theta``, as a gamma-Poisson mixture."""
-    shape = theta.expand_as(mean).contiguous()
-    rate = torch._standard_gamma(shape, generator=generator) * (mean / theta)
-    return torch.poisson(rate.clamp_(max=MAX_RATE), generator=generator)
-
-
-def keep_means_shift(a: torch.Tensor, theta_old: torch.Tensor, theta_new: torch.Tensor,
-                     gene_means: torch.Tensor) -> torch.Tensor:
-    """Shift of ``a`` that goes with a new ``theta`` (``dispersion_keep_means``): ``log((r + theta_old) /
-    (r + theta_new))``, which keeps the mean of a cell whose mean count is ``r``.
-
-    With ``eta`` fixed a new ``theta`` would move every mean (by about ``theta_new / theta_old`` for small means),
-    so ``r`` is the gene's mean count; where ``theta`` falls, ``r`` is at least the mean of the hidden-off state
-    (``nb_mean(a, theta_old)``, the gene's largest: ``W1 <= 0``), so that no state's mean exceeds it and no
-    ``eta`` crosses 0. Keeping the mean count alone moves every state whose mean is above about
-    ``r + theta_new`` past ``eta = 0``, where the projection leaves ``eta = -1e-10`` and a mean of ~1e10 (on
-    pbmc3k ``theta`` 1.61 -> 0.35 gave gene ARF6 (mean 0.47) a mean of 3.5e9 in the monocytes' state)."""
-    falls = theta_new < theta_old
-    ref = torch.where(falls, torch.maximum(gene_means, nb_mean(a, theta_old)), gene_means)
-    return torch.log((ref + theta_old) / (ref + theta_new))
-
-
-@contextlib.contextmanager
-def _flush_denormals():
-    """Treat subnormal floats as zero on the CPU (process-wide in torch; switched back on exit). Means of genes
-    that are almost never expressed underflow, and x86 CPUs process subnormal numbers up to ~100x slower."""
-    enabled = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if enabled:
-            torch.set_flush_denormal(False)
-
-
-def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    return torch.bernoulli(p, generator=generator)
-
-
-def _gumbel_argmax(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One categorical draw per row with probabilities ``softmax(logits)`` (Gumbel-max)."""
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
-    return (logits - torch.log(-torch.log(u.clamp_(min=1e-12)))).argmax(1)
-
-
-# -------------------------------------------------------------------------------------------- Fisher scoring
-def _nonzeros(X, start: int, stop: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Row (within the block), column and value of every non-zero of rows ``start:stop`` (float64 values)."""
-    if sp.issparse(X):
-        block = sp.coo_matrix(X[start:stop])
-        rows, cols, vals = block.row, block.col, block.data
-    elif isinstance(X, torch.Tensor):
-        block = X[start:stop]
-        rows, cols = block.nonzero(as_tuple=True)
-        return rows.to(device), cols.to(device), block[rows, cols].to(device, torch.float64)
-    else:
-        block = np.asarray(X[start:stop])
-        rows, cols = np.nonzero(block)
-        vals = block[rows, cols]
-    return (torch.as_tensor(rows.astype(np.int64), device=device), torch.as_tensor(cols.astype(np.int64),
-            device=device), torch.as_tensor(np.asarray(vals, dtype=np.float64), device=device))
-
-
-def _mean_block(mu, start: int, stop: int, n_genes: int, device: torch.device) -> torch.Tensor:
-    if callable(mu):
-        block = mu(start, stop)
-    else:
-        block = mu if np.ndim(mu) == 1 else mu[start:stop]
-    block = torch.as_tensor(np.asarray(block) if not isinstance(block, torch.Tensor) else block)
-    block = block.to(device, torch.float64)
-    if block.ndim == 1:
-        block = block.expand(stop - start, n_genes)
-    return block.clamp(min=1e-8)
-
-
-def fit_nb_dispersion(
-    X,
-    mu,
-    *,
-    lam: float = 1.0,
-    n_iter: int = 20,
-    theta0=None,
-    tol: float = 1e-6,
-    theta_min: float = 0.01,
-    theta_max: float = 1e6,
-    block_rows: int = 4096,
-    cache_elements: int = 1 << 24,
-    device: str | torch.device | None = None,
-) -> np.ndarray:
-    """Per-gene NB inverse dispersion ``theta`` for counts with known means, by regularised Fisher scoring.
-
-    Treppner et al. 2021, eq. 9: for every gene ``g`` maximise
-    ``sum_i log NB(y_ig | mu_ig, theta_g) - lam / theta_g^2`` by the iteration
-    ``theta <- theta + (score + 2 lam / theta^3) / (info + 6 lam / theta^4)`` with the observed information
-    (MASS ``theta.ml`` style, as the reference's ``mle_for_θ``), all genes at once. A gene stops when its step is
-    ``<= tol``; ``theta`` is floored at ``theta_min`` before every iteration (the reference's 0.01) and each step
-    stays within a factor of 10 (a step with non-positive information doubles or halves ``theta`` in the
-    direction of the score). ``lam = 0`` gives the plain maximum-likelihood estimate.
-
-    Parameters
-    ----------
-    X
-        Counts, cells x genes (scipy sparse, numpy or torch). Streamed in blocks of ``block_rows`` cells.
-    mu
-        NB means: an array (cells x genes, or one value per gene) or a callable ``(start, stop) -> means`` of the
-        cells ``start:stop``. Blocks are kept (float64) while ``cells x genes <= cache_elements``, otherwise
-        re-read on every iteration.
-    lam
-        Penalty weight ``lambda`` (reference notebooks: 1.0, 2.5).
-    n_iter
-        Maximum number of iterations (reference: 20).
-    theta0
-        Start value (scalar or per gene). ``None``: the reference's moment value ``n / sum_i (y_i / mu_i - 1)^2``.
-
-    Returns
-    -------
-    ``theta`` per gene (float64 array).
-    """
-    n, n_genes = X.shape
-    dev = torch.device("cpu") if device is None else torch.device(device)
-    if n < 1:
-        raise ConfigError("fit_nb_dispersion: no cells")
-
-    def load(start: int) -> tuple[torch.Tensor, ...]:
-        stop = min(start + block_rows, n)
-        return (*_nonzeros(X, start, stop, dev), _mean_block(mu, start, stop, n_genes, dev))
-
-    starts = range(0, n, block_rows)
-    cached = [load(start) for start in starts] if n * n_genes <= cache_elements else None
-
-    def blocks():
-        yield from cached if cached is not None else (load(start) for start in starts)
-
-    if theta0 is None:  # the reference's start: n / sum (y / mu - 1)^2, zeros contributing 1 each
-        acc = torch.zeros(n_genes, dtype=torch.float64, device=dev)
-        for rows, cols, vals, m in blocks():
-            r = vals / m[rows, cols]
-            acc.index_add_(0, cols, r * (r - 2.0))
-        theta = n / (n + acc)
-        theta = torch.where(theta > 0, theta, torch.full_like(theta, theta_max))
-    else:
-        theta = torch.as_tensor(np.asarray(theta0, dtype=np.float64), device=dev).expand(n_genes).clone()
-    theta = theta.nan_to_num(nan=1.0, posinf=theta_max).clamp(theta_min, theta_max)
-    active = torch.ones(n_genes, dtype=torch.bool, device=dev)
-    for _ in range(int(n_iter)):
-        genes = active.nonzero().squeeze(1)  # only genes still moving are computed
-        position = torch.full((n_genes,), -1, dtype=torch.long, device=dev)
-        position[genes] = torch.arange(len(genes), device=dev)
-        th_g = theta[genes].clamp(min=theta_min)
-        # Sums over cells: dense terms in mu, sparse terms in the non-zero counts (for y = 0 the digamma and
-        # trigamma differences vanish).
-        s_log = torch.zeros(len(genes), dtype=torch.float64, device=dev)  # sum log(mu + theta)
-        s_inv = torch.zeros_like(s_log)  # sum 1 / (mu + theta)
-        s_inv2 = torch.zeros_like(s_log)  # sum 1 / (mu + theta)^2
-        t_dig = torch.zeros_like(s_log)  # sum_nz digamma(y + theta) - digamma(theta)
-        t_tri = torch.zeros_like(s_log)  # sum_nz trigamma(y + theta) - trigamma(theta)
-        t_y1 = torch.zeros_like(s_log)  # sum_nz y / (mu + theta)
-        t_y2 = torch.zeros_like(s_log)  # sum_nz y / (mu + theta)^2
-        for rows, cols, vals, m in blocks():
-            inv = (m if len(genes) == n_genes else m[:, genes]) + th_g
-            s_log += inv.log().sum(0)
-            inv.reciprocal_()
-            s_inv += inv.sum(0)
-            s_inv2 += inv.square().sum(0)
-            keep = active[cols]
-            r, c, y = rows[keep], position[cols[keep]], vals[keep]
-            th = th_g[c]
-            inv_nz = inv[r, c]
-            t_dig.index_add_(0, c, torch.special.digamma(y + th) - torch.special.digamma(th))
-            t_tri.index_add_(0, c, torch.special.polygamma(1, y + th) - torch.special.polygamma(1, th))
-            t_y1.index_add_(0, c, y * inv_nz)
-            t_y2.index_add_(0, c, y * inv_nz.square())
-        score = t_dig + n * (th_g.log() + 1.0) - s_log - (t_y1 + th_g * s_inv) + 2.0 * lam / th_g**3
-        info = -t_tri - n / th_g + 2.0 * s_inv - (t_y2 + th_g * s_inv2) + 6.0 * lam / th_g**4
-        step = score / info
-        usable = torch.isfinite(step) & (info > 0)
-        step = torch.where(usable, step, torch.where(score > 0, th_g, -0.5 * th_g))
-        theta[genes] = torch.minimum(torch.maximum(th_g + step, th_g / 10), th_g * 10).clamp(theta_min, theta_max)
-        active[genes[usable & (step.abs() <= tol)]] = False
-        if not bool(active.any()):
-            break
-    return theta.clamp(theta_min, theta_max).cpu().numpy()
-
-
-# -------------------------------------------------------------------------------------------------- machine
 class NegativeBinomialDBM:
     """Parameters and conditionals of scDBM (paper eq. 3-8): NB visible layer, Bernoulli ``h1`` and ``h2``.
 
@@ -378,7 +168,7 @@ class NegativeBinomialDBM:
             for _ in range(int(steps)):
                 h2 = bernoulli(self.h2_prob(h1), generator)
                 logits = base + (h2 @ self.W2.t()) @ states.t()  # chains x states
-                h1 = states[_gumbel_argmax(logits, generator)]
+                h1 = states[gumbel_argmax(logits, generator)]
             return h1
         h1 = h1.clone()
         eta = self.eta(h1)
@@ -434,195 +224,70 @@ class NegativeBinomialDBM:
         return base + torch.logsumexp(joint, 1) - log_z
 
 
-# ----------------------------------------------------------------------------------------------------- model
-class ScDBM(GenerativeModel):
-    """scDBM: negative-binomial deep Boltzmann machine on raw counts (Treppner et al. 2021).
+def train(model: ScDBM, adata, *, seed, device, max_steps, progress, checkpoint
+          ) -> tuple[NegativeBinomialDBM, torch.device, dict[str, list]]:
+    """Train ``model``'s DBM on ``adata``: NB-RBM and Bernoulli-RBM pretraining, then DBM fine-tuning (paper
+    eq. 3-9), resumed from ``checkpoint`` if it holds a run; returns the machine, its device and the history
+    (one row per epoch)."""
+    p = model.params
+    max_steps = p["max_steps"] if max_steps is None else int(max_steps)
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"model '{model.name}': max_steps must be >= 1, got {max_steps}")
+    dev = resolve_device(device)
+    X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(np.asarray(adata.X))
+    n_cells, n_genes = X.shape
+    gene_means = np.maximum(np.asarray(X.mean(axis=0), dtype=np.float64).ravel(), 0.5 / n_cells)
+    h1_size, h2_size = (int(h) for h in p["hidden_sizes"])
 
-    ``fit(adata)`` pretrains the NB-RBM (with Fisher scoring of ``theta``) and the Bernoulli RBM, then fine-tunes
-    the DBM; ``sample(n)`` draws integer counts by Gibbs sampling (see the module docstring for the equations,
-    the departures from the reference code and the measured behaviour). Hyperparameters (``paper`` preset =
-    the paper's notebook; ``demo`` = fewer epochs; ``paper_supplement`` = the supplement's larger model):
+    rng = seed_everything(seed)
+    machine = NegativeBinomialDBM.initial(gene_means, (h1_size, h2_size), theta0=p["theta_init"], device=dev)
+    trainer = _Trainer(model, machine, X, gene_means, dev)
+    schedule = [(phase, e) for phase, epochs in zip(PHASES, [*p["pretrain_epochs"], p["finetune_epochs"]])
+                for e in range(1, int(epochs) + 1)]
+    total = sum(trainer.steps_per_epoch(phase) for phase, _ in schedule)
+    total = total if max_steps is None else min(total, max_steps)
 
-    - ``hidden_sizes`` [4, 2], ``pretrain_epochs`` [60, 40] (NB-RBM, Bernoulli RBM), ``finetune_epochs`` 10,
-      ``batch_size`` 64, ``finetune_batch_size`` 64 (``None``: one full-batch update per epoch, the reference)
-    - ``optimizer`` ``"scaled"`` | ``"sgd"``; ``lr_schedule`` ``"standard"`` | ``"reference"``;
-      ``learning_rate`` 0.1, ``learning_rate_rbm2`` 0.1, ``finetune_learning_rate`` 0.01 (decayed by
-      ``11 / (10 + epoch)``)
-    - ``cd_steps`` 1, ``pretrain_chains`` None (= ``batch_size``), ``finetune_particles`` 100,
-      ``finetune_gibbs_steps`` 5, ``finetune_model_term`` ``"chains"`` | ``"exact"``, ``meanfield_tol`` 1e-3,
-      ``meanfield_max_iter`` 50
-    - ``theta_init`` 0.5, ``dispersion_every`` 5 (epochs), ``dispersion_lambda`` 1.0, ``dispersion_iter`` 20,
-      ``dispersion_mean`` ``"reconstruction"`` | ``"chains"``, ``finetune_dispersion`` False,
-      ``dispersion_keep_means`` True
-    - ``sampler`` ``"gibbs"`` | ``"exact"``, ``gibbs_scheme`` ``"collapsed"`` | ``"blocked"`` (also used by the
-      fine-tuning chains), ``burn_in`` 50, ``sample_chains`` None (one chain per cell), ``thinning`` 1
-    - ``monitor_cells`` 1000, ``checkpoint_every`` 10 (epochs), ``max_steps`` None (parameter updates)
+    ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
+    state = ckpt.load(identity={"model": model.name, "shape": [n_cells, n_genes]})
+    done, step, history = 0, 0, None
+    if state is not None:
+        trainer.machine = machine = NegativeBinomialDBM.from_state(state["machine"], dev)
+        trainer.load_chains(state["chains"])
+        trainer.dispersion_fitted = bool(state["dispersion_fitted"])
+        set_rng_state(rng, state["rng"])
+        done, step, history = int(state["epoch"]), int(state["step"]), state["history"]
+    train_log = TrainLog(history)
 
-    Departures from the paper's notebook, each measured in the module docstring: learning rates that learn and
-    the ``scaled`` optimizer (the reference's 1e-11 leave the weights untrained: ``lr_schedule="reference"``,
-    ``optimizer="sgd"``), minibatch fine-tuning (reference: ``finetune_batch_size=None``), collapsed Gibbs chains
-    (paper: ``gibbs_scheme="blocked"``) and mean-preserving dispersion updates (``dispersion_keep_means``).
-    """
-
-    name = "scdbm"  # presets and hyperparameter types: scsynth_core.models.specs.scdbm
-
-    def __init__(self, preset: str = "paper", **overrides: Any) -> None:
-        super().__init__(preset, **overrides)
-        self._machine: NegativeBinomialDBM | None = None
-        self._device = torch.device("cpu")
-        self._sampling: dict[str, Any] | None = None
-
-    # -- learning rates ---------------------------------------------------------------------------------------
-    def lr_at(self, phase: str, epoch: int) -> float:
-        """Learning rate of 1-based ``epoch`` of ``phase`` under ``lr_schedule``."""
-        p = self.params
-        reference = p["lr_schedule"] == "reference"
-        if phase == "nb_rbm":
-            if not reference:
-                return float(p["learning_rate"])
-            remaining = epoch
-            for count, value in REFERENCE_NB_RBM_LR:
-                if remaining <= count:
-                    return value
-                remaining -= count
-            return REFERENCE_NB_RBM_LR[-1][1]
-        if phase == "bernoulli_rbm":
-            return REFERENCE_LR if reference else float(p["learning_rate_rbm2"])
-        base = REFERENCE_LR if reference else float(p["finetune_learning_rate"])
-        return base * 11.0 / (10.0 + epoch)
-
-    # -- training ---------------------------------------------------------------------------------------------
-    def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
-        with _flush_denormals():
-            return self._train(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
-                               checkpoint=checkpoint)
-
-    def _train(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
-        p = self.params
-        max_steps = p["max_steps"] if max_steps is None else int(max_steps)
-        if max_steps is not None and max_steps < 1:
-            raise ConfigError(f"model '{self.name}': max_steps must be >= 1, got {max_steps}")
-        dev = resolve_device(device)
-        X = adata.X.tocsr() if sp.issparse(adata.X) else sp.csr_matrix(np.asarray(adata.X))
-        n_cells, n_genes = X.shape
-        gene_means = np.maximum(np.asarray(X.mean(axis=0), dtype=np.float64).ravel(), 0.5 / n_cells)
-        h1_size, h2_size = (int(h) for h in p["hidden_sizes"])
-
-        rng = seed_everything(seed)
-        machine = NegativeBinomialDBM.initial(gene_means, (h1_size, h2_size), theta0=p["theta_init"], device=dev)
-        trainer = _Trainer(self, machine, X, gene_means, dev)
-        schedule = [(phase, e) for phase, epochs in zip(PHASES, [*p["pretrain_epochs"], p["finetune_epochs"]])
-                    for e in range(1, int(epochs) + 1)]
-        total = sum(trainer.steps_per_epoch(phase) for phase, _ in schedule)
-        total = total if max_steps is None else min(total, max_steps)
-
-        ckpt = Checkpointer(checkpoint, every=p["checkpoint_every"])
-        state = ckpt.load(identity={"model": self.name, "shape": [n_cells, n_genes]})
-        done, step, history = 0, 0, None
-        if state is not None:
-            trainer.machine = machine = NegativeBinomialDBM.from_state(state["machine"], dev)
-            trainer.load_chains(state["chains"])
-            trainer.dispersion_fitted = bool(state["dispersion_fitted"])
-            set_rng_state(rng, state["rng"])
-            done, step, history = int(state["epoch"]), int(state["step"]), state["history"]
-        train_log = TrainLog(history)
-
-        bar = progress_bar(total, desc=f"train {self.name}", initial=min(step, total), disable=not progress)
-        try:
-            for index in range(done, len(schedule)):
-                if step >= total:
-                    break
-                phase, epoch = schedule[index]
-                t0 = time.perf_counter()
-                lr = self.lr_at(phase, epoch)
-                n_updates = trainer.run_epoch(phase, epoch, lr, rng, limit=total - step)
-                step += n_updates
-                bar.update(n_updates)
-                if n_updates < trainer.steps_per_epoch(phase):
-                    break  # stopped by max_steps inside the epoch: no row, no checkpoint
-                if trainer.dispersion_due(phase, epoch):
-                    trainer.update_dispersion(phase)
-                monitors = trainer.monitor(phase)
-                check_finite({k: v for k, v in monitors.items() if v is not None}, step=step, model=self.name)
-                theta = machine.theta
-                train_log.append(step, epoch=index + 1, phase=phase, phase_epoch=epoch, lr=lr, **monitors,
-                                 theta_median=float(theta.median()), theta_min=float(theta.min()),
-                                 theta_max=float(theta.max()), epoch_s=round(time.perf_counter() - t0, 3))
-                bar.set_postfix(phase=phase, epoch=epoch, recon_nll=f"{monitors['recon_nll']:.4g}", refresh=False)
-                if ckpt.due(index + 1) and step < total:
-                    ckpt.save({"model": self.name, "shape": [n_cells, n_genes], "epoch": index + 1, "step": step,
-                               "machine": machine.state(), "chains": trainer.chain_state(),
-                               "dispersion_fitted": trainer.dispersion_fitted, "rng": get_rng_state(rng),
-                               "history": train_log.history})
-        finally:
-            bar.close()
-        self._machine, self._device = machine, dev
-        return train_log.history
-
-    # -- generation -------------------------------------------------------------------------------------------
-    @property
-    def machine(self) -> NegativeBinomialDBM:
-        """The fitted :class:`NegativeBinomialDBM`."""
-        if self._machine is None:
-            raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() first")
-        return self._machine
-
-    def _start_sampling(self, seed: int) -> None:
-        self._sampling = {"h1": None, "leftover": None}
-        _ = self.machine
-
-    def _sample_chunk(self, n, labels, rng):
-        machine, p = self.machine, self.params
-        gen = torch.Generator(self._device).manual_seed(int(rng.integers(0, 2**63 - 1)))
-        with torch.inference_mode(), _flush_denormals():
-            if p["sampler"] == "exact":
-                states = machine.hidden_states()
-                weights = torch.softmax(machine.h1_log_weights(states), 0)
-                idx = torch.multinomial(weights, n, replacement=True, generator=gen)
-                h1 = states[idx].to(machine.W1.dtype)
-                cells = sample_nb(machine.visible_mean(h1), machine.theta, gen)
-            elif p["sample_chains"] is None:
-                h1 = bernoulli(torch.full((n, machine.hidden_sizes[0]), 0.5, device=self._device), gen)
-                h1 = machine.gibbs(h1, p["burn_in"], gen, scheme=p["gibbs_scheme"])
-                cells = sample_nb(machine.visible_mean(h1), machine.theta, gen)
-            else:
-                cells = self._thinned_chunk(n, gen)
-        return _to_csr(cells)
-
-    def _thinned_chunk(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` cells from ``sample_chains`` persistent chains, one cell per chain every ``thinning`` steps."""
-        machine, p, state = self.machine, self.params, self._sampling
-        parts = [] if state["leftover"] is None else [state["leftover"]]
-        have = sum(x.shape[0] for x in parts)
-        while have < n:
-            if state["h1"] is None:
-                h1 = bernoulli(torch.full((p["sample_chains"], machine.hidden_sizes[0]), 0.5, device=self._device),
-                               gen)
-                state["h1"] = machine.gibbs(h1, p["burn_in"], gen, scheme=p["gibbs_scheme"])
-            else:
-                state["h1"] = machine.gibbs(state["h1"], p["thinning"], gen, scheme=p["gibbs_scheme"])
-            parts.append(sample_nb(machine.visible_mean(state["h1"]), machine.theta, gen))
-            have += parts[-1].shape[0]
-        cells = torch.cat(parts)
-        state["leftover"] = cells[n:] if cells.shape[0] > n else None
-        return cells[:n]
-
-    # -- state ------------------------------------------------------------------------------------------------
-    def _get_state(self) -> dict[str, Any]:
-        return {"machine": self.machine.state()}
-
-    def _set_state(self, state: dict[str, Any], *, device: str) -> None:
-        self._device = resolve_device(device)
-        self._machine = NegativeBinomialDBM.from_state(state["machine"], self._device)
-
-
-def _to_csr(cells: torch.Tensor) -> sp.csr_matrix:
-    """Integer-valued counts (cells x genes) as a float32 CSR matrix, converted in row blocks."""
-    rows = max(1, (1 << 22) // max(cells.shape[1], 1))
-    blocks = [sp.csr_matrix(cells[i:i + rows].to(torch.float32).cpu().numpy()) for i in range(0, cells.shape[0], rows)]
-    if not blocks:
-        return sp.csr_matrix((0, cells.shape[1]), dtype=np.float32)
-    return sp.vstack(blocks, format="csr")
+    bar = progress_bar(total, desc=f"train {model.name}", initial=min(step, total), disable=not progress)
+    try:
+        for index in range(done, len(schedule)):
+            if step >= total:
+                break
+            phase, epoch = schedule[index]
+            t0 = time.perf_counter()
+            lr = model.lr_at(phase, epoch)
+            n_updates = trainer.run_epoch(phase, epoch, lr, rng, limit=total - step)
+            step += n_updates
+            bar.update(n_updates)
+            if n_updates < trainer.steps_per_epoch(phase):
+                break  # stopped by max_steps inside the epoch: no row, no checkpoint
+            if trainer.dispersion_due(phase, epoch):
+                trainer.update_dispersion(phase)
+            monitors = trainer.monitor(phase)
+            check_finite({k: v for k, v in monitors.items() if v is not None}, step=step, model=model.name)
+            theta = machine.theta
+            train_log.append(step, epoch=index + 1, phase=phase, phase_epoch=epoch, lr=lr, **monitors,
+                             theta_median=float(theta.median()), theta_min=float(theta.min()),
+                             theta_max=float(theta.max()), epoch_s=round(time.perf_counter() - t0, 3))
+            bar.set_postfix(phase=phase, epoch=epoch, recon_nll=f"{monitors['recon_nll']:.4g}", refresh=False)
+            if ckpt.due(index + 1) and step < total:
+                ckpt.save({"model": model.name, "shape": [n_cells, n_genes], "epoch": index + 1, "step": step,
+                           "machine": machine.state(), "chains": trainer.chain_state(),
+                           "dispersion_fitted": trainer.dispersion_fitted, "rng": get_rng_state(rng),
+                           "history": train_log.history})
+    finally:
+        bar.close()
+    return machine, dev, train_log.history
 
 
 class _Trainer:
