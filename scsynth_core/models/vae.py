@@ -294,9 +294,9 @@ class VAE(CodeConditioned, PosteriorSampling, GenerativeModel):
     Hyperparameters (``paper`` preset): ``latent_dim`` 10, ``encoder_layers`` [512, 256], ``decoder_layers``
     [256, 512], ``dropout`` 0.2, ``beta`` (1 here, 10 for ``betatcvae``), ``tc_form`` "chen" | "reference",
     ``batchnorm_dropout`` "active" | "inert", ``scale_genes`` True, ``batch_size`` 128, ``learning_rate`` 1e-4,
-    ``epochs`` 100 (training steps = epochs x ``n // batch_size``; ``fit(max_steps=...)`` caps them),
-    ``log_every`` 10 steps, ``checkpoint_every`` 1000 steps. ``workstation``: the paper's settings with the
-    realism monitor every 200 steps and a 10-minute budget. ``demo``: learning rate 1e-3 for 150 epochs (same
+    ``epochs`` 1000 (the paper's; training steps = epochs x ``n // batch_size``; ``fit(max_steps=...)`` caps
+    them), ``log_every`` 10 steps, ``checkpoint_every`` 1000 steps. ``workstation``: the reference script's 100
+    epochs with the realism monitor every 200 steps and a 10-minute budget. ``demo``: learning rate 1e-3 for 150 epochs (same
     networks and loss).
     """
 
