@@ -499,6 +499,43 @@ def perturbation_targets():
     return [f"{base}/runs.tsv", f"{base}/scores.tsv", f"{base}/improvement.tsv", *figures]
 
 
+def pilot_train_settings(wildcards):
+    """Settings of the registered model a pilot model trains (a variant's fixed values are added by the step)."""
+    from scsynth_core.experiments.pilot import base_model
+
+    dataset = REGISTRY.get(wildcards.dataset, {})
+    return model_settings(config, base_model(wildcards.model), dataset)
+
+
+def disentanglement_settings(wildcards):
+    """The model's settings with the run_params entries that match this run (the paper's beta per data set)."""
+    from scsynth_core.experiments.disentanglement import run_params
+
+    settings = train_settings(wildcards)
+    dim = int(wildcards.dim) if hasattr(wildcards, "dim") else None
+    params = run_params(
+        config["disentanglement"],
+        simulation=wildcards.simulation,
+        model=wildcards.model,
+        latent_dim=dim,
+        params=settings["params"],
+    )
+    return settings | {"params": params}
+
+
+def perturbation_retrained(filename):
+    """The retrained runs of the combinations the delta-H ranking selected (known once it has run)."""
+    from scsynth_core.experiments.perturbation import selected_combinations
+
+    ranking = checkpoints.perturbation_lowest_delta_h.get().output[0]
+    names = {c: name for name, c in perturbation_combinations().items()}
+    return [
+        os.path.join(PERT, names[c], f"seed{s}", filename)
+        for c in selected_combinations(ranking)
+        for s in PERT_RETRAIN_SEEDS
+    ]
+
+
 def all_targets():
     builders = {
         "realism": realism_targets,

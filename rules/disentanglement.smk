@@ -3,7 +3,7 @@
 
 # Simulations: "linear" / "nonlinear" Splatter steps (Tables 1-2) and "prosstt3/4/5" PROSSTT-style trees (Table 3).
 
-from scsynth_core.experiments.disentanglement import check_run_params, run_params
+from scsynth_core.experiments.disentanglement import check_run_params
 
 DIS = "results/disentanglement"
 DIS_RUN = "results/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
@@ -14,20 +14,6 @@ if "disentanglement" in EXPERIMENTS:
         check_run_params(config["disentanglement"], lambda model: model_settings(config, model))
     except ScsynthError as exc:
         raise WorkflowError(f"invalid configuration: {exc}")
-
-
-def disentanglement_settings(wildcards):
-    """The model's settings with the run_params entries that match this run (the paper's beta per data set)."""
-    settings = train_settings(wildcards)
-    dim = int(wildcards.dim) if hasattr(wildcards, "dim") else None
-    params = run_params(
-        config["disentanglement"],
-        simulation=wildcards.simulation,
-        model=wildcards.model,
-        latent_dim=dim,
-        params=settings["params"],
-    )
-    return settings | {"params": params}
 
 
 rule simulate_splatter:

@@ -13,19 +13,6 @@ if PERT_SECTION.get("retrain_lowest") and set(PERT_RETRAIN_SEEDS) & set(PERT_SEC
     )
 
 
-def perturbation_retrained(filename):
-    """The retrained runs of the combinations the delta-H ranking selected (known once it has run)."""
-    from scsynth_core.experiments.perturbation import selected_combinations
-
-    ranking = checkpoints.perturbation_lowest_delta_h.get().output[0]
-    names = {c: name for name, c in perturbation_combinations().items()}
-    return [
-        os.path.join(PERT, names[c], f"seed{s}", filename)
-        for c in selected_combinations(ranking)
-        for s in PERT_RETRAIN_SEEDS
-    ]
-
-
 rule perturbation_simulate:
     output:
         os.path.join(PERT, "simulated.h5ad"),

@@ -2,19 +2,13 @@
 # compare with the original. One job trains several replicates (pilot size, seed) of one model
 # (replicates_per_job), so start-up is paid once per batch.
 
-from scsynth_core.experiments.pilot import MODEL_VARIANTS, base_model
+from scsynth_core.experiments.pilot import MODEL_VARIANTS
 
 PILOT = "results/pilot/{dataset}"
 PILOT_RUN = "results/pilot/{dataset}/{model}"
 PILOT_LOGS = "logs/pilot/{dataset}/{model}"
 # pilot.models may name pilot variants of a model (scdbm_reference: scDBM as the authors trained it).
 PILOT_MODEL = "|".join([*available_models(), *MODEL_VARIANTS])
-
-
-def pilot_train_settings(wildcards):
-    """Settings of the registered model a pilot model trains (a variant's fixed values are added by the step)."""
-    dataset = REGISTRY.get(wildcards.dataset, {})
-    return model_settings(config, base_model(wildcards.model), dataset)
 
 
 rule pilot_reference:
