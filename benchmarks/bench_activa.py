@@ -33,8 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-REFERENCE = {"vae_s_per_epoch": 9.6, "intro_s_per_epoch": 21.4, "actinn_s_per_epoch": 0.42,
-             "gen_cells_per_s": 2275.0, "gen_peak_rss_gb": 7.1}
+REFERENCE = {
+    "vae_s_per_epoch": 9.6,
+    "intro_s_per_epoch": 21.4,
+    "actinn_s_per_epoch": 0.42,
+    "gen_cells_per_s": 2275.0,
+    "gen_peak_rss_gb": 7.1,
+}
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pbmc3k" / "pbmc3k.h5ad"
 
 
@@ -64,18 +69,30 @@ def train_part(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     train, test = load_pbmc3k()
-    print(f"data: {train.n_obs:,} training x {train.n_vars:,} genes, {test.n_obs} test cells; "
-          f"torch threads {torch.get_num_threads()}")
-    model = ACTIVA("paper", epochs=args.vae_epochs + args.intro_epochs, warmup_epochs=args.vae_epochs,
-                   classifier_epochs=args.classifier_epochs, output_lsn=args.output_lsn, update=args.update)
+    print(
+        f"data: {train.n_obs:,} training x {train.n_vars:,} genes, {test.n_obs} test cells; "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    model = ACTIVA(
+        "paper",
+        epochs=args.vae_epochs + args.intro_epochs,
+        warmup_epochs=args.vae_epochs,
+        classifier_epochs=args.classifier_epochs,
+        output_lsn=args.output_lsn,
+        update=args.update,
+    )
     t0 = time.perf_counter()
     history = model.fit(train, label_key="cluster", seed=0, device="cpu", progress=True)
     total = time.perf_counter() - t0
     phases = history["phase"]
     cls_time = [t for t, p in zip(history["time_s"], phases) if p == "classifier"]
     epoch_s = {ph: [s for s, p in zip(history["epoch_s"], phases) if p == ph] for ph in ("vae", "introspective")}
-    result = {"n_train": train.n_obs, "n_genes": train.n_vars, "threads": torch.get_num_threads(),
-              "total_s": round(total, 1)}
+    result = {
+        "n_train": train.n_obs,
+        "n_genes": train.n_vars,
+        "threads": torch.get_num_threads(),
+        "total_s": round(total, 1),
+    }
     if cls_time:
         result["actinn_s_per_epoch"] = round(cls_time[-1] / len(cls_time), 3)
         result["actinn_test"] = model.actinn.evaluate(test, "cluster")
@@ -85,12 +102,16 @@ def train_part(args: argparse.Namespace) -> dict:
             result[key] = round(median, 2)
             result[key.replace("s_per_epoch", "cells_per_s")] = round(train.n_obs / median, 1)
             result[key + "_all"] = epoch_s[phase]
-    print(f"ACTINN: {result.get('actinn_s_per_epoch')} s/epoch (reference {REFERENCE['actinn_s_per_epoch']}); "
-          f"held-out {result.get('actinn_test')}")
+    print(
+        f"ACTINN: {result.get('actinn_s_per_epoch')} s/epoch (reference {REFERENCE['actinn_s_per_epoch']}); "
+        f"held-out {result.get('actinn_test')}"
+    )
     for key, ref in (("vae_s_per_epoch", "vae_s_per_epoch"), ("intro_s_per_epoch", "intro_s_per_epoch")):
         if key in result:
-            print(f"{key}: {result[key]} s ({result[key.replace('s_per_epoch', 'cells_per_s')]} training cells/s); "
-                  f"reference {REFERENCE[ref]} s -> {REFERENCE[ref] / result[key]:.1f}x faster")
+            print(
+                f"{key}: {result[key]} s ({result[key.replace('s_per_epoch', 'cells_per_s')]} training cells/s); "
+                f"reference {REFERENCE[ref]} s -> {REFERENCE[ref] / result[key]:.1f}x faster"
+            )
     if args.realism:
         from scsynth_core.metrics.realism import rf_real_vs_generated
         from scsynth_core.metrics.representation import fit_representation
@@ -100,10 +121,15 @@ def train_part(args: argparse.Namespace) -> dict:
         auc = rf_real_vs_generated(rep.transform(test), rep.transform(generated), n_trees=100, seed=0).auc_mean
         zeros = 1 - generated.X.nnz / np.prod(generated.shape)
         real_zeros = 1 - test.X.nnz / np.prod(test.shape)
-        result |= {"rf_auc": round(auc, 3), "generated_zero_fraction": round(float(zeros), 3),
-                   "real_zero_fraction": round(float(real_zeros), 3)}
-        print(f"realism after {args.vae_epochs + args.intro_epochs} epochs: RF AUC {auc:.3f}; zeros generated "
-              f"{zeros:.2f}, real {real_zeros:.2f}")
+        result |= {
+            "rf_auc": round(auc, 3),
+            "generated_zero_fraction": round(float(zeros), 3),
+            "real_zero_fraction": round(float(real_zeros), 3),
+        }
+        print(
+            f"realism after {args.vae_epochs + args.intro_epochs} epochs: RF AUC {auc:.3f}; zeros generated "
+            f"{zeros:.2f}, real {real_zeros:.2f}"
+        )
     model.save(args.model)
     return result
 
@@ -120,23 +146,34 @@ def generate_part(args: argparse.Namespace) -> dict:
     cells = model.sample(args.cells, seed=0, batch_size=args.chunk)
     elapsed = time.perf_counter() - start
     density = cells.X.nnz / (cells.shape[0] * cells.shape[1])
-    result = {"cells": args.cells, "genes": cells.n_vars, "seconds": round(elapsed, 2),
-              "cells_per_s": round(args.cells / elapsed, 1), "nonzero_fraction": round(density, 4),
-              "sparse_gb": round((cells.X.data.nbytes + cells.X.indices.nbytes) / 1e9, 2),
-              "dense_gb": round(args.cells * cells.n_vars * 4 / 1e9, 2)}
+    result = {
+        "cells": args.cells,
+        "genes": cells.n_vars,
+        "seconds": round(elapsed, 2),
+        "cells_per_s": round(args.cells / elapsed, 1),
+        "nonzero_fraction": round(density, 4),
+        "sparse_gb": round((cells.X.data.nbytes + cells.X.indices.nbytes) / 1e9, 2),
+        "dense_gb": round(args.cells * cells.n_vars * 4 / 1e9, 2),
+    }
     del cells
     if args.labels:
         target = model.categories[int(np.argmax(model.class_frequencies))]
         n = args.cells // 10
         start = time.perf_counter()
         typed = model.sample(n, labels={target: n}, seed=0, batch_size=args.chunk)
-        result["type_specific"] = {"type": target, "cells": n, "seconds": round(time.perf_counter() - start, 2),
-                                   "drawn": typed.uns["scsynth"]["type_specific"]["drawn"]}
+        result["type_specific"] = {
+            "type": target,
+            "cells": n,
+            "seconds": round(time.perf_counter() - start, 2),
+            "drawn": typed.uns["scsynth"]["type_specific"]["drawn"],
+        }
     result["peak_rss_gb"] = round(_peak_rss_gb(), 2)
-    print(f"generation: {args.cells:,} x {result['genes']:,} in {elapsed:.1f} s ({result['cells_per_s']:,.0f} cells/s; "
-          f"reference {REFERENCE['gen_cells_per_s']:,.0f}); non-zero fraction {density:.3f}; sparse X "
-          f"{result['sparse_gb']} GB (dense {result['dense_gb']} GB); peak RSS {result['peak_rss_gb']} GB "
-          f"(reference {REFERENCE['gen_peak_rss_gb']} GB)")
+    print(
+        f"generation: {args.cells:,} x {result['genes']:,} in {elapsed:.1f} s ({result['cells_per_s']:,.0f} cells/s; "
+        f"reference {REFERENCE['gen_cells_per_s']:,.0f}); non-zero fraction {density:.3f}; sparse X "
+        f"{result['sparse_gb']} GB (dense {result['dense_gb']} GB); peak RSS {result['peak_rss_gb']} GB "
+        f"(reference {REFERENCE['gen_peak_rss_gb']} GB)"
+    )
     if "type_specific" in result:
         print(f"type-specific: {result['type_specific']}")
     return result
@@ -164,8 +201,22 @@ def main(argv=None) -> None:
     if args.part == "generate":
         results["generate"] = generate_part(args)
     elif args.part == "all":
-        cmd = [sys.executable, __file__, "--part", "generate", "--model", args.model, "--threads", str(args.threads),
-               "--cells", str(args.cells), "--chunk", str(args.chunk), "--json", args.model + ".gen.json"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--part",
+            "generate",
+            "--model",
+            args.model,
+            "--threads",
+            str(args.threads),
+            "--cells",
+            str(args.cells),
+            "--chunk",
+            str(args.chunk),
+            "--json",
+            args.model + ".gen.json",
+        ]
         subprocess.run(cmd + (["--labels"] if args.labels else []), check=True)
         results["generate"] = json.loads(Path(args.model + ".gen.json").read_text())["generate"]
     if args.json:

@@ -43,8 +43,13 @@ def measure(name: str, train, *, minutes: float, cells: int) -> dict:
     start = time.perf_counter()
     model.sample(cells, seed=0)
     sample_s = time.perf_counter() - start
-    return {"train_seconds": round(train_s, 2), "steps": steps, "steps_per_second": round(steps / train_s, 2),
-            "sample_seconds": round(sample_s, 2), "cells_per_second": round(cells / sample_s, 1)}
+    return {
+        "train_seconds": round(train_s, 2),
+        "steps": steps,
+        "steps_per_second": round(steps / train_s, 2),
+        "sample_seconds": round(sample_s, 2),
+        "cells_per_second": round(cells / sample_s, 1),
+    }
 
 
 def main() -> None:
@@ -67,10 +72,17 @@ def main() -> None:
         own = results["latentflow"]["cells_per_second"]
         for row in results.values():
             row["latentflow_sampling_speed_ratio"] = round(own / row["cells_per_second"], 2)
-    report = {"dataset": args.dataset, "n_train": int(train.n_obs), "n_genes": int(train.n_vars),
-              "minutes_per_model": args.minutes, "cells": args.cells, "date": time.strftime("%Y-%m-%d"),
-              "commit": commit(), "machine": {"platform": platform.platform(), "threads": args.threads,
-                                              "torch": torch.__version__}, "models": results}
+    report = {
+        "dataset": args.dataset,
+        "n_train": int(train.n_obs),
+        "n_genes": int(train.n_vars),
+        "minutes_per_model": args.minutes,
+        "cells": args.cells,
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit(),
+        "machine": {"platform": platform.platform(), "threads": args.threads, "torch": torch.__version__},
+        "models": results,
+    }
     text = json.dumps(report, indent=1)
     if args.out:
         args.out.write_text(text + "\n")

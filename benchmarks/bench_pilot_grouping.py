@@ -30,8 +30,11 @@ INPUTS = ("results/data/pbmc68k_demo/prepared.h5ad", "results/pilot/pbmc68k_demo
 RUNS = {
     "batched": (9, 1, []),
     "ungrouped": (1, 9, []),
-    "grouped": (1, 9, ["--groups", "pilot_replicates=g", "--group-components", "g=9", "--cores", "2",
-                       "--resources", "mem_mb=16000"]),
+    "grouped": (
+        1,
+        9,
+        ["--groups", "pilot_replicates=g", "--group-components", "g=9", "--cores", "2", "--resources", "mem_mb=16000"],
+    ),
 }
 
 
@@ -52,19 +55,42 @@ def main() -> None:
                 shutil.copy(REPO / rel, wf / rel)
             (wf / "extra.yaml").write_text(f"experiments: [pilot]\npilot: {{replicates_per_job: {per_job}}}\n")
             targets = [f"results/pilot/pbmc68k_demo/noise/batch{b}.tsv" for b in range(n_batches)]
-            cmd = [*SNAKEMAKE, *targets, *PROFILE, "--configfile", "config/config.yaml", "extra.yaml",
-                   "--allowed-rules", "pilot_replicates", "--rerun-triggers", "mtime", *extra]
+            cmd = [
+                *SNAKEMAKE,
+                *targets,
+                *PROFILE,
+                "--configfile",
+                "config/config.yaml",
+                "extra.yaml",
+                "--allowed-rules",
+                "pilot_replicates",
+                "--rerun-triggers",
+                "mtime",
+                *extra,
+            ]
             t0 = time.monotonic()
-            proc = subprocess.run(cmd, cwd=wf, env=cluster.env() | {"OMP_NUM_THREADS": "1"}, capture_output=True, check=False,
-                                  text=True, timeout=1800)
+            proc = subprocess.run(
+                cmd,
+                cwd=wf,
+                env=cluster.env() | {"OMP_NUM_THREADS": "1"},
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=1800,
+            )
             wall = time.monotonic() - t0
             text = proc.stdout + proc.stderr
             (wf / "snakemake.out").write_text(text)
             run_id = re.search(r"SLURM run ID: (\S+)", text)
             jobs = [j for j in cluster.jobs() if run_id and j["name"] == run_id.group(1)]
             rows = sum(len((wf / t).read_text().splitlines()) - 1 for t in targets if (wf / t).exists())
-            out[name] = {"rc": proc.returncode, "wall_s": round(wall, 1), "sbatch_jobs": len(jobs),
-                         "replicate_rows": rows, "load_average_1min": round(os.getloadavg()[0], 1)}
+            out[name] = {
+                "rc": proc.returncode,
+                "wall_s": round(wall, 1),
+                "sbatch_jobs": len(jobs),
+                "replicate_rows": rows,
+                "load_average_1min": round(os.getloadavg()[0], 1),
+            }
             print(name, json.dumps(out[name]), flush=True)
     Path(args.results).write_text(json.dumps(out, indent=1) + "\n")
 

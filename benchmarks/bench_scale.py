@@ -65,8 +65,9 @@ def _build(work: Path, n_cells: int, seed: int) -> dict:
 def _prepare(work: Path, sketch: int) -> dict:
     from scsynth_core.data.prepare_backed import prepare_backed
 
-    record = prepare_backed(work / "counts.h5ad", work / "prepared.h5ad", recipe="marouf", seed=0,
-                            sketch_cells=sketch)["derived"]
+    record = prepare_backed(work / "counts.h5ad", work / "prepared.h5ad", recipe="marouf", seed=0, sketch_cells=sketch)[
+        "derived"
+    ]
     return {k: record[k] for k in ("n_cells_out", "n_genes_out", "n_clusters", "sketch_cells")}
 
 
@@ -85,8 +86,11 @@ def _train(work: Path, steps: int) -> dict:
     with open_cells(work / "prepared.h5ad", work / "split.tsv", subset="train") as cells:
         model.fit(cells, seed=0, max_steps=steps, progress=False, device="cpu")
     model.save(work / "model.pt")
-    return {"steps": model.training_summary["steps"], "train_cells": model.n_train,
-            "train_seconds": model.training_summary["seconds"]}
+    return {
+        "steps": model.training_summary["steps"],
+        "train_cells": model.n_train,
+        "train_seconds": model.training_summary["seconds"],
+    }
 
 
 def _generate(work: Path, n: int) -> dict:
@@ -166,9 +170,26 @@ def main() -> None:
     env = os.environ | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     rows = {}
     for stage in args.stages.split(","):
-        cmd = [sys.executable, __file__, "--stage", stage, "--work-dir", str(work), "--n-cells", str(args.n_cells),
-               "--steps", str(args.steps), "--sketch-cells", str(args.sketch_cells), "--generate",
-               str(args.generate), "--eval-cells", str(args.eval_cells), "--seed", str(args.seed)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--stage",
+            stage,
+            "--work-dir",
+            str(work),
+            "--n-cells",
+            str(args.n_cells),
+            "--steps",
+            str(args.steps),
+            "--sketch-cells",
+            str(args.sketch_cells),
+            "--generate",
+            str(args.generate),
+            "--eval-cells",
+            str(args.eval_cells),
+            "--seed",
+            str(args.seed),
+        ]
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         watched = 0.0
         while child.poll() is None:
@@ -183,7 +204,8 @@ def main() -> None:
         # Per stage, so that stages resumed in a later run (--stages) keep their own time and load.
         rows[stage] = json.loads(out[-1]) | {
             "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "load_average_1min": round(os.getloadavg()[0], 1)}
+            "load_average_1min": round(os.getloadavg()[0], 1),
+        }
         print(stage, rows[stage], flush=True)
         _record(Path(args.results), args, rows)  # after every stage, so a stopped run keeps what it measured
 
@@ -191,19 +213,24 @@ def main() -> None:
 def _record(results_path: Path, args: argparse.Namespace, rows: dict) -> None:
     from scsynth_core.atomic import write_json
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                            check=False).stdout
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     # A run resumed with --stages keeps the stages an earlier run of the same size and settings measured.
     earlier = results.get(str(args.n_cells), {})
     same = all(earlier.get(k) == getattr(args, k) for k in ("steps", "sketch_cells"))
     rows = {k: v for k, v in earlier.get("stages", {}).items() if same and k not in rows} | rows
     results[str(args.n_cells)] = {
-        "date": datetime.date.today().isoformat(), "commit": commit.strip(),
+        "date": datetime.date.today().isoformat(),
+        "commit": commit.strip(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                   f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, shared",
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, shared",
         "load_average_1min": round(os.getloadavg()[0], 1),
-        "n_cells": args.n_cells, "n_genes": N_GENES, "steps": args.steps, "sketch_cells": args.sketch_cells,
+        "n_cells": args.n_cells,
+        "n_genes": N_GENES,
+        "steps": args.steps,
+        "sketch_cells": args.sketch_cells,
         "stages": rows,
     }
     write_json(results_path, results)

@@ -48,9 +48,11 @@ def load_data(path: Path = DATA):
         means = rng.lognormal(-2.5, 1.5, (8, 2000))
         labels = rng.integers(0, 8, 4271)
         counts = rng.poisson(rng.gamma(0.5, means[labels] / 0.5))
-        adata = ad.AnnData(sp.csr_matrix(counts.astype(np.float32)),
-                           obs=pd.DataFrame(index=[f"c{i}" for i in range(4271)]),
-                           var=pd.DataFrame(index=[f"g{j}" for j in range(2000)]))
+        adata = ad.AnnData(
+            sp.csr_matrix(counts.astype(np.float32)),
+            obs=pd.DataFrame(index=[f"c{i}" for i in range(4271)]),
+            var=pd.DataFrame(index=[f"g{j}" for j in range(2000)]),
+        )
         source = "synthetic (PBMC 4k file absent)"
     order = np.random.default_rng(0).permutation(adata.n_obs)
     n_train = round(0.7 * adata.n_obs)
@@ -77,8 +79,10 @@ def train_part(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     train, test, source = load_data()
-    print(f"data: {source}: {train.n_obs:,} training / {test.n_obs:,} held-out cells x {train.n_vars:,} genes; "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"data: {source}: {train.n_obs:,} training / {test.n_obs:,} held-out cells x {train.n_vars:,} genes; "
+        f"torch threads {torch.get_num_threads()}"
+    )
     model = ScDBM(args.preset)
     start = time.perf_counter()
     history = model.fit(train, seed=0, device="cpu", progress=False)
@@ -111,17 +115,22 @@ def generate_part(args: argparse.Namespace) -> dict:
     real = test.X.toarray()
     model.sample(500, seed=1)  # warm-up
     result = {"cells": args.cells, "genes": len(model.var_names)}
-    for label, options in (("collapsed_gibbs", {"sampler": "gibbs", "gibbs_scheme": "collapsed"}),
-                           ("blocked_gibbs", {"sampler": "gibbs", "gibbs_scheme": "blocked"}),
-                           ("exact", {"sampler": "exact"})):
+    for label, options in (
+        ("collapsed_gibbs", {"sampler": "gibbs", "gibbs_scheme": "collapsed"}),
+        ("blocked_gibbs", {"sampler": "gibbs", "gibbs_scheme": "blocked"}),
+        ("exact", {"sampler": "exact"}),
+    ):
         model.params.update(options)
         start = time.perf_counter()
         cells = model.sample(args.cells, seed=0, batch_size=args.chunk)
         seconds = time.perf_counter() - start
         X = cells.X
-        result[label] = {"seconds": round(seconds, 2), "cells_per_s": round(args.cells / seconds, 1),
-                         "median_library": float(np.median(np.asarray(X.sum(axis=1)).ravel())),
-                         "zero_fraction": round(1 - X.nnz / (X.shape[0] * X.shape[1]), 4)}
+        result[label] = {
+            "seconds": round(seconds, 2),
+            "cells_per_s": round(args.cells / seconds, 1),
+            "median_library": float(np.median(np.asarray(X.sum(axis=1)).ravel())),
+            "zero_fraction": round(1 - X.nnz / (X.shape[0] * X.shape[1]), 4),
+        }
         print(label, result[label], flush=True)
     result["real_median_library"] = float(np.median(real.sum(1)))
     result["real_zero_fraction"] = round(float((real == 0).mean()), 4)
@@ -146,8 +155,22 @@ def main(argv=None) -> None:
     if args.part == "generate":
         results["generate"] = generate_part(args)
     elif args.part == "all":
-        cmd = [sys.executable, __file__, "--part", "generate", "--model", args.model, "--threads", str(args.threads),
-               "--cells", str(args.cells), "--chunk", str(args.chunk), "--json", args.model + ".gen.json"]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--part",
+            "generate",
+            "--model",
+            args.model,
+            "--threads",
+            str(args.threads),
+            "--cells",
+            str(args.cells),
+            "--chunk",
+            str(args.chunk),
+            "--json",
+            args.model + ".gen.json",
+        ]
         subprocess.run(cmd, check=True)
         results["generate"] = json.loads(Path(args.model + ".gen.json").read_text())["generate"]
     if args.json:

@@ -76,6 +76,7 @@ class FlopCounter:
                 out = func(*args, **kwargs)
                 packet = func._overloadpacket
                 if packet in flop_registry:
+
                     def shape(x):
                         return x.shape if isinstance(x, torch.Tensor) else x
 
@@ -123,20 +124,26 @@ def generation(args: argparse.Namespace) -> None:
     density = cells.X.nnz / (cells.shape[0] * cells.shape[1])
     gflops = flops_per_cell * args.cells / elapsed / 1e9
     print(f"roofline: 4096^3 matmul {square:.1f} GFLOP/s; generator-shaped matmul {shaped:.1f} GFLOP/s")
-    print(f"generation: {args.cells:,} cells x {args.genes:,} genes in {elapsed:.2f} s "
-          f"({args.cells / elapsed:,.0f} cells/s), non-zero fraction {density:.3f}")
-    print(f"  {flops_per_cell * args.cells / 1e12:.2f} TFLOP -> {gflops:.1f} GFLOP/s = {100 * gflops / square:.0f}% "
-          f"of the 4096^3 roofline, {100 * gflops / shaped:.0f}% of the generator-shaped matmul")
-    print(f"  result: sparse X {cells.X.data.nbytes / 1e9 + cells.X.indices.nbytes / 1e9:.2f} GB; "
-          f"process RSS before {rss0:.2f} GB, peak {_peak_rss_gb():.2f} GB "
-          f"(dense float32 would be {args.cells * args.genes * 4 / 1e9:.1f} GB)")
+    print(
+        f"generation: {args.cells:,} cells x {args.genes:,} genes in {elapsed:.2f} s "
+        f"({args.cells / elapsed:,.0f} cells/s), non-zero fraction {density:.3f}"
+    )
+    print(
+        f"  {flops_per_cell * args.cells / 1e12:.2f} TFLOP -> {gflops:.1f} GFLOP/s = {100 * gflops / square:.0f}% "
+        f"of the 4096^3 roofline, {100 * gflops / shaped:.0f}% of the generator-shaped matmul"
+    )
+    print(
+        f"  result: sparse X {cells.X.data.nbytes / 1e9 + cells.X.indices.nbytes / 1e9:.2f} GB; "
+        f"process RSS before {rss0:.2f} GB, peak {_peak_rss_gb():.2f} GB "
+        f"(dense float32 would be {args.cells * args.genes * 4 / 1e9:.1f} GB)"
+    )
 
 
 def _column_quantile(x, q: float):
     """Per-column quantile for matrices too large for torch.quantile (limit 16M elements per call)."""
     import torch
 
-    return torch.cat([x[:, j:j + 4096].quantile(q, dim=0) for j in range(0, x.shape[1], 4096)])
+    return torch.cat([x[:, j : j + 4096].quantile(q, dim=0) for j in range(0, x.shape[1], 4096)])
 
 
 def _nb_counts(n_cells: int, n_genes: int, seed: int = 0):
@@ -199,11 +206,13 @@ def training(args: argparse.Namespace) -> None:
         roof = np.array(probes[1:])
         eff = counter.total / seconds / 1e9 / roof
         best = int(np.argmin(seconds))
-        print(f"training, {n_genes:,} genes: {counter.total / 1e9:.1f} GFLOP per 5:1 iteration (batch 128); "
-              f"fastest {seconds[best]:.3f} s = {counter.total / seconds[best] / 1e9:.1f} GFLOP/s "
-              f"({100 * eff[best]:.0f}% of the {roof[best]:.0f} GFLOP/s probe beside it); "
-              f"median efficiency {100 * np.median(eff):.0f}% over {len(seconds)} iterations "
-              f"(times {', '.join(f'{t:.2f}' for t in seconds)} s)")
+        print(
+            f"training, {n_genes:,} genes: {counter.total / 1e9:.1f} GFLOP per 5:1 iteration (batch 128); "
+            f"fastest {seconds[best]:.3f} s = {counter.total / seconds[best] / 1e9:.1f} GFLOP/s "
+            f"({100 * eff[best]:.0f}% of the {roof[best]:.0f} GFLOP/s probe beside it); "
+            f"median efficiency {100 * np.median(eff):.0f}% over {len(seconds)} iterations "
+            f"(times {', '.join(f'{t:.2f}' for t in seconds)} s)"
+        )
 
 
 def main(args: argparse.Namespace) -> None:

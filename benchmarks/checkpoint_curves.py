@@ -46,8 +46,10 @@ def load(folder: Path) -> list[dict]:
         table = pd.DataFrame(run["checkpoints"])
         needed = {"step", "minutes", "monitor_auc", "rf_auc"} - set(table.columns)
         if table.empty or needed:
-            raise DataError(f"{path}: 'checkpoints' needs rows with step, minutes, monitor_auc and rf_auc; "
-                            f"got {len(table)} rows, missing {sorted(needed)}")
+            raise DataError(
+                f"{path}: 'checkpoints' needs rows with step, minutes, monitor_auc and rf_auc; "
+                f"got {len(table)} rows, missing {sorted(needed)}"
+            )
         runs.append(run | {"checkpoints": table.sort_values("step").reset_index(drop=True), "path": path})
     if not runs:
         raise DataError(f"{folder}: no monitor_vs_rf.py results (*.json)")
@@ -64,15 +66,25 @@ def recent_slope(table: pd.DataFrame, target: float | None) -> dict:
 
     last_step = table["step"].iloc[-1]
     recent = table[table["step"] >= last_step * (1 - LAST_FRACTION) - 1e-6]  # 1e-6: 1,200 * 2/3 is 800.0000001
-    out = {"n_recent": len(recent), "first_recent_step": int(recent["step"].iloc[0]), "slope_per_minute": math.nan,
-           "slope_per_1k_steps": math.nan, "stderr_per_1k_steps": math.nan, "steps_to_target": None,
-           "minutes_to_target": None, "met": target is not None and table["rf_auc"].iloc[-1] <= target}
+    out = {
+        "n_recent": len(recent),
+        "first_recent_step": int(recent["step"].iloc[0]),
+        "slope_per_minute": math.nan,
+        "slope_per_1k_steps": math.nan,
+        "stderr_per_1k_steps": math.nan,
+        "steps_to_target": None,
+        "minutes_to_target": None,
+        "met": target is not None and table["rf_auc"].iloc[-1] <= target,
+    }
     if len(recent) < 2:
         return out
     by_minute = linregress(recent["minutes"], recent["rf_auc"])
     by_steps = linregress(recent["step"] / 1000, recent["rf_auc"])
-    out |= {"slope_per_minute": float(by_minute.slope), "slope_per_1k_steps": float(by_steps.slope),
-            "stderr_per_1k_steps": float(by_steps.stderr)}
+    out |= {
+        "slope_per_minute": float(by_minute.slope),
+        "slope_per_1k_steps": float(by_steps.slope),
+        "stderr_per_1k_steps": float(by_steps.stderr),
+    }
     if target is None or out["met"]:
         return out
     if by_steps.slope < 0:
@@ -90,17 +102,21 @@ def _fmt_total(value: float | None, done: float, unit: str) -> str:
 
 def table_markdown(runs: list[dict], targets: dict[str, float]) -> str:
     """Summary table (one row per run) and one checkpoint table per run."""
-    intro = ("Written by `benchmarks/checkpoint_curves.py` from the `monitor_vs_rf.py` results in this folder. "
-             "RF AUC: the realism protocol's forest (real test cells, shared PCA); monitor: the training loop's "
-             "kNN AUC / MMD on validation cells held out of the training split. Slope: least-squares line through "
-             "the RF AUC of the checkpoints in the last third of the run's steps (by step number). **To target**: "
-             "where that straight line would reach the target, as total steps / minutes from the start. It is an "
-             "extrapolation of a straight line, not a forecast: curves flatten, so it is a lower bound on the "
-             "work (and '-' where the line is not falling). Minutes are this machine's, monitor and checkpoint "
-             "generation included.")
-    header = ("| dataset | model | target | checkpoints | last step / min | RF AUC first -> last (best) "
-              "| RF AUC of monitor's best | Spearman monitor AUC / MMD vs RF | RF slope / min | RF slope / 1k steps "
-              "| to target: steps | to target: minutes |")
+    intro = (
+        "Written by `benchmarks/checkpoint_curves.py` from the `monitor_vs_rf.py` results in this folder. "
+        "RF AUC: the realism protocol's forest (real test cells, shared PCA); monitor: the training loop's "
+        "kNN AUC / MMD on validation cells held out of the training split. Slope: least-squares line through "
+        "the RF AUC of the checkpoints in the last third of the run's steps (by step number). **To target**: "
+        "where that straight line would reach the target, as total steps / minutes from the start. It is an "
+        "extrapolation of a straight line, not a forecast: curves flatten, so it is a lower bound on the "
+        "work (and '-' where the line is not falling). Minutes are this machine's, monitor and checkpoint "
+        "generation included."
+    )
+    header = (
+        "| dataset | model | target | checkpoints | last step / min | RF AUC first -> last (best) "
+        "| RF AUC of monitor's best | Spearman monitor AUC / MMD vs RF | RF slope / min | RF slope / 1k steps "
+        "| to target: steps | to target: minutes |"
+    )
     lines = ["# Forest AUC at checkpoints", "", intro, "", header, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         t = run["checkpoints"]
@@ -117,16 +133,28 @@ def table_markdown(runs: list[dict], targets: dict[str, float]) -> str:
             f"| {run.get('spearman_monitor_auc_rf_auc', math.nan):.2f} / "
             f"{run.get('spearman_monitor_mmd_rf_auc', math.nan):.2f} "
             f"| {s['slope_per_minute']:+.4f} | {s['slope_per_1k_steps']:+.3f} (se {s['stderr_per_1k_steps']:.3f}, "
-            f"{s['n_recent']} pts from step {s['first_recent_step']:,}) | {steps_cell} | {minutes_cell} |")
+            f"{s['n_recent']} pts from step {s['first_recent_step']:,}) | {steps_cell} | {minutes_cell} |"
+        )
     for run in runs:
         t = run["checkpoints"]
-        about = (f"Preset {run.get('preset', '?')}, params {run.get('params', {})}, {run.get('trees', '?')} trees; "
-                 f"commit {run.get('commit', '?')}; machine {json.dumps(run.get('machine', {}))}.")
-        lines += ["", f"## {run['dataset']} / {run['model']}", "", about, "",
-                  "| step | minutes | monitor AUC | monitor MMD | RF AUC | RF MMD |", "|---|---|---|---|---|---|"]
+        about = (
+            f"Preset {run.get('preset', '?')}, params {run.get('params', {})}, {run.get('trees', '?')} trees; "
+            f"commit {run.get('commit', '?')}; machine {json.dumps(run.get('machine', {}))}."
+        )
+        lines += [
+            "",
+            f"## {run['dataset']} / {run['model']}",
+            "",
+            about,
+            "",
+            "| step | minutes | monitor AUC | monitor MMD | RF AUC | RF MMD |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in t.to_dict("records"):
-            lines.append(f"| {int(r['step']):,} | {r['minutes']:.2f} | {r['monitor_auc']:.3f} "
-                         f"| {r.get('monitor_mmd', math.nan):.4f} | {r['rf_auc']:.3f} | {r.get('rf_mmd', math.nan):.4f} |")
+            lines.append(
+                f"| {int(r['step']):,} | {r['minutes']:.2f} | {r['monitor_auc']:.3f} "
+                f"| {r.get('monitor_mmd', math.nan):.4f} | {r['rf_auc']:.3f} | {r.get('rf_mmd', math.nan):.4f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

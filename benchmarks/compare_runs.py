@@ -47,7 +47,9 @@ def _json_equal(a: Path, b: Path) -> str | None:
 
     left, right = (strip(json.loads(p.read_text())) for p in (a, b))
     if left != right:
-        keys = sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k)) if isinstance(left, dict) else []
+        keys = (
+            sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k)) if isinstance(left, dict) else []
+        )
         return f"values differ: {keys[:10]}"
     return None
 
@@ -120,12 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def files(root: Path) -> set[str]:
-        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
-                and p.suffix not in SKIPPED_SUFFIXES and not any(fnmatch.fnmatch(str(p.relative_to(root)), g)
-                                                                  for g in args.ignore)}
+        return {
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix not in SKIPPED_SUFFIXES
+            and not any(fnmatch.fnmatch(str(p.relative_to(root)), g) for g in args.ignore)
+        }
 
     before, after = files(args.before), files(args.after)
-    problems = [f"only before: {p}" for p in sorted(before - after)] + [f"only after: {p}" for p in sorted(after - before)]
+    problems = [f"only before: {p}" for p in sorted(before - after)] + [
+        f"only after: {p}" for p in sorted(after - before)
+    ]
     same = sorted(before & after)
     for rel in same:
         why = compare_file(args.before / rel, args.after / rel)

@@ -121,8 +121,9 @@ def cluster_nb(train, test_labels: np.ndarray, rng: np.random.Generator, *, with
         idx = rng.choice(np.flatnonzero(labels == t))
         rows.append(means[t] * (scale[idx] if with_library else 1.0))
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    return sample_nb(torch.as_tensor(np.stack(rows), dtype=torch.float32),
-                     torch.as_tensor(theta, dtype=torch.float32), gen).numpy()
+    return sample_nb(
+        torch.as_tensor(np.stack(rows), dtype=torch.float32), torch.as_tensor(theta, dtype=torch.float32), gen
+    ).numpy()
 
 
 def main(argv=None) -> None:
@@ -174,8 +175,7 @@ def main(argv=None) -> None:
     types = sorted(test.obs["cluster"].astype(str).unique())
     real_share = test.obs["cluster"].astype(str).value_counts(normalize=True)
     gen_share = dict(zip(*np.unique(labels, return_counts=True), strict=True))
-    out["type_shares"] = {t: [round(float(real_share.get(t, 0)), 3), round(gen_share.get(t, 0) / n, 3)]
-                          for t in types}
+    out["type_shares"] = {t: [round(float(real_share.get(t, 0)), 3), round(gen_share.get(t, 0) / n, 3)] for t in types}
     from sklearn.neighbors import NearestNeighbors
 
     nn = NearestNeighbors(n_neighbors=1).fit(rep.transform(train))
@@ -194,12 +194,14 @@ def main(argv=None) -> None:
         post = state_codes((q1 > 0.5).numpy())
         out["data_posterior_state_share_vs_p_h1"] = {
             int(s): [round(float((post == s).mean()), 3), round(float(p_h1[s]), 3)]
-            for s in np.unique(np.r_[post, np.flatnonzero(p_h1 > 0.01)])}
+            for s in np.unique(np.r_[post, np.flatnonzero(p_h1 > 0.01)])
+        }
         out["mean_field_q_h1_far_from_binary"] = float(((q1 > 0.1) & (q1 < 0.9)).float().mean())
         tlabels = train.obs["cluster"].astype(str).to_numpy()
         out["types_per_posterior_state"] = {
             int(s): {t: int(c) for t, c in zip(*np.unique(tlabels[post == s], return_counts=True), strict=True)}
-            for s in np.unique(post)}
+            for s in np.unique(post)
+        }
         # aggregate posterior over all states (mean of the factorised q), vs p(h1)
         qd = q1.double()
         agg = torch.exp(torch.log(qd.clamp(1e-12)) @ states.t() + torch.log((1 - qd).clamp(1e-12)) @ (1 - states).t())
@@ -230,7 +232,7 @@ def main(argv=None) -> None:
 
         # the NB sampler at a fixed h1: moments of 50,000 draws vs the NB's
         s_top = int(np.argmax(p_h1))
-        mu = m.visible_mean(states[s_top:s_top + 1].float()).expand(50_000, -1)
+        mu = m.visible_mean(states[s_top : s_top + 1].float()).expand(50_000, -1)
         draws = sample_nb(mu, m.theta, torch.Generator().manual_seed(1)).double()
         mu0, th = mu[0].double(), m.theta.double()
         keep = mu0 > 0.05
@@ -256,7 +258,8 @@ def main(argv=None) -> None:
     out["variants"] = {}
     for name, X in variants.items():
         out["variants"][name] = metrics(X, args.trees) | {
-            "lib_only_auc": round(forest_auc(lib_features(real), lib_features(X), trees=args.trees), 4)}
+            "lib_only_auc": round(forest_auc(lib_features(real), lib_features(X), trees=args.trees), 4)
+        }
         print(name, out["variants"][name], flush=True)
     out["seconds"] = round(time.perf_counter() - t_start, 1)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float) + "\n")

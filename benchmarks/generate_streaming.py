@@ -66,8 +66,7 @@ def main() -> None:
     model = get_model_class(args.model)("demo" if overrides else "paper", **overrides)
     # upsample is fitted with labels, so obs gets a cluster for each generated cell too (10 types).
     label_key = "cluster" if model.conditional else None
-    model.fit(_training_cells(args.genes, args.density), label_key=label_key, seed=0, progress=False,
-              max_steps=steps)
+    model.fit(_training_cells(args.genes, args.density), label_key=label_key, seed=0, progress=False, max_steps=steps)
     rss_before = _peak_rss_mb()
     # The commit is read now: others may commit while this runs for minutes.
     git = ["git", "rev-parse", "--short", "HEAD"]

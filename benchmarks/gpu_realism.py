@@ -51,13 +51,23 @@ def run_model(name: str, train, test, representation, *, minutes: float, trees: 
     history = model.fit(train, label_key=label_key, seed=0, device=device, progress=False)
     seconds = time.perf_counter() - t0
     steps = model.training_summary.get("steps") or model.training_summary.get("epochs")
-    curve = [{"step": s, "time_s": t, "monitor_auc": a, "monitor_mmd": m}
-             for s, t, a, m in zip(history["step"], history["time_s"], history.get("monitor_auc", []),
-                                   history.get("monitor_mmd", [])) if a is not None]
+    curve = [
+        {"step": s, "time_s": t, "monitor_auc": a, "monitor_mmd": m}
+        for s, t, a, m in zip(
+            history["step"], history["time_s"], history.get("monitor_auc", []), history.get("monitor_mmd", [])
+        )
+        if a is not None
+    ]
     generated = generate_like_test(model, test, seed=0)
-    result = {"model": name, "preset": "paper", "train_seconds": round(seconds, 1), "steps": steps,
-              "steps_per_second": round(steps / seconds, 2) if steps else None,
-              "training": model.training_summary, "monitor_curve": curve}
+    result = {
+        "model": name,
+        "preset": "paper",
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+        "steps_per_second": round(steps / seconds, 2) if steps else None,
+        "training": model.training_summary,
+        "monitor_curve": curve,
+    }
     return result | score(test, generated, representation, trees=trees, seed=0, threads=4)
 
 
@@ -77,15 +87,25 @@ def main(argv=None) -> None:
     train = adata[adata.obs["split"] == "train"].copy()
     test = adata[adata.obs["split"] == "test"].copy()
     representation = fit_protocol_representation(adata, n_components=50, seed=0)
-    out = {"dataset": args.dataset, "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": adata.n_vars,
-           "minutes_per_model": args.minutes, "commit": commit(), "machine": machine(),
-           "date": time.strftime("%Y-%m-%d"), "runs": []}
+    out = {
+        "dataset": args.dataset,
+        "n_train": int(train.n_obs),
+        "n_test": int(test.n_obs),
+        "n_genes": adata.n_vars,
+        "minutes_per_model": args.minutes,
+        "commit": commit(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": [],
+    }
     for name in args.models:
-        result = run_model(name, train, test, representation, minutes=args.minutes, trees=args.trees,
-                           device=args.device)
+        result = run_model(
+            name, train, test, representation, minutes=args.minutes, trees=args.trees, device=args.device
+        )
         out["runs"].append(result)
-        print(json.dumps({k: result[k] for k in ("model", "steps", "steps_per_second", "rf_auc_mean", "mmd")}),
-              flush=True)
+        print(
+            json.dumps({k: result[k] for k in ("model", "steps", "steps_per_second", "rf_auc_mean", "mmd")}), flush=True
+        )
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=1, default=str) + "\n")  # kept after every model
 

@@ -71,23 +71,42 @@ def run_aug(args) -> None:
         rep = work / "aug" / f"frac{args.fraction}_seed{seed}"
         down = rep / "split.tsv"
         if not down.exists():
-            downsample_dataset(prepared=prepared, split=split, outputs={args.fraction: down}, target=args.target,
-                               seed=seed)
+            downsample_dataset(
+                prepared=prepared, split=split, outputs={args.fraction: down}, target=args.target, seed=seed
+            )
         generated, timing, failed = {}, {}, {}
         for model in args.models:
             run = rep / model
             model_file, cells = run / "model.pt", run / "generated.h5ad"
             if not model_file.exists():
                 t0 = time.perf_counter()
-                train_model(prepared=prepared, split=down, output=model_file, train_log=run / "train_log.tsv",
-                            model=model, preset=args.preset, seed=seed, device="cpu", max_steps=args.max_steps,
-                            progress=False, threads=args.threads)
+                train_model(
+                    prepared=prepared,
+                    split=down,
+                    output=model_file,
+                    train_log=run / "train_log.tsv",
+                    model=model,
+                    preset=args.preset,
+                    seed=seed,
+                    device="cpu",
+                    max_steps=args.max_steps,
+                    progress=False,
+                    threads=args.threads,
+                )
                 _io.write_json(run / "train_seconds.json", {"train_seconds": round(time.perf_counter() - t0, 1)})
             timing[model] = json.loads((run / "train_seconds.json").read_text())["train_seconds"]
             if not cells.exists():
                 try:  # a generator that cannot make the target cells is a result, not a reason to stop the others
-                    generate_cells(model=model_file, output=cells, n_cells=args.n_generated, target=args.target,
-                                   target_of=prepared, seed=seed, device="cpu", threads=args.threads)
+                    generate_cells(
+                        model=model_file,
+                        output=cells,
+                        n_cells=args.n_generated,
+                        target=args.target,
+                        target_of=prepared,
+                        seed=seed,
+                        device="cpu",
+                        threads=args.threads,
+                    )
                 except ScsynthError as error:
                     failed[model] = str(error)
                     print(f"aug seed {seed}: {model} generated no target cells: {error}", flush=True)
@@ -95,12 +114,28 @@ def run_aug(args) -> None:
             generated[model] = cells
         f1 = rep / "f1.tsv"
         if not f1.exists():
-            evaluate_augmentation(prepared=prepared, split=down, generated=generated, output=f1, fraction=args.fraction,
-                                  seed=seed, target=args.target, n_extra=args.n_generated, sweep=args.sweep,
-                                  n_trees=args.rf_trees, threads=args.threads)
-        _io.write_json(rep / "run.json", {"train_seconds": timing, "generation_failed": failed,
-                                          "load_average_1min": round(os.getloadavg()[0], 2),
-                                          "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+            evaluate_augmentation(
+                prepared=prepared,
+                split=down,
+                generated=generated,
+                output=f1,
+                fraction=args.fraction,
+                seed=seed,
+                target=args.target,
+                n_extra=args.n_generated,
+                sweep=args.sweep,
+                n_trees=args.rf_trees,
+                threads=args.threads,
+            )
+        _io.write_json(
+            rep / "run.json",
+            {
+                "train_seconds": timing,
+                "generation_failed": failed,
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            },
+        )
         print(f"aug seed {seed} done: {f1}", flush=True)
 
 
@@ -118,10 +153,22 @@ def run_pilot(args) -> None:
                 out = work / model / f"size{size}_seed{seed}.tsv"
                 if out.exists():
                     continue
-                run_pilot_replicates(prepared=prepared, reference=reference, output=out,
-                                     example=out.with_suffix(".example.h5ad"), dataset=args.dataset, model=model,
-                                     replicates=[(size, seed)], preset=args.preset, max_steps=args.max_steps,
-                                     replace=True, resolution=0.4, n_neighbors=20, device="cpu", threads=args.threads)
+                run_pilot_replicates(
+                    prepared=prepared,
+                    reference=reference,
+                    output=out,
+                    example=out.with_suffix(".example.h5ad"),
+                    dataset=args.dataset,
+                    model=model,
+                    replicates=[(size, seed)],
+                    preset=args.preset,
+                    max_steps=args.max_steps,
+                    replace=True,
+                    resolution=0.4,
+                    n_neighbors=20,
+                    device="cpu",
+                    threads=args.threads,
+                )
                 print(f"pilot {model} size {size} seed {seed} done", flush=True)
 
 
@@ -132,51 +179,89 @@ def collect(args) -> None:
     from scsynth_core import atomic as _io
 
     base = args.work / args.dataset
-    out = {"dataset": args.dataset, "date": datetime.date.today().isoformat(), "commit": commit(),
-           "library": args.library or f"the working tree at {commit()}", "machine": machine(),
-           "load_average_1min_at_collect": round(os.getloadavg()[0], 2)}
+    out = {
+        "dataset": args.dataset,
+        "date": datetime.date.today().isoformat(),
+        "commit": commit(),
+        "library": args.library or f"the working tree at {commit()}",
+        "machine": machine(),
+        "load_average_1min_at_collect": round(os.getloadavg()[0], 2),
+    }
     f1_files = sorted((base / "aug").glob("frac*_seed*/f1.tsv"))
     if f1_files:
         f1 = pd.concat([pd.read_csv(p, sep="\t") for p in f1_files], ignore_index=True)
         rest = f1[f1["comparison"] == "rest"]
         _io.write_tsv(args.results / "augmentation_f1.tsv", rest)
-        summary = (rest.assign(row=rest["variant"].where(rest["variant"] != "augmented", rest["source"]))
-                   .groupby(["row", "n_extra"])["f1"].agg(["mean", "std", "min", "max", "count"]).reset_index()
-                   .round(4))
+        summary = (
+            rest.assign(row=rest["variant"].where(rest["variant"] != "augmented", rest["source"]))
+            .groupby(["row", "n_extra"])["f1"]
+            .agg(["mean", "std", "min", "max", "count"])
+            .reset_index()
+            .round(4)
+        )
         _io.write_tsv(args.results / "augmentation_summary.tsv", summary)
-        runs = {p.parent.name: json.loads((p.parent / "run.json").read_text()) for p in f1_files
-                if (p.parent / "run.json").exists()}
+        runs = {
+            p.parent.name: json.loads((p.parent / "run.json").read_text())
+            for p in f1_files
+            if (p.parent / "run.json").exists()
+        }
         by_seed = rest[rest["variant"] == "augmented"].pivot_table(index="seed", columns="source", values="f1")
         verdict = {}
         if "latentflow" in by_seed:
             for rival in ("cscgan", "activa"):
                 if rival in by_seed:
                     diff = by_seed["latentflow"] - by_seed[rival]
-                    verdict[rival] = {"mean_difference": round(float(diff.mean()), 4),
-                                      "seeds_at_least_as_high": int((diff >= 0).sum()), "seeds": int(diff.size),
-                                      "met_on_mean": bool(diff.mean() >= 0)}
+                    verdict[rival] = {
+                        "mean_difference": round(float(diff.mean()), 4),
+                        "seeds_at_least_as_high": int((diff >= 0).sum()),
+                        "seeds": int(diff.size),
+                        "met_on_mean": bool(diff.mean() >= 0),
+                    }
         for rival in ("cscgan", "activa"):
-            failures = {name: run["generation_failed"][rival] for name, run in runs.items()
-                        if rival in run.get("generation_failed", {})}
+            failures = {
+                name: run["generation_failed"][rival]
+                for name, run in runs.items()
+                if rival in run.get("generation_failed", {})
+            }
             if failures:
                 verdict.setdefault(rival, {})["generation_failed"] = failures
-        out["augmentation"] = {"summary": summary.to_dict("records"), "runs": runs, "latentflow_vs": verdict,
-                               "n_target_train": sorted(set(rest["n_target_train"].astype(int)))}
+        out["augmentation"] = {
+            "summary": summary.to_dict("records"),
+            "runs": runs,
+            "latentflow_vs": verdict,
+            "n_target_train": sorted(set(rest["n_target_train"].astype(int))),
+        }
     pilot_files = sorted((base / "pilot").glob("*/size*_seed*.tsv"))
     if pilot_files:
         pilot = pd.concat([pd.read_csv(p, sep="\t") for p in pilot_files], ignore_index=True)
-        cols = ["model", "pilot_size", "seed", "count_difference", "ari", "dbi_synthetic", "dbi_original",
-                "mad_median", "train_seconds"]
+        cols = [
+            "model",
+            "pilot_size",
+            "seed",
+            "count_difference",
+            "ari",
+            "dbi_synthetic",
+            "dbi_original",
+            "mad_median",
+            "train_seconds",
+        ]
         _io.write_tsv(args.results / "pilot_replicates.tsv", pilot[[c for c in cols if c in pilot]])
-        summary = (pilot.groupby(["model", "pilot_size"])["count_difference"].agg(["mean", "std", "count"])
-                   .reset_index().round(1))
+        summary = (
+            pilot.groupby(["model", "pilot_size"])["count_difference"]
+            .agg(["mean", "std", "count"])
+            .reset_index()
+            .round(1)
+        )
         _io.write_tsv(args.results / "pilot_summary.tsv", summary)
         wide = summary.pivot(index="pilot_size", columns="model", values="mean")
         verdict = {}
         if {"latentflow", "scvi_posterior"} <= set(wide):
             for size, row in wide.iterrows():
-                verdict[int(size)] = {"latentflow": row["latentflow"], "scvi_posterior": row["scvi_posterior"],
-                                      "met": bool(row["latentflow"] < row["scvi_posterior"])}
+                verdict[int(size)] = {
+                    "latentflow": row["latentflow"],
+                    "scvi_posterior": row["scvi_posterior"],
+                    "met": bool(row["latentflow"] < row["scvi_posterior"]),
+                }
         out["pilot"] = {"summary": summary.to_dict("records"), "latentflow_vs_scvi_posterior": verdict}
     _io.write_json(args.results / "issue17.json", out)
     print(json.dumps({k: out[k] for k in ("augmentation", "pilot") if k in out}, indent=1, default=str))

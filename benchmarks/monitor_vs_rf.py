@@ -39,8 +39,17 @@ def _generate(task, n: int, seed: int):
     return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
 
-def checkpoint_realism(model, train, test, representation, *, trees: int = 300, seed: int = 0,
-                       label_key: str | None = None, max_steps: int | None = None) -> pd.DataFrame:
+def checkpoint_realism(
+    model,
+    train,
+    test,
+    representation,
+    *,
+    trees: int = 300,
+    seed: int = 0,
+    label_key: str | None = None,
+    max_steps: int | None = None,
+) -> pd.DataFrame:
     """Fit ``model`` on ``train``; one row per monitor evaluation: step, monitor columns, RF AUC and MMD vs ``test``."""
     from scsynth_core.data.preprocess import expression_scale
     from scsynth_core.metrics.realism import realism_metrics
@@ -58,8 +67,9 @@ def checkpoint_realism(model, train, test, representation, *, trees: int = 300, 
 
     training.TrainingLoop._evaluate = evaluate_and_keep
     try:
-        history = pd.DataFrame(model.fit(train, label_key=label_key, seed=seed, device="cpu", progress=False,
-                                         max_steps=max_steps))
+        history = pd.DataFrame(
+            model.fit(train, label_key=label_key, seed=seed, device="cpu", progress=False, max_steps=max_steps)
+        )
     finally:
         training.TrainingLoop._evaluate = original
     monitored = history[history["monitor_auc"].notna()].reset_index(drop=True)
@@ -67,13 +77,22 @@ def checkpoint_realism(model, train, test, representation, *, trees: int = 300, 
     for i, (X, representation_name) in cells.items():
         import anndata as ad
 
-        generated = ad.AnnData(X=X, var=pd.DataFrame(index=test.var_names),
-                               uns={"scsynth": {"representation": representation_name}})
-        metrics = realism_metrics(test, expression_scale(generated), representation=representation, n_trees=trees,
-                                  seed=seed, n_jobs=1)
-        rows.append({"step": int(monitored["step"][i]), "minutes": monitored["time_s"][i] / 60,
-                     "monitor_auc": monitored["monitor_auc"][i], "monitor_mmd": monitored["monitor_mmd"][i],
-                     "rf_auc": metrics["rf_auc_mean"], "rf_mmd": metrics["mmd"]})
+        generated = ad.AnnData(
+            X=X, var=pd.DataFrame(index=test.var_names), uns={"scsynth": {"representation": representation_name}}
+        )
+        metrics = realism_metrics(
+            test, expression_scale(generated), representation=representation, n_trees=trees, seed=seed, n_jobs=1
+        )
+        rows.append(
+            {
+                "step": int(monitored["step"][i]),
+                "minutes": monitored["time_s"][i] / 60,
+                "monitor_auc": monitored["monitor_auc"][i],
+                "monitor_mmd": monitored["monitor_mmd"][i],
+                "rf_auc": metrics["rf_auc_mean"],
+                "rf_mmd": metrics["mmd"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -121,11 +140,26 @@ def main(argv=None) -> None:
     klass = get_model_class(args.model)
     model = klass(args.preset, **parse_sets(args.set))
     label_key = "cluster" if (klass.conditional or klass.labels_optional) else None
-    table = checkpoint_realism(model, train, test, fit_protocol_representation(adata, n_components=50), trees=args.trees,
-                               label_key=label_key, max_steps=args.max_steps)
-    result = {"dataset": args.dataset, "model": args.model, "preset": args.preset, "params": parse_sets(args.set),
-              "trees": args.trees, "commit": commit(), "machine": machine(), **agreement(table),
-              "checkpoints": table.to_dict("records")}
+    table = checkpoint_realism(
+        model,
+        train,
+        test,
+        fit_protocol_representation(adata, n_components=50),
+        trees=args.trees,
+        label_key=label_key,
+        max_steps=args.max_steps,
+    )
+    result = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "preset": args.preset,
+        "params": parse_sets(args.set),
+        "trees": args.trees,
+        "commit": commit(),
+        "machine": machine(),
+        **agreement(table),
+        "checkpoints": table.to_dict("records"),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(table.to_string())

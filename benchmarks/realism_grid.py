@@ -21,21 +21,55 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "realism"
-MODELS = ("real_control", "upsample", "scvi_posterior", "scvi_prior", "activa", "cscgan", "scgan", "wgangp",
-          "michigan", "scdbm", "latentflow")
+MODELS = (
+    "real_control",
+    "upsample",
+    "scvi_posterior",
+    "scvi_prior",
+    "activa",
+    "cscgan",
+    "scgan",
+    "wgangp",
+    "michigan",
+    "scdbm",
+    "latentflow",
+)
 #: The realism issue's targets (RF AUC at most), workstation preset.
-TARGETS = {"scvi_posterior": 0.75, "activa": 0.80, "scvi_prior": 0.85, "cscgan": 0.85, "scgan": 0.90,
-           "wgangp": 0.90, "michigan": 0.90, "scdbm": 0.90,
-           "latentflow": 0.65}  # the "beyond the papers" issue's target for the modern generator
+TARGETS = {
+    "scvi_posterior": 0.75,
+    "activa": 0.80,
+    "scvi_prior": 0.85,
+    "cscgan": 0.85,
+    "scgan": 0.90,
+    "wgangp": 0.90,
+    "michigan": 0.90,
+    "scdbm": 0.90,
+    "latentflow": 0.65,
+}  # the "beyond the papers" issue's target for the modern generator
 
 
 def _run_one(dataset: str, model: str, trees: int, extra: list[str]) -> str:
     out = RESULTS / f"{dataset}__{model}.json"
     if out.exists():
         return f"skip {out.name}"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "realism_protocol.py"), "--dataset", dataset, "--model", model,
-           "--preset", "workstation", "--trees", str(trees), "--threads", "1", "--quiet", "--out", str(out),
-           *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "realism_protocol.py"),
+        "--dataset",
+        dataset,
+        "--model",
+        model,
+        "--preset",
+        "workstation",
+        "--trees",
+        str(trees),
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
     if model != "real_control":
         cmd += ["--history", str(RESULTS / f"{dataset}__{model}.tsv")]
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -84,8 +118,10 @@ def table(args) -> None:
     machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
     commits = sorted({r["commit"] for r in results})
     dates = sorted({r["date"] for r in results})
-    print(f"\nCells: RF AUC / MMD / training minutes. Dates {', '.join(dates)}; commits {', '.join(commits)}; "
-          f"machines {'; '.join(machines)}.")
+    print(
+        f"\nCells: RF AUC / MMD / training minutes. Dates {', '.join(dates)}; commits {', '.join(commits)}; "
+        f"machines {'; '.join(machines)}."
+    )
 
 
 def curves(args) -> None:
@@ -115,8 +151,7 @@ def curves(args) -> None:
     colors = colors_for(sorted({m for f in frames.values() for m in f}))
     for ax, dataset in zip(axes[0], datasets):
         for model, rows in frames[dataset].items():
-            ax.plot(rows["time_s"] / 60, rows["monitor_auc"], marker="o", ms=2, lw=1, color=colors[model],
-                    label=model)
+            ax.plot(rows["time_s"] / 60, rows["monitor_auc"], marker="o", ms=2, lw=1, color=colors[model], label=model)
         ax.axhline(0.5, ls="--", lw=0.8, color="grey")
         ax.set_title(dataset, fontsize="small")
         ax.set_xlabel("training minutes")

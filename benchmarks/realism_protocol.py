@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {
     "pbmc68k_reduced_counts": ("pbmc68k_reduced_counts/pbmc68k_reduced_counts.h5ad", "bulk_labels"),
     "pancreas_endocrinogenesis_veloviz": (
-        "pancreas_endocrinogenesis_veloviz/pancreas_endocrinogenesis_veloviz.h5ad", "clusters"),
+        "pancreas_endocrinogenesis_veloviz/pancreas_endocrinogenesis_veloviz.h5ad",
+        "clusters",
+    ),
     "pbmc3k": ("pbmc3k/pbmc3k.h5ad", "seurat_annotation"),
     "pbmc4k_soupx_half": ("pbmc4k_soupx_half/pbmc4k_soupx_half.h5ad", "annotation"),
     "mouse_bladder_scdcc": ("mouse_bladder_scdcc/mouse_bladder_scdcc.h5ad", "label"),
@@ -83,8 +85,12 @@ def parse_sets(items: list[str]) -> dict:
 def machine() -> dict:
     import torch
 
-    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -92,8 +98,9 @@ def machine() -> dict:
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -115,8 +122,7 @@ def score(test, generated, representation, *, trees: int, seed: int, threads: in
     from scsynth_core.metrics.realism import realism_metrics
 
     generated = expression_scale(generated)
-    metrics = realism_metrics(test, generated, representation=representation, n_trees=trees, seed=seed,
-                              n_jobs=threads)
+    metrics = realism_metrics(test, generated, representation=representation, n_trees=trees, seed=seed, n_jobs=threads)
 
     def zeros(X):
         X = sp.csr_matrix(X)
@@ -138,9 +144,18 @@ def run(args) -> dict:
     train = adata[adata.obs["split"] == "train"].copy()
     test = adata[adata.obs["split"] == "test"].copy()
     representation = fit_protocol_representation(adata, n_components=50, seed=args.seed)
-    result = {"dataset": args.dataset, "model": args.model, "preset": args.preset, "seed": args.seed,
-              "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": int(adata.n_vars),
-              "date": datetime.date.today().isoformat(), "commit": commit(), "machine": machine()}
+    result = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "preset": args.preset,
+        "seed": args.seed,
+        "n_train": int(train.n_obs),
+        "n_test": int(test.n_obs),
+        "n_genes": int(adata.n_vars),
+        "date": datetime.date.today().isoformat(),
+        "commit": commit(),
+        "machine": machine(),
+    }
     t0 = time.perf_counter()
     if args.model == "real_control":
         _, generated, _ = protocol_cells(adata, seed=args.seed)
@@ -149,8 +164,14 @@ def run(args) -> dict:
         klass = get_model_class(args.model)
         model = klass(args.preset, **parse_sets(args.set))
         label_key = "cluster" if (klass.conditional or klass.labels_optional) else None
-        history = model.fit(train, label_key=label_key, seed=args.seed, device=args.device,
-                            max_steps=args.max_steps, progress=not args.quiet)
+        history = model.fit(
+            train,
+            label_key=label_key,
+            seed=args.seed,
+            device=args.device,
+            max_steps=args.max_steps,
+            progress=not args.quiet,
+        )
         result["train_seconds"] = round(time.perf_counter() - t0, 1)
         result["params"] = model.params
         if args.history:
@@ -188,8 +209,23 @@ def main(argv=None) -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    print(json.dumps({k: result[k] for k in ("dataset", "model", "train_seconds", "rf_auc_mean", "mmd",
-                                             "zero_fraction_generated", "zero_fraction_real") if k in result}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "dataset",
+                    "model",
+                    "train_seconds",
+                    "rf_auc_mean",
+                    "mmd",
+                    "zero_fraction_generated",
+                    "zero_fraction_real",
+                )
+                if k in result
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -84,19 +84,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="LABEL=COUNT,... for conditional models")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=10_000, help="cells generated and written at a time (bounds memory)")
+    p.add_argument(
+        "--batch-size", type=int, default=10_000, help="cells generated and written at a time (bounds memory)"
+    )
 
     p = sub.add_parser("evaluate", help="compare generated with real cells")
     p.add_argument("--real", required=True)
     p.add_argument("--generated", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--split", help="split file; compare with its 'test' cells")
-    p.add_argument("--label-key", help="obs column of the real cells' cell types, for the marker genes (correlation "
-                   "discrepancy) and the inception score (default: 'cluster' where the file has it)")
+    p.add_argument(
+        "--label-key",
+        help="obs column of the real cells' cell types, for the marker genes (correlation "
+        "discrepancy) and the inception score (default: 'cluster' where the file has it)",
+    )
     p.add_argument("--rf-trees", type=int, default=1000)
-    p.add_argument("--representation", choices=("scsynth", "marouf"), default="scsynth",
-                   help="PCA of the realism metrics: this project's (training cells minus the control's) or Marouf "
-                   "2020's (1,000 HVGs of the real test cells, scaled), as realism.representation")
+    p.add_argument(
+        "--representation",
+        choices=("scsynth", "marouf"),
+        default="scsynth",
+        help="PCA of the realism metrics: this project's (training cells minus the control's) or Marouf "
+        "2020's (1,000 HVGs of the real test cells, scaled), as realism.representation",
+    )
     p.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -135,7 +144,9 @@ def _evaluation_label_key(real: str, label_key: str | None) -> str | None:
             return "cluster"
         logging.getLogger("scsynth").warning(
             "%s: no obs['cluster'] column and no --label-key: the correlation discrepancy and the inception score "
-            "are skipped", real)
+            "are skipped",
+            real,
+        )
         return None
     if label_key not in columns:
         raise DataError(f"{real}: --label-key: no obs column '{label_key}' (columns: {', '.join(columns) or 'none'})")

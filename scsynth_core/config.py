@@ -162,11 +162,21 @@ def _describe(schema: Mapping[str, Any]) -> str:
         return schema.get("description") or f"text matching {schema['pattern']}"
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
-    words = {"integer": "an integer", "number": "a number", "string": "text", "boolean": "true or false",
-             "object": "a mapping", "null": "null", "array": "a list"}
+    words = {
+        "integer": "an integer",
+        "number": "a number",
+        "string": "text",
+        "boolean": "true or false",
+        "object": "a mapping",
+        "null": "null",
+        "array": "a list",
+    }
     text = " or ".join(words.get(t, t) for t in types) or "a value"
-    bounds = [f"{op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
-                                                    ("maximum", "<="), ("exclusiveMaximum", "<")) if key in schema]
+    bounds = [
+        f"{op} {schema[key]}"
+        for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+        if key in schema
+    ]
     if bounds:
         text += " " + " and ".join(bounds)
     if "array" in types and isinstance(schema.get("items"), Mapping):
@@ -199,7 +209,9 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
         section = config.get(experiment, {})
         for model in section.get("models", []):
             if model not in known and not (experiment == "pilot" and model in MODEL_VARIANTS):
-                raise ConfigError(f"config: {experiment}.models: unknown model '{model}' (available: {', '.join(known)})")
+                raise ConfigError(
+                    f"config: {experiment}.models: unknown model '{model}' (available: {', '.join(known)})"
+                )
         for dataset in section.get("datasets", []):
             if dataset not in registry:
                 raise ConfigError(
@@ -207,9 +219,11 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
                     f"(registered: {', '.join(sorted(registry))})"
                 )
     if "realism" in config.get("experiments", []) and "papers" not in config["realism"].get("metrics", ["papers"]):
-        raise ConfigError(f"config: realism.metrics: {config['realism']['metrics']} must include 'papers' (the "
-                          "summary, leaderboard and figures are built on the papers' panel); add today's groups "
-                          "after it, e.g. [papers, wasserstein, prdc]")
+        raise ConfigError(
+            f"config: realism.metrics: {config['realism']['metrics']} must include 'papers' (the "
+            "summary, leaderboard and figures are built on the papers' panel); add today's groups "
+            "after it, e.g. [papers, wasserstein, prdc]"
+        )
     if "augmentation" in config.get("experiments", []):
         for model in config["augmentation"]["models"]:
             if model in known and not SPECS[model].conditional:
@@ -242,13 +256,16 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
         used.add("michigan")  # the perturbation experiment trains MichiGAN
         dataset = config["perturbation"]["dataset"]
         if dataset != "simulated" and dataset not in registry:
-            raise ConfigError(f"config: perturbation.dataset: unknown dataset '{dataset}' (use 'simulated' or one "
-                              f"of: {', '.join(sorted(registry))})")
+            raise ConfigError(
+                f"config: perturbation.dataset: unknown dataset '{dataset}' (use 'simulated' or one "
+                f"of: {', '.join(sorted(registry))})"
+            )
     for dataset, spec in registry.items():
         for model in spec.get("model_params", {}):
             if model not in known:
-                raise ConfigError(f"registry: {dataset}.model_params: unknown model '{model}' "
-                                  f"(available: {', '.join(known)})")
+                raise ConfigError(
+                    f"registry: {dataset}.model_params: unknown model '{model}' (available: {', '.join(known)})"
+                )
     for model in sorted(used | set(config.get("models", {}))):
         spec = model_spec(model)
         settings = model_settings(config, model)
@@ -261,8 +278,9 @@ def check_config(config: Mapping[str, Any], registry: Mapping[str, Any]) -> None
             try:
                 spec.settings(settings["preset"], model_settings(config, model, registry.get(dataset))["params"])
             except ConfigError as exc:
-                raise ConfigError(f"registry: {dataset}.model_params.{model} (with config models.{model}): {exc}") \
-                    from None
+                raise ConfigError(
+                    f"registry: {dataset}.model_params.{model} (with config models.{model}): {exc}"
+                ) from None
 
 
 def conditional_models(models: list[str]) -> list[str]:
@@ -275,5 +293,11 @@ def conditional_models(models: list[str]) -> list[str]:
 
 def _datasets_of(config: Mapping[str, Any], model: str) -> list[str]:
     """Datasets a model trains on in this configuration's experiments."""
-    return sorted({d for e in config.get("experiments", []) if model in config.get(e, {}).get("models", [])
-                   for d in config.get(e, {}).get("datasets", [])})
+    return sorted(
+        {
+            d
+            for e in config.get("experiments", [])
+            if model in config.get(e, {}).get("models", [])
+            for d in config.get(e, {}).get("datasets", [])
+        }
+    )

@@ -49,8 +49,9 @@ def rank_columns(
     """
     missing = [c for c in values.columns if c not in directions]
     if missing:
-        raise ValueError(f"rank_columns: no direction for column(s) {missing} (give each one of "
-                         f"{', '.join(DIRECTION_WORDS)})")
+        raise ValueError(
+            f"rank_columns: no direction for column(s) {missing} (give each one of {', '.join(DIRECTION_WORDS)})"
+        )
     keep = np.ones(len(values), dtype=bool) if ranked is None else np.asarray(ranked, dtype=bool)
     if keep.shape != (len(values),):
         raise ValueError(f"rank_columns: ranked has {keep.size} entries for {len(values)} rows")
@@ -123,15 +124,18 @@ def augmentation_scores(f1: Mapping[str, pd.DataFrame], *, n_extra: int) -> pd.D
     (``downsampled``) and with resampled real cells (``real_upsampled``)."""
     parts = []
     for dataset, frame in f1.items():
-        _require(frame, ["variant", "source", "comparison", "f1", "n_extra", "fraction"],
-                 f"augmentation F1 of {dataset}")
+        _require(
+            frame, ["variant", "source", "comparison", "f1", "n_extra", "fraction"], f"augmentation F1 of {dataset}"
+        )
         rest = frame[frame["comparison"].astype(str) == "rest"]
         smallest = rest["fraction"].min()
         at = rest[rest["fraction"] == smallest]
         augmented = at[(at["variant"] == "augmented") & (at["n_extra"] == n_extra)]
         if augmented.empty:
-            raise DataError(f"augmentation F1 of {dataset}: no augmented rows with {n_extra} generated cells at "
-                            f"fraction {smallest:g} (n_extra present: {sorted(set(at['n_extra']))})")
+            raise DataError(
+                f"augmentation F1 of {dataset}: no augmented rows with {n_extra} generated cells at "
+                f"fraction {smallest:g} (n_extra present: {sorted(set(at['n_extra']))})"
+            )
         rows = [augmented.groupby("source")["f1"].mean()]
         for variant, name in (("downsampled", "downsampled"), ("upsampled", "real_upsampled")):
             chosen = at[at["variant"] == variant]

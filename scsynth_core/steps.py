@@ -83,9 +83,7 @@ def named_files(files: Any, *, what: str) -> dict[str, str | list[str]]:
     return named
 
 
-def step_arguments(
-    func: Callable[..., Any], *named: Mapping[str, Any], threads: int | None = None
-) -> dict[str, Any]:
+def step_arguments(func: Callable[..., Any], *named: Mapping[str, Any], threads: int | None = None) -> dict[str, Any]:
     """Keyword arguments of ``func`` from a rule's named inputs, outputs and params (``named``, in that order),
     plus ``threads`` when ``func`` takes it. A name given twice, or one ``func`` does not take, is a ConfigError
     naming the step, before the step runs."""
@@ -205,8 +203,16 @@ def prepare_dataset(
     if stream:
         from scsynth_core.data.prepare_backed import prepare_backed
 
-        record = prepare_backed(input, output, recipe=recipe, label_key=label_key, seed=seed,
-                                sketch_cells=sketch_cells, chunk_rows=chunk_rows, **dict(params or {}))
+        record = prepare_backed(
+            input,
+            output,
+            recipe=recipe,
+            label_key=label_key,
+            seed=seed,
+            sketch_cells=sketch_cells,
+            chunk_rows=chunk_rows,
+            **dict(params or {}),
+        )
         log.info("prepared with recipe %s, streamed from %s: %s", recipe, input, record)
         return
     adata = read_h5ad(input)
@@ -391,7 +397,10 @@ def generate_cells(
     elapsed = instance.sample_to_h5ad(output, n_cells, labels=labels, seed=seed, batch_size=batch_size, progress=True)
     log.info(
         "generated %d cells in %.2f s (%.0f cells/s), %.2f s with writing",
-        n_cells, elapsed, n_cells / max(elapsed, 1e-9), time.perf_counter() - t0,
+        n_cells,
+        elapsed,
+        n_cells / max(elapsed, 1e-9),
+        time.perf_counter() - t0,
     )
 
 

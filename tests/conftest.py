@@ -63,7 +63,9 @@ def tiny_counts() -> ad.AnnData:
 
 #: The default configuration without the papers' neural models (test_workflow_models.py runs those), with
 #: 200-tree forests instead of the paper's 1,000 (the suite's time), and with per-cluster realism (off by default).
-BASELINES_ONLY = "realism: {models: [upsample, noise], rf_trees: 200, per_cluster: true}\naugmentation: {rf_trees: 200}\n"
+BASELINES_ONLY = (
+    "realism: {models: [upsample, noise], rf_trees: 200, per_cluster: true}\naugmentation: {rf_trees: 200}\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -97,22 +99,35 @@ def default_run(tmp_path_factory) -> Path:
 
 def _reads_default_run(module) -> bool:
     """Whether a test module has a test that takes the session's default run."""
-    return any(name.startswith("test_") and "default_run" in inspect.signature(obj).parameters
-               for name, obj in vars(module).items() if inspect.isfunction(obj))
+    return any(
+        name.startswith("test_") and "default_run" in inspect.signature(obj).parameters
+        for name, obj in vars(module).items()
+        if inspect.isfunction(obj)
+    )
 
 
 #: Test tiers (docs/testing.md), as markers: ``make test-unit`` runs the rest, ``make test`` every tier.
 #: system: real services started by the test (single-node SLURM, headless Chromium, a container build).
 SYSTEM_MODULES = {"test_slurm", "test_report"}
 #: workflow: whole modules of Snakemake subprocess runs (dry runs and small end-to-end runs).
-WORKFLOW_MODULES = {"test_workflow", "test_workflow_models", "test_workflow_pilot", "test_workflow_simulations",
-                    "test_figures_index", "test_profiles", "test_envs", "test_module_use"}
+WORKFLOW_MODULES = {
+    "test_workflow",
+    "test_workflow_models",
+    "test_workflow_pilot",
+    "test_workflow_simulations",
+    "test_figures_index",
+    "test_profiles",
+    "test_envs",
+    "test_module_use",
+}
 #: science: a model trained until it shows a paper's finding (fixtures that train, tests named here).
 SCIENCE_FIXTURES = {"trained_scgan", "trained_cscgan", "trained"}
-SCIENCE_TESTS = {"test_beta_tcvae_disentangles_nonlinear_steps_better_than_pca",
-                 "test_generated_cells_keep_the_code_factor_relation",
-                 "test_monitor_ranks_checkpoints_as_the_random_forest",
-                 "test_realism_improves_with_training_on_real_cells"}
+SCIENCE_TESTS = {
+    "test_beta_tcvae_disentangles_nonlinear_steps_better_than_pca",
+    "test_generated_cells_keep_the_code_factor_relation",
+    "test_monitor_ranks_checkpoints_as_the_random_forest",
+    "test_realism_improves_with_training_on_real_cells",
+}
 
 
 def tier(item) -> str:

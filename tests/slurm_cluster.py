@@ -154,15 +154,17 @@ class SlurmCluster:
 
     def run(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a SLURM client command (``sinfo``, ``squeue``, ``scancel``, ``scontrol`` ...) against this cluster."""
-        return subprocess.run(
-            list(args), env=self.env(), capture_output=True, text=True, check=check, timeout=timeout
-        )
+        return subprocess.run(list(args), env=self.env(), capture_output=True, text=True, check=check, timeout=timeout)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:
         with open(self.root / "log" / f"{name}.out", "w") as out:  # the daemon keeps its own copy of the fd
             self.procs[name] = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(),
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env(),
                 start_new_session=True,  # Ctrl-C in the terminal goes to pytest, not straight to the daemons
             )
 

@@ -17,8 +17,16 @@ from scsynth_core.models.actinn import ACTINN, ActinnNet
 def test_presets_and_parameter_checks():
     assert "actinn" not in available_models()  # a classifier, not a generative model
     paper = ACTINN("paper").params
-    assert paper == {"layers": [100, 50, 25], "learning_rate": 1e-4, "weight_decay": 0.005, "lr_decay": 0.95,
-                     "decay_every": 1000, "batch_size": 128, "epochs": 50, "log_input": True}
+    assert paper == {
+        "layers": [100, 50, 25],
+        "learning_rate": 1e-4,
+        "weight_decay": 0.005,
+        "lr_decay": 0.95,
+        "decay_every": 1000,
+        "batch_size": 128,
+        "epochs": 50,
+        "log_input": True,
+    }
     assert ACTINN("workstation").params == paper and ACTINN("demo").params["epochs"] == 200
     with pytest.raises(ConfigError, match="unknown hyperparameter"):
         ACTINN(critic_iters=5)

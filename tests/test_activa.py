@@ -106,13 +106,22 @@ def test_registry_presets_and_parameter_checks():
     assert paper["decoder_layers"] == [256, 512, 1024] and paper["classifier_layers"] == [100, 50, 25]
     assert (paper["epochs"], paper["warmup_epochs"], paper["batch_size"], paper["learning_rate"]) == (500, 9, 128, 2e-4)
     assert (paper["alpha1"], paper["alpha2"], paper["margin"], paper["update"]) == (0.25, 0.05, 110.0, "paper")
-    assert (paper["classifier_learning_rate"], paper["classifier_weight_decay"], paper["classifier_lr_decay"],
-            paper["classifier_decay_every"]) == (1e-4, 0.005, 0.95, 1000)
-    for bad, match in (({"update": "introvae"}, "update"), ({"encoder_head": "relu"}, "encoder_head"),
-                       ({"batch_size": 1}, "batch_size"), ({"type_threshold": 1.0}, "type_threshold"),
-                       ({"classifier_schedule": "reference", "classifier_epochs": 50}, "warmup_epochs"),
-                       ({"output_threshold": "min"}, "output_threshold"), ({"epochs": 0}, "epochs"),
-                       ({"margin": "110"}, "margin must be a number")):
+    assert (
+        paper["classifier_learning_rate"],
+        paper["classifier_weight_decay"],
+        paper["classifier_lr_decay"],
+        paper["classifier_decay_every"],
+    ) == (1e-4, 0.005, 0.95, 1000)
+    for bad, match in (
+        ({"update": "introvae"}, "update"),
+        ({"encoder_head": "relu"}, "encoder_head"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"type_threshold": 1.0}, "type_threshold"),
+        ({"classifier_schedule": "reference", "classifier_epochs": 50}, "warmup_epochs"),
+        ({"output_threshold": "min"}, "output_threshold"),
+        ({"epochs": 0}, "epochs"),
+        ({"margin": "110"}, "margin must be a number"),
+    ):
         with pytest.raises(ConfigError, match=match):
             ACTIVA("demo", **bad)
 
@@ -135,6 +144,7 @@ def _tiny_networks():
 
 def _hand_terms(x, eps, z_p, margin, alpha1, alpha2):
     """The same quantities with numpy, written from the equations."""
+
     def enc(v):
         return 0.1 * v[:, 0], -0.1 * v[:, 1]
 
@@ -151,17 +161,24 @@ def _hand_terms(x, eps, z_p, margin, alpha1, alpha2):
     rec = np.mean(((x_r - x) ** 2).sum(axis=1))
     ct = 0.5 * np.mean(((x_r - x) ** 2).sum(axis=1))  # identity classifier: logits are the cells
     hinge = max(margin - kl_rec, 0) + max(margin - kl_fake, 0)
-    return {"kl_real": kl_real, "kl_rec": kl_rec, "kl_fake": kl_fake, "rec": rec, "ct": ct,
-            "encoder_loss": kl_real + alpha1 * hinge + alpha2 * (rec + ct),
-            "decoder_loss": alpha1 * (kl_rec + kl_fake) + alpha2 * (rec + ct)}
+    return {
+        "kl_real": kl_real,
+        "kl_rec": kl_rec,
+        "kl_fake": kl_fake,
+        "rec": rec,
+        "ct": ct,
+        "encoder_loss": kl_real + alpha1 * hinge + alpha2 * (rec + ct),
+        "decoder_loss": alpha1 * (kl_rec + kl_fake) + alpha2 * (rec + ct),
+    }
 
 
 def test_loss_terms_match_hand_computed_values():
     # single terms on literal numbers
     kl = kl_divergence(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]]))
     assert kl.item() == pytest.approx(-0.5 * ((1 + 0 - 1 - 1) + (1 + math.log(2) - 0 - 2)))
-    assert reconstruction_error(torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [3.0, 4.0]])
-                                ).tolist() == [5.0, 25.0]
+    assert reconstruction_error(
+        torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    ).tolist() == [5.0, 25.0]
     a, b = torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([[0.0, 0.0], [0.0, 3.0]])
     assert cell_type_loss(a, b).item() == pytest.approx(0.5 * (5 + 4) / 2)  # 1/2 sum over types, mean over cells
     assert cell_type_loss(a, b, update="reference").item() == pytest.approx(9.0)  # the code: plain sum
@@ -176,10 +193,17 @@ def test_loss_terms_match_hand_computed_values():
     margin = (probe["kl_rec"] + probe["kl_fake"]) / 2
     expected = _hand_terms(x, eps, z_p, margin, alpha1, alpha2)
     assert min(expected["kl_rec"], expected["kl_fake"]) < margin < max(expected["kl_rec"], expected["kl_fake"])
-    losses = activa_losses(encoder, decoder, classifier, torch.tensor(x, dtype=torch.float32),
-                           eps=torch.tensor(eps[:, None], dtype=torch.float32),
-                           z_p=torch.tensor(z_p[:, None], dtype=torch.float32), alpha1=alpha1, alpha2=alpha2,
-                           margin=margin)
+    losses = activa_losses(
+        encoder,
+        decoder,
+        classifier,
+        torch.tensor(x, dtype=torch.float32),
+        eps=torch.tensor(eps[:, None], dtype=torch.float32),
+        z_p=torch.tensor(z_p[:, None], dtype=torch.float32),
+        alpha1=alpha1,
+        alpha2=alpha2,
+        margin=margin,
+    )
     for key, value in expected.items():
         assert losses[key].item() == pytest.approx(value, rel=1e-5), key
 
@@ -190,8 +214,18 @@ def test_adversarial_gradient_reaches_the_decoder_only_in_the_paper_update(updat
     encoder, decoder = Encoder(20, latent_dim=4, widths=(16, 8)), Decoder(20, latent_dim=4, widths=(8, 16))
     classifier = ActinnNet(20, 3, widths=(8,)).requires_grad_(False)
     x = torch.rand(6, 20) * 10
-    losses = activa_losses(encoder, decoder, classifier, x, eps=torch.randn(6, 4), z_p=torch.randn(6, 4),
-                           alpha1=0.25, alpha2=0.05, margin=1e6, update=update)
+    losses = activa_losses(
+        encoder,
+        decoder,
+        classifier,
+        x,
+        eps=torch.randn(6, 4),
+        z_p=torch.randn(6, 4),
+        alpha1=0.25,
+        alpha2=0.05,
+        margin=1e6,
+        update=update,
+    )
     adversarial = 0.25 * (losses["kl_rec_g"] + losses["kl_fake_g"])  # L_G without the shared L_AE + L_CT
     adversarial.backward(retain_graph=True)
     grad = decoder.output.weight.grad
@@ -281,8 +315,7 @@ def test_sparse_generation_equals_the_dense_decoder(options, block_rows, monkeyp
 def _fit_tiny(data, *, label_key="cluster", **kwargs):
     params = TINY | {k: kwargs.pop(k) for k in list(kwargs) if k in ACTIVA.presets["demo"]}
     model = ACTIVA("demo", **params)
-    history = model.fit(data, label_key=label_key, seed=kwargs.pop("seed", 0), device="cpu", progress=False,
-                        **kwargs)
+    history = model.fit(data, label_key=label_key, seed=kwargs.pop("seed", 0), device="cpu", progress=False, **kwargs)
     return model, history
 
 
@@ -298,8 +331,13 @@ def test_checkpoint_for_other_data_is_refused(tiny_counts, tmp_path):
         _fit_tiny(tiny_counts[:, :10].copy(), epochs=3, checkpoint=ckpt)
 
 
-@pytest.mark.parametrize("options", [{"update": "reference", "encoder_head": "reference", "margin": 150.0},
-                                     {"output_lsn": True, "output_threshold": "auto"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"update": "reference", "encoder_head": "reference", "margin": 150.0},
+        {"output_lsn": True, "output_threshold": "auto"},
+    ],
+)
 def test_options_train_and_max_steps_caps(tiny_counts, options):
     model, history = _fit_tiny(tiny_counts, max_steps=14, **options)
     steps = [s for s, p in zip(history["step"], history["phase"]) if p != "classifier"]
@@ -345,8 +383,9 @@ def test_generation_streams_to_a_file_as_sample_returns_it(tiny_counts, tmp_path
         assert ("type_specific" in streamed.uns["scsynth"]) == (labels is not None)
         if labels is not None:
             assert streamed.obs["cluster"].value_counts().to_dict() == labels
-            assert streamed.uns["scsynth"]["type_specific"]["drawn"] == in_memory.uns["scsynth"]["type_specific"][
-                "drawn"]
+            assert (
+                streamed.uns["scsynth"]["type_specific"]["drawn"] == in_memory.uns["scsynth"]["type_specific"]["drawn"]
+            )
     assert model._sampling is None  # the call's state does not outlive it
 
 
@@ -373,8 +412,10 @@ def test_training_lowers_reconstruction_error_and_rf_auc(trained, untrained, spl
     from scsynth_core.metrics.realism import mmd
 
     real = representation.transform(test)
-    generated = {name: representation.transform(m.sample(test.n_obs, seed=1))
-                 for name, m in (("untrained", untrained), ("trained", model))}
+    generated = {
+        name: representation.transform(m.sample(test.n_obs, seed=1))
+        for name, m in (("untrained", untrained), ("trained", model))
+    }
     auc = {name: _rf_auc(real, cells) for name, cells in generated.items()}
     distance = {name: mmd(real, cells) for name, cells in generated.items()}
     # measured: MMD 1.23 -> 0.54; RF AUC 1.00 -> 0.998. The RF still separates ACTIVA's cells after 400 steps,
@@ -391,7 +432,8 @@ def test_type_specific_generation_gives_the_requested_types(trained, split, repr
     model, _ = trained
     train, _ = split
     forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(
-        representation.transform(train), train.obs[LABEL_KEY].astype(str))
+        representation.transform(train), train.obs[LABEL_KEY].astype(str)
+    )
     types = [c for c, n in train.obs[LABEL_KEY].value_counts().items() if n >= 30]
     wanted = {c: 25 for c in types}
     chance = 1 / len(types)

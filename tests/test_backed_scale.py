@@ -31,8 +31,9 @@ def _counts(n_cells: int = 240, n_genes: int = 150, *, seed: int = 0, fold: floa
     group = np.arange(n_cells) % 2
     means = base * np.where(group[:, None] == 1, shift, 1.0) * rng.uniform(0.5, 1.5, (n_cells, 1))
     X = rng.negative_binomial(2, 2 / (2 + means)).astype(np.float32)
-    obs = pd.DataFrame({"group": np.where(group == 1, "b", "a"), "depth": X.sum(axis=1)},
-                       index=[f"c{i}" for i in range(n_cells)])
+    obs = pd.DataFrame(
+        {"group": np.where(group == 1, "b", "a"), "depth": X.sum(axis=1)}, index=[f"c{i}" for i in range(n_cells)]
+    )
     return ad.AnnData(sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
 
 
@@ -128,8 +129,17 @@ def test_sketch_labels_reach_every_cell(tmp_path):
     adata = _counts(fold=20.0)  # groups far apart
     path = tmp_path / "separated.h5ad"
     adata.write_h5ad(path)
-    record = prepare_backed(path, tmp_path / "p.h5ad", seed=0, sketch_cells=100, n_top_genes=60, n_pcs=10,
-                            resolution=0.3, min_genes=1, min_cells=1)
+    record = prepare_backed(
+        path,
+        tmp_path / "p.h5ad",
+        seed=0,
+        sketch_cells=100,
+        n_top_genes=60,
+        n_pcs=10,
+        resolution=0.3,
+        min_genes=1,
+        min_cells=1,
+    )
     out = ad.read_h5ad(tmp_path / "p.h5ad")
     assert record["derived"]["sketch_cells"] == 100 and "label_transfer" in record["derived"]
     assert out.n_obs == adata.n_obs and out.obs["cluster"].notna().all()
@@ -146,8 +156,17 @@ def test_only_marouf_streams(counts_file, tmp_path):
         prepare_backed(path, tmp_path / "x.h5ad", sketch_cells=0)
 
 
-TINY = {"latent_dim": 8, "generator_layers": [16, 16], "critic_layers": [16, 8], "batch_size": 16,
-        "monitor_every": 3, "monitor_cells": 40, "validation_fraction": 0.25, "max_steps": 6, "log_every": 2}
+TINY = {
+    "latent_dim": 8,
+    "generator_layers": [16, 16],
+    "critic_layers": [16, 8],
+    "batch_size": 16,
+    "monitor_every": 3,
+    "monitor_cells": 40,
+    "validation_fraction": 0.25,
+    "max_steps": 6,
+    "log_every": 2,
+}
 
 
 @pytest.mark.parametrize("model_name", ["scgan", "cscgan"])
@@ -210,8 +229,15 @@ def test_workflow_steps_stream_when_the_config_asks(counts_file, tmp_path, caplo
     out = {}
     for stream in (False, True):
         prepared = tmp_path / f"prepared_{stream}.h5ad"
-        steps.prepare_dataset(input=path, output=prepared, recipe="marouf", label_key="group", stream=stream,
-                              sketch_cells=1000, chunk_rows=70)
+        steps.prepare_dataset(
+            input=path,
+            output=prepared,
+            recipe="marouf",
+            label_key="group",
+            stream=stream,
+            sketch_cells=1000,
+            chunk_rows=70,
+        )
         out[stream] = ad.read_h5ad(prepared)
     assert out[True].obs_names.tolist() == out[False].obs_names.tolist()
     assert out[True].var_names.tolist() == out[False].var_names.tolist()
@@ -224,13 +250,33 @@ def test_workflow_steps_stream_when_the_config_asks(counts_file, tmp_path, caplo
     weights = {}
     for stream in (False, True):
         model_path = tmp_path / f"cscgan_{stream}.pt"
-        steps.train_model(prepared=prepared, split=split, output=model_path, train_log=tmp_path / f"log_{stream}.tsv",
-                          model="cscgan", preset="demo", params=TINY, seed=3, device="cpu", progress=False,
-                          stream=stream)
+        steps.train_model(
+            prepared=prepared,
+            split=split,
+            output=model_path,
+            train_log=tmp_path / f"log_{stream}.tsv",
+            model="cscgan",
+            preset="demo",
+            params=TINY,
+            seed=3,
+            device="cpu",
+            progress=False,
+            stream=stream,
+        )
         weights[stream] = load_model(model_path, device="cpu")._generator.state_dict()
     assert all(torch.equal(weights[True][key], value) for key, value in weights[False].items())
 
     with caplog.at_level(logging.WARNING, logger="scsynth"):
-        steps.train_model(prepared=prepared, split=split, output=tmp_path / "pca.pt", train_log=tmp_path / "pca.tsv",
-                          model="pca", preset="demo", seed=0, device="cpu", progress=False, stream=True)
+        steps.train_model(
+            prepared=prepared,
+            split=split,
+            output=tmp_path / "pca.pt",
+            train_log=tmp_path / "pca.tsv",
+            model="pca",
+            preset="demo",
+            seed=0,
+            device="cpu",
+            progress=False,
+            stream=True,
+        )
     assert "pca reads its training cells into memory" in caplog.text

@@ -17,8 +17,15 @@ SHARED = Path("/work/shared/data/pbmc68k_reduced_counts/pbmc68k_reduced_counts.h
 
 #: Counts per bulk label (Zheng et al. 2017 purified-population labels), from the shared dataset's README.
 BULK_COUNTS = {
-    "Dendritic": 240, "CD14+ Monocyte": 129, "CD19+ B": 95, "CD4+/CD25 T Reg": 68, "CD8+ Cytotoxic T": 54,
-    "CD8+/CD45RA+ Naive Cytotoxic": 43, "CD56+ NK": 31, "CD4+/CD45RO+ Memory": 19, "CD34+": 13,
+    "Dendritic": 240,
+    "CD14+ Monocyte": 129,
+    "CD19+ B": 95,
+    "CD4+/CD25 T Reg": 68,
+    "CD8+ Cytotoxic T": 54,
+    "CD8+/CD45RA+ Naive Cytotoxic": 43,
+    "CD56+ NK": 31,
+    "CD4+/CD45RO+ Memory": 19,
+    "CD34+": 13,
     "CD4+/CD45RA+/CD25- Naive T": 8,
 }
 

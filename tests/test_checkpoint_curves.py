@@ -19,8 +19,16 @@ from scsynth_core.errors import DataError
 
 def _table(rf_auc, steps=None, steps_per_minute=120.0) -> pd.DataFrame:
     steps = np.arange(1, len(rf_auc) + 1) * 100 if steps is None else np.asarray(steps)
-    return pd.DataFrame({"step": steps, "minutes": steps / steps_per_minute, "monitor_auc": np.asarray(rf_auc) + 0.01,
-                         "monitor_mmd": 0.01, "rf_auc": rf_auc, "rf_mmd": 0.02})
+    return pd.DataFrame(
+        {
+            "step": steps,
+            "minutes": steps / steps_per_minute,
+            "monitor_auc": np.asarray(rf_auc) + 0.01,
+            "monitor_mmd": 0.01,
+            "rf_auc": rf_auc,
+            "rf_mmd": 0.02,
+        }
+    )
 
 
 def test_slope_uses_only_the_last_third_and_extrapolates_its_line():
@@ -46,9 +54,19 @@ def test_no_extrapolation_when_flat_or_rising_and_none_needed_when_met():
 
 def _write_run(folder: Path, model: str, rf) -> None:
     table = _table(rf)
-    run = {"dataset": "toy", "model": model, "preset": "workstation", "params": {}, "trees": 10, "commit": "abc",
-           "machine": {"cpus": 2}, "spearman_monitor_auc_rf_auc": 1.0, "spearman_monitor_mmd_rf_auc": 0.5,
-           "rf_auc_of_monitor_best": float(min(rf)), "checkpoints": table.to_dict("records")}
+    run = {
+        "dataset": "toy",
+        "model": model,
+        "preset": "workstation",
+        "params": {},
+        "trees": 10,
+        "commit": "abc",
+        "machine": {"cpus": 2},
+        "spearman_monitor_auc_rf_auc": 1.0,
+        "spearman_monitor_mmd_rf_auc": 0.5,
+        "rf_auc_of_monitor_best": float(min(rf)),
+        "checkpoints": table.to_dict("records"),
+    }
     (folder / f"toy__{model}.json").write_text(json.dumps(run))
 
 

@@ -144,8 +144,17 @@ def two_gaussians():
 
 
 def _gmm(X, **kw):
-    args = {"n_pcs": X.shape[1], "n_components": 2, "covariance_type": "full", "bic_components": [1, 2, 3, 4],
-            "covariance_types": ["full"], "max_iter": 200, "n_init": 1, "reg_covar": 1e-6, "seed": 0} | kw
+    args = {
+        "n_pcs": X.shape[1],
+        "n_components": 2,
+        "covariance_type": "full",
+        "bic_components": [1, 2, 3, 4],
+        "covariance_types": ["full"],
+        "max_iter": 200,
+        "n_init": 1,
+        "reg_covar": 1e-6,
+        "seed": 0,
+    } | kw
     return PCAGaussianMixture.fit(X, **args)
 
 
@@ -184,9 +193,14 @@ def test_gmm_model_round_trip(counts, tmp_path):
     np.testing.assert_array_equal(again._gmm.means, model._gmm.means)
 
 
-@pytest.mark.parametrize(("overrides", "name"), [({"n_components": "auto"}, "n_components"),
-                                                   ({"n_pcs": 0}, "n_pcs"),
-                                                   ({"covariance_type": "banded"}, "covariance")])
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"n_components": "auto"}, "n_components"),
+        ({"n_pcs": 0}, "n_pcs"),
+        ({"covariance_type": "banded"}, "covariance"),
+    ],
+)
 def test_gmm_bad_parameters(counts, overrides, name):
     with pytest.raises(ConfigError, match=name):
         GMMModel("demo", **overrides).fit(counts, progress=False)

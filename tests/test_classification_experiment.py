@@ -30,8 +30,18 @@ def prepared(demo_counts, tmp_path_factory):
 
 def _run(folder, **kwargs):
     out = {name: folder / f"{name}.tsv" for name in ("scores", "per_type")}
-    actinn_classification(prepared=folder / "prepared.h5ad", split=folder / "split.tsv", dataset="demo", seed=0,
-                          preset="demo", params=QUICK, device="cpu", threads=1, **out, **kwargs)
+    actinn_classification(
+        prepared=folder / "prepared.h5ad",
+        split=folder / "split.tsv",
+        dataset="demo",
+        seed=0,
+        preset="demo",
+        params=QUICK,
+        device="cpu",
+        threads=1,
+        **out,
+        **kwargs,
+    )
     return pd.read_csv(out["scores"], sep="\t"), pd.read_csv(out["per_type"], sep="\t")
 
 
@@ -49,7 +59,8 @@ def test_actinn_is_trained_on_training_cells_and_scored_on_test_cells(prepared, 
     clf = ACTINN.load(folder / "actinn.pt", device="cpu")
     again = classification_scores(test.obs["bulk_labels"].astype(str), clf.predict(test))
     assert row[["accuracy", "macro_f1", "weighted_f1"]].to_dict() == pytest.approx(
-        {k: again[k] for k in ("accuracy", "macro_f1", "weighted_f1")})
+        {k: again[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+    )
     majority = test.obs["bulk_labels"].value_counts(normalize=True).max()
     assert row["accuracy"] > majority + 0.2, (row["accuracy"], majority)  # it learned the types
     assert per_type["support"].sum() == row["n_test"] and set(per_type["classifier"]) == {"actinn"}
@@ -63,8 +74,14 @@ def test_activa_conditioner_is_scored_beside_actinn(prepared, tmp_path):
     folder, _ = prepared
     tiny = {"latent_dim": 4, "encoder_layers": [8], "decoder_layers": [8], "classifier_epochs": 2, "epochs": 1}
     activa = ACTIVA("demo", **tiny)
-    activa.fit(load_prepared(folder / "prepared.h5ad", folder / "split.tsv", subset="train"), label_key="cluster",
-               seed=0, device="cpu", progress=False, max_steps=1)
+    activa.fit(
+        load_prepared(folder / "prepared.h5ad", folder / "split.tsv", subset="train"),
+        label_key="cluster",
+        seed=0,
+        device="cpu",
+        progress=False,
+        max_steps=1,
+    )
     activa.save(tmp_path / "activa.pt")
     scores, per_type = _run(folder, activa=tmp_path / "activa.pt")
     assert list(scores["classifier"]) == ["actinn", "activa_conditioner"]
@@ -72,7 +89,8 @@ def test_activa_conditioner_is_scored_beside_actinn(prepared, tmp_path):
     expected = activa.actinn.evaluate(test, "cluster")
     conditioner = scores.set_index("classifier").loc["activa_conditioner"]
     assert conditioner[["accuracy", "macro_f1"]].to_dict() == pytest.approx(
-        {k: expected[k] for k in ("accuracy", "macro_f1")})
+        {k: expected[k] for k in ("accuracy", "macro_f1")}
+    )
     assert set(per_type["classifier"]) == {"actinn", "activa_conditioner"}
     unlabelled = ACTIVA("demo", **tiny)
     unlabelled.fit(test, seed=0, device="cpu", progress=False, max_steps=1)
@@ -86,9 +104,20 @@ def test_summary_gives_mean_and_sd_over_seeds(tmp_path):
     paths = []
     for i, (classifier, seed, acc, macro, weighted) in enumerate(rows):
         paths.append(tmp_path / f"{i}.tsv")
-        pd.DataFrame([{"dataset": "d", "seed": seed, "classifier": classifier, "n_train": 70, "n_test": 30,
-                       "accuracy": acc, "macro_f1": macro, "weighted_f1": weighted}]).to_csv(paths[-1], sep="\t",
-                                                                                           index=False)
+        pd.DataFrame(
+            [
+                {
+                    "dataset": "d",
+                    "seed": seed,
+                    "classifier": classifier,
+                    "n_train": 70,
+                    "n_test": 30,
+                    "accuracy": acc,
+                    "macro_f1": macro,
+                    "weighted_f1": weighted,
+                }
+            ]
+        ).to_csv(paths[-1], sep="\t", index=False)
     summarise_actinn(inputs=paths, output=tmp_path / "summary.tsv")
     table = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("classifier")
     assert list(table.index) == ["a", "b"] and table.loc["a", "n_seeds"] == 2 and table.loc["b", "n_seeds"] == 1
@@ -107,5 +136,7 @@ def test_dry_run_has_the_actinn_rules_when_the_realism_config_asks(tmp_path):
     stats = job_stats(proc.stdout)
     assert stats["actinn_classification"] == 2 and stats["actinn_summary"] == 1  # one per seed; one per dataset
     # ACTIVA's conditioner is scored from its model file of the same split
-    assert "input: results/realism/pbmc68k_demo/activa/seed1/model.pt, results/data/pbmc68k_demo/prepared.h5ad, " \
+    assert (
+        "input: results/realism/pbmc68k_demo/activa/seed1/model.pt, results/data/pbmc68k_demo/prepared.h5ad, "
         "results/data/pbmc68k_demo/splits/test0.3_seed1.tsv" in proc.stdout
+    )

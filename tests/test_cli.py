@@ -25,11 +25,27 @@ def user_h5ad(tmp_path, demo_counts):
 def test_cli_chain_prepare_split_train_generate_evaluate(tmp_path, user_h5ad, capsys):
     prepared, split = tmp_path / "prepared.h5ad", tmp_path / "split.tsv"
     model, generated, metrics = tmp_path / "model.pt", tmp_path / "gen.h5ad", tmp_path / "metrics.json"
-    assert main(["prepare", "--input", str(user_h5ad), "--output", str(prepared), "--recipe", "scanpy_default",
-                 "--label-key", "bulk_labels"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--input",
+                str(user_h5ad),
+                "--output",
+                str(prepared),
+                "--recipe",
+                "scanpy_default",
+                "--label-key",
+                "bulk_labels",
+            ]
+        )
+        == 0
+    )
     assert main(["split", "--input", str(prepared), "--output", str(split), "--seed", "3"]) == 0
-    assert main(["train", "--input", str(prepared), "--split", str(split), "--model", "upsample",
-                 "--output", str(model)]) == 0
+    assert (
+        main(["train", "--input", str(prepared), "--split", str(split), "--model", "upsample", "--output", str(model)])
+        == 0
+    )
     prep = ad.read_h5ad(prepared)
     labels = prep.obs["cluster"].value_counts().index[:2]
     request = f"{labels[0]}=40,{labels[1]}=10"
@@ -40,8 +56,24 @@ def test_cli_chain_prepare_split_train_generate_evaluate(tmp_path, user_h5ad, ca
     train_cells = pd.read_csv(split, sep="\t").query("split == 'train'")["cell"]
     train_rows = {tuple(r) for r in prep[train_cells].X.toarray()}
     assert all(tuple(r) in train_rows for r in gen.X.toarray())  # upsampling never leaks test cells
-    assert main(["evaluate", "--real", str(prepared), "--split", str(split), "--generated", str(generated),
-                 "--output", str(metrics), "--rf-trees", "50"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--real",
+                str(prepared),
+                "--split",
+                str(split),
+                "--generated",
+                str(generated),
+                "--output",
+                str(metrics),
+                "--rf-trees",
+                "50",
+            ]
+        )
+        == 0
+    )
     result = json.loads(metrics.read_text())
     # Resampled training cells of two clusters vs all test cells: the forest separates them only partly.
     assert 0.4 < result["rf_auc_mean"] < 1.0 and result["correlation_discrepancy"] >= 0
@@ -75,8 +107,10 @@ def test_corrupt_file_and_missing_label_column(tmp_path, user_h5ad, capsys):
     corrupt.write_bytes(user_h5ad.read_bytes()[:5000])
     assert main(["prepare", "--input", str(corrupt), "--output", str(tmp_path / "p.h5ad")]) == 1
     assert "not a readable h5ad file" in capsys.readouterr().err
-    assert main(["prepare", "--input", str(user_h5ad), "--output", str(tmp_path / "p.h5ad"),
-                 "--label-key", "celltype"]) == 1
+    assert (
+        main(["prepare", "--input", str(user_h5ad), "--output", str(tmp_path / "p.h5ad"), "--label-key", "celltype"])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "obs['celltype'] does not exist" in err and "bulk_labels" in err
     assert not (tmp_path / "p.h5ad").exists()
@@ -85,8 +119,10 @@ def test_corrupt_file_and_missing_label_column(tmp_path, user_h5ad, capsys):
 def test_unknown_model_and_bad_labels_argument(tmp_path, user_h5ad, capsys):
     assert main(["train", "--input", str(user_h5ad), "--model", "nope", "--output", str(tmp_path / "m.pt")]) == 1
     assert "unknown model 'nope'" in capsys.readouterr().err
-    assert main(["generate", "--model", str(tmp_path / "m.pt"), "--output", str(tmp_path / "g.h5ad"),
-                 "--labels", "B=x"]) == 1
+    assert (
+        main(["generate", "--model", str(tmp_path / "m.pt"), "--output", str(tmp_path / "g.h5ad"), "--labels", "B=x"])
+        == 1
+    )
     assert "LABEL=COUNT" in capsys.readouterr().err
 
 
@@ -96,8 +132,24 @@ def test_generate_streams_the_same_cells_as_sample_and_logs_the_size(tmp_path, u
     model, out = tmp_path / "m.pt", tmp_path / "g.h5ad"
     assert main(["train", "--input", str(user_h5ad), "--model", "noise", "--output", str(model)]) == 0
     with caplog.at_level("INFO", logger="scsynth"):
-        assert main(["generate", "--model", str(model), "--output", str(out), "--n-cells", "1500",
-                     "--batch-size", "400", "--seed", "2"]) == 0
+        assert (
+            main(
+                [
+                    "generate",
+                    "--model",
+                    str(model),
+                    "--output",
+                    str(out),
+                    "--n-cells",
+                    "1500",
+                    "--batch-size",
+                    "400",
+                    "--seed",
+                    "2",
+                ]
+            )
+            == 0
+        )
     assert "writing 1500 cells x 765 genes" in caplog.text and "before compression" in caplog.text
     written = ad.read_h5ad(out)
     expected = load_model(model).sample(1500, seed=2, batch_size=400)
@@ -126,10 +178,11 @@ def test_unwritable_output_fails_in_one_line_before_any_work(tmp_path, user_h5ad
     blocker = tmp_path / "results"
     blocker.write_text("a file where the output folder should be")
     out = blocker / "run" / "out"
-    argv = {"train": ["train", "--input", str(user_h5ad), "--model", "upsample", "--output", str(out)],
-            "generate": ["generate", "--model", str(tmp_path / "m.pt"), "--output", str(out), "--n-cells", "5"],
-            "evaluate": ["evaluate", "--real", str(user_h5ad), "--generated", str(user_h5ad), "--output", str(out)],
-            }[command]
+    argv = {
+        "train": ["train", "--input", str(user_h5ad), "--model", "upsample", "--output", str(out)],
+        "generate": ["generate", "--model", str(tmp_path / "m.pt"), "--output", str(out), "--n-cells", "5"],
+        "evaluate": ["evaluate", "--real", str(user_h5ad), "--generated", str(user_h5ad), "--output", str(out)],
+    }[command]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"scsynth: error: {out}: cannot write the output: {blocker} is a file, not a folder"]
@@ -137,8 +190,24 @@ def test_unwritable_output_fails_in_one_line_before_any_work(tmp_path, user_h5ad
 
 def test_evaluate_unknown_label_key_names_it_and_the_columns(tmp_path, user_h5ad, capsys):
     metrics = tmp_path / "metrics.json"
-    assert main(["evaluate", "--real", str(user_h5ad), "--generated", str(user_h5ad), "--output", str(metrics),
-                 "--label-key", "nope", "--rf-trees", "5"]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                "--real",
+                str(user_h5ad),
+                "--generated",
+                str(user_h5ad),
+                "--output",
+                str(metrics),
+                "--label-key",
+                "nope",
+                "--rf-trees",
+                "5",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     columns = "bulk_labels, louvain, phase, n_counts_all_genes, n_genes_all_genes, percent_mito"
     assert err == [f"scsynth: error: {user_h5ad}: --label-key: no obs column 'nope' (columns: {columns})"]
@@ -149,8 +218,9 @@ def test_evaluate_label_key_defaults_to_cluster_where_the_file_has_one(tmp_path,
     from scsynth_core.experiments import realism
 
     seen = []
-    monkeypatch.setattr(realism, "evaluate_cells",
-                        lambda **kw: seen.append(kw["label_key"]) or Path(kw["output"]).write_text("{}"))
+    monkeypatch.setattr(
+        realism, "evaluate_cells", lambda **kw: seen.append(kw["label_key"]) or Path(kw["output"]).write_text("{}")
+    )
     real, out = tmp_path / "real.h5ad", str(tmp_path / "m.json")
     demo.write_h5ad(real)
     with caplog.at_level("WARNING", logger="scsynth"):
@@ -169,8 +239,22 @@ def test_a_bad_hyperparameter_fails_in_one_line_before_reading_data(tmp_path, ca
 
     monkeypatch.setattr(steps, "load_prepared", lambda *a, **k: pytest.fail("data read before the values were checked"))
     model = tmp_path / "m.pt"
-    assert main(["train", "--input", str(tmp_path / "absent.h5ad"), "--model", "noise", "--output", str(model),
-                 "--set", f"shape_max={value}"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--input",
+                str(tmp_path / "absent.h5ad"),
+                "--model",
+                "noise",
+                "--output",
+                str(model),
+                "--set",
+                f"shape_max={value}",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"scsynth: error: model 'noise': shape_max must be a number >= 0, got {shown}"]
     assert not model.exists()
@@ -184,12 +268,31 @@ def test_evaluate_representation_option_reaches_the_metrics(tmp_path, user_h5ad,
     from scsynth_core.metrics.representation import fit_marouf_representation
 
     prepared, split = tmp_path / "prepared.h5ad", tmp_path / "split.tsv"
-    assert main(["prepare", "--input", str(user_h5ad), "--output", str(prepared), "--recipe", "scanpy_default",
-                 "--label-key", "bulk_labels"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--input",
+                str(user_h5ad),
+                "--output",
+                str(prepared),
+                "--recipe",
+                "scanpy_default",
+                "--label-key",
+                "bulk_labels",
+            ]
+        )
+        == 0
+    )
     assert main(["split", "--input", str(prepared), "--output", str(split), "--seed", "3"]) == 0
     used = []
-    monkeypatch.setattr(realism, "_realism_of", lambda real, generated, *, representation, **kw: (
-        used.append((representation, real.n_obs)) or ({"n_real": real.n_obs}, None, None)))
+    monkeypatch.setattr(
+        realism,
+        "_realism_of",
+        lambda real, generated, *, representation, **kw: (
+            used.append((representation, real.n_obs)) or ({"n_real": real.n_obs}, None, None)
+        ),
+    )
     args = ["evaluate", "--real", str(prepared), "--generated", str(prepared), "--output", str(tmp_path / "m.json")]
     args += ["--split", str(split)] if with_split else []
     assert main(args) == 0 and main([*args, "--representation", "marouf"]) == 0

@@ -24,7 +24,8 @@ def _tree(root, *, auc=0.75, seconds=1.0, weights=(1.0, 2.0)):
     run = root / "realism/demo/noise/seed0"
     run.mkdir(parents=True)
     pd.DataFrame({"step": [1, 2], "loss": [0.5, 0.25], "time_s": [seconds, 2 * seconds]}).to_csv(
-        run / "train_log.tsv", sep="\t", index=False)
+        run / "train_log.tsv", sep="\t", index=False
+    )
     (run / "metrics.json").write_text(json.dumps({"rf_auc_mean": auc, "evaluate_seconds": seconds}))
     np.savez(run / "representation.npz", weights=np.array(weights))
     (run / "figure.png").write_bytes(str(seconds).encode())  # figures are not compared

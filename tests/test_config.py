@@ -41,12 +41,18 @@ def test_nested_command_line_numbers_booleans_and_nulls_are_read_as_the_schema_e
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ("realism={datasets: [pbmc68k_demo], models: [noise], seeds: [x]}",
-         "config: realism.seeds[0]: 'x' is not of type 'integer' (expected an integer >= 0)"),
-        ("realism={datasets: [pbmc68k_demo], models: [noise], test_fraction: lots}",
-         "config: realism.test_fraction: 'lots' is not of type 'number' (expected a number > 0 and < 1)"),
-        ("realism={datasets: [pbmc68k_demo], models: [noise], seeds: 3}",
-         "config: realism.seeds: '3' is not of type 'array' (expected a list, each item an integer >= 0)"),
+        (
+            "realism={datasets: [pbmc68k_demo], models: [noise], seeds: [x]}",
+            "config: realism.seeds[0]: 'x' is not of type 'integer' (expected an integer >= 0)",
+        ),
+        (
+            "realism={datasets: [pbmc68k_demo], models: [noise], test_fraction: lots}",
+            "config: realism.test_fraction: 'lots' is not of type 'number' (expected a number > 0 and < 1)",
+        ),
+        (
+            "realism={datasets: [pbmc68k_demo], models: [noise], seeds: 3}",
+            "config: realism.seeds: '3' is not of type 'array' (expected a list, each item an integer >= 0)",
+        ),
         ("device=1", "config: device: 1 is not of type 'string' (expected one of: auto, cpu, cuda)"),
     ],
 )
@@ -58,15 +64,19 @@ def test_a_bad_value_is_one_line_naming_the_key_the_value_and_what_fits(entry, e
 
 def test_several_errors_report_the_first_and_count_the_rest():
     config = _with_command_line("realism={datasets: [pbmc68k_demo], models: [noise], seeds: [-1, y]}")
-    with pytest.raises(ConfigError, match=r"^config: realism\.seeds\[0\]: -1 is less than the minimum of 0 "
-                                          r"\(and 1 more error\(s\)\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config: realism\.seeds\[0\]: -1 is less than the minimum of 0 "
+        r"\(and 1 more error\(s\)\)$",
+    ):
         validate_config(config, SCHEMA)
 
 
 def test_readme_command_line_form_dry_runs(tmp_path):
     """The README's ``--config 'realism={...}'`` form with a seed: accepted, and the run uses that seed."""
     wf = copy_workflow(tmp_path / "wf")
-    proc = snakemake(wf, "-n", "--config", "realism={datasets: [pbmc68k_demo], models: [noise], seeds: [1]}",
-                     "experiments=[realism]")
+    proc = snakemake(
+        wf, "-n", "--config", "realism={datasets: [pbmc68k_demo], models: [noise], seeds: [1]}", "experiments=[realism]"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "realism/pbmc68k_demo/noise/seed1/" in proc.stdout and "noise/seed0/" not in proc.stdout

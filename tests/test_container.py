@@ -80,30 +80,20 @@ def _constraints() -> dict[str, str]:
         line = line.split("#")[0].strip()
         if line:
             name, sep, version = line.partition("==")
-            assert sep and version, (
-                f"{CONSTRAINTS}: {line!r} is not an exact pin (name==version)"
-            )
+            assert sep and version, f"{CONSTRAINTS}: {line!r} is not an exact pin (name==version)"
             pins[canonicalize_name(name)] = version
     return pins
 
 
 def test_recipe_installs_the_versions_pyproject_pins():
     project = _pyproject()["project"]
-    required = [
-        Requirement(r)
-        for r in project["dependencies"]
-        + project["optional-dependencies"]["kubernetes"]
-    ]
+    required = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["kubernetes"]]
     pins = _constraints()
     (torch,) = [r for r in required if r.name == "torch"]
-    assert (
-        str(torch.specifier) == f"=={_args()['TORCH_VERSION']}" == f"=={pins['torch']}"
-    )
+    assert str(torch.specifier) == f"=={_args()['TORCH_VERSION']}" == f"=={pins['torch']}"
     for req in required:
         name = canonicalize_name(req.name)
-        assert name in pins, (
-            f"{CONSTRAINTS}: no pin for {req.name} (pyproject.toml requires {req})"
-        )
+        assert name in pins, f"{CONSTRAINTS}: no pin for {req.name} (pyproject.toml requires {req})"
         assert req.specifier.contains(pins[name], prereleases=True), (
             f"{CONSTRAINTS}: {name}=={pins[name]} is outside pyproject.toml's {req}"
         )
@@ -149,45 +139,25 @@ def test_image_copies_every_file_the_workflow_needs():
         "workflow_scripts/run_step.py",
         "envs/models.yaml",
     } <= needed
-    assert any(
-        p.startswith("report/") and p != "report/workflow.rst" for p in needed
-    )  # captions were found
+    assert any(p.startswith("report/") and p != "report/workflow.rst" for p in needed)  # captions were found
     copies = {}
     for keyword, args in _stages()[-1]:
         if keyword == "COPY" and not args.startswith("--from"):
             src, dest = args.split()
-            assert dest == f"{WORKFLOW_ROOT}/{src}", (
-                f"{DOCKERFILE}: COPY {args}: not kept at its relative path"
-            )
+            assert dest == f"{WORKFLOW_ROOT}/{src}", f"{DOCKERFILE}: COPY {args}: not kept at its relative path"
             copies[src.rstrip("/")] = src.endswith("/")
-    ignore = [
-        line
-        for line in (REPO / ".dockerignore").read_text().splitlines()
-        if line and line[0] != "#"
-    ]
-    assert (
-        ignore[0] == "*"
-    )  # an allow list: nothing reaches the build context unless listed
+    ignore = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+    assert ignore[0] == "*"  # an allow list: nothing reaches the build context unless listed
     for path in sorted(needed):
-        assert (REPO / path).is_file(), (
-            f"the workflow refers to {path}, which does not exist"
-        )
-        covering = [
-            src
-            for src, is_dir in copies.items()
-            if path == src or (is_dir and path.startswith(src + "/"))
-        ]
+        assert (REPO / path).is_file(), f"the workflow refers to {path}, which does not exist"
+        covering = [src for src, is_dir in copies.items() if path == src or (is_dir and path.startswith(src + "/"))]
         assert covering, f"{DOCKERFILE}: no COPY brings {path} into {WORKFLOW_ROOT}"
         entry = covering[0] + ("/" if copies[covering[0]] else "")
-        assert f"!{entry}" in ignore, (
-            f".dockerignore keeps {entry} out of the build context"
-        )
+        assert f"!{entry}" in ignore, f".dockerignore keeps {entry} out of the build context"
     # Everything the builder stage copies is in the context as well.
     for keyword, args in _stages()[1]:
         if keyword == "COPY":
-            assert f"!{args.split()[0]}" in ignore, (
-                f".dockerignore keeps {args.split()[0]} out of the build context"
-            )
+            assert f"!{args.split()[0]}" in ignore, f".dockerignore keeps {args.split()[0]} out of the build context"
 
 
 def _containerized() -> tuple[str, str]:
@@ -197,9 +167,7 @@ def _containerized() -> tuple[str, str]:
         (REPO / "Snakefile").read_text(),
         re.MULTILINE,
     )
-    assert match, (
-        "Snakefile: no `containerized: os.environ.get(VARIABLE, DEFAULT)` line"
-    )
+    assert match, "Snakefile: no `containerized: os.environ.get(VARIABLE, DEFAULT)` line"
     return match.group(1), match.group(2)
 
 
@@ -211,36 +179,22 @@ def test_containerized_names_the_documented_image():
     tag = f"scsynth:{VERSION}"
     assert f"-t {tag} ." in header and f"{tag}-cuda" in header
     assert f"-t {tag} ." in docs, "docs/containers.md: no build command with the tag"
-    assert f"apptainer build {default} docker-daemon://{tag}" in docs, (
-        "docs/containers.md: no .sif build"
-    )
+    assert f"apptainer build {default} docker-daemon://{tag}" in docs, "docs/containers.md: no .sif build"
     assert f"{variable}=docker://" in docs and "--sdm apptainer" in docs
-    profile = yaml.safe_load(
-        (REPO / "profiles" / "kubernetes" / "config.yaml").read_text()
-    )
-    assert profile["container-image"].endswith(f"/scsynth:{VERSION}"), profile[
-        "container-image"
-    ]
+    profile = yaml.safe_load((REPO / "profiles" / "kubernetes" / "config.yaml").read_text())
+    assert profile["container-image"].endswith(f"/scsynth:{VERSION}"), profile["container-image"]
 
 
 def test_runtime_stage_is_pinned_non_root_and_runs_the_smoke_command():
     base = _args()["PYTHON_IMAGE"]
-    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-\w+", base), (
-        base
-    )  # a patch release, not 3.11
-    assert [args for keyword, args in _stages()[1] if keyword == "FROM"] == [
-        "${PYTHON_IMAGE} AS builder"
-    ]
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-\w+", base), base  # a patch release, not 3.11
+    assert [args for keyword, args in _stages()[1] if keyword == "FROM"] == ["${PYTHON_IMAGE} AS builder"]
     final = dict(_stages()[-1])
     assert final["FROM"] == "${PYTHON_IMAGE}"
     assert final["USER"].split(":")[0] not in {"0", "root"}
-    assert (
-        "/opt/venv/bin" in final["ENV"]
-    )  # scsynth and snakemake on PATH without activation
+    assert "/opt/venv/bin" in final["ENV"]  # scsynth and snakemake on PATH without activation
     cmd = json.loads(final["CMD"])
-    assert (
-        cmd == ["scsynth", "models"] and "scsynth" in _pyproject()["project"]["scripts"]
-    )
+    assert cmd == ["scsynth", "models"] and "scsynth" in _pyproject()["project"]["scripts"]
 
 
 @pytest.mark.skipif(

@@ -23,12 +23,14 @@ def simulated(tmp_path_factory):
 
 def _obs(n=400, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "batch": rng.choice(["Batch1", "Batch2"], n),
-        "path": rng.choice(["Path1", "Path2"], n),
-        "step": rng.integers(1, 21, n),
-        "library_size": rng.lognormal(11, 0.2, n),
-    })
+    return pd.DataFrame(
+        {
+            "batch": rng.choice(["Batch1", "Batch2"], n),
+            "path": rng.choice(["Path1", "Path2"], n),
+            "step": rng.integers(1, 21, n),
+            "library_size": rng.lognormal(11, 0.2, n),
+        }
+    )
 
 
 def test_factor_table_codes_factors_and_cuts_library_size_at_quartiles():
@@ -88,9 +90,13 @@ def test_run_params_give_the_paper_s_beta_per_data_set():
 
 
 def test_check_run_params_names_the_run_with_a_bad_hyperparameter():
-    section = {"models": ["pca", "betatcvae"], "simulations": ["linear", "prosstt3"], "latent_dims": [10, 4],
-               "code_data_models": [],
-               "run_params": [{"models": ["betatcvae"], "simulations": ["prosstt3"], "params": {"beta": "ten"}}]}
+    section = {
+        "models": ["pca", "betatcvae"],
+        "simulations": ["linear", "prosstt3"],
+        "latent_dims": [10, 4],
+        "code_data_models": [],
+        "run_params": [{"models": ["betatcvae"], "simulations": ["prosstt3"], "params": {"beta": "ten"}}],
+    }
     settings = lambda model: {"preset": "demo", "params": {}}
     with pytest.raises(ConfigError, match="run prosstt3/betatcvae/dim10: .*beta"):
         dis.check_run_params(section, settings)
@@ -102,16 +108,21 @@ def test_prosstt_simulation_is_scored_on_branch_and_step(tmp_path):
     """MichiGAN Table 3: a PROSSTT-style tree written by the experiment names its factors (branch, pseudotime
     step) and a run scores the codes against those."""
     path = tmp_path / "tree.h5ad"
-    dis.simulate(output=path, simulation="prosstt3", n_cells=150, n_genes=40, seed=1,
-                 prosstt_params={"branch_length": 4})
-    outputs = {"metrics": tmp_path / "m.json", "latents": tmp_path / "z.npy", "train_log": tmp_path / "log.tsv",
-               "dimensions": tmp_path / "dims.tsv"}
-    dis.train_and_score(simulated=path, model="pca", latent_dim=3, seed=0, outputs=outputs, preset="demo",
-                        progress=False, threads=1)
+    dis.simulate(
+        output=path, simulation="prosstt3", n_cells=150, n_genes=40, seed=1, prosstt_params={"branch_length": 4}
+    )
+    outputs = {
+        "metrics": tmp_path / "m.json",
+        "latents": tmp_path / "z.npy",
+        "train_log": tmp_path / "log.tsv",
+        "dimensions": tmp_path / "dims.tsv",
+    }
+    dis.train_and_score(
+        simulated=path, model="pca", latent_dim=3, seed=0, outputs=outputs, preset="demo", progress=False, threads=1
+    )
     record = json.loads(outputs["metrics"].read_text())
     assert {"mig_branch", "mig_step", "correlation_gap_branch"} <= set(record) and "mig_batch" not in record
-    assert 0 <= record["mig"] <= 1 and set(pd.read_csv(outputs["dimensions"], sep="\t")["factor"]) == {
-        "branch", "step"}
+    assert 0 <= record["mig"] <= 1 and set(pd.read_csv(outputs["dimensions"], sep="\t")["factor"]) == {"branch", "step"}
     assert dis.simulation_label("prosstt3") == "PROSSTT 3-branch tree"
     with pytest.raises(ConfigError, match="unknown simulation 'prosstt9'"):
         dis.simulate(output=tmp_path / "x.h5ad", simulation="prosstt9", n_cells=50, n_genes=10, seed=0)
@@ -126,17 +137,31 @@ def test_latent_model_sets_each_model_s_own_latent_setting():
 
 def test_run_step_writes_scores_codes_and_log_and_is_deterministic(simulated, tmp_path):
     def run(name):
-        outputs = {"metrics": tmp_path / f"{name}.json", "latents": tmp_path / f"{name}.npy",
-                   "train_log": tmp_path / f"{name}.tsv", "dimensions": tmp_path / f"{name}_dims.tsv"}
-        dis.train_and_score(simulated=simulated, model="betatcvae", latent_dim=4, seed=0, outputs=outputs,
-                            preset="demo", max_steps=30, progress=False, threads=1)
+        outputs = {
+            "metrics": tmp_path / f"{name}.json",
+            "latents": tmp_path / f"{name}.npy",
+            "train_log": tmp_path / f"{name}.tsv",
+            "dimensions": tmp_path / f"{name}_dims.tsv",
+        }
+        dis.train_and_score(
+            simulated=simulated,
+            model="betatcvae",
+            latent_dim=4,
+            seed=0,
+            outputs=outputs,
+            preset="demo",
+            max_steps=30,
+            progress=False,
+            threads=1,
+        )
         return json.loads(outputs["metrics"].read_text()), np.load(outputs["latents"]), outputs
 
     first, codes, outputs = run("a")
     second, codes_again, _ = run("b")
     assert codes.shape == (600, 4) and np.array_equal(codes, codes_again)
     assert {k: v for k, v in first.items() if "seconds" not in k} == {
-        k: v for k, v in second.items() if "seconds" not in k}
+        k: v for k, v in second.items() if "seconds" not in k
+    }
     assert first["model"] == "betatcvae" and first["latent_dim"] == 4 and first["n_cells"] == 600
     assert 0 <= first["mig"] <= 1 and 0 <= first["factorvae"] <= 1
     # MIG through the posterior q(z|x) (the paper's estimator) is scored too, with its per-factor gaps.
@@ -157,10 +182,23 @@ def test_summary_tables_and_figures(simulated, tmp_path):
         for dim in dims:
             for seed in (0, 1):
                 stem = tmp_path / f"{model}_{dim}_{seed}"
-                outputs = {"metrics": f"{stem}.json", "latents": f"{stem}.npy", "train_log": f"{stem}.tsv",
-                           "dimensions": f"{stem}_dims.tsv"}
-                dis.train_and_score(simulated=simulated, model=model, latent_dim=dim, seed=seed, outputs=outputs,
-                                    preset="demo", max_steps=10, progress=False, threads=1)
+                outputs = {
+                    "metrics": f"{stem}.json",
+                    "latents": f"{stem}.npy",
+                    "train_log": f"{stem}.tsv",
+                    "dimensions": f"{stem}_dims.tsv",
+                }
+                dis.train_and_score(
+                    simulated=simulated,
+                    model=model,
+                    latent_dim=dim,
+                    seed=seed,
+                    outputs=outputs,
+                    preset="demo",
+                    max_steps=10,
+                    progress=False,
+                    threads=1,
+                )
                 inputs.setdefault("nonlinear", []).append(outputs["metrics"])
     dis.summarise(inputs=inputs, runs=tmp_path / "runs.tsv", table=tmp_path / "scores.tsv")
     runs = pd.read_csv(tmp_path / "runs.tsv", sep="\t")
@@ -172,11 +210,21 @@ def test_summary_tables_and_figures(simulated, tmp_path):
     assert row["mig_mean"] == pytest.approx(pca4.mean(), abs=1e-4)
     assert row["mig_sd"] == pytest.approx(pca4.std(), abs=1e-4)
 
-    outputs = {"scores": tmp_path / "scores.png", "pca": tmp_path / "pca.png", "vae": tmp_path / "vae.png",
-               "dimensions": tmp_path / "dimensions.png"}
-    dis.figures(runs=tmp_path / "runs.tsv", simulated=simulated, simulation="nonlinear", outputs=outputs,
-                latents={"pca": tmp_path / "pca_4_0.npy", "vae": tmp_path / "vae_4_0.npy"}, n_neighbors=10,
-                dimensions={"pca": tmp_path / "pca_4_0_dims.tsv", "vae": tmp_path / "vae_4_0_dims.tsv"})
+    outputs = {
+        "scores": tmp_path / "scores.png",
+        "pca": tmp_path / "pca.png",
+        "vae": tmp_path / "vae.png",
+        "dimensions": tmp_path / "dimensions.png",
+    }
+    dis.figures(
+        runs=tmp_path / "runs.tsv",
+        simulated=simulated,
+        simulation="nonlinear",
+        outputs=outputs,
+        latents={"pca": tmp_path / "pca_4_0.npy", "vae": tmp_path / "vae_4_0.npy"},
+        n_neighbors=10,
+        dimensions={"pca": tmp_path / "pca_4_0_dims.tsv", "vae": tmp_path / "vae_4_0_dims.tsv"},
+    )
     assert all(path.stat().st_size > 10_000 for path in outputs.values())
 
 
@@ -224,9 +272,22 @@ def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     runs, cells = {}, {}
     for model, params in (("wgangp", tiny), ("michigan", tiny | {"vae": {"epochs": 3}})):
         runs[model], cells[model] = tmp_path / f"{model}.json", tmp_path / f"{model}_cells.npz"
-        dis.code_data_run(simulated=simulated, model=model, seed=0, output=runs[model], cells_output=cells[model],
-                          preset="demo", params=params, max_steps=20, n_cells=300, n_pcs=20, traversal_steps=4,
-                          traversal_draws=2, progress=False, threads=1)
+        dis.code_data_run(
+            simulated=simulated,
+            model=model,
+            seed=0,
+            output=runs[model],
+            cells_output=cells[model],
+            preset="demo",
+            params=params,
+            max_steps=20,
+            n_cells=300,
+            n_pcs=20,
+            traversal_steps=4,
+            traversal_draws=2,
+            progress=False,
+            threads=1,
+        )
     michigan = pd.DataFrame(json.loads(runs["michigan"].read_text())["rows"])
     assert set(michigan["model"]) == {"michigan", "betatcvae"} and len(michigan) == 2 * len(dis.FACTORS)
     assert michigan["abs_rho"].between(0, 1).all() and (michigan["gap"] <= michigan["abs_rho"] + 1e-12).all()
@@ -243,13 +304,18 @@ def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     with np.load(cells["wgangp"]) as stored:
         assert not any("traversal" in key for key in stored.files)  # WGAN-GP has no codes to traverse
 
-    dis.code_data_summary(inputs={"nonlinear": list(runs.values())}, table=tmp_path / "code_data.tsv",
-                          figures={"nonlinear": tmp_path / "code_data.png"}, scores=tmp_path / "scores.tsv")
+    dis.code_data_summary(
+        inputs={"nonlinear": list(runs.values())},
+        table=tmp_path / "code_data.tsv",
+        figures={"nonlinear": tmp_path / "code_data.png"},
+        scores=tmp_path / "scores.tsv",
+    )
     table = pd.read_csv(tmp_path / "code_data.tsv", sep="\t")
     assert len(table) == 3 * len(dis.FACTORS) and set(table["model"]) == {"wgangp", "michigan", "betatcvae"}
     scores = pd.read_csv(tmp_path / "scores.tsv", sep="\t").set_index("model")
-    assert scores.loc["michigan", "correlation_gap_mean"] == pytest.approx(michigan.loc[
-        michigan["model"] == "michigan", "gap"].mean(), abs=1e-4)
+    assert scores.loc["michigan", "correlation_gap_mean"] == pytest.approx(
+        michigan.loc[michigan["model"] == "michigan", "gap"].mean(), abs=1e-4
+    )
     assert (scores["n_runs"] == 1).all() and scores["correlation_gap_sd"].isna().all()
     assert (tmp_path / "code_data.png").stat().st_size > 10_000
 
@@ -259,8 +325,9 @@ def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     dis.code_figures(cells=cells, simulation="nonlinear", outputs=figures)
     assert all(path.stat().st_size > 10_000 for path in figures.values())
     with pytest.raises(DataError, match="cannot draw traversal_wgangp"):
-        dis.code_figures(cells={"wgangp": cells["wgangp"]}, simulation="nonlinear",
-                         outputs={"traversal_wgangp": tmp_path / "x.png"})
+        dis.code_figures(
+            cells={"wgangp": cells["wgangp"]}, simulation="nonlinear", outputs={"traversal_wgangp": tmp_path / "x.png"}
+        )
     with pytest.raises(ConfigError, match="not a GAN of the code-data comparison"):
         dis.code_data_run(simulated=simulated, model="pca", seed=0, output=tmp_path / "x.json", progress=False)
 
@@ -289,8 +356,9 @@ def test_latent_traversals_vary_one_dimension_between_the_codes_quantiles():
     for j in range(3):
         np.testing.assert_allclose(dense[j, :, :, j], np.tile(values[j], (2, 1)), rtol=1e-6)
         others = np.delete(dense[j, :, :, :3], j, axis=-1)
-        np.testing.assert_allclose(others, np.broadcast_to(np.delete(codes.mean(axis=0), j), others.shape),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            others, np.broadcast_to(np.delete(codes.mean(axis=0), j), others.shape), rtol=1e-5, atol=1e-6
+        )
     assert (dense[:, 1, :, 3] == 8).all()
     with pytest.raises(ConfigError, match="steps >= 2"):
         dis.latent_traversals(Recorder(), codes, steps=1)
@@ -301,15 +369,32 @@ def test_traversal_and_dimension_plots_have_a_panel_per_code_dimension():
 
     rng = np.random.default_rng(0)
     names = list(dis.FACTORS)
-    fig = plot_traversals(np.tile(np.linspace(-1, 1, 4), (3, 1)), rng.normal(size=(3, 2, 4, 2)),
-                          rng.uniform(size=(3, 2, 4, 4)), background=rng.normal(size=(50, 2)), factor_names=names,
-                          factor_range=np.tile([0.0, 1.0], (4, 1)))
+    fig = plot_traversals(
+        np.tile(np.linspace(-1, 1, 4), (3, 1)),
+        rng.normal(size=(3, 2, 4, 2)),
+        rng.uniform(size=(3, 2, 4, 4)),
+        background=rng.normal(size=(50, 2)),
+        factor_names=names,
+        factor_range=np.tile([0.0, 1.0], (4, 1)),
+    )
     assert [ax.get_title() for ax in fig.axes[:3]] == ["z0", "z1", "z2"] and len(fig.axes) == 6
     assert len(fig.axes[3].get_lines()) == len(names)  # one line per factor along the traversal
     with pytest.raises(ValueError, match="must be dims x steps"):
-        plot_traversals(np.zeros((3, 4)), np.zeros((3, 2, 5, 2)), np.zeros((3, 2, 5, 4)),
-                        background=np.zeros((5, 2)), factor_names=names, factor_range=np.zeros((4, 2)))
-    table = pd.DataFrame({"factor": np.repeat(names, 3), "dimension": np.tile([0, 1, 2], 4),
-                          "abs_rho": rng.uniform(size=12), "mi_normalised": rng.uniform(size=12)})
+        plot_traversals(
+            np.zeros((3, 4)),
+            np.zeros((3, 2, 5, 2)),
+            np.zeros((3, 2, 5, 4)),
+            background=np.zeros((5, 2)),
+            factor_names=names,
+            factor_range=np.zeros((4, 2)),
+        )
+    table = pd.DataFrame(
+        {
+            "factor": np.repeat(names, 3),
+            "dimension": np.tile([0, 1, 2], 4),
+            "abs_rho": rng.uniform(size=12),
+            "mi_normalised": rng.uniform(size=12),
+        }
+    )
     fig = plot_dimension_bars({"pca": table, "vae": table})
     assert len(fig.axes) == 4 and len(fig.axes[0].patches) == 12  # 3 dims x 4 factors per panel

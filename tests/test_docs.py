@@ -78,7 +78,6 @@ def test_package_cites_no_file_outside_the_repository():
     citing = [
         str(path.relative_to(REPO))
         for path in sorted((REPO / "scsynth_core").rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
-        and "../shared" in path.read_text(errors="replace")
+        if path.is_file() and "__pycache__" not in path.parts and "../shared" in path.read_text(errors="replace")
     ]
     assert not citing, f"files citing ../shared (outside the repository; cite the paper instead): {citing}"

@@ -20,8 +20,19 @@ from scsynth_core.models.flow import (
     nb_log_likelihood,
 )
 
-TINY = {"latent_dim": 4, "encoder_layers": [16], "decoder_layers": [16], "flow_width": 16, "flow_blocks": 1,
-        "embedding_dim": 8, "ae_epochs": 10, "epochs": 30, "batch_size": 32, "ode_steps": 5, "log_every": 10}
+TINY = {
+    "latent_dim": 4,
+    "encoder_layers": [16],
+    "decoder_layers": [16],
+    "flow_width": 16,
+    "flow_blocks": 1,
+    "embedding_dim": 8,
+    "ae_epochs": 10,
+    "epochs": 30,
+    "batch_size": 32,
+    "ode_steps": 5,
+    "log_every": 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +61,19 @@ def test_registry_and_paper_settings():
     assert (paper["encoder_layers"], paper["latent_dim"], paper["ae_epochs"]) == ([512, 256], 50, 200)
     assert (paper["flow_width"], paper["flow_blocks"], paper["embedding_dim"]) == (512, 3, 256)
     assert (paper["epochs"], paper["batch_size"], paper["learning_rate"], paper["ae_learning_rate"]) == (
-        1000, 256, 1e-4, 1e-3)
+        1000,
+        256,
+        1e-4,
+        1e-3,
+    )
     assert (paper["ema_decay"], paper["select"], paper["guidance"]) == (0.0, "last", 1.0)
-    for bad in ({"latent_dim": 0}, {"learning_rate": 0}, {"label_dropout": 1.0}, {"encoder_layers": []},
-                {"guidance": -1}):
+    for bad in (
+        {"latent_dim": 0},
+        {"learning_rate": 0},
+        {"label_dropout": 1.0},
+        {"encoder_layers": []},
+        {"guidance": -1},
+    ):
         with pytest.raises(ConfigError):
             LatentFlow("demo", **bad)
 
@@ -83,8 +103,13 @@ def test_midpoint_integration_known_answer():
     A = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)  # rotation by 1 radian
     x0 = torch.tensor([[1.0, 0.0], [0.5, -2.0]], dtype=torch.float64)
     exact = x0 @ torch.linalg.matrix_exp(A).T
-    error = {steps: (integrate(_LinearField(A), x0, torch.zeros(2, dtype=torch.long), steps=steps, guidance=1.0)
-                     - exact).abs().max().item() for steps in (5, 50)}
+    error = {
+        steps: (integrate(_LinearField(A), x0, torch.zeros(2, dtype=torch.long), steps=steps, guidance=1.0) - exact)
+        .abs()
+        .max()
+        .item()
+        for steps in (5, 50)
+    }
     assert error[50] < 3e-4
     assert 50 < error[5] / error[50] < 200  # second order: 10x the steps, ~100x smaller error
 

@@ -110,7 +110,7 @@ def _find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, {})):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()
@@ -152,9 +152,13 @@ def _private_uses(module: str) -> list[str]:
 def test_import_graph_has_no_cycle():
     graph = {module: _edges(module) for module in MODULES}
     cycle = _find_cycle(graph)
-    assert cycle is None, "import cycle: " + " -> ".join(
-        f"{a} ({MODULES[a][0].relative_to(PACKAGE.parent)}:{graph[a][b]})" for a, b in itertools.pairwise(cycle)
-    ) + f" -> {cycle[-1]}"
+    assert cycle is None, (
+        "import cycle: "
+        + " -> ".join(
+            f"{a} ({MODULES[a][0].relative_to(PACKAGE.parent)}:{graph[a][b]})" for a, b in itertools.pairwise(cycle)
+        )
+        + f" -> {cycle[-1]}"
+    )
 
 
 def test_no_private_name_crosses_a_module():
@@ -202,8 +206,11 @@ def test_the_scan_sees_what_it_must(monkeypatch):
         "scsynth_core/data/fake.py:16: scsynth_core.steps._c (as scsynth_core.steps._c)",
         "scsynth_core/data/fake.py:8: scsynth_core.plots._style (a private module of another package)",
     ]
-    assert set(_edges("scsynth_core.data.fake")) == {"scsynth_core.steps", "scsynth_core.errors",
-                                                     "scsynth_core.plots._style"}
+    assert set(_edges("scsynth_core.data.fake")) == {
+        "scsynth_core.steps",
+        "scsynth_core.errors",
+        "scsynth_core.plots._style",
+    }
     assert [base for base, *_ in _imports("scsynth_core.data.fake") if base.startswith("snakemake")] == ["snakemake.io"]
     assert _find_cycle({"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b": 1}, "b": {}}) is None

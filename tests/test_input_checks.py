@@ -20,10 +20,13 @@ def _upsample(demo, label_key: str | None = "bulk_labels"):
 
 
 # -- label columns --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("column", "message"), [
-    ("percent_mito", r"obs\['percent_mito'\] holds non-integer numbers \(e\.g\. 0\.0\d+\)"),
-    ("cell_id", r"obs\['cell_id'\] has a different value for each of its 700 cells"),
-])
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("percent_mito", r"obs\['percent_mito'\] holds non-integer numbers \(e\.g\. 0\.0\d+\)"),
+        ("cell_id", r"obs\['cell_id'\] has a different value for each of its 700 cells"),
+    ],
+)
 def test_label_column_that_cannot_hold_classes_is_rejected(demo, column, message):
     demo.obs["cell_id"] = [f"c{i}" for i in range(demo.n_obs)]
     with pytest.raises(DataError, match=r"^model 'upsample' training data: label column " + message):
@@ -64,13 +67,16 @@ def _tamper(path, change) -> None:
     torch.save(payload, path)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda p: p.update(var_names=p["var_names"][:-1]), "lists 764 genes but its weights are for 765 genes"),
-    (lambda p: p.update(categories=p["categories"][:-1]), "has 9 categories but 10 class frequencies"),
-    (lambda p: p.pop("state"), "model file lacks state"),
-    (lambda p: p.update(model="pca"), r"the saved weights do not fit model 'pca' \(KeyError: 'mean'\)"),
-    (lambda p: p.update(params={"n_latent": "x", "depth": 3}), r"unknown hyperparameter\(s\) depth"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.update(var_names=p["var_names"][:-1]), "lists 764 genes but its weights are for 765 genes"),
+        (lambda p: p.update(categories=p["categories"][:-1]), "has 9 categories but 10 class frequencies"),
+        (lambda p: p.pop("state"), "model file lacks state"),
+        (lambda p: p.update(model="pca"), r"the saved weights do not fit model 'pca' \(KeyError: 'mean'\)"),
+        (lambda p: p.update(params={"n_latent": "x", "depth": 3}), r"unknown hyperparameter\(s\) depth"),
+    ],
+)
 def test_model_file_that_disagrees_with_itself_is_a_one_line_error_naming_it(saved_upsample, change, message):
     _tamper(saved_upsample, change)
     with pytest.raises(DataError, match=rf"^{saved_upsample}: .*{message}"):
@@ -79,7 +85,11 @@ def test_model_file_that_disagrees_with_itself_is_a_one_line_error_naming_it(sav
 
 def test_neural_model_file_gene_count_is_checked_against_its_weights(tmp_path):
     payload = {key: None for key in checks.MODEL_FILE_KEYS} | {
-        "model": "scgan", "params": {}, "var_names": ["g1", "g2", "g3"], "state": {"n_genes": 5, "generator": {}}}
+        "model": "scgan",
+        "params": {},
+        "var_names": ["g1", "g2", "g3"],
+        "state": {"n_genes": 5, "generator": {}},
+    }
     with pytest.raises(DataError, match=r"model\.pt: model file lists 3 genes but its weights are for 5 genes"):
         checks.check_model_payload(payload, tmp_path / "model.pt")
 
@@ -96,8 +106,11 @@ def test_repeated_cell_names_are_caught_on_reading_naming_the_file(tmp_path, dem
     demo.obs_names = [*demo.obs_names[:-2], demo.obs_names[0], demo.obs_names[1]]
     path = tmp_path / "dup.h5ad"
     demo.write_h5ad(path)
-    with pytest.raises(DataError, match=rf"^{path}: 2 cell name\(s\) occur more than once in obs_names "
-                                        rf"\(e\.g\. '{demo.obs_names[0]}', '{demo.obs_names[1]}'\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{path}: 2 cell name\(s\) occur more than once in obs_names "
+        rf"\(e\.g\. '{demo.obs_names[0]}', '{demo.obs_names[1]}'\)",
+    ):
         checks.read_h5ad(path, backed=backed)
 
 

@@ -82,7 +82,9 @@ def write_mtx_v3(folder: Path, *, prefix: str = "") -> Path:
     buf = io.BytesIO()
     scipy.io.mmwrite(buf, sp.coo_matrix(genes_x_cells))
     (folder / f"{prefix}matrix.mtx.gz").write_bytes(gzip.compress(buf.getvalue()))
-    rows = [f"{i}\t{s}\tGene Expression\n" for i, s in zip(GENE_IDS, SYMBOLS)] + ["AB01\tCD3_TotalSeq\tAntibody Capture\n"]
+    rows = [f"{i}\t{s}\tGene Expression\n" for i, s in zip(GENE_IDS, SYMBOLS)] + [
+        "AB01\tCD3_TotalSeq\tAntibody Capture\n"
+    ]
     gz_write(folder / f"{prefix}features.tsv.gz", "".join(rows))
     gz_write(folder / f"{prefix}barcodes.tsv.gz", "".join(f"{c}\n" for c in CELLS))
     return folder

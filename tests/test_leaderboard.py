@@ -57,9 +57,16 @@ def test_rank_table_figure_colours_ranked_cells_and_writes_every_value():
 # -- one leaderboard over every experiment, from hand-made summary tables -------------------------------------
 def _realism() -> pd.DataFrame:
     """The realism leaderboard of one dataset: the real control, two models and a baseline; w2 only for some."""
-    return pd.DataFrame({"dataset": "pbmc", "model": ["real_control", "scgan", "activa", "noise"],
-                         "rf_auc_mean_mean": [0.52, 0.70, 0.35, 0.99], "mmd_mean": [0.0, 0.02, 0.01, 1.7],
-                         "w2_mean": [12.0, 14.0, 13.0, np.nan], "nn1_accuracy_mean": [0.5, 0.8, 0.45, 0.95]})
+    return pd.DataFrame(
+        {
+            "dataset": "pbmc",
+            "model": ["real_control", "scgan", "activa", "noise"],
+            "rf_auc_mean_mean": [0.52, 0.70, 0.35, 0.99],
+            "mmd_mean": [0.0, 0.02, 0.01, 1.7],
+            "w2_mean": [12.0, 14.0, 13.0, np.nan],
+            "nn1_accuracy_mean": [0.5, 0.8, 0.45, 0.95],
+        }
+    )
 
 
 def _f1() -> pd.DataFrame:
@@ -116,8 +123,9 @@ def test_leaderboard_ranks_each_metric_its_way_per_dataset_with_references_unran
     assert pbmc.loc["activa", "augmentation.f1@0.1"] == pytest.approx(0.75)
     assert pbmc.loc[["activa", "upsample"], "augmentation.f1@0.1.rank"].tolist() == [1, 2]
     assert pbmc.loc["downsampled", "augmentation.f1@0.1"] == pytest.approx(0.41)
-    assert pbmc.loc["real_upsampled", "role"] == "reference" and np.isnan(pbmc.loc["real_upsampled",
-                                                                                   "augmentation.f1@0.1.rank"])
+    assert pbmc.loc["real_upsampled", "role"] == "reference" and np.isnan(
+        pbmc.loc["real_upsampled", "augmentation.f1@0.1.rank"]
+    )
     # pilot at the smallest size (96): |DBI - original| lower (scdbm 0.1 < noise 0.4), ARI higher
     assert pbmc.loc["noise", "pilot.dbi_gap@96"] == pytest.approx(0.4)
     assert pbmc.loc[["scdbm", "noise"], "pilot.dbi_gap@96.rank"].tolist() == [1, 2]

@@ -1,4 +1,4 @@
-"""`ruff check` passes on the repository (ruff's default rules at the version pinned in the dev extras)."""
+"""`ruff check` and `ruff format --check` pass on the repository (at the ruff version the dev extras pin)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,13 @@ def test_ruff_check_passes():
     clean = [path for path in NOT_YET_CLEAN if (REPO / path).is_file() and _ruff(path).returncode == 0]
     if clean:
         warnings.warn(f"tests/test_lint.py: now clean, remove from NOT_YET_CLEAN: {', '.join(clean)}", stacklevel=1)
+
+
+def test_ruff_format_leaves_the_tree_unchanged():
+    """Issue 16: the tree is ``ruff format``ted (line length 120, pyproject.toml); ``ruff format .`` fixes it."""
+    pytest.importorskip("ruff", reason="ruff is a dev extra: pip install -e '.[dev]'")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"ruff format would change files (run `ruff format .`):\n{proc.stdout}{proc.stderr}"

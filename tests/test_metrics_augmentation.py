@@ -75,12 +75,18 @@ def test_integer_labels_and_reproducibility(rare_target):
     (trX, trY), (teX, teY), gen = rare_target
     codes = {"t": 2, "o": 1, "b": 5}
     tr_int, te_int = np.array([codes[v] for v in trY]), np.array([codes[v] for v in teY])
-    a = augmentation_protocol(trX, tr_int, teX, te_int, target=2, generated_pcs=gen, n_extra=100,
-                              n_trees=20, seed=3, compare_with=[1])
-    b = augmentation_protocol(trX, tr_int, teX, te_int, target=2, generated_pcs=gen, n_extra=100,
-                              n_trees=20, seed=3, compare_with=[1])
+    a = augmentation_protocol(
+        trX, tr_int, teX, te_int, target=2, generated_pcs=gen, n_extra=100, n_trees=20, seed=3, compare_with=[1]
+    )
+    b = augmentation_protocol(
+        trX, tr_int, teX, te_int, target=2, generated_pcs=gen, n_extra=100, n_trees=20, seed=3, compare_with=[1]
+    )
     assert a.equals(b)
-    assert set(a["comparison"]) == {"rest", "1"} and set(a["forest"]) == {"all", "pair"} and (a.loc[a["variant"] != "downsampled", "n_extra"] == 100).all()
+    assert (
+        set(a["comparison"]) == {"rest", "1"}
+        and set(a["forest"]) == {"all", "pair"}
+        and (a.loc[a["variant"] != "downsampled", "n_extra"] == 100).all()
+    )
 
 
 def test_errors(rare_target):

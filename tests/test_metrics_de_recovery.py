@@ -48,8 +48,13 @@ def test_types_too_small_in_either_set_are_left_out(tiny_counts):
     assert list(frame.index) == ["a"]
     assert frame.loc["a", "top_k_jaccard"] <= 1.0
     empty = de_recovery(tiny_counts, generated, label_key="cluster", min_cells=100)
-    assert empty.empty and list(empty.columns) == ["n_real", "n_generated", "lfc_pearson", "lfc_spearman",
-                                                   "top_k_jaccard"]
+    assert empty.empty and list(empty.columns) == [
+        "n_real",
+        "n_generated",
+        "lfc_pearson",
+        "lfc_spearman",
+        "top_k_jaccard",
+    ]
 
 
 def test_missing_labels_and_other_genes_are_refused(tiny_counts):

@@ -27,8 +27,15 @@ def _toy(sizes: dict[tuple[str, str], int], seed: int = 0):
 
 def test_recovers_held_out_combination_with_unbalanced_groups():
     # B x d3 held out; group sizes differ wildly between types, so pooled (unbalanced) means would be biased
-    sizes = {("A", "ctrl"): 400, ("A", "d1"): 20, ("A", "d2"): 50, ("A", "d3"): 300,
-             ("B", "ctrl"): 15, ("B", "d1"): 500, ("B", "d2"): 60}
+    sizes = {
+        ("A", "ctrl"): 400,
+        ("A", "d1"): 20,
+        ("A", "d2"): 50,
+        ("A", "d3"): 300,
+        ("B", "ctrl"): 15,
+        ("B", "d1"): 500,
+        ("B", "d2"): 60,
+    }
     z, ct, cond, tv, cv = _toy(sizes)
     pred = latent_arithmetic(z, ct, cond, control_type="A", target_condition="d3")
     assert pred.shape == (300, D)
@@ -51,8 +58,16 @@ def test_resample_balancing_close_and_seeded():
 
 
 def test_target_type_inference_and_held_out_cells_ignored():
-    sizes = {("A", "ctrl"): 100, ("A", "d1"): 100, ("A", "d2"): 100, ("B", "ctrl"): 100, ("B", "d1"): 100,
-             ("C", "ctrl"): 100, ("C", "d1"): 100, ("C", "d2"): 100}
+    sizes = {
+        ("A", "ctrl"): 100,
+        ("A", "d1"): 100,
+        ("A", "d2"): 100,
+        ("B", "ctrl"): 100,
+        ("B", "d1"): 100,
+        ("C", "ctrl"): 100,
+        ("C", "d1"): 100,
+        ("C", "d2"): 100,
+    }
     z, ct, cond, _, _ = _toy(sizes, seed=2)
     inferred = latent_arithmetic(z, ct, cond, control_type="A", target_condition="d2")  # B lacks d2
     explicit = latent_arithmetic(z, ct, cond, control_type="A", target_condition="d2", target_type="B")
@@ -73,8 +88,14 @@ def test_missing_groups_raise_data_error():
     with pytest.raises(DataError, match="cell type 'A' under condition 'd3'"):
         latent_arithmetic(z, ct, cond, control_type="A", target_condition="d3", target_type="B")
     with pytest.raises(DataError, match="share no observed condition"):
-        latent_arithmetic(z[cond != "ctrl"], ct[cond != "ctrl"], cond[cond != "ctrl"],
-                          control_type="A", target_condition="d1", target_type="B")
+        latent_arithmetic(
+            z[cond != "ctrl"],
+            ct[cond != "ctrl"],
+            cond[cond != "ctrl"],
+            control_type="A",
+            target_condition="d1",
+            target_type="B",
+        )
     with pytest.raises(DataError, match="target_type 'C' has no cells"):
         latent_arithmetic(z, ct, cond, control_type="A", target_condition="d1", target_type="C")
     with pytest.raises(DataError, match="cell_type must have one value per cell"):

@@ -18,8 +18,10 @@ from scsynth_core.metrics.marginals import (
 def test_statistics_of_a_small_matrix_match_a_dense_computation():
     X = np.array([[1.0, 0.0, 3.0, 0.0], [0.0, 0.0, 2.0, 2.0], [4.0, 0.0, 0.0, 0.0]])
     stored = sp.csr_matrix(X)
-    with_explicit_zero = sp.csr_matrix((np.r_[stored.data, 0.0], np.r_[stored.indices, 1],
-                                        np.r_[stored.indptr[:-1], stored.indptr[-1] + 1]), shape=X.shape)
+    with_explicit_zero = sp.csr_matrix(
+        (np.r_[stored.data, 0.0], np.r_[stored.indices, 1], np.r_[stored.indptr[:-1], stored.indptr[-1] + 1]),
+        shape=X.shape,
+    )
     stats = marginal_statistics(with_explicit_zero)  # the explicit 0 at (2, 1) must count as a zero
     logs = np.log1p(X / X.sum(1, keepdims=True) * 20_000)
     np.testing.assert_allclose(stats["library_size"], [4, 4, 4])
@@ -59,8 +61,15 @@ def test_gene_level_distributions_ignore_gene_identity_but_correlations_do_not(d
     correlations among the real cells' top genes (a known blind spot of distribution-level scores)."""
     permuted = demo_counts.X[:, np.random.default_rng(1).permutation(demo_counts.n_vars)]
     scores = marginal_scores(demo_counts, permuted)
-    for key in ("ks_library_size", "ks_cell_zero_fraction", "ks_gene_zero_fraction", "ks_gene_mean",
-                "ks_gene_variance", "w1_mean_variance", "w1_mean_zero_fraction"):
+    for key in (
+        "ks_library_size",
+        "ks_cell_zero_fraction",
+        "ks_gene_zero_fraction",
+        "ks_gene_mean",
+        "ks_gene_variance",
+        "w1_mean_variance",
+        "w1_mean_zero_fraction",
+    ):
         assert scores[key] == pytest.approx(0.0, abs=1e-12)
     # 0.08 here; two random halves of the same cells score 0.011 (measured).
     assert scores["ks_gene_correlation"] > 0.05

@@ -91,8 +91,11 @@ def test_bad_arguments_name_the_problem(demo_counts):
 
 def test_metrics_frame_splits_cell_types_with_slashes_and_brackets():
     frame = metrics_frame({"w2": 1.0, "w2[CD4+/CD25 T Reg]": 2.0, "de_lfc_pearson[B [naive]]": 3.0})
-    assert frame.to_dict("list") == {"metric": ["w2", "w2", "de_lfc_pearson"],
-                                     "cell_type": ["", "CD4+/CD25 T Reg", "B [naive]"], "value": [1.0, 2.0, 3.0]}
+    assert frame.to_dict("list") == {
+        "metric": ["w2", "w2", "de_lfc_pearson"],
+        "cell_type": ["", "CD4+/CD25 T Reg", "B [naive]"],
+        "value": [1.0, 2.0, 3.0],
+    }
 
 
 def _noised(cells: ad.AnnData, sigma: float, seed: int) -> ad.AnnData:
@@ -100,7 +103,7 @@ def _noised(cells: ad.AnnData, sigma: float, seed: int) -> ad.AnnData:
     rng = np.random.default_rng(seed)
     X = sp.csr_matrix(cells.X, dtype=np.float64, copy=True)
     factor = np.repeat(rng.lognormal(0.0, sigma, X.shape[0]), np.diff(X.indptr))
-    X.data = rng.poisson(X.data * factor * rng.lognormal(-sigma**2 / 2, sigma, X.nnz)).astype(np.float64)
+    X.data = rng.poisson(X.data * factor * rng.lognormal(-(sigma**2) / 2, sigma, X.nnz)).astype(np.float64)
     X.eliminate_zeros()
     out = cells.copy()
     out.X = X

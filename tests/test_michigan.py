@@ -16,10 +16,23 @@ from scsynth_core.models.michigan import WGANGP, MichiGAN
 from scsynth_core.models.scgan import Critic, Generator, critic_loss, generate_csr, gradient_penalty
 from scsynth_core.models.vae import BetaTCVAE
 
-TINY_GAN = {"generator_layers": [16, 32], "critic_layers": [32, 3], "noise_dim": 5, "batch_size": 16,
-            "log_every": 1, "checkpoint_every": 5, "epochs": 1}
-TINY_VAE = {"encoder_layers": [32, 16], "decoder_layers": [16, 32], "batch_size": 16, "epochs": 2,
-            "log_every": 1, "checkpoint_every": 5}
+TINY_GAN = {
+    "generator_layers": [16, 32],
+    "critic_layers": [32, 3],
+    "noise_dim": 5,
+    "batch_size": 16,
+    "log_every": 1,
+    "checkpoint_every": 5,
+    "epochs": 1,
+}
+TINY_VAE = {
+    "encoder_layers": [32, 16],
+    "decoder_layers": [16, 32],
+    "batch_size": 16,
+    "epochs": 2,
+    "log_every": 1,
+    "checkpoint_every": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +42,9 @@ def tiny():
 
 def _fit_michigan(data, *, seed=0, checkpoint=None, max_steps=None, vae=None, **overrides):
     model = MichiGAN("demo", **(TINY_GAN | {"code_dim": 3, "vae": TINY_VAE} | overrides))
-    history = model.fit(data, seed=seed, device="cpu", progress=False, vae=vae, checkpoint=checkpoint,
-                        max_steps=max_steps)
+    history = model.fit(
+        data, seed=seed, device="cpu", progress=False, vae=vae, checkpoint=checkpoint, max_steps=max_steps
+    )
     return model, history
 
 
@@ -54,7 +68,11 @@ def test_registry_and_presets():
     assert (paper["batch_size"], paper["critic_iters"], paper["gp_weight"], paper["epochs"]) == (32, 5, 10.0, 1000)
     assert (paper["learning_rate"], paper["beta1"], paper["beta2"], paper["dropout"]) == (1e-4, 0.9, 0.999, 0.2)
     assert (paper["codes"], paper["code_projection"], paper["gp_interpolation"], paper["batchnorm_dropout"]) == (
-        "mean", "identity", "per_cell", "active")
+        "mean",
+        "identity",
+        "per_cell",
+        "active",
+    )
     assert MichiGAN.representation == WGANGP.representation == "log1p" and not MichiGAN.conditional
     with pytest.raises(ConfigError, match="code_dim"):
         MichiGAN("demo", critic_layers=[64, 8])  # identity projection needs a 10-wide last critic layer
@@ -63,8 +81,7 @@ def test_registry_and_presets():
         MichiGAN("demo", vae={"no_such_thing": 1})  # the inner beta-TCVAE is checked up front
     with pytest.raises(ConfigError, match="latent_dim"):
         MichiGAN("demo", vae={"latent_dim": 4})
-    for bad in ({"codes": "median"}, {"gp_interpolation": "none"}, {"output_activation": "lsn"},
-                {"beta2": 1.0}):
+    for bad in ({"codes": "median"}, {"gp_interpolation": "none"}, {"output_activation": "lsn"}, {"beta2": 1.0}):
         with pytest.raises(ConfigError):
             MichiGAN("demo", **bad)
 
@@ -73,14 +90,14 @@ def test_registry_and_presets():
 def test_code_conditioned_projection_critic():
     torch.manual_seed(0)
     x, c = torch.rand(6, 12), torch.randn(6, 3)
-    critic = Critic(12, widths=(8, 3), head="projection", code_dim=3, activations=("leaky_relu", "relu"),
-                    init="glorot")
+    critic = Critic(12, widths=(8, 3), head="projection", code_dim=3, activations=("leaky_relu", "relu"), init="glorot")
     h = torch.relu(critic.linears[1](torch.nn.functional.leaky_relu(critic.linears[0](x), 0.2)))
     assert torch.allclose(critic(x, c), critic.output(h).squeeze(1) + (c * h).sum(1), atol=1e-6)
     learned = Critic(12, widths=(8, 4), head="projection", code_dim=3, code_projection="learned")
     h = torch.relu(learned.linears[1](torch.relu(learned.linears[0](x))))
-    assert torch.allclose(learned(x, c), learned.output(h).squeeze(1) + ((c @ learned.code_matrix) * h).sum(1),
-                          atol=1e-6)
+    assert torch.allclose(
+        learned(x, c), learned.output(h).squeeze(1) + ((c @ learned.code_matrix) * h).sum(1), atol=1e-6
+    )
     with pytest.raises(ConfigError, match="identity"):
         Critic(12, widths=(8, 4), head="projection", code_dim=3)
     with pytest.raises(ConfigError, match="codes"):
@@ -107,8 +124,17 @@ def test_gradient_penalty_interpolation(interpolation, rows):
 
 def test_generator_options_and_sparse_generation():
     torch.manual_seed(0)
-    gen = Generator(50, latent_dim=7, widths=(16, 32), activations=("leaky_relu", "relu"), dropout=0.2,
-                    output="relu", output_init="glorot", bn_momentum=0.01, bn_eps=1e-3)
+    gen = Generator(
+        50,
+        latent_dim=7,
+        widths=(16, 32),
+        activations=("leaky_relu", "relu"),
+        dropout=0.2,
+        output="relu",
+        output_init="glorot",
+        bn_momentum=0.01,
+        bn_eps=1e-3,
+    )
     z = torch.randn(40, 7)
     assert not torch.equal(gen(z), gen(z))  # dropout in training mode
     gen.eval()
@@ -213,8 +239,9 @@ def test_latent_arithmetic_codes_are_decoded(tiny):
     cell_type = np.where(tiny.obs["f1"] > 0.5, "B", "A")
     condition = np.array(["ctrl", "drug1", "drug2", "drug3"] * 50)
     held_out = (cell_type == "B") & (condition == "drug3")
-    predicted = latent_arithmetic(z[~held_out], cell_type[~held_out], condition[~held_out], control_type="A",
-                                  target_condition="drug3")
+    predicted = latent_arithmetic(
+        z[~held_out], cell_type[~held_out], condition[~held_out], control_type="A", target_condition="drug3"
+    )
     cells = model.generate_from_codes(predicted, seed=0)
     assert cells.n_obs == predicted.shape[0] and np.array_equal(cells.obsm["X_codes"], predicted.astype(np.float32))
     assert np.isfinite(delta_h(predicted, z[held_out]))

@@ -53,8 +53,14 @@ class Tiny:
 
 
 #: The shared loop's monitor, weight average and best-checkpoint selection are on, so a resume must restore them.
-LOOP = {"monitor_cells": 30, "validation_fraction": 0.2, "ema_decay": 0.9, "select": "best", "log_every": 1,
-        "checkpoint_every": 4}
+LOOP = {
+    "monitor_cells": 30,
+    "validation_fraction": 0.2,
+    "ema_decay": 0.9,
+    "select": "best",
+    "log_every": 1,
+    "checkpoint_every": 4,
+}
 GAN = LOOP | {"generator_layers": [16, 16], "critic_layers": [16, 8], "batch_size": 16, "monitor_every": 2}
 AUTOENCODER = {"encoder_layers": [16, 8], "decoder_layers": [8, 16], "batch_size": 16}
 
@@ -66,26 +72,69 @@ TINY: dict[str, Tiny] = {
     "scgan": Tiny(GAN | {"latent_dim": 8, "max_steps": 12}, checkpoints=True),
     "cscgan": Tiny(GAN | {"latent_dim": 8, "max_steps": 12}, checkpoints=True),
     "wgangp": Tiny(GAN | {"critic_layers": [16, 3], "noise_dim": 5, "epochs": 1}, checkpoints=True),
-    "michigan": Tiny(GAN | {"critic_layers": [16, 3], "noise_dim": 5, "code_dim": 3, "epochs": 1,
-                            "vae": AUTOENCODER | {"epochs": 1}}, checkpoints=True),
+    "michigan": Tiny(
+        GAN
+        | {"critic_layers": [16, 3], "noise_dim": 5, "code_dim": 3, "epochs": 1, "vae": AUTOENCODER | {"epochs": 1}},
+        checkpoints=True,
+    ),
     "vae": Tiny(LOOP | AUTOENCODER | {"latent_dim": 3, "epochs": 1, "monitor_every": 4}, checkpoints=True),
     "betatcvae": Tiny(LOOP | AUTOENCODER | {"latent_dim": 3, "epochs": 1, "monitor_every": 4}, checkpoints=True),
     # intervals in epochs for ACTIVA
-    "activa": Tiny(LOOP | AUTOENCODER | {"latent_dim": 4, "classifier_layers": [8], "epochs": 3, "warmup_epochs": 1,
-                                         "classifier_epochs": 2, "monitor_every": 1, "checkpoint_every": 1},
-                   checkpoints=True, resume_phase="introspective"),
+    "activa": Tiny(
+        LOOP
+        | AUTOENCODER
+        | {
+            "latent_dim": 4,
+            "classifier_layers": [8],
+            "epochs": 3,
+            "warmup_epochs": 1,
+            "classifier_epochs": 2,
+            "monitor_every": 1,
+            "checkpoint_every": 1,
+        },
+        checkpoints=True,
+        resume_phase="introspective",
+    ),
     # one autoencoder step (a batch larger than the cells), then 12 flow steps
-    "latentflow": Tiny(LOOP | {"latent_dim": 3, "encoder_layers": [16], "decoder_layers": [16], "flow_width": 16,
-                               "flow_blocks": 1, "embedding_dim": 8, "ae_epochs": 1, "epochs": 12, "batch_size": 256,
-                               "monitor_every": 2, "ode_steps": 3}, checkpoints=True),
+    "latentflow": Tiny(
+        LOOP
+        | {
+            "latent_dim": 3,
+            "encoder_layers": [16],
+            "decoder_layers": [16],
+            "flow_width": 16,
+            "flow_blocks": 1,
+            "embedding_dim": 8,
+            "ae_epochs": 1,
+            "epochs": 12,
+            "batch_size": 256,
+            "monitor_every": 2,
+            "ode_steps": 3,
+        },
+        checkpoints=True,
+    ),
     # 10 epochs (4 NB-RBM, 3 Bernoulli-RBM, 3 DBM) of 3 updates: the last checkpoint (epoch 8) is a DBM epoch's
-    "scdbm": Tiny({"hidden_sizes": [3, 2], "pretrain_epochs": [4, 3], "finetune_epochs": 3, "batch_size": 64,
-                   "finetune_batch_size": 64, "finetune_particles": 20, "dispersion_every": 2, "checkpoint_every": 2,
-                   "burn_in": 10}, checkpoints=True, resume_phase="dbm"),
-    "scvi_posterior": Tiny({"n_hidden": 16, "n_latent": 4, "n_layers": 1, "max_epochs": 3, "n_epochs_kl_warmup": 1,
-                            "monitor_every": 0}),
-    "scvi_prior": Tiny({"n_hidden": 16, "n_latent": 4, "n_layers": 1, "max_epochs": 3, "n_epochs_kl_warmup": 1,
-                        "monitor_every": 0}),
+    "scdbm": Tiny(
+        {
+            "hidden_sizes": [3, 2],
+            "pretrain_epochs": [4, 3],
+            "finetune_epochs": 3,
+            "batch_size": 64,
+            "finetune_batch_size": 64,
+            "finetune_particles": 20,
+            "dispersion_every": 2,
+            "checkpoint_every": 2,
+            "burn_in": 10,
+        },
+        checkpoints=True,
+        resume_phase="dbm",
+    ),
+    "scvi_posterior": Tiny(
+        {"n_hidden": 16, "n_latent": 4, "n_layers": 1, "max_epochs": 3, "n_epochs_kl_warmup": 1, "monitor_every": 0}
+    ),
+    "scvi_prior": Tiny(
+        {"n_hidden": 16, "n_latent": 4, "n_layers": 1, "max_epochs": 3, "n_epochs_kl_warmup": 1, "monitor_every": 0}
+    ),
 }
 
 
@@ -96,8 +145,9 @@ class _Killed(Exception):
 @pytest.fixture(scope="module")
 def data(demo_counts) -> ad.AnnData:
     """60 cells of each of three Louvain clusters x the 60 genes with the most counts in them (real counts)."""
-    rows = np.concatenate([np.flatnonzero(demo_counts.obs[LABEL_KEY].astype(str) == c)[:CELLS_PER_CLUSTER]
-                           for c in CLUSTERS])
+    rows = np.concatenate(
+        [np.flatnonzero(demo_counts.obs[LABEL_KEY].astype(str) == c)[:CELLS_PER_CLUSTER] for c in CLUSTERS]
+    )
     cells = demo_counts[rows]
     genes = np.sort(np.argsort(-np.asarray(cells.X.sum(axis=0)).ravel(), kind="stable")[:N_GENES])
     out = cells[:, genes].copy()
@@ -107,8 +157,10 @@ def data(demo_counts) -> ad.AnnData:
 
 def _tiny(name: str) -> Tiny:
     if name not in TINY:
-        pytest.fail(f"model '{name}' is registered but has no tiny settings: add an entry for it to TINY in "
-                    "tests/test_model_contract.py (demo-preset overrides for a few steps and tiny networks)")
+        pytest.fail(
+            f"model '{name}' is registered but has no tiny settings: add an entry for it to TINY in "
+            "tests/test_model_contract.py (demo-preset overrides for a few steps and tiny networks)"
+        )
     return TINY[name]
 
 
@@ -135,8 +187,14 @@ def _fit(name: str, data: ad.AnnData, *, checkpoint=None):
     rows = _RowCounter()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrainLog, "append", rows.wrap(TrainLog.append))
-        history = model.fit(data, label_key=LABEL_KEY if klass.conditional else None, seed=0, device="cpu",
-                            progress=False, checkpoint=checkpoint)
+        history = model.fit(
+            data,
+            label_key=LABEL_KEY if klass.conditional else None,
+            seed=0,
+            device="cpu",
+            progress=False,
+            checkpoint=checkpoint,
+        )
     return model, history, rows.count
 
 
@@ -221,8 +279,11 @@ def test_save_and_load_give_the_same_model_and_cells(name, fitted, tmp_path):
     model.save(tmp_path / "model.pt")
     loaded = load_model(tmp_path / "model.pt", device="cpu")
     assert type(loaded) is type(model) and loaded.params == model.params
-    assert (loaded.var_names, loaded.categories, loaded.label_key) == (model.var_names, model.categories,
-                                                                      model.label_key)
+    assert (loaded.var_names, loaded.categories, loaded.label_key) == (
+        model.var_names,
+        model.categories,
+        model.label_key,
+    )
     _assert_same_state(loaded._get_state(), model._get_state())
     _assert_same_cells(loaded.sample(N_SAMPLE, seed=5, batch_size=16), model.sample(N_SAMPLE, seed=5, batch_size=16))
 
@@ -236,8 +297,11 @@ def test_streamed_generation_writes_chunk_by_chunk_what_sample_gives(name, fitte
     model = fitted(name)[0]
     appended = []
     append = H5adStreamWriter.append
-    monkeypatch.setattr(H5adStreamWriter, "append",
-                        lambda writer, X, obs, obsm=None: appended.append(X.shape[0]) or append(writer, X, obs, obsm))
+    monkeypatch.setattr(
+        H5adStreamWriter,
+        "append",
+        lambda writer, X, obs, obsm=None: appended.append(X.shape[0]) or append(writer, X, obs, obsm),
+    )
     model.sample_to_h5ad(tmp_path / "cells.h5ad", N_SAMPLE, seed=2, batch_size=16)
     assert appended == [16, 16, 8]
     written, memory = ad.read_h5ad(tmp_path / "cells.h5ad"), model.sample(N_SAMPLE, seed=2, batch_size=16)
@@ -250,8 +314,12 @@ def test_streamed_generation_writes_chunk_by_chunk_what_sample_gives(name, fitte
 
 #: What each capability promises, as the methods a model without it must not have (an undeclared method would be
 #: missed by the callers that test capabilities with isinstance).
-CAPABILITY_METHODS = {Encodes: ("encode",), PosteriorSampling: ("posterior",),
-                      CodeConditioned: ("generate_from_codes", "traverse"), NoiseInputs: ("noise_of",)}
+CAPABILITY_METHODS = {
+    Encodes: ("encode",),
+    PosteriorSampling: ("posterior",),
+    CodeConditioned: ("generate_from_codes", "traverse"),
+    NoiseInputs: ("noise_of",),
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -286,8 +354,11 @@ def test_capabilities_agree_with_what_the_model_does(name, fitted, data):
             model.sample(2, codes=np.zeros((2, 3), dtype=np.float32))
     if isinstance(model, NoiseInputs):
         noise = model.noise_of(N_SAMPLE, seed=6)
-        assert noise.shape == (N_SAMPLE, model.params["noise_dim"]) and np.array_equal(noise, model.noise_of(
-            N_SAMPLE, seed=6)) and not np.array_equal(noise, model.noise_of(N_SAMPLE, seed=7))
+        assert (
+            noise.shape == (N_SAMPLE, model.params["noise_dim"])
+            and np.array_equal(noise, model.noise_of(N_SAMPLE, seed=6))
+            and not np.array_equal(noise, model.noise_of(N_SAMPLE, seed=7))
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -302,8 +373,12 @@ def test_cells_are_in_the_declared_output_space(name, fitted):
         assert values.min() >= 0 and np.array_equal(values, np.round(values)), "counts: non-negative integers"
     elif representation == "lsn":
         assert values.min() >= 0
-        np.testing.assert_allclose(np.asarray(cells.X.sum(axis=1), dtype=np.float64).ravel(), LSN_TARGET, rtol=1e-4,
-                                   err_msg="LSN: every cell sums to the library size")
+        np.testing.assert_allclose(
+            np.asarray(cells.X.sum(axis=1), dtype=np.float64).ravel(),
+            LSN_TARGET,
+            rtol=1e-4,
+            err_msg="LSN: every cell sums to the library size",
+        )
     else:  # log1p
         assert np.isfinite(values).all()
         if not _tiny(name).unclipped_gaussian:
@@ -340,13 +415,15 @@ def test_bad_requests_and_bad_counts_are_clear_errors(name, fitted, data):
     klass = type(model)
     for bad, message in ((negative, "negative"), (fractional, "not integer")):
         with pytest.raises(DataError, match=message):
-            klass("demo", **_tiny(name).params).fit(bad, label_key=LABEL_KEY if klass.conditional else None,
-                                                    seed=0, device="cpu", progress=False)
+            klass("demo", **_tiny(name).params).fit(
+                bad, label_key=LABEL_KEY if klass.conditional else None, seed=0, device="cpu", progress=False
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_training_killed_before_its_last_row_resumes_to_the_uninterrupted_result(name, fitted, data, tmp_path,
-                                                                                 monkeypatch):
+def test_training_killed_before_its_last_row_resumes_to_the_uninterrupted_result(
+    name, fitted, data, tmp_path, monkeypatch
+):
     """The fit is killed as it logs its last row; the rerun must go on from the last checkpoint (not start again)
     and end with the uninterrupted run's weights, history, selection and cells."""
     straight, history, rows = fitted(name)
@@ -383,5 +460,6 @@ def test_training_killed_before_its_last_row_resumes_to_the_uninterrupted_result
     assert {k: v for k, v in resumed.training_summary.items() if k != "seconds"} == summary
     if straight.params.get("select") == "best":
         assert summary["selected"].startswith("best"), "the monitor never ran: selection was not tested"
-    _assert_same_cells(resumed.sample(N_SAMPLE, seed=1, batch_size=16), straight.sample(N_SAMPLE, seed=1,
-                                                                                        batch_size=16))
+    _assert_same_cells(
+        resumed.sample(N_SAMPLE, seed=1, batch_size=16), straight.sample(N_SAMPLE, seed=1, batch_size=16)
+    )

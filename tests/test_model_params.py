@@ -16,12 +16,23 @@ BAD: dict[str, list[tuple[str, object]]] = {
     "upsample": [("shape_max", 1.0)],  # no hyperparameters at all: any key is unknown
     "noise": [("shape_max", -1), ("shape_max", "ten"), ("scale_max", -1)],
     "pca": [("n_latent", -1), ("n_latent", "ten"), ("scale_genes", "yes")],
-    "gmm": [("n_pcs", -1), ("reg_covar", "ten"), ("covariance_type", "banded"), ("n_components", "auto"),
-            ("covariance_types", ["full", "banded"]), ("bic_components", [2, -1])],
+    "gmm": [
+        ("n_pcs", -1),
+        ("reg_covar", "ten"),
+        ("covariance_type", "banded"),
+        ("n_components", "auto"),
+        ("covariance_types", ["full", "banded"]),
+        ("bic_components", [2, -1]),
+    ],
     "scgan": [("latent_dim", -1), ("learning_rate", "ten"), ("generator_layers", [16, -2])],
     "cscgan": [("batch_size", -1), ("beta1", "ten"), ("critic_head", "concatenate")],
-    "activa": [("latent_dim", -1), ("margin", "ten"), ("update", "sometimes"), ("output_lsn", "yes"),
-               ("output_threshold", "ten")],
+    "activa": [
+        ("latent_dim", -1),
+        ("margin", "ten"),
+        ("update", "sometimes"),
+        ("output_lsn", "yes"),
+        ("output_threshold", "ten"),
+    ],
     "vae": [("latent_dim", -1), ("beta", "ten"), ("tc_form", "kim"), ("beta", True)],
     "betatcvae": [("epochs", -1), ("learning_rate", "ten"), ("batchnorm_dropout", "sometimes")],
     "wgangp": [("noise_dim", -1), ("gp_weight", "ten"), ("output_activation", "lsn")],
@@ -44,8 +55,11 @@ def test_every_registered_model_has_bad_value_cases():
     assert set(BAD) == set(available_models())
 
 
-@pytest.mark.parametrize(("name", "key", "value"), [(n, k, v) for n, cases in BAD.items() for k, v in cases],
-                         ids=lambda x: repr(x) if not isinstance(x, str) else x)
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [(n, k, v) for n, cases in BAD.items() for k, v in cases],
+    ids=lambda x: repr(x) if not isinstance(x, str) else x,
+)
 def test_a_bad_value_fails_at_construction_naming_the_key(name, key, value):
     klass = _model_class(name)
     with pytest.raises(ConfigError) as error:
@@ -62,8 +76,11 @@ def test_numbers_in_scientific_notation_are_accepted_as_yaml_leaves_them(name):
     is expected. (The training-loop keys are checked by training.check_loop_params, which takes numbers only.)"""
     klass = _model_class(name)
     paper = klass("paper").params
-    numeric = {k: v for k, v in paper.items() if k not in LOOP_DEFAULTS and not isinstance(v, bool)
-               and isinstance(v, (int, float))}
+    numeric = {
+        k: v
+        for k, v in paper.items()
+        if k not in LOOP_DEFAULTS and not isinstance(v, bool) and isinstance(v, (int, float))
+    }
     for key, value in numeric.items():
         params = klass("paper", **{key: f"{value:e}"}).params
         assert params[key] == value and type(params[key]) is type(value), key
@@ -85,8 +102,14 @@ def test_shared_checks_known_answers():
     check_number("toy", p, "x", low=0.0, high=1.0, high_open=True)
     check_int_list("toy", p, "w")
     assert p == {"n": 1000, "m": 2, "x": 0.25, "w": [8, 4]} and type(p["m"]) is int
-    for bad, check in ((2.5, check_positive_int), (True, check_positive_int), ("0.1", check_number),
-                       (True, check_number), (float("nan"), check_number), (1.0, check_number)):
+    for bad, check in (
+        (2.5, check_positive_int),
+        (True, check_positive_int),
+        ("0.1", check_number),
+        (True, check_number),
+        (float("nan"), check_number),
+        (1.0, check_number),
+    ):
         kwargs = {"low": 0.0, "high": 1.0, "high_open": True} if check is check_number else {}
         with pytest.raises(ConfigError, match=r"^model 'toy': v must be "):
             check("toy", {"v": bad}, "v", **kwargs)

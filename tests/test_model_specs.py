@@ -33,9 +33,18 @@ def test_flags_known_answers():
     generate counts, which have a latent code to score."""
     assert sorted(n for n, s in SPECS.items() if s.conditional) == ["activa", "cscgan", "latentflow", "upsample"]
     assert sorted(n for n, s in SPECS.items() if s.representation == "counts") == [
-        "latentflow", "noise", "scdbm", "scvi_posterior", "scvi_prior", "upsample"]
+        "latentflow",
+        "noise",
+        "scdbm",
+        "scvi_posterior",
+        "scvi_prior",
+        "upsample",
+    ]
     assert {n: s.latent_param for n, s in SPECS.items() if s.latent_param} == {
-        "betatcvae": "latent_dim", "pca": "n_latent", "vae": "latent_dim"}
+        "betatcvae": "latent_dim",
+        "pca": "n_latent",
+        "vae": "latent_dim",
+    }
     assert sorted(SPECS) == available_models()
 
 
@@ -56,8 +65,12 @@ def test_a_range_is_checked_where_it_is_declared():
 
     scgan = SPECS["scgan"]
     assert scgan.settings("demo", {"batch_size": 2, "beta1": 0.0})["batch_size"] == 2
-    for key, bad, words in (("batch_size", 1, "an integer >= 2"), ("beta1", 1.0, "a number in [0, 1)"),
-                            ("monitor_every", -1, "an integer >= 0"), ("select", "first", "one of best, last")):
+    for key, bad, words in (
+        ("batch_size", 1, "an integer >= 2"),
+        ("beta1", 1.0, "a number in [0, 1)"),
+        ("monitor_every", -1, "an integer >= 0"),
+        ("select", "first", "one of best, last"),
+    ):
         with pytest.raises(ConfigError, match=rf"^model 'scgan': {key} must be {re.escape(words)}, got "):
             scgan.settings("demo", {key: bad})
     assert SPECS["michigan"].settings("demo", {"vae": {"epochs": 3}})["vae"]["epochs"] == 3
@@ -92,11 +105,23 @@ def test_conditional_models_reads_flags_without_importing_torch():
 
 
 #: One bad value per registered model (a negative size, a word for a number, an unknown choice).
-BAD = {"upsample": ("anything", 1), "noise": ("shape_max", -1), "scgan": ("latent_dim", -1),
-       "cscgan": ("critic_head", "concatenate"), "activa": ("margin", "ten"), "vae": ("tc_form", "kim"),
-       "betatcvae": ("epochs", -1), "wgangp": ("noise_dim", 0), "michigan": ("codes", "median"),
-       "scdbm": ("hidden_sizes", [4, -2]), "pca": ("n_latent", "ten"), "gmm": ("covariance_type", "banded"),
-       "scvi_posterior": ("n_latent", -1), "scvi_prior": ("library", "empirical"), "latentflow": ("guidance", True)}
+BAD = {
+    "upsample": ("anything", 1),
+    "noise": ("shape_max", -1),
+    "scgan": ("latent_dim", -1),
+    "cscgan": ("critic_head", "concatenate"),
+    "activa": ("margin", "ten"),
+    "vae": ("tc_form", "kim"),
+    "betatcvae": ("epochs", -1),
+    "wgangp": ("noise_dim", 0),
+    "michigan": ("codes", "median"),
+    "scdbm": ("hidden_sizes", [4, -2]),
+    "pca": ("n_latent", "ten"),
+    "gmm": ("covariance_type", "banded"),
+    "scvi_posterior": ("n_latent", -1),
+    "scvi_prior": ("library", "empirical"),
+    "latentflow": ("guidance", True),
+}
 
 
 def test_config_check_rejects_a_bad_value_of_every_model_without_importing_torch():

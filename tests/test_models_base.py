@@ -206,14 +206,20 @@ def test_per_cell_annotations_and_own_arguments_of_a_family_are_streamed(tiny_co
             start = self._sampling.state.get("start", 0)
             self._sampling.state["start"] = start + n
             rows = np.arange(start, start + n, dtype=np.float32)[:, None] + self._sampling.options["offset"]
-            return SampledCells(super()._sample_chunk(n, labels, rng), obs={"row": rows[:, 0]},
-                                obsm={"X_codes": np.hstack([rows, -rows])})
+            return SampledCells(
+                super()._sample_chunk(n, labels, rng),
+                obs={"row": rows[:, 0]},
+                obsm={"X_codes": np.hstack([rows, -rows])},
+            )
 
     model = _fitted(Annotated, tiny_counts)
     appended = []
     real_append = H5adStreamWriter.append
-    monkeypatch.setattr(H5adStreamWriter, "append",
-                        lambda writer, X, obs, obsm=None: appended.append(len(obs)) or real_append(writer, X, obs, obsm))
+    monkeypatch.setattr(
+        H5adStreamWriter,
+        "append",
+        lambda writer, X, obs, obsm=None: appended.append(len(obs)) or real_append(writer, X, obs, obsm),
+    )
     model.sample_to_h5ad(tmp_path / "g.h5ad", 30, seed=0, batch_size=8, offset=100)
     written, memory = ad.read_h5ad(tmp_path / "g.h5ad"), model.sample(30, seed=0, batch_size=8, offset=100)
     assert appended == [8, 8, 8, 6]

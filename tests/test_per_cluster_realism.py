@@ -112,7 +112,8 @@ def protocol(tmp_path_factory, demo_counts) -> dict:
     X[rows] = X[np.flatnonzero(control.obs["cluster"] == big[0])[: len(rows)]]
     generated = {"shifted": root / "shifted.h5ad", "unlabelled": root / "unlabelled.h5ad"}
     ad.AnnData(sp.csr_matrix(X), obs=control.obs[["cluster"]].copy(), var=control.var[[]]).write_h5ad(
-        generated["shifted"])
+        generated["shifted"]
+    )
     ad.AnnData(control.X, var=control.var[[]]).write_h5ad(generated["unlabelled"])
     return {"root": root, "prepared": prepared, "split": split, "representation": representation,
             "generated": generated, "shifted_type": shifted_type, "scored": big}  # fmt: skip
@@ -185,8 +186,9 @@ def test_summary_figures_and_leaderboard_column(protocol, runs, tmp_path):
     row = pd.read_csv(board, sep="\t").set_index("model")
     scored = table[table["rf_auc_mean"].notna()].groupby("model")["rf_auc_mean"].mean()
     assert row.loc["shifted", "realism.rf_auc_per_cluster"] == pytest.approx(scored["shifted"], abs=1e-4)
-    assert row.loc["real_control", "role"] == "control" and np.isnan(row.loc["real_control",
-                                                                              "realism.rf_auc_per_cluster.rank"])
+    assert row.loc["real_control", "role"] == "control" and np.isnan(
+        row.loc["real_control", "realism.rf_auc_per_cluster.rank"]
+    )
 
 
 def test_per_cluster_figure_has_a_panel_per_scored_cluster_with_every_model():

@@ -17,8 +17,12 @@ from scsynth_core.experiments import perturbation as pt
 COMBINATION = "Path2:Batch1"
 #: Demo preset with test-sized GAN networks (as tests/test_michigan.py) and a short schedule: the beta-TCVAE runs
 #: 100 epochs (3 steps each on ~500 cells), the GAN 200 generator steps.
-PARAMS = {"generator_layers": [64, 128, 256], "critic_layers": [256, 128, 10], "learning_rate": 2e-4,
-          "vae": {"epochs": 100}}
+PARAMS = {
+    "generator_layers": [64, 128, 256],
+    "critic_layers": [256, 128, 10],
+    "learning_rate": 2e-4,
+    "vae": {"epochs": 100},
+}
 MAX_STEPS = 200
 
 
@@ -31,20 +35,33 @@ def simulated(tmp_path_factory):
     from scsynth_core.data.simulate import simulate_splatter
 
     path = tmp_path_factory.mktemp("sim") / "simulated.h5ad"
-    atomic.write_h5ad(path, simulate_splatter(seed=0, n_cells=600, n_genes=100, n_batches=3, n_paths=2,
-                                           de_fac_loc=1.0))
+    atomic.write_h5ad(path, simulate_splatter(seed=0, n_cells=600, n_genes=100, n_batches=3, n_paths=2, de_fac_loc=1.0))
     return path
 
 
 def _outputs(folder, name="run"):
-    return {"metrics": folder / f"{name}.json", "cells": folder / f"{name}.h5ad",
-            "train_log": folder / f"{name}.tsv", "model": folder / f"{name}.pt"}
+    return {
+        "metrics": folder / f"{name}.json",
+        "cells": folder / f"{name}.h5ad",
+        "train_log": folder / f"{name}.tsv",
+        "model": folder / f"{name}.pt",
+    }
 
 
 def _run(data, outputs, **overrides):
-    kwargs = {"data": data, "combination": COMBINATION, "seed": 0, "outputs": outputs, "preset": "demo",
-              "params": PARAMS, "max_steps": MAX_STEPS, "n_trees": 100, "device": "cpu", "threads": 1,
-              "progress": False}
+    kwargs = {
+        "data": data,
+        "combination": COMBINATION,
+        "seed": 0,
+        "outputs": outputs,
+        "preset": "demo",
+        "params": PARAMS,
+        "max_steps": MAX_STEPS,
+        "n_trees": 100,
+        "device": "cpu",
+        "threads": 1,
+        "progress": False,
+    }
     return pt.train_and_predict(**(kwargs | overrides))
 
 
@@ -171,7 +188,8 @@ def test_run_writes_scored_predictions_of_every_method(run, simulated):
         assert scores["n_cells"] == record["n_control"]
     assert record["methods"]["michigan"]["delta_h"] == record["methods"]["betatcvae"]["delta_h"] == record["delta_h"]
     assert record["improvement"] == pytest.approx(
-        record["methods"]["michigan"]["rf_error"] - record["methods"]["betatcvae"]["rf_error"])
+        record["methods"]["michigan"]["rf_error"] - record["methods"]["betatcvae"]["rf_error"]
+    )
     assert len(pd.read_csv(outputs["train_log"], sep="\t")) > 0
 
     cells = ad.read_h5ad(outputs["cells"])
@@ -187,8 +205,9 @@ def test_run_writes_scored_predictions_of_every_method(run, simulated):
     assert np.allclose(real.X.toarray(), expected.toarray(), atol=1e-5)
     control = cells[cells.obs["method"] == "control"]
     assert (data[control.obs["cell"].to_numpy()].obs["path"] == "Path1").all()
-    assert np.allclose(control.X.toarray(), to_representation(data[control.obs["cell"].to_numpy()].X,
-                                                              "log1p").toarray(), atol=1e-5)
+    assert np.allclose(
+        control.X.toarray(), to_representation(data[control.obs["cell"].to_numpy()].X, "log1p").toarray(), atol=1e-5
+    )
     # each predicted code is its control cell's code plus one shift vector
     codes = {m: cells.obsm["X_codes"][(cells.obs["method"] == m).to_numpy()] for m in pt.METHODS}
     shift = codes["michigan"] - codes["control"]
@@ -230,7 +249,8 @@ def test_arithmetic_moves_the_control_cells_towards_the_held_out_cells(run):
         return np.asarray(x.mean(axis=0)).ravel()
 
     decoded_shift = mean(vae.generate_from_codes(rows["michigan"].obsm["X_codes"]).X) - mean(
-        vae.generate_from_codes(rows["control"].obsm["X_codes"]).X)
+        vae.generate_from_codes(rows["control"].obsm["X_codes"]).X
+    )
     real_difference = mean(rows["real"].X) - mean(rows["control"].X)
     assert np.corrcoef(decoded_shift, real_difference)[0, 1] > 0.8
 
@@ -239,7 +259,8 @@ def test_a_seed_gives_the_same_outputs(run, simulated, tmp_path):
     record, outputs, _ = run
     again = _run(simulated, _outputs(tmp_path))
     assert {k: v for k, v in again.items() if "seconds" not in k} == {
-        k: v for k, v in record.items() if "seconds" not in k}
+        k: v for k, v in record.items() if "seconds" not in k
+    }
     first, second = ad.read_h5ad(outputs["cells"]), ad.read_h5ad(tmp_path / "run.h5ad")
     assert (first.X != second.X).nnz == 0 and np.array_equal(first.obsm["X_codes"], second.obsm["X_codes"])
 
@@ -247,18 +268,34 @@ def test_a_seed_gives_the_same_outputs(run, simulated, tmp_path):
 # ------------------------------------------------------------------------------------------ summary, figures
 def _metrics(combination, seed, errors, delta):
     """A hand-made metrics record: ``errors`` = RF error of michigan, betatcvae, control."""
-    return {"combination": combination, "seed": seed, "control_type": "Path1", "n_held_out": 50,
-            "train_seconds": 1.0, "methods": {
-                m: {"rf_error": e, "rf_auc": 1 - e, "pc_distance": 2.0 + e, "delta_h": delta, "code_distance": 0.5,
-                    "n_cells": 40} for m, e in zip(pt.METHODS, errors)}}
+    return {
+        "combination": combination,
+        "seed": seed,
+        "control_type": "Path1",
+        "n_held_out": 50,
+        "train_seconds": 1.0,
+        "methods": {
+            m: {
+                "rf_error": e,
+                "rf_auc": 1 - e,
+                "pc_distance": 2.0 + e,
+                "delta_h": delta,
+                "code_distance": 0.5,
+                "n_cells": 40,
+            }
+            for m, e in zip(pt.METHODS, errors)
+        },
+    }
 
 
 @pytest.fixture
 def summary(tmp_path):
-    records = [_metrics("Path2:Batch1", 0, (0.30, 0.10, 0.05), 0.2),
-               _metrics("Path2:Batch1", 1, (0.40, 0.30, 0.07), -0.1),
-               _metrics("Path1:Batch3", 0, (0.20, 0.25, 0.01), 1.5),
-               _metrics("Path1:Batch3", 1, (0.10, 0.05, 0.03), 0.9)]
+    records = [
+        _metrics("Path2:Batch1", 0, (0.30, 0.10, 0.05), 0.2),
+        _metrics("Path2:Batch1", 1, (0.40, 0.30, 0.07), -0.1),
+        _metrics("Path1:Batch3", 0, (0.20, 0.25, 0.01), 1.5),
+        _metrics("Path1:Batch3", 1, (0.10, 0.05, 0.03), 0.9),
+    ]
     inputs = []
     for i, record in enumerate(records):
         inputs.append(tmp_path / f"m{i}.json")
@@ -274,13 +311,14 @@ def test_summarise_gives_runs_means_and_the_improvement(summary):
     table = pd.read_csv(summary["table"], sep="\t").set_index(["combination", "method"])
     assert len(table) == 6 and (table["n_seeds"] == 2).all()
     assert table.loc[("Path2:Batch1", "betatcvae"), "rf_error_mean"] == pytest.approx(0.20)
-    assert table.loc[("Path2:Batch1", "betatcvae"), "rf_error_sd"] == pytest.approx(np.std([0.1, 0.3], ddof=1),
-                                                                                     abs=1e-4)
+    assert table.loc[("Path2:Batch1", "betatcvae"), "rf_error_sd"] == pytest.approx(
+        np.std([0.1, 0.3], ddof=1), abs=1e-4
+    )
     assert table.loc[("Path1:Batch3", "control"), "rf_auc_mean"] == pytest.approx(0.98)
     improvement = pd.read_csv(summary["improvement"], sep="\t").set_index(["combination", "seed"])
     assert improvement["improvement"].to_dict() == pytest.approx(
-        {("Path2:Batch1", 0): 0.20, ("Path2:Batch1", 1): 0.10, ("Path1:Batch3", 0): -0.05,
-         ("Path1:Batch3", 1): 0.05})
+        {("Path2:Batch1", 0): 0.20, ("Path2:Batch1", 1): 0.10, ("Path1:Batch3", 0): -0.05, ("Path1:Batch3", 1): 0.05}
+    )
     assert improvement.loc[("Path1:Batch3", 0), "delta_h"] == pytest.approx(1.5)
     assert improvement.loc[("Path2:Batch1", 1), "rf_error_control"] == pytest.approx(0.07)
 
@@ -304,9 +342,15 @@ def test_figures_are_written(summary, run, tmp_path):
 def test_figure_panels():
     from scsynth_core.plots.perturbation import plot_delta_h_improvement, plot_error_bars, plot_prediction_embedding
 
-    frame = pd.DataFrame({"combination": ["a:x"] * 6 + ["b:y"] * 6, "seed": [0, 1] * 6,
-                          "method": (["michigan"] * 2 + ["betatcvae"] * 2 + ["control"] * 2) * 2,
-                          "rf_error": np.linspace(0.05, 0.45, 12), "delta_h": 0.1})
+    frame = pd.DataFrame(
+        {
+            "combination": ["a:x"] * 6 + ["b:y"] * 6,
+            "seed": [0, 1] * 6,
+            "method": (["michigan"] * 2 + ["betatcvae"] * 2 + ["control"] * 2) * 2,
+            "rf_error": np.linspace(0.05, 0.45, 12),
+            "delta_h": 0.1,
+        }
+    )
     fig = plot_error_bars(frame)
     assert len(fig.axes[0].patches) == 6  # one bar per combination x method
     fig = plot_delta_h_improvement(pt.improvement_frame(frame))
@@ -364,8 +408,11 @@ def test_codes_set_michigans_mode_and_a_contradiction_is_an_error(simulated, tmp
 # ------------------------------------------------------------------- Fig. 7b: the lowest delta-H, retrained
 def _improvement(deltas):
     """An improvement table: ``deltas`` = {combination: delta-H per seed}; improvement = -delta-H."""
-    rows = [{"combination": c, "seed": s, "delta_h": d, "improvement": -d}
-            for c, values in deltas.items() for s, d in enumerate(values)]
+    rows = [
+        {"combination": c, "seed": s, "delta_h": d, "improvement": -d}
+        for c, values in deltas.items()
+        for s, d in enumerate(values)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -394,7 +441,10 @@ def test_retraining_table_and_figure(summary, tmp_path):
     pt.select_lowest_delta_h(improvement=summary["improvement"], output=ranking, n_lowest=1)
     # Path2:Batch1 has mean delta-H (0.2 - 0.1) / 2 = 0.05, Path1:Batch3 (1.5 + 0.9) / 2 = 1.2
     assert pt.selected_combinations(ranking) == ["Path2:Batch1"]
-    retrained = [_metrics("Path2:Batch1", 5, (0.35, 0.15, 0.05), 0.3), _metrics("Path2:Batch1", 6, (0.1, 0.2, 0.0), 0.0)]
+    retrained = [
+        _metrics("Path2:Batch1", 5, (0.35, 0.15, 0.05), 0.3),
+        _metrics("Path2:Batch1", 6, (0.1, 0.2, 0.0), 0.0),
+    ]
     inputs = []
     for record in retrained:
         inputs.append(tmp_path / f"retrain{record['seed']}.json")
@@ -416,9 +466,16 @@ def test_retraining_table_and_figure(summary, tmp_path):
 def test_retrained_errors_panel_pairs_the_two_decoders_per_run():
     from scsynth_core.plots.perturbation import plot_retrained_errors
 
-    table = pd.DataFrame({"rank": [2, 2, 1], "combination": ["b:y", "b:y", "a:x"], "seed": [5, 6, 5],
-                          "delta_h_ranked": [0.4, 0.4, -0.1], "rf_error_betatcvae": [0.1, 0.2, 0.3],
-                          "rf_error_michigan": [0.3, 0.1, 0.35]})
+    table = pd.DataFrame(
+        {
+            "rank": [2, 2, 1],
+            "combination": ["b:y", "b:y", "a:x"],
+            "seed": [5, 6, 5],
+            "delta_h_ranked": [0.4, 0.4, -0.1],
+            "rf_error_betatcvae": [0.1, 0.2, 0.3],
+            "rf_error_michigan": [0.3, 0.1, 0.35],
+        }
+    )
     axis = plot_retrained_errors(table).axes[0]
     assert [t.get_text() for t in axis.get_xticklabels()] == ["a:x\ndelta-H -0.10", "b:y\ndelta-H 0.40"]
     assert len(axis.lines) == 3 + 1  # one line per run, the 0.5 reference

@@ -103,8 +103,14 @@ def test_wrong_genes_and_non_counts_are_refused(reference, three_clusters):
 
 
 def test_count_difference_table_means_and_sds_by_size():
-    table = pd.DataFrame({"model": ["a", "a", "a", "b"], "pilot_size": [384, 384, 768, 384],
-                          "seed": [0, 1, 0, 0], "count_difference": [10.0, 20.0, 5.0, 7.0]})
+    table = pd.DataFrame(
+        {
+            "model": ["a", "a", "a", "b"],
+            "pilot_size": [384, 384, 768, 384],
+            "seed": [0, 1, 0, 0],
+            "count_difference": [10.0, 20.0, 5.0, 7.0],
+        }
+    )
     out = count_difference_table(table).set_index("model")
     assert out.loc["a", "mean_384"] == 15.0 and out.loc["a", "sd_384"] == pytest.approx(7.1, abs=0.05)
     assert out.loc["a", "mean_768"] == 5.0 and out.loc["b", "mean_384"] == 7.0
@@ -112,8 +118,7 @@ def test_count_difference_table_means_and_sds_by_size():
 
 
 def test_count_difference_table_keeps_sd_columns_with_one_seed():
-    table = pd.DataFrame({"model": ["a", "a"], "pilot_size": [96, 192], "seed": [0, 0],
-                          "count_difference": [3.0, 4.0]})
+    table = pd.DataFrame({"model": ["a", "a"], "pilot_size": [96, 192], "seed": [0, 0], "count_difference": [3.0, 4.0]})
     out = count_difference_table(table)
     assert list(out.columns) == ["model", "mean_96", "mean_192", "sd_96", "sd_192"]
     assert out[["sd_96", "sd_192"]].isna().all().all()
@@ -124,8 +129,9 @@ def test_gene_marginal_figure_picks_genes_from_high_to_low_expression(three_clus
 
     X = sp.csr_matrix(np.array([[5, 0, 1, 0], [7, 0, 0, 0], [6, 2, 0, 0]], dtype=np.float32))
     np.testing.assert_array_equal(example_genes(X, 3), [0, 1, 2])  # most to least expressed; gene 3 is all zero
-    fig = plot_gene_marginals({"original": three_clusters.X, "copy": three_clusters.X}, three_clusters.var_names,
-                              n_genes=3)
+    fig = plot_gene_marginals(
+        {"original": three_clusters.X, "copy": three_clusters.X}, three_clusters.var_names, n_genes=3
+    )
     assert len(fig.axes) == 3 and all(len(ax.patches) == 2 for ax in fig.axes)
 
 
@@ -168,7 +174,6 @@ def test_paired_rand_index_known_answers():
     assert paired_rand_index(labels, np.zeros(6)) == pytest.approx(3 / 15)
     with pytest.raises(DataError, match="by row"):
         paired_rand_index(labels, labels[:5])
-
 
 
 def test_gene_zero_fractions_dense_and_sparse():
@@ -217,9 +222,16 @@ def test_gene_marginals_wrap_into_rows_of_four(three_clusters):
 
 def _zero_table(n_genes: int = 5, shift: float = 0.0) -> pd.DataFrame:
     base = np.linspace(0.2, 0.9, n_genes)
-    return pd.DataFrame({"gene": [f"g{j}" for j in range(n_genes)], "original": base, "pilot": base,
-                         "pilot_with_added_zeros": base + 0.05, "pilot_synthetic": base + shift,
-                         "pilot_with_added_zeros_synthetic": base + 0.05 + shift})
+    return pd.DataFrame(
+        {
+            "gene": [f"g{j}" for j in range(n_genes)],
+            "original": base,
+            "pilot": base,
+            "pilot_with_added_zeros": base + 0.05,
+            "pilot_synthetic": base + shift,
+            "pilot_with_added_zeros_synthetic": base + 0.05 + shift,
+        }
+    )
 
 
 def test_added_zeros_figure_has_a_box_per_data_set_and_per_model_and_training_set():
@@ -241,11 +253,24 @@ def test_zero_inflation_check_keeps_per_gene_zero_fractions(tmp_path, three_clus
 
     prepared = tmp_path / "prepared.h5ad"
     three_clusters.write_h5ad(prepared)
-    zero_inflation_check(prepared=prepared, output=tmp_path / "z.json", genes_output=tmp_path / "z.tsv",
-                         model="noise", size=96, seed=0, device="cpu")
+    zero_inflation_check(
+        prepared=prepared,
+        output=tmp_path / "z.json",
+        genes_output=tmp_path / "z.tsv",
+        model="noise",
+        size=96,
+        seed=0,
+        device="cpu",
+    )
     genes = pd.read_csv(tmp_path / "z.tsv", sep="\t")
-    assert list(genes.columns) == ["gene", "original", "pilot", "pilot_synthetic", "pilot_with_added_zeros",
-                                   "pilot_with_added_zeros_synthetic"]
+    assert list(genes.columns) == [
+        "gene",
+        "original",
+        "pilot",
+        "pilot_synthetic",
+        "pilot_with_added_zeros",
+        "pilot_with_added_zeros_synthetic",
+    ]
     assert list(genes["gene"]) == list(three_clusters.var_names)
     np.testing.assert_allclose(genes["original"], gene_zero_fractions(three_clusters.X), atol=1e-6)
     # zeroing entries can only raise a gene's zero fraction
@@ -272,14 +297,29 @@ def test_figures_draw_every_pilot_figure_with_named_genes(tmp_path, reference, m
     _zero_table(reference.n_vars).to_csv(tmp_path / "zeros.tsv", sep="\t", index=False)
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"model": "noise", "pilot_size": [48, 48, 96, 96], "seed": [0, 1, 0, 1]})
-    for column in ["dbi_synthetic", "dbi_original", "ari", "dbi_counts_synthetic", "dbi_counts_original",
-                   "rand_index", "mad_median", "mad_iqr", "mad_cv", "mad_zero_fraction"]:
+    for column in [
+        "dbi_synthetic",
+        "dbi_original",
+        "ari",
+        "dbi_counts_synthetic",
+        "dbi_counts_original",
+        "rand_index",
+        "mad_median",
+        "mad_iqr",
+        "mad_cv",
+        "mad_zero_fraction",
+    ]:
         table[column] = rng.uniform(0.1, 1.0, len(table))
     table.to_csv(tmp_path / "replicates.tsv", sep="\t", index=False)
     names = ["dbi", "ari", "mad", "marginals", "added_zeros", "example_umaps"]
     outputs = {name: tmp_path / f"{name}.png" for name in names}
-    kwargs = {"reference": tmp_path / "reference.h5ad", "examples": {"noise": tmp_path / "example.h5ad"},
-              "zero_genes": {"noise": tmp_path / "zeros.tsv"}, "dataset": "d", "outputs": outputs}
+    kwargs = {
+        "reference": tmp_path / "reference.h5ad",
+        "examples": {"noise": tmp_path / "example.h5ad"},
+        "zero_genes": {"noise": tmp_path / "zeros.tsv"},
+        "dataset": "d",
+        "outputs": outputs,
+    }
     with pytest.raises(DataError, match=r"\['INS'\].*'d'"):
         figures(replicates=tmp_path / "replicates.tsv", example_genes=["g3", "INS"], **kwargs)
     assert not drawn  # the gene check comes first
@@ -362,15 +402,26 @@ def test_replicates_train_scdbm_variants_on_70_percent_with_their_settings(tmp_p
     monkeypatch.setattr(scsynth_core.models, "get_model_class", lambda name: asked.append(name) or _CopyModel)
     # the evaluation has its own tests: here only what the replicates train on
     monkeypatch.setattr(scsynth_core.metrics.pilot, "ReferenceSpace", lambda reference: None)
-    monkeypatch.setattr(scsynth_core.metrics.pilot, "evaluate_pilot_set", lambda ref, synthetic, **kwargs: {
-        "dbi_synthetic": 1.0, "dbi_original": 1.0, "embedded": synthetic.copy()})
+    monkeypatch.setattr(
+        scsynth_core.metrics.pilot,
+        "evaluate_pilot_set",
+        lambda ref, synthetic, **kwargs: {"dbi_synthetic": 1.0, "dbi_original": 1.0, "embedded": synthetic.copy()},
+    )
     _CopyModel.built, _CopyModel.trained = [], []
     three_clusters.write_h5ad(tmp_path / "prepared.h5ad")
     for model, holdout in (("scdbm_reference", 0.3), ("noise", 0.3), ("scdbm", 0.0)):
-        run_pilot_replicates(prepared=tmp_path / "prepared.h5ad", reference=tmp_path / "prepared.h5ad",
-                             output=tmp_path / f"{model}.tsv", example=tmp_path / f"{model}.h5ad", dataset="d",
-                             model=model, replicates=[[100, 0]], params={"burn_in": 7}, holdout=holdout,
-                             device="cpu")
+        run_pilot_replicates(
+            prepared=tmp_path / "prepared.h5ad",
+            reference=tmp_path / "prepared.h5ad",
+            output=tmp_path / f"{model}.tsv",
+            example=tmp_path / f"{model}.h5ad",
+            dataset="d",
+            model=model,
+            replicates=[[100, 0]],
+            params={"burn_in": 7},
+            holdout=holdout,
+            device="cpu",
+        )
     assert asked == ["scdbm", "noise", "scdbm"]  # the variant trains the registered scDBM
     # two instances per job (the early hyperparameter check, the replicate's)
     assert _CopyModel.built[1][1] == {"burn_in": 7} | SCDBM_REFERENCE  # the reference's values win
@@ -386,5 +437,6 @@ def test_config_check_accepts_scdbm_reference_only_in_the_pilot():
     registry = {"d": {}}
     check_config({"experiments": ["pilot"], "pilot": {"datasets": ["d"], "models": ["scdbm_reference"]}}, registry)
     with pytest.raises(ConfigError, match="unknown model 'scdbm_reference'"):
-        check_config({"experiments": ["realism"], "realism": {"datasets": ["d"], "models": ["scdbm_reference"]}},
-                     registry)
+        check_config(
+            {"experiments": ["realism"], "realism": {"datasets": ["d"], "models": ["scdbm_reference"]}}, registry
+        )

@@ -415,8 +415,14 @@ def test_figures_are_deterministic(tmp_path):
 def test_training_curves_frame_keeps_monitored_rows_and_draws_a_line_per_run():
     from scsynth_core.plots.training import plot_training_curves, training_curves_frame
 
-    gan = pd.DataFrame({"step": [50, 100, 150], "time_s": [30.0, 60.0, 90.0], "monitor_auc": [None, 0.9, 0.7],
-                        "monitor_mmd": [None, 0.3, 0.1]})
+    gan = pd.DataFrame(
+        {
+            "step": [50, 100, 150],
+            "time_s": [30.0, 60.0, 90.0],
+            "monitor_auc": [None, 0.9, 0.7],
+            "monitor_mmd": [None, 0.3, 0.1],
+        }
+    )
     baseline = pd.DataFrame({"step": [1], "time_s": [0.1]})  # no monitor: left out
     frame = training_curves_frame({"scgan": gan, "upsample": baseline})
     assert list(frame["run"]) == ["scgan", "scgan"] and list(frame["minutes"]) == [1.0, 1.5]

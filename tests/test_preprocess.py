@@ -112,8 +112,13 @@ def test_torch_tensors():
 
 def test_module_does_not_import_torch_or_scanpy():
     code = "import sys, scsynth_core.data.preprocess; print('torch' in sys.modules, 'scanpy' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.stdout.strip() == "False False"
 
 
@@ -301,8 +306,9 @@ def test_mad_outliers_known_answers_as_scater_isoutlier():
     assert out.tolist() == [False, False, False, False, True] and limits["0"] == pytest.approx(7.4478)
     # log scale, lower side: log2 of 2, 4, 8, 16, 32 has median 3 and MAD 1.4826; 2^(3 - 4.4478) = 0.367: a zero is
     # always low, 0.5 is not (log2 = -1 > -1.45)
-    out, limits = pp.mad_outliers(np.array([2, 4, 8, 16, 32, 0, 0.5]), one, nmads=3, side="lower", log=True,
-                                  threshold_cells=np.arange(7) < 5)
+    out, limits = pp.mad_outliers(
+        np.array([2, 4, 8, 16, 32, 0, 0.5]), one, nmads=3, side="lower", log=True, threshold_cells=np.arange(7) < 5
+    )
     assert out.tolist() == [False] * 5 + [True, False] and limits["0"] == pytest.approx(2 ** (3 - 3 * 1.4826))
     # a batch without threshold cells takes the median of the other batches' medians and MADs (share.missing)
     values = np.array([10, 11, 12, 20, 22, 24, 30, 33, 36, 14.0, 16])
@@ -345,8 +351,9 @@ def segerstolpe_like(seed: int) -> ad.AnnData:
     spikes[3] = 0
     spikes[donors == "AZ"] = 0
     quality = np.where(np.arange(100) == 2, "low quality cell", "OK")
-    obs = pd.DataFrame({"donor": donors, "well_quality": quality, "cell_type": types},
-                       index=[f"cell{i}" for i in range(100)])
+    obs = pd.DataFrame(
+        {"donor": donors, "well_quality": quality, "cell_type": types}, index=[f"cell{i}" for i in range(100)]
+    )
     names = [f"G{j}" for j in range(100)]
     names[99] = "G5-1"  # anndata's name for a second row of symbol G5
     var = pd.DataFrame(index=names + [f"ERCC-0000{j}" for j in range(5)])
@@ -372,8 +379,7 @@ def test_treppner_segerstolpe_drops_the_known_cells(seed):
 
 def test_treppner_segerstolpe_donors_judged_by_their_own_thresholds_stay():
     data = segerstolpe_like(0)
-    own = pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", n_top_genes=30,
-                     threshold_exclude=[])
+    own = pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", n_top_genes=30, threshold_exclude=[])
     assert set(data.obs_names) - set(own.obs_names) == {"cell0", "cell1", "cell2"}
 
 
@@ -397,7 +403,10 @@ def test_treppner_segerstolpe_needs_labels_and_its_columns():
     with pytest.raises(ConfigError, match="needs label_key"):
         pp.prepare(data, recipe="treppner_segerstolpe")
     with pytest.raises(DataError, match="no obs column 'donor'"):
-        pp.prepare(data[:, :].copy().__class__(data.X, obs=data.obs.drop(columns="donor"), var=data.var),
-                   recipe="treppner_segerstolpe", label_key="cell_type")
+        pp.prepare(
+            data[:, :].copy().__class__(data.X, obs=data.obs.drop(columns="donor"), var=data.var),
+            recipe="treppner_segerstolpe",
+            label_key="cell_type",
+        )
     with pytest.raises(ConfigError, match="threshold_exclude must be a list of strings"):
         pp.prepare(data, recipe="treppner_segerstolpe", label_key="cell_type", threshold_exclude="HP1504901")

@@ -120,7 +120,7 @@ def test_summary_leaderboard_and_figure_carry_todays_metrics(runs, protocol, tmp
     frame = pd.read_csv(summary, sep="\t")
     assert list(frame.columns[:12]) == realism.SUMMARY_COLUMNS
     today = [c for c in frame.columns if c in realism.modern_columns()]
-    assert list(frame.columns[-len(today):]) == today == realism.modern_columns()  # after the papers' columns
+    assert list(frame.columns[-len(today) :]) == today == realism.modern_columns()  # after the papers' columns
     realism.leaderboard(summaries=[summary], output=board)
     table = pd.read_csv(board, sep="\t").set_index("model")
     assert table.loc["labelled", "w2_mean"] == pytest.approx(frame.set_index("model").loc["labelled", "w2"], abs=1e-4)

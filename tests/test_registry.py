@@ -272,7 +272,9 @@ def test_fetch_and_load_url_dataset(http_server, tmp_path, caplog):
 def test_labels_without_any_match_name_both_files(http_server, tmp_path):
     spec = served_spec(http_server, tmp_path, label_rows="barcodes\tcelltype\nXXXX-1\tB\n")
     paths = fetch_dataset_files("fake", spec, tmp_path / "dl", progress=False)
-    with pytest.raises(DataError, match="no cell of .*pbmc_filtered_gene_bc_matrices.tar.gz.*68k_pbmc_barcodes_annotation.tsv"):
+    with pytest.raises(
+        DataError, match="no cell of .*pbmc_filtered_gene_bc_matrices.tar.gz.*68k_pbmc_barcodes_annotation.tsv"
+    ):
         load_raw_dataset("fake", spec, files=paths)
 
 

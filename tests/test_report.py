@@ -125,7 +125,9 @@ def test_report_opens_in_chromium_and_shows_every_figure(chromium, default_run):
     out = _probe_report(wf / "report.html", wf)
     assert "error" not in out, out.get("error")
     # The main menu lists the default run's three experiments as result categories.
-    assert {"Workflow", "Statistics", "About", "Realism", "Augmentation", "Pilot studies"} <= set(out["menu"]), out["menu"]
+    assert {"Workflow", "Statistics", "About", "Realism", "Augmentation", "Pilot studies"} <= set(out["menu"]), out[
+        "menu"
+    ]
     assert "Leaderboard" in out["menu"]  # the table over the three experiments
     # Every figure the run made is in the report, and opens as an image of its real size.
     figures = {str(p.relative_to(wf)) for p in (wf / "results").rglob("*.png")}

@@ -74,8 +74,14 @@ def test_import_step_and_by_name():
 
 def _job(tmp_path, step, inputs, outputs, **params):
     log = tmp_path / "logs" / "job.log"
-    return log, SimpleNamespace(input=Files(inputs), output=Files(outputs), params=SimpleNamespace(
-        step=step, items=lambda: {"step": step, **params}.items()), threads=1, rule="demo", log=[str(log)])
+    return log, SimpleNamespace(
+        input=Files(inputs),
+        output=Files(outputs),
+        params=SimpleNamespace(step=step, items=lambda: {"step": step, **params}.items()),
+        threads=1,
+        rule="demo",
+        log=[str(log)],
+    )
 
 
 def test_the_script_runs_the_named_step_with_the_rules_names(tmp_path):

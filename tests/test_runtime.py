@@ -19,7 +19,8 @@ print(type(fake_nn.plus_one._cache).__name__, type(fake_nn.times_two._cache).__n
 
 
 def _probe(tmp_path, **env) -> list[str]:
-    (tmp_path / "fake_nn.py").write_text(textwrap.dedent("""
+    (tmp_path / "fake_nn.py").write_text(
+        textwrap.dedent("""
         import numba
 
         @numba.njit
@@ -29,9 +30,17 @@ def _probe(tmp_path, **env) -> list[str]:
         @numba.njit("f8(f8)", cache=False)  # a caller's explicit choice is kept
         def times_two(x):
             return 2.0 * x
-    """))
-    proc = subprocess.run([sys.executable, "-c", PROBE], check=False, cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), **env}, timeout=120)
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), **env},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
 

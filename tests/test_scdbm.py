@@ -64,14 +64,16 @@ def two_cluster_counts(seed: int = 0, n_cells: int = 600, n_genes: int = 50):
     base = rng.uniform(0.5, 3.0, n_genes)
     m1, m2 = base.copy(), base.copy()
     m1[: n_genes // 2] *= 8
-    m2[n_genes // 2:] *= 8
+    m2[n_genes // 2 :] *= 8
     theta = rng.uniform(2.0, 10.0, n_genes)
     labels = np.repeat([0, 1], [n_cells // 2, n_cells - n_cells // 2])
     mu = np.where(labels[:, None] == 0, m1, m2)
     counts = rng.poisson(rng.gamma(theta, mu / theta))
-    adata = ad.AnnData(sp.csr_matrix(counts.astype(np.float32)),
-                       obs=pd.DataFrame({"cluster": labels.astype(str)}, index=[f"c{i}" for i in range(n_cells)]),
-                       var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
+    adata = ad.AnnData(
+        sp.csr_matrix(counts.astype(np.float32)),
+        obs=pd.DataFrame({"cluster": labels.astype(str)}, index=[f"c{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]),
+    )
     return adata, m1, m2, theta
 
 
@@ -81,15 +83,22 @@ def nearest_profile(X: np.ndarray, m1: np.ndarray, m2: np.ndarray):
     centroids = np.log1p(np.stack([m1, m2, (m1 + m2) / 2]))
     nearest = ((np.log1p(X)[:, None, :] - centroids[None]) ** 2).sum(2).argmin(1)
     shares = np.bincount(nearest, minlength=3) / len(X)
-    errors = [np.abs(np.log1p(X[nearest == k].mean(0)) - centroids[k]).mean() if (nearest == k).any() else np.inf
-              for k in range(2)]
+    errors = [
+        np.abs(np.log1p(X[nearest == k].mean(0)) - centroids[k]).mean() if (nearest == k).any() else np.inf
+        for k in range(2)
+    ]
     return shares, errors
 
 
 def _nb_nll(Y: np.ndarray, mu: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Per-cell NB negative log-likelihood (numpy, written from the pmf)."""
-    ll = (gammaln(Y + theta) - gammaln(theta) - gammaln(Y + 1) + theta * np.log(theta / (theta + mu))
-          + Y * np.log(mu / (theta + mu)))
+    ll = (
+        gammaln(Y + theta)
+        - gammaln(theta)
+        - gammaln(Y + 1)
+        + theta * np.log(theta / (theta + mu))
+        + Y * np.log(mu / (theta + mu))
+    )
     return -ll.sum(1)
 
 
@@ -124,11 +133,18 @@ def test_registry_presets_and_parameter_checks():
     paper = ScDBM("paper").params
     assert (paper["hidden_sizes"], paper["pretrain_epochs"], paper["finetune_epochs"]) == ([4, 2], [60, 40], 10)
     assert (paper["batch_size"], paper["theta_init"], paper["dispersion_lambda"], paper["dispersion_every"]) == (
-        64, 0.5, 1.0, 5)
+        64,
+        0.5,
+        1.0,
+        5,
+    )
     assert (paper["finetune_particles"], paper["finetune_gibbs_steps"], paper["burn_in"]) == (100, 5, 50)
     supplement = ScDBM("paper_supplement").params
-    assert (supplement["hidden_sizes"], supplement["dispersion_lambda"], supplement["batch_size"]) == ([64, 16], 2.5,
-                                                                                                       16)
+    assert (supplement["hidden_sizes"], supplement["dispersion_lambda"], supplement["batch_size"]) == (
+        [64, 16],
+        2.5,
+        16,
+    )
     demo = ScDBM("demo").params
     assert sum(demo["pretrain_epochs"]) + demo["finetune_epochs"] < 110 and demo["hidden_sizes"] == [4, 2]
     # learning-rate schedules: the reference's per-epoch vector means 1e-11 for the first 3,500 epochs
@@ -139,11 +155,18 @@ def test_registry_presets_and_parameter_checks():
     standard = ScDBM("paper")
     assert standard.lr_at("nb_rbm", 60) == 0.1 and standard.lr_at("dbm", 1) == pytest.approx(0.01)
     assert standard.lr_at("dbm", 10) == pytest.approx(0.01 * 11 / 20)
-    for bad, match in (({"hidden_sizes": [4]}, "hidden_sizes"), ({"pretrain_epochs": [60, -1]}, "pretrain_epochs"),
-                       ({"optimizer": "adam"}, "optimizer"), ({"lr_schedule": "cosine"}, "lr_schedule"),
-                       ({"sampler": "exact", "hidden_sizes": [20, 2]}, "exact"), ({"burn_in": -1}, "burn_in"),
-                       ({"learning_rate": "0.1"}, "learning_rate"), ({"theta_init": 0}, "theta_init"),
-                       ({"finetune_dispersion": 1}, "finetune_dispersion"), ({"batch_size": 0}, "batch_size")):
+    for bad, match in (
+        ({"hidden_sizes": [4]}, "hidden_sizes"),
+        ({"pretrain_epochs": [60, -1]}, "pretrain_epochs"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"lr_schedule": "cosine"}, "lr_schedule"),
+        ({"sampler": "exact", "hidden_sizes": [20, 2]}, "exact"),
+        ({"burn_in": -1}, "burn_in"),
+        ({"learning_rate": "0.1"}, "learning_rate"),
+        ({"theta_init": 0}, "theta_init"),
+        ({"finetune_dispersion": 1}, "finetune_dispersion"),
+        ({"batch_size": 0}, "batch_size"),
+    ):
         with pytest.raises(ConfigError, match=match):
             ScDBM("demo", **bad)
     with pytest.raises(ConfigError, match="unknown hyperparameter"):
@@ -159,8 +182,12 @@ def test_fisher_scoring_recovers_known_theta():
     theta = fit_nb_dispersion(sp.csr_matrix(y), mu, lam=1.0)
     assert np.all(np.abs(theta / thetas - 1) < 0.1), theta
     # the same optimum from dense input, streamed blocks, a callable for the means and another start
-    for kwargs in ({"X": y}, {"X": y, "block_rows": 700, "cache_elements": 0},
-                   {"X": y, "mu": lambda start, stop: mu[start:stop]}, {"X": y, "theta0": 3.0}):
+    for kwargs in (
+        {"X": y},
+        {"X": y, "block_rows": 700, "cache_elements": 0},
+        {"X": y, "mu": lambda start, stop: mu[start:stop]},
+        {"X": y, "theta0": 3.0},
+    ):
         other = fit_nb_dispersion(kwargs.pop("X"), kwargs.pop("mu", mu), lam=1.0, **kwargs)
         np.testing.assert_allclose(other, theta, rtol=1e-5)
 
@@ -172,8 +199,9 @@ def test_fisher_scoring_recovers_known_theta():
     for lam in (0.0, 1.0, 200.0):
         ours = fit_nb_dispersion(y, mu, lam=lam, n_iter=50)
         for g in range(len(thetas)):
-            best = minimize_scalar(penalised_nll, bounds=(-5, 8), args=(g, lam), method="bounded",
-                                   options={"xatol": 1e-9})
+            best = minimize_scalar(
+                penalised_nll, bounds=(-5, 8), args=(g, lam), method="bounded", options={"xatol": 1e-9}
+            )
             assert ours[g] == pytest.approx(math.exp(best.x), rel=1e-4), (lam, g)
     # the penalty only pulls theta up, most for small theta
     free, penalised = fit_nb_dispersion(y, mu, lam=0.0), fit_nb_dispersion(y, mu, lam=200.0)
@@ -190,10 +218,15 @@ def _small_machine(seed: int = 0, n_genes: int = 5, hidden=(3, 2)) -> NegativeBi
     """A machine whose hidden marginal is spread over several states (biases tuned on the exact marginal)."""
     gen = torch.Generator().manual_seed(seed)
     h1, h2 = hidden
-    m = NegativeBinomialDBM(W1=-1.5 * torch.rand(n_genes, h1, generator=gen),
-                            a=-0.3 - 0.5 * torch.rand(n_genes, generator=gen), c1=torch.zeros(h1),
-                            b1=0.5 * torch.randn(h1, generator=gen), W2=1.5 * torch.randn(h1, h2, generator=gen),
-                            c2=torch.randn(h2, generator=gen), theta=0.5 + 3 * torch.rand(n_genes, generator=gen))
+    m = NegativeBinomialDBM(
+        W1=-1.5 * torch.rand(n_genes, h1, generator=gen),
+        a=-0.3 - 0.5 * torch.rand(n_genes, generator=gen),
+        c1=torch.zeros(h1),
+        b1=0.5 * torch.randn(h1, generator=gen),
+        W2=1.5 * torch.randn(h1, h2, generator=gen),
+        c2=torch.randn(h2, generator=gen),
+        theta=0.5 + 3 * torch.rand(n_genes, generator=gen),
+    )
     states = m.hidden_states()
     for _ in range(200):  # move each unit's marginal towards 1/2
         p = torch.softmax(m.h1_log_weights(states), 0)
@@ -227,11 +260,14 @@ def test_energy_conditionals_and_likelihood_are_consistent():
             logp = -m.energy(vv, h1[row].repeat(len(grid), 1), h2[row].repeat(len(grid), 1))
             p = torch.softmax(logp, 0)
             mean = float((p * grid).sum())
-            mu, theta = float(m.visible_mean(h1[row:row + 1])[0, g]), float(m.theta[g])
+            mu, theta = float(m.visible_mean(h1[row : row + 1])[0, g]), float(m.theta[g])
             assert mean == pytest.approx(mu, rel=1e-4)
             assert float((p * (grid - mean) ** 2).sum()) == pytest.approx(mu + mu**2 / theta, rel=1e-3)
-            assert torch.allclose(nb_log_prob(grid, m.eta(h1[row:row + 1])[0, g].double(), m.theta[g].double()),
-                                  torch.log_softmax(logp, 0), atol=1e-6)
+            assert torch.allclose(
+                nb_log_prob(grid, m.eta(h1[row : row + 1])[0, g].double(), m.theta[g].double()),
+                torch.log_softmax(logp, 0),
+                atol=1e-6,
+            )
     # the exact likelihood sums to one over count vectors (two genes: a 400 x 400 grid holds all the mass)
     m2 = _small_machine(seed=2, n_genes=2)
     grid2 = torch.cartesian_prod(torch.arange(400.0), torch.arange(400.0))
@@ -345,12 +381,15 @@ def test_dispersion_update_keeps_every_state_inside_the_nb_domain(monkeypatch, t
     assert 3.0 * math.exp(eta_at_mean) / (1 - math.exp(eta_at_mean)) == pytest.approx(0.8, rel=1e-5)
 
 
-@pytest.mark.parametrize("options", [
-    {"dispersion_mean": "chains"},
-    {"finetune_batch_size": None},
-    {"finetune_model_term": "exact", "finetune_dispersion": True},
-    {"gibbs_scheme": "blocked", "optimizer": "sgd", "learning_rate": 1e-3, "finetune_learning_rate": 1e-4},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"dispersion_mean": "chains"},
+        {"finetune_batch_size": None},
+        {"finetune_model_term": "exact", "finetune_dispersion": True},
+        {"gibbs_scheme": "blocked", "optimizer": "sgd", "learning_rate": 1e-3, "finetune_learning_rate": 1e-4},
+    ],
+)
 def test_training_options(options, tiny_counts):
     model, history = _fit_tiny(tiny_counts, **options)
     _assert_constraints(model)

@@ -73,8 +73,9 @@ def representation(demo_counts):
 
 def _train(klass, data, *, steps=STEPS, **overrides):
     model = klass("demo", **({"monitor_cells": 150, "monitor_every": 100, "final_learning_rate": 1e-3} | overrides))
-    history = model.fit(data, label_key=LABEL_KEY if klass.conditional else None, seed=0, device="cpu",
-                        max_steps=steps, progress=False)
+    history = model.fit(
+        data, label_key=LABEL_KEY if klass.conditional else None, seed=0, device="cpu", max_steps=steps, progress=False
+    )
     return model, history
 
 
@@ -107,7 +108,11 @@ def test_registry_and_presets():
     assert paper["max_steps"] == 1_000_000 and paper["critic_iters"] == 5 and paper["batch_size"] == 128
     assert paper["generator_layers"] == [256, 512, 1024] and paper["critic_layers"] == [1024, 512, 256]
     assert (paper["learning_rate"], paper["final_learning_rate"], paper["beta1"], paper["beta2"]) == (
-        1e-4, 1e-5, 0.5, 0.9)
+        1e-4,
+        1e-5,
+        0.5,
+        0.9,
+    )
     assert CscGAN("paper").params["critic_head"] == "projection"
     with pytest.raises(ConfigError, match="critic_head"):
         CscGAN("demo", critic_head="concat")
@@ -156,8 +161,9 @@ def test_batch_norm_uses_tf_moving_averages_and_class_tables():
     assert torch.allclose(bn.running_mean, 0.001 * x.mean(0), atol=1e-6)
     assert torch.allclose(bn.running_var, 0.999 + 0.001 * x.var(0, unbiased=False), atol=1e-6)
     bn.eval()
-    assert torch.allclose(bn(x, labels)[labels == 0], ((x - bn.running_mean) / torch.sqrt(bn.running_var + 1e-5))[
-        labels == 0], atol=1e-5)
+    assert torch.allclose(
+        bn(x, labels)[labels == 0], ((x - bn.running_mean) / torch.sqrt(bn.running_var + 1e-5))[labels == 0], atol=1e-5
+    )
     with pytest.raises(ConfigError, match="labels"):
         bn(x)
 
@@ -222,7 +228,9 @@ def test_conditional_layers_have_the_same_gradients_every_time_on_two_threads(he
         for _ in range(10):
             critic.zero_grad(), norm.zero_grad()
             (critic(x, labels).sum() + norm(critic.linears[0](x), labels).square().sum()).backward()
-            tables = [critic.embedding, norm.scale, norm.shift] + ([critic.class_bias] if head == "projection_only" else [])
+            tables = [critic.embedding, norm.scale, norm.shift] + (
+                [critic.class_bias] if head == "projection_only" else []
+            )
             grads.add(b"".join(t.grad.numpy().tobytes() for t in tables))
     finally:
         torch.set_num_threads(threads)
@@ -274,8 +282,14 @@ def test_learning_rate_decays_continuously_to_a_tenth():
 def _fit_tiny(klass, data, **kwargs):
     params = TINY | {k: kwargs.pop(k) for k in list(kwargs) if k in klass.presets["demo"]}
     model = klass("demo", **params)
-    history = model.fit(data, label_key="cluster" if klass.conditional else None, seed=kwargs.pop("seed", 0),
-                        device="cpu", progress=False, **kwargs)
+    history = model.fit(
+        data,
+        label_key="cluster" if klass.conditional else None,
+        seed=kwargs.pop("seed", 0),
+        device="cpu",
+        progress=False,
+        **kwargs,
+    )
     return model, history
 
 
@@ -292,12 +306,22 @@ def test_checkpoint_for_other_data_is_refused(tiny_counts, tmp_path):
 
 def test_max_steps_critic_iterations_and_history(tiny_counts, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
-    _, history = _fit_tiny(ScGAN, tiny_counts, max_steps=7, critic_iters=6, checkpoint_every=7,
-                           checkpoint=ckpt)
+    _, history = _fit_tiny(ScGAN, tiny_counts, max_steps=7, critic_iters=6, checkpoint_every=7, checkpoint=ckpt)
     assert history["step"] == list(range(1, 8))
-    assert set(history) >= {"step", "critic_loss", "generator_loss", "wasserstein", "gradient_penalty", "lr",
-                            "monitor_auc", "monitor_mmd", "monitor_mean_distance", "monitor_sparsity_difference",
-                            "monitor_hvg_overlap", "time_s"}
+    assert set(history) >= {
+        "step",
+        "critic_loss",
+        "generator_loss",
+        "wasserstein",
+        "gradient_penalty",
+        "lr",
+        "monitor_auc",
+        "monitor_mmd",
+        "monitor_mean_distance",
+        "monitor_sparsity_difference",
+        "monitor_hvg_overlap",
+        "time_s",
+    }
     assert history["lr"][-1] == pytest.approx(1e-3 * 0.1 ** (6 / 7))  # demo: 1e-3 -> 1e-4
     monitored = [s for s, v in zip(history["step"], history["monitor_hvg_overlap"]) if v is not None]
     assert monitored == [4, 7]
@@ -310,13 +334,17 @@ def test_max_steps_critic_iterations_and_history(tiny_counts, tmp_path):
     assert "monitor_auc" not in too_few  # 6 of 60 cells are too few validation cells: no monitor
 
 
-@pytest.mark.parametrize("options", [{"critic_head": "projection_only", "critic_fake_labels": "reference"},
-                                     {"critic_head": "projection", "critic_fake_labels": "reference"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"critic_head": "projection_only", "critic_fake_labels": "reference"},
+        {"critic_head": "projection", "critic_fake_labels": "reference"},
+    ],
+)
 def test_reference_code_options_train(tiny_counts, options):
     model, history = _fit_tiny(CscGAN, tiny_counts, max_steps=3, **options)
     assert np.all(np.isfinite(history["critic_loss"]))
-    assert model.sample(10, labels={"a": 4, "b": 6}, seed=0).obs["cluster"].value_counts().to_dict() == {
-        "a": 4, "b": 6}
+    assert model.sample(10, labels={"a": 4, "b": 6}, seed=0).obs["cluster"].value_counts().to_dict() == {"a": 4, "b": 6}
 
 
 def test_non_finite_losses_stop_training(tiny_counts):

@@ -86,10 +86,28 @@ def test_registry_presets_and_parameter_checks():
     for cls in (ScviPosterior, ScviPrior):
         assert cls.representation == "counts" and not cls.conditional
         paper = cls.presets["paper"]
-        assert {k: paper[k] for k in ("n_layers", "n_hidden", "n_latent", "learning_rate", "max_epochs",
-                                      "n_epochs_kl_warmup", "batch_size", "train_size")} == {
-            "n_layers": 2, "n_hidden": 64, "n_latent": 14, "learning_rate": 0.01, "max_epochs": 200,
-            "n_epochs_kl_warmup": 75, "batch_size": 36, "train_size": 0.7}
+        assert {
+            k: paper[k]
+            for k in (
+                "n_layers",
+                "n_hidden",
+                "n_latent",
+                "learning_rate",
+                "max_epochs",
+                "n_epochs_kl_warmup",
+                "batch_size",
+                "train_size",
+            )
+        } == {
+            "n_layers": 2,
+            "n_hidden": 64,
+            "n_latent": 14,
+            "learning_rate": 0.01,
+            "max_epochs": 200,
+            "n_epochs_kl_warmup": 75,
+            "batch_size": 36,
+            "train_size": 0.7,
+        }
         assert paper["gene_likelihood"] == "nb" and paper["dispersion"] == "gene"
         assert paper["use_observed_lib_size"] is False and paper["max_steps"] is None
         demo = cls.presets["demo"]
@@ -98,9 +116,17 @@ def test_registry_presets_and_parameter_checks():
         assert demo["max_epochs"] <= 30
         assert demo["n_epochs_kl_warmup"] / demo["max_epochs"] == pytest.approx(75 / 200, abs=0.03)
     assert ScviPrior.presets["paper"]["library"] == "prior" and "library" not in ScviPosterior.presets["paper"]
-    bad = [{"gene_likelihood": "gaussian"}, {"dispersion": "gene-batch"}, {"batch_size": 1}, {"train_size": 0.0},
-           {"train_size": 1.5}, {"n_latent": 0}, {"learning_rate": -1.0}, {"max_steps": 0},
-           {"use_observed_lib_size": "no"}]
+    bad = [
+        {"gene_likelihood": "gaussian"},
+        {"dispersion": "gene-batch"},
+        {"batch_size": 1},
+        {"train_size": 0.0},
+        {"train_size": 1.5},
+        {"n_latent": 0},
+        {"learning_rate": -1.0},
+        {"max_steps": 0},
+        {"use_observed_lib_size": "no"},
+    ]
     for params in bad:
         with pytest.raises(ConfigError):
             ScviPosterior(**params)
@@ -254,8 +280,9 @@ def test_recomputed_batchnorm_statistics_fix_the_posterior_library_sizes(posteri
     recomputed.fit(pilot, seed=0, device="cpu", progress=False)
     before, after = running._scvi.module.state_dict(), recomputed._scvi.module.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(k.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked")
-                           for k in changed)
+    assert changed and all(
+        k.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked") for k in changed
+    )
     log_lib = np.log(np.asarray(pilot.X.sum(axis=1)).ravel()).mean()
 
     def gap(model):

@@ -36,8 +36,9 @@ def test_structure_counts_and_factors(tmp_path):
     var = sim.var
     outliers = var["outlier_factor"] != 1
     assert outliers.any() and (var.loc[outliers, "outlier_factor"] > 1).all()
-    np.testing.assert_allclose(var.loc[outliers, "gene_mean"],
-                               np.median(var["base_gene_mean"]) * var.loc[outliers, "outlier_factor"])
+    np.testing.assert_allclose(
+        var.loc[outliers, "gene_mean"], np.median(var["base_gene_mean"]) * var.loc[outliers, "outlier_factor"]
+    )
     assert sim.varm["path_factors_Path1"].shape == (150, 20)
     settings = sim.uns["simulation"]
     assert settings["de_prob"] == [0.5, 0.5] and settings["bcv_common"] == 0.1 and settings["seed"] == 1
@@ -136,8 +137,18 @@ def test_total_counts_follow_library_size():
 def test_bcv_sets_gene_dispersion(bcv_common):
     # One population, fixed library size, no chi-squared noise: counts are NB with dispersion
     # (bcv_common + 1 / sqrt(mu))^2, so the method-of-moments estimate must match it.
-    sim = simulate_splatter(n_cells=3000, n_genes=150, n_batches=1, n_paths=1, de_prob=0.0, out_prob=0.0,
-                            lib_scale=0.0, bcv_df=np.inf, bcv_common=bcv_common, seed=9)
+    sim = simulate_splatter(
+        n_cells=3000,
+        n_genes=150,
+        n_batches=1,
+        n_paths=1,
+        de_prob=0.0,
+        out_prob=0.0,
+        lib_scale=0.0,
+        bcv_df=np.inf,
+        bcv_common=bcv_common,
+        seed=9,
+    )
     X = _dense(sim)
     mean, var = X.mean(axis=0), X.var(axis=0, ddof=1)
     mu = sim.var["gene_mean"].to_numpy() / sim.var["gene_mean"].sum() * np.exp(11.0)
@@ -150,8 +161,16 @@ def test_bcv_sets_gene_dispersion(bcv_common):
 
 def test_higher_common_bcv_gives_higher_dispersion():
     def median_dispersion(bcv_common):
-        sim = simulate_splatter(n_cells=1500, n_genes=150, n_batches=1, n_paths=1, de_prob=0.0, lib_scale=0.0,
-                                bcv_common=bcv_common, seed=10)
+        sim = simulate_splatter(
+            n_cells=1500,
+            n_genes=150,
+            n_batches=1,
+            n_paths=1,
+            de_prob=0.0,
+            lib_scale=0.0,
+            bcv_common=bcv_common,
+            seed=10,
+        )
         X = _dense(sim)
         mean, var = X.mean(axis=0), X.var(axis=0, ddof=1)
         keep = mean > 5
@@ -240,7 +259,11 @@ def test_prosstt_default_topologies_and_bad_parameters():
     assert default_branch_from(5) == [1, 1, 2, 2] and default_branch_from(1) == []
     chained = simulate_prosstt(n_cells=60, n_genes=10, n_branches=3, branch_from=[1, 2], branch_length=[5, 6, 7])
     assert chained.obs.groupby("branch", observed=True)["step"].max().tolist() == [5, 11, 18]
-    for overrides, name in (({"branch_from": [2, 1]}, "branch_from"), ({"branch_length": 1}, "branch_length"),
-                            ({"alpha_scale": 0.5}, "alpha_scale"), ({"tree": 3}, "tree")):
+    for overrides, name in (
+        ({"branch_from": [2, 1]}, "branch_from"),
+        ({"branch_length": 1}, "branch_length"),
+        ({"alpha_scale": 0.5}, "alpha_scale"),
+        ({"tree": 3}, "tree"),
+    ):
         with pytest.raises(ConfigError, match=name):
             simulate_prosstt(**{"n_cells": 50, "n_genes": 20, "n_branches": 3, **overrides})

@@ -25,8 +25,15 @@ def labels(demo) -> pd.Series:
 
 # floor(n_k * 70 / 700) for the 10 bulk labels (240, 129, 95, 68, 54, 43, 31, 19, 13, 8 cells).
 TEST70 = {
-    "Dendritic": 24, "CD14+ Monocyte": 12, "CD19+ B": 9, "CD4+/CD25 T Reg": 6, "CD8+ Cytotoxic T": 5,
-    "CD8+/CD45RA+ Naive Cytotoxic": 4, "CD56+ NK": 3, "CD4+/CD45RO+ Memory": 1, "CD34+": 1,
+    "Dendritic": 24,
+    "CD14+ Monocyte": 12,
+    "CD19+ B": 9,
+    "CD4+/CD25 T Reg": 6,
+    "CD8+ Cytotoxic T": 5,
+    "CD8+/CD45RA+ Naive Cytotoxic": 4,
+    "CD56+ NK": 3,
+    "CD4+/CD45RO+ Memory": 1,
+    "CD34+": 1,
     "CD4+/CD45RA+/CD25- Naive T": 0,
 }
 
@@ -49,9 +56,18 @@ def test_balanced_split_known_counts(labels):
 
 def test_balanced_split_fraction_known_counts(labels):
     split = S.balanced_split(labels, test_fraction=0.3, seed=0)
-    expected = {"Dendritic": 72, "CD14+ Monocyte": 38, "CD19+ B": 28, "CD4+/CD25 T Reg": 20, "CD8+ Cytotoxic T": 16,
-                "CD8+/CD45RA+ Naive Cytotoxic": 12, "CD56+ NK": 9, "CD4+/CD45RO+ Memory": 5, "CD34+": 3,
-                "CD4+/CD45RA+/CD25- Naive T": 2}
+    expected = {
+        "Dendritic": 72,
+        "CD14+ Monocyte": 38,
+        "CD19+ B": 28,
+        "CD4+/CD25 T Reg": 20,
+        "CD8+ Cytotoxic T": 16,
+        "CD8+/CD45RA+ Naive Cytotoxic": 12,
+        "CD56+ NK": 9,
+        "CD4+/CD45RO+ Memory": 5,
+        "CD34+": 3,
+        "CD4+/CD45RA+/CD25- Naive T": 2,
+    }
     assert _test_counts(split, labels) == expected
 
 
@@ -81,11 +97,13 @@ def test_balanced_split_seeds_and_files(labels, tmp_path):
 
 def test_balanced_split_independent_of_category_order(labels):
     reordered = labels.cat.reorder_categories(list(reversed(labels.cat.categories)))
-    pd.testing.assert_series_equal(S.balanced_split(labels, test_cells=70, seed=2),
-                                   S.balanced_split(reordered, test_cells=70, seed=2))
+    pd.testing.assert_series_equal(
+        S.balanced_split(labels, test_cells=70, seed=2), S.balanced_split(reordered, test_cells=70, seed=2)
+    )
     as_strings = labels.astype(str)
-    pd.testing.assert_series_equal(S.balanced_split(labels, test_cells=70, seed=2),
-                                   S.balanced_split(as_strings, test_cells=70, seed=2))
+    pd.testing.assert_series_equal(
+        S.balanced_split(labels, test_cells=70, seed=2), S.balanced_split(as_strings, test_cells=70, seed=2)
+    )
 
 
 def test_balanced_split_errors(labels):

@@ -14,6 +14,9 @@ def test_every_tier_entry_names_an_existing_test_or_module():
         assert module in sources, module
     defined = {name for text in sources.values() for name in re.findall(r"^def (test_\w+)", text, flags=re.MULTILINE)}
     assert conftest.SCIENCE_TESTS <= defined, conftest.SCIENCE_TESTS - defined
-    fixtures = {name for text in list(sources.values()) + [(REPO / "tests/conftest.py").read_text()]
-                for name in re.findall(r"@pytest\.fixture[^\n]*\ndef (\w+)", text)}
+    fixtures = {
+        name
+        for text in list(sources.values()) + [(REPO / "tests/conftest.py").read_text()]
+        for name in re.findall(r"@pytest\.fixture[^\n]*\ndef (\w+)", text)
+    }
     assert conftest.SCIENCE_FIXTURES <= fixtures, conftest.SCIENCE_FIXTURES - fixtures

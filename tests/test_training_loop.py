@@ -58,8 +58,9 @@ class _ScriptedTask(TrainingTask):
 
 def _loop(script, **params):
     p = LOOP_DEFAULTS | {"monitor_every": 1, "log_every": 1} | params
-    loop = TrainingLoop("toy", p, max_steps=len(script), rng=np.random.default_rng(0), monitor=_ScriptedMonitor(),
-                        progress=False)
+    loop = TrainingLoop(
+        "toy", p, max_steps=len(script), rng=np.random.default_rng(0), monitor=_ScriptedMonitor(), progress=False
+    )
     task = _ScriptedTask(script)
     history = loop.run(task)
     return loop, task, history
@@ -102,8 +103,17 @@ def test_wall_clock_budget_stops_cleanly_with_a_final_evaluation(tmp_path):
     assert task.net.weight.item() == 9.0
 
 
-@pytest.mark.parametrize("bad", [{"select": "first"}, {"patience": 0}, {"ema_decay": 1.0}, {"max_minutes": -1},
-                                 {"monitor_every": "10"}, {"validation_fraction": 0.9}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"select": "first"},
+        {"patience": 0},
+        {"ema_decay": 1.0},
+        {"max_minutes": -1},
+        {"monitor_every": "10"},
+        {"validation_fraction": 0.9},
+    ],
+)
 def test_loop_hyperparameters_are_checked(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         check_loop_params("toy", LOOP_DEFAULTS | bad)
@@ -131,15 +141,30 @@ def test_validation_rows_hold_out_no_rare_class_cells():
 
 
 # ------------------------------------------------------------- runs killed at random steps resume exactly
-MONITORED = {"monitor_cells": 30, "validation_fraction": 0.5, "ema_decay": 0.9, "select": "best", "log_every": 1,
-             "checkpoint_every": 4}
+MONITORED = {
+    "monitor_cells": 30,
+    "validation_fraction": 0.5,
+    "ema_decay": 0.9,
+    "select": "best",
+    "log_every": 1,
+    "checkpoint_every": 4,
+}
 GAN = {"generator_layers": [16, 16], "critic_layers": [16, 8], "batch_size": 16, "monitor_every": 2}
 CASES = {
     "scgan": GAN | {"latent_dim": 8, "max_steps": 12},
     # one autoencoder step (a batch larger than the cells), then 12 flow steps
-    "latentflow": {"latent_dim": 3, "encoder_layers": [16], "decoder_layers": [16], "flow_width": 16,
-                   "flow_blocks": 1, "embedding_dim": 8, "ae_epochs": 1, "epochs": 12, "batch_size": 256,
-                   "monitor_every": 2},
+    "latentflow": {
+        "latent_dim": 3,
+        "encoder_layers": [16],
+        "decoder_layers": [16],
+        "flow_width": 16,
+        "flow_blocks": 1,
+        "embedding_dim": 8,
+        "ae_epochs": 1,
+        "epochs": 12,
+        "batch_size": 256,
+        "monitor_every": 2,
+    },
 }
 
 
@@ -213,8 +238,7 @@ def _assert_same_result(straight, history, resumed, resumed_history):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))  # 12 steps of their own loop each
-def test_training_killed_at_random_steps_resumes_to_the_uninterrupted_result(name, tiny_counts, tmp_path,
-                                                                             monkeypatch):
+def test_training_killed_at_random_steps_resumes_to_the_uninterrupted_result(name, tiny_counts, tmp_path, monkeypatch):
     """Fault injection: three runs killed at steps drawn at random between the first checkpoint and the end (the
     last step included) each resume to the weights, history and cells of the uninterrupted run."""
     data = _deeper(tiny_counts)
@@ -224,7 +248,8 @@ def test_training_killed_at_random_steps_resumes_to_the_uninterrupted_result(nam
     assert len(candidates) >= 3
     for kill_step in np.random.default_rng(18).choice(candidates, size=3, replace=False).tolist():
         resumed, resumed_history, saved_step, rows = _killed_and_resumed(
-            name, data, tmp_path / f"ckpt{kill_step}.pt", monkeypatch, lambda step, row, k=kill_step: step == k)
+            name, data, tmp_path / f"ckpt{kill_step}.pt", monkeypatch, lambda step, row, k=kill_step: step == k
+        )
         assert saved_step == (kill_step - 1) // every * every, kill_step  # the last checkpoint before the kill
         assert rows == sum(s > saved_step for s in _own_steps(name, history)), kill_step
         _assert_same_result(straight, history, resumed, resumed_history)
@@ -246,8 +271,9 @@ def test_monitor_ranks_checkpoints_as_the_random_forest(demo_counts):
     from monitor_vs_rf import agreement, checkpoint_realism
 
     rows = np.arange(demo_counts.n_obs)
-    train_rows, test_rows = train_test_split(rows, test_size=0.3, random_state=0,
-                                             stratify=demo_counts.obs["bulk_labels"])
+    train_rows, test_rows = train_test_split(
+        rows, test_size=0.3, random_state=0, stratify=demo_counts.obs["bulk_labels"]
+    )
     train, test = demo_counts[train_rows].copy(), demo_counts[test_rows].copy()
     model = LatentFlow("demo", monitor_every=60, monitor_cells=150, validation_fraction=0.3, log_every=60)
     table = checkpoint_realism(model, train, test, fit_representation(train), trees=100, max_steps=240)

@@ -25,8 +25,15 @@ from scsynth_core.models.vae import (
     total_correlation,
 )
 
-TINY = {"encoder_layers": [32, 16], "decoder_layers": [16, 32], "latent_dim": 4, "batch_size": 16, "log_every": 1,
-        "checkpoint_every": 5, "epochs": 2}
+TINY = {
+    "encoder_layers": [32, 16],
+    "decoder_layers": [16, 32],
+    "latent_dim": 4,
+    "batch_size": 16,
+    "log_every": 1,
+    "checkpoint_every": 5,
+    "epochs": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,11 @@ def _fit_tiny(data, klass=BetaTCVAE, seed=0, **kwargs):
 
 
 def _weights(model):
-    return {f"{part}.{k}": v.clone() for part, net in (("enc", model._encoder), ("dec", model._decoder))
-            for k, v in net.state_dict().items()}
+    return {
+        f"{part}.{k}": v.clone()
+        for part, net in (("enc", model._encoder), ("dec", model._decoder))
+        for k, v in net.state_dict().items()
+    }
 
 
 # ------------------------------------------------------------------------------------------ presets and registry
@@ -51,14 +61,24 @@ def test_registry_and_presets():
     assert MODELS["vae"] is VAE and MODELS["betatcvae"] is BetaTCVAE
     paper = BetaTCVAE("paper").params
     assert (paper["latent_dim"], paper["encoder_layers"], paper["decoder_layers"], paper["dropout"]) == (
-        10, [512, 256], [256, 512], 0.2)
+        10,
+        [512, 256],
+        [256, 512],
+        0.2,
+    )
     assert (paper["batch_size"], paper["learning_rate"], paper["epochs"]) == (128, 1e-4, 1000)  # the paper's
     assert BetaTCVAE("workstation").params["epochs"] == 100  # the reference script's
     assert paper["beta"] == 10.0 and VAE("paper").params["beta"] == 1.0 and paper["tc_form"] == "chen"
     assert BetaTCVAE("demo").params["beta"] == 10.0 and BetaTCVAE.representation == "log1p"
     assert BetaTCVAE("demo", learning_rate="1e-3").params["learning_rate"] == 1e-3  # YAML string
-    for bad in ({"tc_form": "kim"}, {"beta": -1}, {"dropout": 1.0}, {"batch_size": 1}, {"encoder_layers": []},
-                {"batchnorm_dropout": "sometimes"}):
+    for bad in (
+        {"tc_form": "kim"},
+        {"beta": -1},
+        {"dropout": 1.0},
+        {"batch_size": 1},
+        {"encoder_layers": []},
+        {"batchnorm_dropout": "sometimes"},
+    ):
         with pytest.raises(ConfigError):
             BetaTCVAE("demo", **bad)
     with pytest.raises(ConfigError, match="unknown hyperparameter"):
@@ -292,8 +312,11 @@ def test_code_sampling_is_streamed_in_chunks_with_the_cells_of_the_in_memory_pat
     chunks, appended = [], []
     sample_chunk, append = model._sample_chunk, H5adStreamWriter.append
     monkeypatch.setattr(model, "_sample_chunk", lambda n, labels, rng: chunks.append(n) or sample_chunk(n, labels, rng))
-    monkeypatch.setattr(H5adStreamWriter, "append",
-                        lambda writer, X, obs, obsm=None: appended.append(X.shape[0]) or append(writer, X, obs, obsm))
+    monkeypatch.setattr(
+        H5adStreamWriter,
+        "append",
+        lambda writer, X, obs, obsm=None: appended.append(X.shape[0]) or append(writer, X, obs, obsm),
+    )
     model.sample_to_h5ad(tmp_path / "g.h5ad", 300, seed=7, batch_size=64)
     assert chunks == appended == [64, 64, 64, 64, 44]
     written, memory = ad.read_h5ad(tmp_path / "g.h5ad"), model.sample(300, seed=7, batch_size=64)
@@ -304,7 +327,7 @@ def test_code_sampling_is_streamed_in_chunks_with_the_cells_of_the_in_memory_pat
     model.sample_to_h5ad(tmp_path / "codes.h5ad", 50, codes=given, seed=2, batch_size=16)
     from_codes = ad.read_h5ad(tmp_path / "codes.h5ad")
     np.testing.assert_array_equal(from_codes.obsm["X_codes"], given)
-    decoded = [generate_csr(model._decoder, torch.from_numpy(given[i:i + 16])) for i in range(0, 50, 16)]
+    decoded = [generate_csr(model._decoder, torch.from_numpy(given[i : i + 16])) for i in range(0, 50, 16)]
     assert (from_codes.X != sp.vstack(decoded, format="csr")).nnz == 0
     assert (from_codes.X != model.generate_from_codes(given, batch_size=16).X).nnz == 0
     with pytest.raises(ConfigError, match="codes must be 50 x 4"):
@@ -336,10 +359,14 @@ def test_beta_tcvae_disentangles_nonlinear_steps_better_than_pca():
         fitted[name].fit(data, seed=0, progress=False)
     histogram = {name: mig(model.encode(data), factors) for name, model in fitted.items()}
     through_posterior = {name: posterior_mig(*model.posterior(data), factors) for name, model in fitted.items()}
-    detail = {name: (round(histogram[name]["mig"], 3), round(through_posterior[name]["mig"], 3),
-                     histogram[name]["gaps"]) for name in fitted}
-    best_pca = {key: max(scores[name]["mig"] for name in ("pca_scaled", "pca_log1p"))
-                for key, scores in (("histogram", histogram), ("posterior", through_posterior))}
+    detail = {
+        name: (round(histogram[name]["mig"], 3), round(through_posterior[name]["mig"], 3), histogram[name]["gaps"])
+        for name in fitted
+    }
+    best_pca = {
+        key: max(scores[name]["mig"] for name in ("pca_scaled", "pca_log1p"))
+        for key, scores in (("histogram", histogram), ("posterior", through_posterior))
+    }
     assert histogram["betatcvae"]["mig"] > best_pca["histogram"] + 0.05, detail
     assert through_posterior["betatcvae"]["mig"] > best_pca["posterior"] + 0.05, detail
     step_pca = max(histogram[name]["gaps"]["step"] for name in ("pca_scaled", "pca_log1p"))

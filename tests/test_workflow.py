@@ -108,7 +108,9 @@ def test_every_experiment_config_dry_runs_with_one_training_per_model_and_replic
 
 
 def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
-    extra = configfile_args(wf, "experiments: [realism]\nrealism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n")
+    extra = configfile_args(
+        wf, "experiments: [realism]\nrealism: {datasets: [pbmc4k], models: [noise], seeds: [0, 1]}\n"
+    )
     proc = snakemake(wf, "-n", *extra, check=True)
     stats = job_stats(proc.stdout)
     assert stats["download_dataset"] == 1
@@ -131,8 +133,10 @@ def test_dry_run_of_a_downloaded_dataset_includes_the_download(wf):
         ("experiments: [disentanglement]\ndisentanglement: {models: [noise]}", "'noise' has no latent representation"),
         ("experiments: [perturbation]\nperturbation: {held_out: [Path1-Batch2]}", "does not match"),
         ("experiments: [perturbation]\nperturbation: {held_out: ['P:B'], dataset: nope}", "unknown dataset 'nope'"),
-        ("experiments: [disentanglement]\ndisentanglement: {models: [pca], simulations: [curved]}",
-         "'curved' is not one of"),
+        (
+            "experiments: [disentanglement]\ndisentanglement: {models: [pca], simulations: [curved]}",
+            "'curved' is not one of",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job(wf, override, message):
@@ -245,8 +249,16 @@ def test_default_run_report_and_rerun_after_kill(default_run, tmp_path):
         assert (results / f"pilot/pbmc68k_demo/figures/{name}.png").stat().st_size > 10_000, name
 
     html = (first / "report.html").read_text(errors="replace")
-    for name in ["roc_seed0.png", "summary.tsv", "leaderboard.tsv", "correlation_heatmap.png", "f1_vs_fraction.png",
-                 "training_times.tsv", "dbi.png", "count_difference.tsv"]:
+    for name in [
+        "roc_seed0.png",
+        "summary.tsv",
+        "leaderboard.tsv",
+        "correlation_heatmap.png",
+        "f1_vs_fraction.png",
+        "training_times.tsv",
+        "dbi.png",
+        "count_difference.tsv",
+    ]:
         assert name in html, name
 
     # A second run, killed mid-way, then resumed with --rerun-incomplete, gives identical results.
@@ -256,7 +268,10 @@ def test_default_run_report_and_rerun_after_kill(default_run, tmp_path):
     only = [*configfile_args(second, BASELINES_ONLY), "--config", "experiments=[realism,augmentation]"]
     upstream = ["--until", "generate_cells"]
     proc = subprocess.Popen(
-        [*SNAKEMAKE, "--cores", "1", *only], cwd=second, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*SNAKEMAKE, "--cores", "1", *only],
+        cwd=second,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     target = second / "results/data/pbmc68k_demo/prepared.h5ad"

@@ -58,9 +58,16 @@ def test_disentanglement_experiment_scores_and_draws_each_representation(tmp_pat
     assert code_data["abs_rho"].between(0, 1).all() and (code_data["gap"] <= code_data["abs_rho"] + 1e-9).all()
     table4 = pd.read_csv(results / "code_data_scores.tsv", sep="\t").set_index("model")  # Table 4
     assert table4.loc["wgangp", "correlation_gap_mean"] == pytest.approx(
-        code_data.loc[code_data["model"] == "wgangp", "gap"].mean(), abs=1e-3)
-    figures = ["code_data", "code_umap_wgangp", "code_umap_michigan", "code_umap_betatcvae",
-               "traversal_michigan", "traversal_betatcvae"]  # Fig. 4, 4a, 5
+        code_data.loc[code_data["model"] == "wgangp", "gap"].mean(), abs=1e-3
+    )
+    figures = [
+        "code_data",
+        "code_umap_wgangp",
+        "code_umap_michigan",
+        "code_umap_betatcvae",
+        "traversal_michigan",
+        "traversal_betatcvae",
+    ]  # Fig. 4, 4a, 5
     for name in figures:
         assert (results / f"figures/nonlinear_{name}.png").stat().st_size > 10_000
 
@@ -94,7 +101,9 @@ def test_perturbation_experiment_predicts_the_held_out_combination(tmp_path):
     runs = pd.read_csv(results / "runs.tsv", sep="\t")
     assert sorted(runs["method"]) == ["betatcvae", "control", "michigan"] and runs["rf_error"].between(0, 0.6).all()
     improvement = pd.read_csv(results / "improvement.tsv", sep="\t").iloc[0]
-    assert improvement["improvement"] == pytest.approx(improvement["rf_error_michigan"] - improvement["rf_error_betatcvae"])
+    assert improvement["improvement"] == pytest.approx(
+        improvement["rf_error_michigan"] - improvement["rf_error_betatcvae"]
+    )
     for name in ("rf_error", "delta_h_improvement", "umap"):
         assert (results / f"figures/{name}.png").stat().st_size > 10_000
     assert (wf / "logs/perturbation/Path2_x_Batch2/seed0.log").exists()

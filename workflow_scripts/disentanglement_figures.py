@@ -10,7 +10,10 @@ run_logged(
     latents=dict(zip(models, snakemake.input.latents)),
     dimensions=dict(zip(models, snakemake.input.dimensions)),
     simulation=snakemake.wildcards.simulation,
-    outputs={"scores": snakemake.output.scores, "dimensions": snakemake.output.dimensions,
-             **dict(zip(models, snakemake.output.umaps))},
+    outputs={
+        "scores": snakemake.output.scores,
+        "dimensions": snakemake.output.dimensions,
+        **dict(zip(models, snakemake.output.umaps)),
+    },
     n_neighbors=snakemake.params.n_neighbors,
 )

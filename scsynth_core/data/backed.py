@@ -81,8 +81,10 @@ class BackedRows(_Closing):
         if not isinstance(node, h5py.Group) or node.attrs.get("encoding-type") != "csr_matrix":
             kind = "missing" if node is None else node.attrs.get("encoding-type", type(node).__name__)
             self._file.close()
-            raise DataError(f"{self.path}: X must be a CSR sparse matrix to be read in row blocks (found: {kind}); "
-                            "rewrite the file with X as scipy.sparse.csr_matrix")
+            raise DataError(
+                f"{self.path}: X must be a CSR sparse matrix to be read in row blocks (found: {kind}); "
+                "rewrite the file with X as scipy.sparse.csr_matrix"
+            )
         self._X = sparse_dataset(node)
         n_file = self._X.shape[0]
         self.rows = np.arange(n_file) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -177,8 +179,11 @@ def iter_row_chunks(X, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, s
     if chunk_rows < 1:
         raise ConfigError(f"chunk_rows must be a positive integer, got {chunk_rows}")
     for start in range(0, X.shape[0], chunk_rows):
-        block = X[np.arange(start, min(start + chunk_rows, X.shape[0]))] if is_row_source(X) \
-            else X[start:start + chunk_rows]
+        block = (
+            X[np.arange(start, min(start + chunk_rows, X.shape[0]))]
+            if is_row_source(X)
+            else X[start : start + chunk_rows]
+        )
         yield start, sp.csr_matrix(block)
 
 
@@ -209,9 +214,15 @@ class GeneStatistics:
     @classmethod
     def collect(cls, X, *, min_genes: int = 0, chunk_rows: int = CHUNK_ROWS) -> GeneStatistics:
         n, g = X.shape
-        out = cls(library=np.zeros(n), genes_per_cell=np.zeros(n, dtype=np.int64),
-                  cells_per_gene=np.zeros(g, dtype=np.int64), cells_per_gene_kept=np.zeros(g, dtype=np.int64),
-                  norm_sum=np.zeros(g), norm_sumsq=np.zeros(g), min_genes=int(min_genes))
+        out = cls(
+            library=np.zeros(n),
+            genes_per_cell=np.zeros(n, dtype=np.int64),
+            cells_per_gene=np.zeros(g, dtype=np.int64),
+            cells_per_gene_kept=np.zeros(g, dtype=np.int64),
+            norm_sum=np.zeros(g),
+            norm_sumsq=np.zeros(g),
+            min_genes=int(min_genes),
+        )
         for start, block in iter_row_chunks(X, chunk_rows=chunk_rows):
             out._add(start, block)
         return out
@@ -288,8 +299,10 @@ def hvg_from_mean_var(mean: np.ndarray, var: np.ndarray, *, flavor: str, n_top_g
     else:
         median = grouped.median()
         mad = grouped.agg(lambda a: median_abs_deviation(a, scale="normal", nan_policy="omit"))
-        norm = np.abs(df["dispersions"].to_numpy() - median.loc[df["mean_bin"]].to_numpy()) \
+        norm = (
+            np.abs(df["dispersions"].to_numpy() - median.loc[df["mean_bin"]].to_numpy())
             / mad.loc[df["mean_bin"]].to_numpy()
+        )
     # The cut-off is the n-th highest value; scanpy's cell_ranger step (filter_genes_dispersion) takes it from
     # the values rounded to float32 and compares the float64 values with it, so it may keep fewer than n genes.
     df["dispersions_norm"] = norm

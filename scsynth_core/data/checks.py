@@ -33,8 +33,18 @@ MANY_NUMERIC_CLASSES = 50
 #: (a toy set may have one cell per class).
 MIN_CELLS_FOR_ID_CHECK = 10
 #: Keys of every model file :meth:`~scsynth_core.models.base.GenerativeModel.save` writes.
-MODEL_FILE_KEYS = ("model", "preset", "params", "var_names", "label_key", "categories", "class_frequencies",
-                   "n_train", "seed", "state")
+MODEL_FILE_KEYS = (
+    "model",
+    "preset",
+    "params",
+    "var_names",
+    "label_key",
+    "categories",
+    "class_frequencies",
+    "n_train",
+    "seed",
+    "state",
+)
 
 
 def read_h5ad(path: str | Path, *, backed: bool = False) -> ad.AnnData:
@@ -150,21 +160,34 @@ def check_label_values(labels: pd.Series, key: str, *, where: str, conditional: 
         values = labels.to_numpy(dtype=float)
         fractional = values[values != np.round(values)]
         if fractional.size:
-            raise DataError(f"{where}: label column obs['{key}'] holds non-integer numbers (e.g. {fractional[0]:g}); "
-                            "labels must be cell types or cluster ids")
+            raise DataError(
+                f"{where}: label column obs['{key}'] holds non-integer numbers (e.g. {fractional[0]:g}); "
+                "labels must be cell types or cluster ids"
+            )
     if n_classes == len(labels) > MIN_CELLS_FOR_ID_CHECK:
-        raise DataError(f"{where}: label column obs['{key}'] has a different value for each of its {n_classes} "
-                        "cells: it identifies cells, it does not group them into cell types or clusters")
+        raise DataError(
+            f"{where}: label column obs['{key}'] has a different value for each of its {n_classes} "
+            "cells: it identifies cells, it does not group them into cell types or clusters"
+        )
     if numeric and n_classes > MANY_NUMERIC_CLASSES:
-        log.warning("%s: label column obs['%s'] is numeric with %d distinct values, each taken as a class; "
-                    "check that it holds cell types or cluster ids", where, key, n_classes)
+        log.warning(
+            "%s: label column obs['%s'] is numeric with %d distinct values, each taken as a class; "
+            "check that it holds cell types or cluster ids",
+            where,
+            key,
+            n_classes,
+        )
     if conditional:
         counts = labels.astype(str).value_counts()
         single = sorted(counts.index[counts == 1])
         if single:
-            log.warning("%s: class(es) %s of obs['%s'] have a single cell: a conditional model learns each from "
-                        "that one cell (generated cells of it copy or vary around it)",
-                        where, ", ".join(map(repr, single)), key)
+            log.warning(
+                "%s: class(es) %s of obs['%s'] have a single cell: a conditional model learns each from "
+                "that one cell (generated cells of it copy or vary around it)",
+                where,
+                ", ".join(map(repr, single)),
+                key,
+            )
 
 
 def check_model_payload(payload: Any, path: str | Path) -> None:
@@ -185,8 +208,9 @@ def check_model_payload(payload: Any, path: str | Path) -> None:
     n_categories = None if categories is None else len(categories)
     n_freqs = None if freqs is None else len(freqs)
     if n_categories != n_freqs:
-        raise DataError(f"{path}: model file has {n_categories or 'no'} categories but {n_freqs or 'no'} "
-                        "class frequencies")
+        raise DataError(
+            f"{path}: model file has {n_categories or 'no'} categories but {n_freqs or 'no'} class frequencies"
+        )
 
 
 def _recorded_n_genes(state: Mapping[str, Any]) -> int | None:

@@ -54,9 +54,19 @@ _HDF5 = ("HDF5", [(offset, b"\x89HDF\r\n\x1a\n") for offset in (0, 512, 1024, 20
 #: What a downloaded file must start with, by the file name's last suffix: (format name, [(offset, bytes), ...]).
 #: Other names (text tables, ...) are only checked not to be an HTML page.
 SIGNATURES: dict[str, tuple[str, list[tuple[int, bytes]]]] = {
-    ".gz": _GZIP, ".tgz": _GZIP, ".bz2": _BZIP2, ".tbz2": _BZIP2, ".xz": _XZ, ".txz": _XZ,
-    ".zip": _ZIP, ".npz": _ZIP, ".tar": ("tar", [(257, b"ustar")]),
-    ".h5": _HDF5, ".h5ad": _HDF5, ".hdf5": _HDF5, ".loom": _HDF5,
+    ".gz": _GZIP,
+    ".tgz": _GZIP,
+    ".bz2": _BZIP2,
+    ".tbz2": _BZIP2,
+    ".xz": _XZ,
+    ".txz": _XZ,
+    ".zip": _ZIP,
+    ".npz": _ZIP,
+    ".tar": ("tar", [(257, b"ustar")]),
+    ".h5": _HDF5,
+    ".h5ad": _HDF5,
+    ".hdf5": _HDF5,
+    ".loom": _HDF5,
 }
 
 
@@ -144,7 +154,9 @@ def download(
     # URL, a server that changed the file), so it is discarded rather than resumed.
     part.unlink(missing_ok=True)
     try:
-        content_type = _fetch_with_retries(url, part, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+        content_type = _fetch_with_retries(
+            url, part, retries=retries, backoff=backoff, timeout=timeout, progress=progress
+        )
         if (problem := _format_problem(part, dest.name, content_type)) is not None:
             raise DownloadError(f"{url}: {problem}; file removed")
         actual_size = part.stat().st_size
@@ -185,14 +197,18 @@ def _format_problem(path: Path, name: str, content_type: str | None) -> str | No
     return f"expected a {kind} file for '{name}' but got {got} ({served}{size} bytes starting {head[:40]!r})"
 
 
-def _fetch_with_retries(url: str, part: Path, *, retries: int, backoff: float, timeout: float, progress: bool) -> str | None:
+def _fetch_with_retries(
+    url: str, part: Path, *, retries: int, backoff: float, timeout: float, progress: bool
+) -> str | None:
     """Fetch ``url`` into ``part``; return the answer's Content-Type header."""
     attempts = max(0, int(retries)) + 1
     last_cause = "no attempt made"
     for attempt in range(attempts):
         if attempt:
             delay = backoff * 2 ** (attempt - 1)
-            logger.warning("%s: attempt %d/%d failed (%s); retrying in %.1f s", url, attempt, attempts, last_cause, delay)
+            logger.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1f s", url, attempt, attempts, last_cause, delay
+            )
             time.sleep(delay)
         try:
             return _fetch_once(url, part, timeout=timeout, progress=progress)
@@ -352,15 +368,19 @@ def _extract_tar(path: Path, root: Path) -> None:
             files: set[str] = set()  # regular files seen so far: the only allowed hard-link targets
             for m in members:
                 if m.issym():
-                    raise DataError(f"{path}: member '{m.name}' is a symbolic link (-> '{m.linkname}'); archives "
-                                    "with symbolic links are not extracted (a link can carry later members outside "
-                                    "the destination)")
+                    raise DataError(
+                        f"{path}: member '{m.name}' is a symbolic link (-> '{m.linkname}'); archives "
+                        "with symbolic links are not extracted (a link can carry later members outside "
+                        "the destination)"
+                    )
                 if not (m.isfile() or m.isdir() or m.islnk()):
                     raise DataError(f"{path}: member '{m.name}' is a device or special file; refusing to extract")
                 name = _check_member(path, m.name)
                 if m.islnk() and _check_member(path, m.linkname) not in files:
-                    raise DataError(f"{path}: hard link '{m.name}' -> '{m.linkname}' does not point to an earlier "
-                                    "file of the archive; refusing to extract")
+                    raise DataError(
+                        f"{path}: hard link '{m.name}' -> '{m.linkname}' does not point to an earlier "
+                        "file of the archive; refusing to extract"
+                    )
                 if m.isfile() or m.islnk():
                     files.add(name)
             # Our checks above are complete on their own; the stdlib filter (Python >= 3.10.12) adds defence in depth.

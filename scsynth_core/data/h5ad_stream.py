@@ -88,18 +88,33 @@ class H5adStreamWriter:
         f = self._file
         f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
         # anndata makes sparse datasets resizable itself; a 64-bit indptr lets X grow past 2**31 non-zeros.
-        write_elem(f, "X", X, dataset_kwargs={"compression": self._compression, "indptr_dtype": np.int64,
-                                              "chunks": (_X_CHUNK,)})
-        write_elem(f, "obs", obs, dataset_kwargs={"compression": self._compression, "maxshape": (None,),
-                                                  "chunks": (_OBS_CHUNK,)})
+        write_elem(
+            f,
+            "X",
+            X,
+            dataset_kwargs={"compression": self._compression, "indptr_dtype": np.int64, "chunks": (_X_CHUNK,)},
+        )
+        write_elem(
+            f,
+            "obs",
+            obs,
+            dataset_kwargs={"compression": self._compression, "maxshape": (None,), "chunks": (_OBS_CHUNK,)},
+        )
         write_elem(f, "var", self._var, dataset_kwargs={"compression": self._compression})
         for key in ("obsm", "varm", "obsp", "varp", "layers"):
             write_elem(f, key, {})
         for key, rows in obsm.items():
             rows = np.asarray(rows)
-            write_elem(f["obsm"], key, rows, dataset_kwargs={
-                "compression": self._compression, "maxshape": (None, rows.shape[1]),
-                "chunks": (max(1, _OBS_CHUNK // max(rows.shape[1], 1)), max(rows.shape[1], 1))})
+            write_elem(
+                f["obsm"],
+                key,
+                rows,
+                dataset_kwargs={
+                    "compression": self._compression,
+                    "maxshape": (None, rows.shape[1]),
+                    "chunks": (max(1, _OBS_CHUNK // max(rows.shape[1], 1)), max(rows.shape[1], 1)),
+                },
+            )
         self._categories = {
             col: list(obs[col].cat.categories) for col in obs.columns if isinstance(obs[col].dtype, pd.CategoricalDtype)
         }

@@ -411,9 +411,7 @@ def _zip_member_text(path: Path, member: str):
         yield io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-def read_segerstolpe_txt(
-    path: str | os.PathLike, *, values: Literal["counts", "rpkm"] = "counts"
-) -> ad.AnnData:
+def read_segerstolpe_txt(path: str | os.PathLike, *, values: Literal["counts", "rpkm"] = "counts") -> ad.AnnData:
     """Read Segerstolpe et al. 2016 (ArrayExpress E-MTAB-5061) ``pancreas_refseq_rpkms_counts_3514sc.txt``.
 
     Layout (tab-separated): a header ``#samples`` followed by the N cell names; then one line per gene: gene
@@ -486,7 +484,9 @@ def read_tabula_muris_facs_zip(path: str | os.PathLike, *, tissues: list[str] | 
     chosen = sorted(members) if tissues is None else list(tissues)
     missing = [t for t in chosen if t not in members]
     if missing:
-        raise ConfigError(f"{path}: tissue(s) {', '.join(missing)} not in the archive (available: {', '.join(sorted(members))})")
+        raise ConfigError(
+            f"{path}: tissue(s) {', '.join(missing)} not in the archive (available: {', '.join(sorted(members))})"
+        )
     blocks, cells, tissue_of_cell = [], [], []
     genes: list[str] | None = None
     for tissue in chosen:
@@ -529,7 +529,11 @@ def read_sciplex_umi_triplets(
     ``var["gene_id"]``.
     """
     path, cells_file, genes_file = Path(path), Path(cells_file), Path(genes_file)
-    for p, what in ((path, "the sci-Plex UMI triplet matrix"), (cells_file, "cell annotations"), (genes_file, "gene annotations")):
+    for p, what in (
+        (path, "the sci-Plex UMI triplet matrix"),
+        (cells_file, "cell annotations"),
+        (genes_file, "gene annotations"),
+    ):
         _require(p, what)
     with _text_errors(str(cells_file), "cell annotation table"):
         cells = pd.read_csv(cells_file, sep="\t", header=None, dtype=str)

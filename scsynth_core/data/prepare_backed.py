@@ -53,8 +53,9 @@ SKETCH_CELLS = 50_000
 STREAMED_RECIPES = ("marouf",)
 
 
-def _lognorm(counts: sp.csr_matrix, library: np.ndarray, target: float, genes: np.ndarray,
-             hvg_target: float) -> np.ndarray:
+def _lognorm(
+    counts: sp.csr_matrix, library: np.ndarray, target: float, genes: np.ndarray, hvg_target: float
+) -> np.ndarray:
     """``recipe_zheng17``'s values before scaling: normalise to ``target``, keep ``genes``, renormalise to
     ``hvg_target``, log1p (dense float64, one chunk)."""
     X = sp.csr_matrix(counts, dtype=np.float64)
@@ -64,8 +65,17 @@ def _lognorm(counts: sp.csr_matrix, library: np.ndarray, target: float, genes: n
     return np.log1p(X.toarray())
 
 
-def _sketch_clusters(source: BackedRows, stats: GeneStatistics, expressed: np.ndarray, hvg: np.ndarray, *,
-                     sketch_cells: int, chunk_rows: int, seed: int, p: dict[str, Any]) -> tuple[np.ndarray, dict]:
+def _sketch_clusters(
+    source: BackedRows,
+    stats: GeneStatistics,
+    expressed: np.ndarray,
+    hvg: np.ndarray,
+    *,
+    sketch_cells: int,
+    chunk_rows: int,
+    seed: int,
+    p: dict[str, Any],
+) -> tuple[np.ndarray, dict]:
     """Louvain clusters of a sketch (``recipe_zheng17`` after its HVG step, then marouf's graph) for every cell.
 
     ``expressed``: file positions of the expressed genes; ``hvg``: the selected ones among them (mask). The
@@ -87,8 +97,9 @@ def _sketch_clusters(source: BackedRows, stats: GeneStatistics, expressed: np.nd
         sc.pp.log1p(work)
         sc.pp.scale(work)
         conn, info = pca_graph(work, n_pcs=p["n_pcs"], n_neighbors=p["n_neighbors"], seed=seed, recipe="marouf")
-    membership = graph_communities(conn, method="louvain", resolution=p["resolution"], seed=seed,
-                                   use_weights=p["use_weights"])
+    membership = graph_communities(
+        conn, method="louvain", resolution=p["resolution"], seed=seed, use_weights=p["use_weights"]
+    )
     info |= {"sketch_cells": len(sketch)}
     if len(sketch) == n:
         return membership, info
@@ -117,9 +128,17 @@ def _stream_obs(obs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "marouf", label_key: str | None = None,
-                   seed: int = 0, sketch_cells: int = SKETCH_CELLS, chunk_rows: int = CHUNK_ROWS,
-                   **params: Any) -> dict[str, Any]:
+def prepare_backed(
+    input: str | Path,
+    output: str | Path,
+    *,
+    recipe: str = "marouf",
+    label_key: str | None = None,
+    seed: int = 0,
+    sketch_cells: int = SKETCH_CELLS,
+    chunk_rows: int = CHUNK_ROWS,
+    **params: Any,
+) -> dict[str, Any]:
     """Prepare the raw counts of the h5ad file ``input`` into ``output`` without loading the matrix.
 
     ``recipe`` must be one of :data:`STREAMED_RECIPES`; ``params`` are the recipe's (as :func:`~scsynth_core.
@@ -133,8 +152,10 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
     from scsynth_core.data.h5ad_stream import H5adStreamWriter
 
     if recipe not in STREAMED_RECIPES:
-        raise ConfigError(f"prepare_backed: recipe '{recipe}' does not stream (streamed: "
-                          f"{', '.join(STREAMED_RECIPES)}); prepare it in memory with prepare()")
+        raise ConfigError(
+            f"prepare_backed: recipe '{recipe}' does not stream (streamed: "
+            f"{', '.join(STREAMED_RECIPES)}); prepare it in memory with prepare()"
+        )
     p = recipe_params(recipe, params, seed=seed, caller="prepare_backed")
     for name, value in (("sketch_cells", sketch_cells), ("chunk_rows", chunk_rows)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -162,9 +183,16 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
                 raise DataError(f"{where}: only {int(expressed.sum())} expressed genes; prepare it in memory")
             mean, var = stats.mean_var()
             hvg = hvg_from_mean_var(mean[expressed], var[expressed], flavor="cell_ranger", n_top_genes=n_top)
-            raw, info = _sketch_clusters(source, stats, np.flatnonzero(expressed), hvg["highly_variable"].to_numpy(),
-                                         sketch_cells=int(sketch_cells),
-                                         chunk_rows=chunk_rows, seed=seed, p=p)
+            raw, info = _sketch_clusters(
+                source,
+                stats,
+                np.flatnonzero(expressed),
+                hvg["highly_variable"].to_numpy(),
+                sketch_cells=int(sketch_cells),
+                chunk_rows=chunk_rows,
+                seed=seed,
+                p=p,
+            )
             record |= {"zheng17_n_top_genes_used": int(n_top), **info, "cluster_source": "louvain"}
             record["streamed"]["sketch_cells"] = int(sketch_cells)
         cells = stats.genes_per_cell >= p["min_genes"]
@@ -176,17 +204,22 @@ def prepare_backed(input: str | Path, output: str | Path, *, recipe: str = "maro
         obs = _stream_obs(meta.obs)
         obs_kept = obs.iloc[np.flatnonzero(cells)].copy()
         obs_kept["cluster"] = cluster
-        record.update(n_cells_in=int(n), n_genes_in=int(g), n_cells_out=int(cells.sum()),
-                      n_genes_out=int(genes.sum()), n_clusters=len(cluster.categories))
+        record.update(
+            n_cells_in=int(n),
+            n_genes_in=int(g),
+            n_cells_out=int(cells.sum()),
+            n_genes_out=int(genes.sum()),
+            n_clusters=len(cluster.categories),
+        )
         gene_idx, done = np.flatnonzero(genes), 0
         with atomic_path(output) as tmp, H5adStreamWriter(tmp, meta.var.iloc[gene_idx].copy()) as out:
             for start, block in iter_row_chunks(source, chunk_rows=chunk_rows):
-                keep = np.flatnonzero(cells[start:start + block.shape[0]])
+                keep = np.flatnonzero(cells[start : start + block.shape[0]])
                 if not keep.size:
                     continue
                 part = sp.csr_matrix(block[keep][:, gene_idx])
                 part.sort_indices()
-                out.append(part, obs_kept.iloc[done:done + keep.size])
+                out.append(part, obs_kept.iloc[done : done + keep.size])
                 done += keep.size
             if out.n_rows == 0:
                 raise DataError(f"{where}: no cell passes min_genes={p['min_genes']}")

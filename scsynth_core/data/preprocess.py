@@ -169,7 +169,7 @@ def gene_mean_sd(X, representation: str, *, block_rows: int = 4_096) -> tuple[np
         raise DataError("gene_mean_sd needs at least one cell")
     total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
     for start in range(0, n, block_rows):
-        block = to_representation(X[start:start + block_rows], representation)
+        block = to_representation(X[start : start + block_rows], representation)
         if sp.issparse(block):
             total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
             squares += np.asarray(block.multiply(block).sum(axis=0), dtype=np.float64).ravel()
@@ -182,8 +182,9 @@ def gene_mean_sd(X, representation: str, *, block_rows: int = 4_096) -> tuple[np
     return mean, np.where(sd > 1e-8, sd, 1.0)  # constant genes (up to rounding) keep their values
 
 
-def from_representation(X, representation: str, *, library_size: np.ndarray | None = None,
-                        target_sum: float = LSN_TARGET):
+def from_representation(
+    X, representation: str, *, library_size: np.ndarray | None = None, target_sum: float = LSN_TARGET
+):
     """Invert :func:`to_representation` as far as the representation allows.
 
     ``"counts"`` is returned unchanged. ``"log1p"`` becomes LSN values (``expm1``), exactly. The library size
@@ -281,8 +282,9 @@ def _cells_per_gene(X: sp.csr_matrix) -> np.ndarray:
     return np.bincount(X.indices[X.data > 0], minlength=X.shape[1])
 
 
-def _filter_masks(X: sp.csr_matrix, *, min_genes: int, min_cells: int,
-                  cell_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _filter_masks(
+    X: sp.csr_matrix, *, min_genes: int, min_cells: int, cell_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """scanpy's ``filter_cells(min_genes)`` then ``filter_genes(min_cells)`` (on the kept cells), as masks."""
     keep_cells = _genes_per_cell(X) >= min_genes
     if cell_mask is not None:
@@ -313,7 +315,9 @@ def pca_graph(work: ad.AnnData, *, n_pcs: int, n_neighbors: int, seed: int, reci
     return sp.csr_matrix(work.obsp["connectivities"]), {"n_comps_used": n_comps, "n_neighbors_used": k}
 
 
-def graph_communities(conn: sp.csr_matrix, *, method: str, resolution: float, seed: int, use_weights: bool) -> np.ndarray:
+def graph_communities(
+    conn: sp.csr_matrix, *, method: str, resolution: float, seed: int, use_weights: bool
+) -> np.ndarray:
     """Louvain (igraph multilevel) or Leiden (igraph, modularity, 2 iterations) on the undirected kNN graph.
 
     scanpy's ``tl.louvain(flavor="igraph")`` ignores ``resolution``, so igraph is called directly.
@@ -327,8 +331,9 @@ def graph_communities(conn: sp.csr_matrix, *, method: str, resolution: float, se
         if method == "louvain":
             part = graph.community_multilevel(weights=weights, resolution=resolution)
         else:
-            part = graph.community_leiden(objective_function="modularity", weights=weights,
-                                          resolution=resolution, n_iterations=2)
+            part = graph.community_leiden(
+                objective_function="modularity", weights=weights, resolution=resolution, n_iterations=2
+            )
     return np.asarray(part.membership)
 
 
@@ -353,8 +358,9 @@ def _label_categorical(labels: pd.Series) -> pd.Categorical:
     return pd.Categorical(values, categories=cats)
 
 
-def _assemble(adata: ad.AnnData, X: sp.csr_matrix, cells: np.ndarray, genes: np.ndarray,
-              cluster: pd.Categorical, record: dict) -> ad.AnnData:
+def _assemble(
+    adata: ad.AnnData, X: sp.csr_matrix, cells: np.ndarray, genes: np.ndarray, cluster: pd.Categorical, record: dict
+) -> ad.AnnData:
     """A new AnnData: counts of the kept cells/genes, original obs/var columns, ``cluster`` and the record."""
     import anndata as ad
 
@@ -367,9 +373,13 @@ def _assemble(adata: ad.AnnData, X: sp.csr_matrix, cells: np.ndarray, genes: np.
     Xout = X[np.flatnonzero(cells)][:, np.flatnonzero(genes)]
     Xout = sp.csr_matrix(Xout)
     Xout.sort_indices()
-    record.update(n_cells_in=int(adata.n_obs), n_genes_in=int(adata.n_vars),
-                  n_cells_out=int(Xout.shape[0]), n_genes_out=int(Xout.shape[1]),
-                  n_clusters=len(obs["cluster"].cat.categories))
+    record.update(
+        n_cells_in=int(adata.n_obs),
+        n_genes_in=int(adata.n_vars),
+        n_cells_out=int(Xout.shape[0]),
+        n_genes_out=int(Xout.shape[1]),
+        n_clusters=len(obs["cluster"].cat.categories),
+    )
     return ad.AnnData(X=Xout, obs=obs, var=var, uns={"scsynth_prepare": record})
 
 
@@ -433,9 +443,20 @@ def _zheng17(X: sp.csr_matrix, *, n_top_genes: int) -> tuple[ad.AnnData, dict]:
     return work, info
 
 
-def marouf(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, resolution: float = 0.15,
-           min_genes: int = 10, min_cells: int = 3, n_top_genes: int = 1000, n_pcs: int = 50, n_neighbors: int = 15,
-           use_weights: bool = False, cluster_from_labels: bool = False) -> ad.AnnData:
+def marouf(
+    adata: ad.AnnData,
+    *,
+    label_key: str | None = None,
+    seed: int = 0,
+    resolution: float = 0.15,
+    min_genes: int = 10,
+    min_cells: int = 3,
+    n_top_genes: int = 1000,
+    n_pcs: int = 50,
+    n_neighbors: int = 15,
+    use_weights: bool = False,
+    cluster_from_labels: bool = False,
+) -> ad.AnnData:
     """scGAN/cscGAN preparation (Marouf et al. 2020, Methods "Data preprocessing" and "Clustering").
 
     Order as in scGAN's ``process_raw.py``: (1) cluster a copy of the **raw** counts: Zheng et al. 2017 recipe
@@ -463,7 +484,9 @@ def marouf(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, re
             work, info = _zheng17(X, n_top_genes=n_top_genes)
             conn, graph_info = pca_graph(work, n_pcs=n_pcs, n_neighbors=n_neighbors, seed=seed, recipe="marouf")
         record.update(info, **graph_info, cluster_source="louvain")
-        raw_clusters = graph_communities(conn, method="louvain", resolution=resolution, seed=seed, use_weights=use_weights)
+        raw_clusters = graph_communities(
+            conn, method="louvain", resolution=resolution, seed=seed, use_weights=use_weights
+        )
     cells, genes = _filter_masks(X, min_genes=min_genes, min_cells=min_cells)
     cluster, names = by_size(raw_clusters[cells])
     if cluster_from_labels:
@@ -471,7 +494,9 @@ def marouf(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, re
     return _assemble(adata, X, cells, genes, cluster, record)
 
 
-def _mito_outliers(X: sp.csr_matrix, var_names: pd.Index, *, prefix: str | None, nmads: float | None) -> tuple[np.ndarray, dict]:
+def _mito_outliers(
+    X: sp.csr_matrix, var_names: pd.Index, *, prefix: str | None, nmads: float | None
+) -> tuple[np.ndarray, dict]:
     """Cells whose mitochondrial percentage exceeds median + nmads * MAD (scater ``isOutlier(type="higher")``).
 
     MAD uses R's consistency constant 1.4826. Returns an all-False mask when there are no genes with ``prefix``
@@ -506,10 +531,21 @@ def _top_dispersion_genes(log_work: ad.AnnData, n_top: int) -> np.ndarray:
     return mask
 
 
-def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, min_genes: int = 200,
-             min_cells: int = 3, mito_prefix: str | None = "MT-", mito_nmads: float | None = 3.0,
-             n_top_genes: int = 1000, n_pcs: int = 50, n_neighbors: int = 20, resolution: float = 0.4,
-             scale_max: float = 10.0) -> ad.AnnData:
+def treppner(
+    adata: ad.AnnData,
+    *,
+    label_key: str | None = None,
+    seed: int = 0,
+    min_genes: int = 200,
+    min_cells: int = 3,
+    mito_prefix: str | None = "MT-",
+    mito_nmads: float | None = 3.0,
+    n_top_genes: int = 1000,
+    n_pcs: int = 50,
+    n_neighbors: int = 20,
+    resolution: float = 0.4,
+    scale_max: float = 10.0,
+) -> ad.AnnData:
     """scDBM/scVI pilot-study preparation (Treppner et al. 2021, Methods "Data"; OSCA workflow for PBMC4k).
 
     1. QC: drop cells with fewer than ``min_genes`` expressed genes and high-mitochondrial outliers (percentage
@@ -543,11 +579,16 @@ def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, 
         )
     kept = X[np.flatnonzero(cells)][:, np.flatnonzero(genes)]
     n_top = min(n_top_genes, kept.shape[1])
-    record: dict[str, Any] = {**mito_info, "n_mito_outliers": int(outliers.sum()), "n_top_genes_used": int(n_top),
-                              "cluster_source": "leiden"}
+    record: dict[str, Any] = {
+        **mito_info,
+        "n_mito_outliers": int(outliers.sum()),
+        "n_top_genes_used": int(n_top),
+        "cluster_source": "leiden",
+    }
     if n_top < n_top_genes:
-        warnings.warn(f"prepare[treppner]: only {kept.shape[1]} genes pass QC; keeping all instead of {n_top_genes}",
-                      stacklevel=2)
+        warnings.warn(
+            f"prepare[treppner]: only {kept.shape[1]} genes pass QC; keeping all instead of {n_top_genes}", stacklevel=2
+        )
     with quiet():
         work = working_copy(kept)
         sc.pp.normalize_total(work)
@@ -569,8 +610,15 @@ def treppner(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, 
 MAD_SCALE = 1.4826
 
 
-def mad_outliers(metric: np.ndarray, batches: np.ndarray, *, nmads: float, side: str, log: bool = False,
-                 threshold_cells: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+def mad_outliers(
+    metric: np.ndarray,
+    batches: np.ndarray,
+    *,
+    nmads: float,
+    side: str,
+    log: bool = False,
+    threshold_cells: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
     """scater ``isOutlier``: per batch, cells more than ``nmads`` MADs (scaled by 1.4826) below (``side="lower"``)
     or above (``"higher"``) the batch median, on ``log`` values if asked (a zero becomes -inf: always low).
 
@@ -598,7 +646,7 @@ def mad_outliers(metric: np.ndarray, batches: np.ndarray, *, nmads: float, side:
         limits[name] = median - nmads * mad if side == "lower" else median + nmads * mad
     limit = np.array([limits[b] for b in batches])
     outliers = values < limit if side == "lower" else values > limit
-    return outliers, {name: (2.0 ** v if log else v) for name, v in limits.items()}
+    return outliers, {name: (2.0**v if log else v) for name, v in limits.items()}
 
 
 def _last_duplicates(names: pd.Index) -> np.ndarray:
@@ -608,12 +656,21 @@ def _last_duplicates(names: pd.Index) -> np.ndarray:
     return np.asarray((base != names) & base.isin(names), dtype=bool)
 
 
-def treppner_segerstolpe(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0,
-                         quality_key: str = "well_quality", low_quality: str = "low quality cell",
-                         batch_key: str = "donor", spike_prefix: str = "ERCC-",
-                         threshold_exclude: Sequence[str] = ("HP1504901", "HP1509101"), nmads: float = 3.0,
-                         hvg_exclude: Sequence[str] = ("AZ",), n_top_genes: int = 2000,
-                         drop_duplicate_genes: bool = True) -> ad.AnnData:
+def treppner_segerstolpe(
+    adata: ad.AnnData,
+    *,
+    label_key: str | None = None,
+    seed: int = 0,
+    quality_key: str = "well_quality",
+    low_quality: str = "low quality cell",
+    batch_key: str = "donor",
+    spike_prefix: str = "ERCC-",
+    threshold_exclude: Sequence[str] = ("HP1504901", "HP1509101"),
+    nmads: float = 3.0,
+    hvg_exclude: Sequence[str] = ("AZ",),
+    n_top_genes: int = 2000,
+    drop_duplicate_genes: bool = True,
+) -> ad.AnnData:
     """Segerstolpe et al. 2016 as Treppner et al. 2021 prepared it (their R steps, the OSCA book's Segerstolpe
     workflow; MODELS.md section 4 "Data (Segerstolpe)": 2,090 cells x 2,000 genes, 14 cell types).
 
@@ -640,8 +697,10 @@ def treppner_segerstolpe(adata: ad.AnnData, *, label_key: str | None = None, see
         raise ConfigError("prepare[treppner_segerstolpe]: needs label_key (the cell types are the clusters)")
     for key in (quality_key, batch_key):
         if key not in adata.obs.columns:
-            raise DataError(f"prepare[treppner_segerstolpe]: no obs column '{key}' (columns: "
-                            f"{', '.join(map(str, adata.obs.columns))})")
+            raise DataError(
+                f"prepare[treppner_segerstolpe]: no obs column '{key}' (columns: "
+                f"{', '.join(map(str, adata.obs.columns))})"
+            )
     X = _raw_counts(adata, recipe="treppner_segerstolpe")
     names = pd.Index([str(v) for v in adata.var_names])
     spikes = np.asarray(names.str.startswith(spike_prefix), dtype=bool)
@@ -651,10 +710,12 @@ def treppner_segerstolpe(adata: ad.AnnData, *, label_key: str | None = None, see
     spike_sum = np.asarray(X[:, np.flatnonzero(spikes)].sum(axis=1), dtype=np.float64).ravel()
     detected = _genes_per_cell(X[:, np.flatnonzero(~spikes)])
     basis = ~np.isin(donors, list(threshold_exclude))
-    low_library, library_limits = mad_outliers(library, donors, nmads=nmads, side="lower", log=True,
-                                               threshold_cells=basis)
-    low_detected, detected_limits = mad_outliers(detected, donors, nmads=nmads, side="lower", log=True,
-                                                 threshold_cells=basis)
+    low_library, library_limits = mad_outliers(
+        library, donors, nmads=nmads, side="lower", log=True, threshold_cells=basis
+    )
+    low_detected, detected_limits = mad_outliers(
+        detected, donors, nmads=nmads, side="lower", log=True, threshold_cells=basis
+    )
     spike_pct = 100.0 * spike_sum / np.maximum(library + spike_sum, 1.0)
     high_spikes, spike_limits = mad_outliers(spike_pct, donors, nmads=nmads, side="higher", threshold_cells=basis)
     low = adata.obs[quality_key].astype(str).to_numpy() == low_quality
@@ -669,24 +730,38 @@ def treppner_segerstolpe(adata: ad.AnnData, *, label_key: str | None = None, see
         work.obs["batch"] = donors[hvg_cells]
         sc.pp.normalize_total(work)
         sc.pp.log1p(work)
-        table = sc.pp.highly_variable_genes(work, flavor="seurat", n_top_genes=n_top, batch_key="batch",
-                                            inplace=False)
+        table = sc.pp.highly_variable_genes(work, flavor="seurat", n_top_genes=n_top, batch_key="batch", inplace=False)
     chosen = np.zeros_like(genes)
     chosen[candidates[np.asarray(table["highly_variable"], dtype=bool)]] = True
     record: dict[str, Any] = {
-        "n_low_quality": int(low.sum()), "n_low_library": int(low_library.sum()),
-        "n_low_detected": int(low_detected.sum()), "n_high_spikes": int(high_spikes.sum()) if spikes.any() else 0,
-        "spike_genes": int(spikes.sum()), "n_hvg_cells": int(hvg_cells.sum()), "n_top_genes_used": int(chosen.sum()),
-        "library_limits": library_limits, "detected_limits": detected_limits, "spike_pct_limits": spike_limits,
+        "n_low_quality": int(low.sum()),
+        "n_low_library": int(low_library.sum()),
+        "n_low_detected": int(low_detected.sum()),
+        "n_high_spikes": int(high_spikes.sum()) if spikes.any() else 0,
+        "spike_genes": int(spikes.sum()),
+        "n_hvg_cells": int(hvg_cells.sum()),
+        "n_top_genes_used": int(chosen.sum()),
+        "library_limits": library_limits,
+        "detected_limits": detected_limits,
+        "spike_pct_limits": spike_limits,
         "cluster_source": f"labels:{label_key}",
     }
     cluster = _label_categorical(adata.obs[label_key].iloc[np.flatnonzero(cells)])
     return _assemble(adata, X, cells, chosen, cluster, record)
 
 
-def scanpy_default(adata: ad.AnnData, *, label_key: str | None = None, seed: int = 0, min_genes: int = 10,
-                   min_cells: int = 3, n_top_genes: int = 0, n_pcs: int = 50, n_neighbors: int = 15,
-                   resolution: float = 1.0) -> ad.AnnData:
+def scanpy_default(
+    adata: ad.AnnData,
+    *,
+    label_key: str | None = None,
+    seed: int = 0,
+    min_genes: int = 10,
+    min_cells: int = 3,
+    n_top_genes: int = 0,
+    n_pcs: int = 50,
+    n_neighbors: int = 15,
+    resolution: float = 1.0,
+) -> ad.AnnData:
     """The scanpy tutorial pipeline (Wolf et al. 2018): filters, then clusters unless labels are given.
 
     Filter cells with fewer than ``min_genes`` genes and genes in fewer than ``min_cells`` kept cells, then keep
@@ -738,8 +813,11 @@ def recipe_defaults(recipe: str) -> dict[str, Any]:
     if recipe not in RECIPES:
         raise ConfigError(f"unknown preparation recipe '{recipe}' (available: {', '.join(sorted(RECIPES))})")
     sig = inspect.signature(RECIPES[recipe])
-    return {name: p.default for name, p in sig.parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in {"label_key", "seed"}}
+    return {
+        name: p.default
+        for name, p in sig.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in {"label_key", "seed"}
+    }
 
 
 def recipe_params(recipe: str, params: dict[str, Any], *, seed: Any, caller: str = "prepare") -> dict[str, Any]:
@@ -780,7 +858,9 @@ def _check_param(recipe: str, name: str, value: Any, default: Any) -> None:
         raise ConfigError(f"prepare[{recipe}]: parameter {name} must be {expected}, got {value!r}")
 
 
-def prepare(adata: ad.AnnData, *, recipe: str, label_key: str | None = None, seed: int = 0, **params: Any) -> ad.AnnData:
+def prepare(
+    adata: ad.AnnData, *, recipe: str, label_key: str | None = None, seed: int = 0, **params: Any
+) -> ad.AnnData:
     """Prepare raw counts with a named recipe; the input is left unchanged.
 
     Parameters
@@ -811,6 +891,11 @@ def prepare(adata: ad.AnnData, *, recipe: str, label_key: str | None = None, see
         check_labels(adata, label_key, where=f"prepare[{recipe}]")
     result = RECIPES[recipe](adata, label_key=label_key, seed=int(seed), **used)
     derived = result.uns["scsynth_prepare"]
-    result.uns["scsynth_prepare"] = {"recipe": recipe, "label_key": label_key, "seed": int(seed),
-                                     "params": used, "derived": derived}
+    result.uns["scsynth_prepare"] = {
+        "recipe": recipe,
+        "label_key": label_key,
+        "seed": int(seed),
+        "params": used,
+        "derived": derived,
+    }
     return result

@@ -139,7 +139,9 @@ def _check_references(path: Path, name: str, spec: dict) -> None:
     for key, f in files.items():
         for option, value in f["options"].items():
             if option.endswith("_file") and value not in files:
-                raise ConfigError(f"{prefix}: files.{key}.options.{option}: {value!r} is not a key of files (known: {known})")
+                raise ConfigError(
+                    f"{prefix}: files.{key}.options.{option}: {value!r} is not a key of files (known: {known})"
+                )
         filename = local_filename(f)
         if not filename:
             raise ConfigError(f"{prefix}: files.{key}: the URL has no file name; set filename:")
@@ -200,7 +202,9 @@ def fetch_dataset_files(
     from scsynth_core.data.download import download
 
     if spec.get("source") != "url":
-        raise ConfigError(f"dataset '{name}': source is {spec.get('source')!r}; only 'url' datasets have files to fetch")
+        raise ConfigError(
+            f"dataset '{name}': source is {spec.get('source')!r}; only 'url' datasets have files to fetch"
+        )
     dest_dir = Path(dest_dir)
     paths: dict[str, Path] = {}
     manifest: dict[str, dict] = {}
@@ -214,7 +218,11 @@ def fetch_dataset_files(
             logger.warning(
                 "dataset '%s': file '%s' (%s) has no pinned sha256 in the registry; got %s "
                 "(recorded in %s.sha256; pin it to make the download verifiable)",
-                name, key, f["url"], digest, filename,
+                name,
+                key,
+                f["url"],
+                digest,
+                filename,
             )
         paths[key] = dest
         manifest[key] = {"path": str(dest), "url": f["url"], "sha256": digest, "pinned": pinned}
@@ -375,7 +383,9 @@ def _join_labels(name: str, spec: dict, adata: ad.AnnData, local: dict[str, Path
     index = table[labels["index_column"]]
     if index.duplicated().any():
         dup = index[index.duplicated()].iloc[0]
-        raise DataError(f"{table_path}: cell '{dup}' appears in several rows of '{labels['index_column']}' with different values")
+        raise DataError(
+            f"{table_path}: cell '{dup}' appears in several rows of '{labels['index_column']}' with different values"
+        )
     table = table.set_index(labels["index_column"])
     matched = adata.obs_names.isin(table.index)
     if not matched.any():
@@ -386,7 +396,10 @@ def _join_labels(name: str, spec: dict, adata: ad.AnnData, local: dict[str, Path
     if not matched.all():
         logger.warning(
             "dataset '%s': %d of %d cells have no row in %s; their labels are missing (NaN)",
-            name, int((~matched).sum()), adata.n_obs, table_path,
+            name,
+            int((~matched).sum()),
+            adata.n_obs,
+            table_path,
         )
     aligned = table.reindex(adata.obs_names)
     target = spec.get("label_key") or labels["column"]

@@ -171,8 +171,12 @@ class SplatterParams:
         out["out_fac_scale"] = _number("out_fac_scale", self.out_fac_scale, low=0.0)
         out["batch_fac_loc"] = _per_group("batch_fac_loc", self.batch_fac_loc, n_batches, "n_batches")
         out["batch_fac_scale"] = _per_group("batch_fac_scale", self.batch_fac_scale, n_batches, "n_batches", low=0.0)
-        for name, low, high in (("de_prob", 0.0, 1.0), ("de_down_prob", 0.0, 1.0), ("de_fac_loc", None, None),
-                                ("de_fac_scale", 0.0, None)):
+        for name, low, high in (
+            ("de_prob", 0.0, 1.0),
+            ("de_down_prob", 0.0, 1.0),
+            ("de_fac_loc", None, None),
+            ("de_fac_scale", 0.0, None),
+        ):
             out[name] = _per_group(name, getattr(self, name), n_paths, "n_paths", low=low, high=high)
         out["bcv_common"] = _number("bcv_common", self.bcv_common, low=0.0)
         out["bcv_df"] = _number("bcv_df", self.bcv_df, low=0.0, low_open=True, allow_inf=True)
@@ -253,13 +257,20 @@ def _path_from(path_from, n_paths: int) -> list[int]:
     """Check that ``path_from`` describes a tree rooted at the origin (0); return it as a list."""
     if path_from is None:
         return [0] * n_paths
-    if isinstance(path_from, (str, bytes)) or not isinstance(path_from, (Sequence, np.ndarray)) \
-            or len(path_from) != n_paths:
+    if (
+        isinstance(path_from, (str, bytes))
+        or not isinstance(path_from, (Sequence, np.ndarray))
+        or len(path_from) != n_paths
+    ):
         raise ConfigError(f"path_from must be a list of {n_paths} integers (n_paths), got {path_from!r}")
     out = []
     for k, origin in enumerate(path_from, start=1):
-        if isinstance(origin, bool) or not isinstance(origin, numbers.Integral) or not 0 <= origin <= n_paths \
-                or origin == k:
+        if (
+            isinstance(origin, bool)
+            or not isinstance(origin, numbers.Integral)
+            or not 0 <= origin <= n_paths
+            or origin == k
+        ):
             raise ConfigError(
                 f"path_from[{k - 1}] must be 0 (the origin) or the number of another path (1..{n_paths}), "
                 f"got {origin!r}"
@@ -282,8 +293,9 @@ def _path_order(path_from: list[int]) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------------- model pieces
-def lognormal_factors(rng: np.random.Generator, n: int, *, select_prob: float, down_prob: float, loc: float,
-                      scale: float) -> np.ndarray:
+def lognormal_factors(
+    rng: np.random.Generator, n: int, *, select_prob: float, down_prob: float, loc: float, scale: float
+) -> np.ndarray:
     """Splatter's multiplicative factors (``getLNormFactors``): 1 for unselected genes, ``exp(+-|e|)`` otherwise.
 
     A gene is selected with probability ``select_prob``; ``e ~ Normal(loc, scale)``; the factor is below 1 with
@@ -296,8 +308,9 @@ def lognormal_factors(rng: np.random.Generator, n: int, *, select_prob: float, d
     return np.where(selected, np.exp(np.where(down, -magnitude, magnitude)), 1.0)
 
 
-def brownian_bridges(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, n_steps: int,
-                     sigma_fac: float) -> np.ndarray:
+def brownian_bridges(
+    rng: np.random.Generator, start: np.ndarray, end: np.ndarray, n_steps: int, sigma_fac: float
+) -> np.ndarray:
     """Smoothed Brownian bridges from ``start[g]`` to ``end[g]`` through ``n_steps`` points (steps x genes).
 
     splatter's ``bridge``: a random walk on :data:`BRIDGE_KNOTS` equally spaced knots in [0, 1] whose step s.d. is
@@ -323,8 +336,14 @@ def path_factor_tables(rng: np.random.Generator, p: dict) -> tuple[list[np.ndarr
     n_genes, n_paths = p["n_genes"], p["n_paths"]
     end = np.ones((n_paths + 1, n_genes))  # row 0: the origin
     for k in _path_order(p["path_from"]):
-        de = lognormal_factors(rng, n_genes, select_prob=p["de_prob"][k - 1], down_prob=p["de_down_prob"][k - 1],
-                               loc=p["de_fac_loc"][k - 1], scale=p["de_fac_scale"][k - 1])
+        de = lognormal_factors(
+            rng,
+            n_genes,
+            select_prob=p["de_prob"][k - 1],
+            down_prob=p["de_down_prob"][k - 1],
+            loc=p["de_fac_loc"][k - 1],
+            scale=p["de_fac_scale"][k - 1],
+        )
         end[k] = end[p["path_from"][k - 1]] * de
     nonlinear = rng.random((n_paths, n_genes)) < p["path_nonlinear_prob"]
     tables = []
@@ -357,8 +376,9 @@ def _library_sizes(rng: np.random.Generator, p: dict) -> np.ndarray:
     sizes = rng.normal(p["lib_loc"], p["lib_scale"], p["n_cells"])
     positive = sizes[sizes > 0]
     if positive.size == 0:
-        raise ConfigError(f"lib_loc={p['lib_loc']:g}, lib_scale={p['lib_scale']:g} with lib_norm gave no positive "
-                          "library size")
+        raise ConfigError(
+            f"lib_loc={p['lib_loc']:g}, lib_scale={p['lib_scale']:g} with lib_norm gave no positive library size"
+        )
     sizes[sizes <= 0] = positive.min() / 2.0
     return sizes
 
@@ -418,14 +438,21 @@ def simulate_splatter(params: SplatterParams | None = None, /, *, seed: int = 0,
 
     # Gene level: base means, outliers, batch factors, path tables, BCV chi-squared scale.
     base_means = gene_rng.gamma(p["mean_shape"], 1.0 / p["mean_rate"], n_genes)
-    outlier = lognormal_factors(gene_rng, n_genes, select_prob=p["out_prob"], down_prob=0.0,
-                                loc=p["out_fac_loc"], scale=p["out_fac_scale"])
+    outlier = lognormal_factors(
+        gene_rng, n_genes, select_prob=p["out_prob"], down_prob=0.0, loc=p["out_fac_loc"], scale=p["out_fac_scale"]
+    )
     gene_means = np.where(outlier != 1.0, np.median(base_means) * outlier, base_means)
     batch_factors = np.ones((n_batches, n_genes))
     if n_batches > 1:
         for b in range(n_batches):
-            batch_factors[b] = lognormal_factors(gene_rng, n_genes, select_prob=1.0, down_prob=0.5,
-                                                 loc=p["batch_fac_loc"][b], scale=p["batch_fac_scale"][b])
+            batch_factors[b] = lognormal_factors(
+                gene_rng,
+                n_genes,
+                select_prob=1.0,
+                down_prob=0.5,
+                loc=p["batch_fac_loc"][b],
+                scale=p["batch_fac_scale"][b],
+            )
     tables, de_factors, nonlinear = path_factor_tables(gene_rng, p)
     if math.isinf(p["bcv_df"]):
         chi_scale = np.ones(n_genes)
@@ -449,8 +476,15 @@ def simulate_splatter(params: SplatterParams | None = None, /, *, seed: int = 0,
 
     block = max(1, _BLOCK_ENTRIES // n_genes)
     blocks = [
-        _simulate_block(count_rng, drop_rng, p, batch_means[batch[i:i + block]], table[rows[i:i + block]],
-                        lib[i:i + block], chi_scale)
+        _simulate_block(
+            count_rng,
+            drop_rng,
+            p,
+            batch_means[batch[i : i + block]],
+            table[rows[i : i + block]],
+            lib[i : i + block],
+            chi_scale,
+        )
         for i in range(0, n_cells, block)
     ]
     X = sp.vstack(blocks, format="csr")
@@ -477,8 +511,15 @@ def simulate_splatter(params: SplatterParams | None = None, /, *, seed: int = 0,
         var[f"de_factor_{name}"] = de_factors[k]
         var[f"nonlinear_{name}"] = nonlinear[k]
     varm = {f"path_factors_{name}": tables[k].T.copy() for k, name in enumerate(path_names)}
-    uns = {"simulation": {"method": "splat", "reference": "Zappia, Phipson & Oshlack 2017, Genome Biology 18:174",
-                          "seed": seed, "batch_cells": batch_sizes(n_cells, n_batches), **p}}
+    uns = {
+        "simulation": {
+            "method": "splat",
+            "reference": "Zappia, Phipson & Oshlack 2017, Genome Biology 18:174",
+            "seed": seed,
+            "batch_cells": batch_sizes(n_cells, n_batches),
+            **p,
+        }
+    }
     return ad.AnnData(X=X, obs=obs, var=var, varm=varm, uns=uns)
 
 
@@ -546,8 +587,10 @@ class ProssttParams:
     def resolved(self) -> dict:
         """Checked parameters with the topology and branch lengths as lists; :class:`ConfigError` names the first
         bad one."""
-        out: dict = {name: _positive_int(name, getattr(self, name))
-                     for name in ("n_cells", "n_genes", "n_branches", "n_programs")}
+        out: dict = {
+            name: _positive_int(name, getattr(self, name))
+            for name in ("n_cells", "n_genes", "n_branches", "n_programs")
+        }
         n = out["n_branches"]
         for name in ("coef_shape", "velocity_sd", "max_log_relative", "max_gene_mean", "alpha_mean", "beta_mean"):
             out[name] = _number(name, getattr(self, name), low=0.0, low_open=True)
@@ -579,10 +622,14 @@ def default_branch_from(n_branches: int) -> list[int]:
 def _branch_from(branch_from, n: int) -> list[int]:
     if branch_from is None:
         return default_branch_from(n)
-    if isinstance(branch_from, (str, bytes)) or not isinstance(branch_from, (Sequence, np.ndarray)) \
-            or len(branch_from) != n - 1:
-        raise ConfigError(f"branch_from must list the parent of branches 2..{n} ({n - 1} integers), got "
-                          f"{branch_from!r}")
+    if (
+        isinstance(branch_from, (str, bytes))
+        or not isinstance(branch_from, (Sequence, np.ndarray))
+        or len(branch_from) != n - 1
+    ):
+        raise ConfigError(
+            f"branch_from must list the parent of branches 2..{n} ({n - 1} integers), got {branch_from!r}"
+        )
     for k, parent in enumerate(branch_from, start=2):
         # a parent numbered below its child: every branch leads back to the root, no cycles
         if isinstance(parent, bool) or not isinstance(parent, numbers.Integral) or not 1 <= parent < k:
@@ -617,9 +664,11 @@ def tree_log_means(rng: np.random.Generator, p: dict) -> tuple[list[np.ndarray],
             if table.max() <= p["max_log_relative"]:
                 break
         else:
-            raise ConfigError(f"PROSSTT branch {b + 1}: no draw in {_MAX_BRANCH_DRAWS} kept the log relative "
-                              f"expression below max_log_relative={p['max_log_relative']:g} (raise it, or lower "
-                              "coef_shape or the branch lengths)")
+            raise ConfigError(
+                f"PROSSTT branch {b + 1}: no draw in {_MAX_BRANCH_DRAWS} kept the log relative "
+                f"expression below max_log_relative={p['max_log_relative']:g} (raise it, or lower "
+                "coef_shape or the branch lengths)"
+            )
         tables.append(table)
     return tables, weights
 
@@ -685,14 +734,28 @@ def simulate_prosstt(params: ProssttParams | None = None, /, *, seed: int = 0, *
 
     names = [f"Branch{b + 1}" for b in range(len(lengths))]
     obs = pd.DataFrame(
-        {"branch": pd.Categorical.from_codes(branch, categories=names),
-         "step": np.asarray(starts)[branch] + local + 1, "branch_step": local + 1, "library_size": size},
+        {
+            "branch": pd.Categorical.from_codes(branch, categories=names),
+            "step": np.asarray(starts)[branch] + local + 1,
+            "branch_step": local + 1,
+            "library_size": size,
+        },
         index=pd.Index([f"Cell{i + 1}" for i in range(n_cells)]),
     )
     obs["cluster"] = obs["branch"].copy()
-    var = pd.DataFrame({"base_gene_mean": base, "nb_alpha": alpha, "nb_beta": beta},
-                       index=pd.Index([f"Gene{g + 1}" for g in range(n_genes)]))
+    var = pd.DataFrame(
+        {"base_gene_mean": base, "nb_alpha": alpha, "nb_beta": beta},
+        index=pd.Index([f"Gene{g + 1}" for g in range(n_genes)]),
+    )
     varm = {f"log_means_{name}": tables[b].T.copy() for b, name in enumerate(names)}
-    uns = {"simulation": {"method": "prosstt", "reference": PROSSTT_REFERENCE, "seed": seed,
-                          "branch_start": starts, "factors": list(PROSSTT_FACTORS), **p}}
+    uns = {
+        "simulation": {
+            "method": "prosstt",
+            "reference": PROSSTT_REFERENCE,
+            "seed": seed,
+            "branch_start": starts,
+            "factors": list(PROSSTT_FACTORS),
+            **p,
+        }
+    }
     return ad.AnnData(X=X, obs=obs, var=var, varm=varm, uns=uns)

@@ -48,8 +48,9 @@ def _check_unique(names: pd.Index, *, what: str) -> None:
         raise DataError(f"{what}: cell names must be unique (duplicated: {', '.join(map(str, dup))})")
 
 
-def balanced_split(labels: pd.Series, *, test_fraction: float | None = None, test_cells: int | None = None,
-                   seed: int = 0) -> pd.Series:
+def balanced_split(
+    labels: pd.Series, *, test_fraction: float | None = None, test_cells: int | None = None, seed: int = 0
+) -> pd.Series:
     """Per-cluster ("balanced") train/test split of scGAN.
 
     For every cluster ``k`` with ``n_k`` of ``n`` cells, ``test_k = floor(ratio_k * n_test)`` cells with
@@ -119,8 +120,9 @@ def pilot_subsample(cell_names: Sequence[str], *, size: int, seed: int, replace:
     return [names[i] for i in idx]
 
 
-def nested_downsample(labels: pd.Series, *, cluster: str, levels: Sequence[float] = MAROUF_LEVELS,
-                      seed: int) -> dict[float, list[str]]:
+def nested_downsample(
+    labels: pd.Series, *, cluster: str, levels: Sequence[float] = MAROUF_LEVELS, seed: int
+) -> dict[float, list[str]]:
     """Keep nested fractions of one cluster's cells (Marouf et al. 2020, augmentation experiment).
 
     One random permutation of the cluster's cells per seed; level ``f`` keeps its first
@@ -175,8 +177,9 @@ def resolve_target_cluster(labels: pd.Series, target: str = "auto") -> str:
     return str(target)
 
 
-def downsampled_splits(split: pd.Series, labels: pd.Series, *, cluster: str, levels: Sequence[float],
-                       seed: int) -> dict[float, pd.Series]:
+def downsampled_splits(
+    split: pd.Series, labels: pd.Series, *, cluster: str, levels: Sequence[float], seed: int
+) -> dict[float, pd.Series]:
     """Nested downsampling of one cluster's TRAINING cells, as complete split series (Marouf 2020 Fig. 3).
 
     For each level, the training cells of every other cluster stay ``train``, the kept cells of ``cluster``
@@ -274,7 +277,7 @@ def read_split(path: str | os.PathLike) -> pd.Series | list[str] | dict[float, l
         out: dict[float, list[str]] = {}
         for column in columns[1:]:
             try:
-                level = float(column[len(_LEVEL_PREFIX):])
+                level = float(column[len(_LEVEL_PREFIX) :])
             except ValueError:
                 raise DataError(f"{path}: column '{column}' is not level_<fraction>") from None
             flags = table[column]

@@ -124,9 +124,16 @@ def evaluate_augmentation(
     train_y, test_y = train.obs["cluster"].astype(str).to_numpy(), test.obs["cluster"].astype(str).to_numpy()
     generated = by_name(generated, models, what="generated cells")
     gen_pcs = {name: rep.transform(read_generated(path)) for name, path in generated.items()}
-    common = {"target": cluster, "n_trees": n_trees, "seed": seed, "n_jobs": threads,
-              "compare_with": list(compare_with)}
-    frame = augmentation_protocol(train_pcs, train_y, test_pcs, test_y, generated_pcs=gen_pcs, n_extra=n_extra, **common)
+    common = {
+        "target": cluster,
+        "n_trees": n_trees,
+        "seed": seed,
+        "n_jobs": threads,
+        "compare_with": list(compare_with),
+    }
+    frame = augmentation_protocol(
+        train_pcs, train_y, test_pcs, test_y, generated_pcs=gen_pcs, n_extra=n_extra, **common
+    )
     rows = [frame]
     for n in sorted(set(sweep) - {n_extra}):
         for name, pcs in gen_pcs.items():
@@ -160,8 +167,14 @@ def plot_augmentation_f1(*, table: str | Path, output: str | Path, n_extra: int,
 
 
 def plot_augmentation_embedding(
-    *, prepared: str | Path, split: str | Path, generated: str | Path, output: str | Path, target: str = "auto",
-    seed: int = 0, title: str = "",
+    *,
+    prepared: str | Path,
+    split: str | Path,
+    generated: str | Path,
+    output: str | Path,
+    target: str = "auto",
+    seed: int = 0,
+    title: str = "",
 ) -> None:
     """t-SNE of generated target cells with the real target test cells no generator saw (Marouf 2020 Fig. 3)."""
     use_agg()

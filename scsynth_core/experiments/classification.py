@@ -56,8 +56,11 @@ def actinn_classification(
     set_threads(threads)
     train = load_prepared(prepared, split, subset="train")
     test = load_prepared(prepared, split, subset="test")
-    classifiers = {"actinn": ACTINN(preset, **dict(params or {})).fit(train, label_key=label_key, seed=seed,
-                                                                      device=device, progress=False)}
+    classifiers = {
+        "actinn": ACTINN(preset, **dict(params or {})).fit(
+            train, label_key=label_key, seed=seed, device=device, progress=False
+        )
+    }
     if activa is not None:
         classifiers["activa_conditioner"] = _conditioner(activa, device)
     truth = test.obs[label_key].astype(str).to_numpy()
@@ -68,8 +71,13 @@ def actinn_classification(
         result = classification_scores(truth, predicted)
         rows.append(identity | {"n_train": train.n_obs, "n_test": result["n_cells"]} | {k: result[k] for k in SCORES})
         types.append(per_type_scores(truth, predicted).assign(**identity))
-        log.info("%s on %d test cells of %s: accuracy %.3f, macro-F1 %.3f, weighted-F1 %.3f", name, len(truth),
-                 dataset or prepared, *(result[k] for k in SCORES))
+        log.info(
+            "%s on %d test cells of %s: accuracy %.3f, macro-F1 %.3f, weighted-F1 %.3f",
+            name,
+            len(truth),
+            dataset or prepared,
+            *(result[k] for k in SCORES),
+        )
     if model is not None:
         classifiers["actinn"].save(model)
     table = pd.concat(types, ignore_index=True)
@@ -95,6 +103,9 @@ def summarise_actinn(*, inputs: Sequence[str | Path], output: str | Path) -> Non
 
     runs = pd.concat([pd.read_csv(path, sep="\t") for path in inputs], ignore_index=True)
     grouped = runs.groupby(["dataset", "classifier"], sort=False)
-    table = grouped.agg(n_seeds=("seed", "nunique"), n_test=("n_test", "mean"),
-                        **{f"{k}_{stat}": (k, stat) for k in SCORES for stat in ("mean", "std")})
+    table = grouped.agg(
+        n_seeds=("seed", "nunique"),
+        n_test=("n_test", "mean"),
+        **{f"{k}_{stat}": (k, stat) for k in SCORES for stat in ("mean", "std")},
+    )
     atomic.write_tsv(output, table.rename(columns=lambda c: c.replace("_std", "_sd")).reset_index())

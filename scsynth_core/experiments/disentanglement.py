@@ -47,16 +47,29 @@ PROSSTT_SIMULATIONS = {"prosstt3": 3, "prosstt4": 4, "prosstt5": 5}
 SIMULATIONS = (*SPLATTER_SIMULATIONS, *PROSSTT_SIMULATIONS)
 
 
-def simulate(*, output: str | Path, simulation: str, n_cells: int, n_genes: int, seed: int,
-             params: Mapping[str, Any] | None = None, prosstt_params: Mapping[str, Any] | None = None) -> None:
+def simulate(
+    *,
+    output: str | Path,
+    simulation: str,
+    n_cells: int,
+    n_genes: int,
+    seed: int,
+    params: Mapping[str, Any] | None = None,
+    prosstt_params: Mapping[str, Any] | None = None,
+) -> None:
     """Write one simulation of MichiGAN's "Simulated data": ``linear`` / ``nonlinear`` Splatter steps (``params``:
     further ``SplatterParams``) or a PROSSTT-style tree ``prosstt3`` / ``4`` / ``5`` (``prosstt_params``: further
     ``ProssttParams``)."""
     from scsynth_core.data.simulate import simulate_prosstt, simulate_splatter
 
     if simulation in PROSSTT_SIMULATIONS:
-        adata = simulate_prosstt(seed=seed, n_branches=PROSSTT_SIMULATIONS[simulation], n_cells=n_cells,
-                                 n_genes=n_genes, **dict(prosstt_params or {}))
+        adata = simulate_prosstt(
+            seed=seed,
+            n_branches=PROSSTT_SIMULATIONS[simulation],
+            n_cells=n_cells,
+            n_genes=n_genes,
+            **dict(prosstt_params or {}),
+        )
     elif simulation in SPLATTER_SIMULATIONS:
         adata = simulate_splatter(seed=seed, step=simulation, n_cells=n_cells, n_genes=n_genes, **dict(params or {}))
     else:
@@ -77,8 +90,14 @@ def simulation_factors(adata) -> list[str]:
     return [str(f) for f in adata.uns.get("simulation", {}).get("factors", FACTORS)]
 
 
-def run_params(section: Mapping[str, Any], *, simulation: str, model: str, latent_dim: int | None = None,
-               params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_params(
+    section: Mapping[str, Any],
+    *,
+    simulation: str,
+    model: str,
+    latent_dim: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """``params`` (``models.<model>.params``) with every ``run_params`` entry of the disentanglement ``section``
     that matches this run laid over them, in order. An entry matches when each of its ``models``,
     ``simulations`` and ``latent_dims`` lists it gives holds the run's; code-data runs (``latent_dim`` None) match
@@ -86,9 +105,11 @@ def run_params(section: Mapping[str, Any], *, simulation: str, model: str, laten
     runs, 50 on PROSSTT."""
     out = dict(params or {})
     for entry in section.get("run_params") or []:
-        if ("models" in entry and model not in entry["models"]) \
-                or ("simulations" in entry and simulation not in entry["simulations"]) \
-                or ("latent_dims" in entry and (latent_dim is None or int(latent_dim) not in entry["latent_dims"])):
+        if (
+            ("models" in entry and model not in entry["models"])
+            or ("simulations" in entry and simulation not in entry["simulations"])
+            or ("latent_dims" in entry and (latent_dim is None or int(latent_dim) not in entry["latent_dims"]))
+        ):
             continue
         out |= dict(entry["params"])
     return out
@@ -120,8 +141,10 @@ def factor_table(obs, factors: Sequence[str] = FACTORS):
 
     missing = [f for f in factors if f not in obs.columns]
     if missing:
-        raise DataError(f"the simulated cells lack the factor column(s) {', '.join(missing)} in obs "
-                        f"(have: {', '.join(map(str, obs.columns))})")
+        raise DataError(
+            f"the simulated cells lack the factor column(s) {', '.join(missing)} in obs "
+            f"(have: {', '.join(map(str, obs.columns))})"
+        )
     table = pd.DataFrame(index=obs.index)
     for name in factors:
         values = obs[name]
@@ -132,8 +155,7 @@ def factor_table(obs, factors: Sequence[str] = FACTORS):
     return table
 
 
-def score_latents(latents: np.ndarray, factors, *, seed: int = 0,
-                  logvar: np.ndarray | None = None) -> dict[str, Any]:
+def score_latents(latents: np.ndarray, factors, *, seed: int = 0, logvar: np.ndarray | None = None) -> dict[str, Any]:
     """MIG (normalised by the factor entropy, Chen et al. 2018, and by log #levels, MichiGAN's "balanced"
     variant), the FactorVAE metric (Kim & Mnih 2018) and the Spearman correlation gap of one representation,
     plus each factor's MIG and correlation gaps (Yu & Welch 2021, Methods "Disentanglement metrics").
@@ -190,8 +212,9 @@ def latent_model(model: str, latent_dim: int, params: Mapping[str, Any] | None, 
     klass = get_model_class(model)
     key = klass.latent_param
     if key is None or not issubclass(klass, Encodes):
-        raise ConfigError(f"model '{model}' has no latent representation to score (models with one: pca, vae, "
-                          "betatcvae)")
+        raise ConfigError(
+            f"model '{model}' has no latent representation to score (models with one: pca, vae, betatcvae)"
+        )
     return klass(preset, **(dict(params or {}) | {key: int(latent_dim)}))
 
 
@@ -236,17 +259,31 @@ def train_and_score(
         latents, logvar = np.asarray(instance.encode(adata), dtype=np.float64), None
     t1 = time.perf_counter()
     scores, dimensions = _score_with_dimensions(latents, truth, seed=seed, logvar=logvar)
-    record = {"model": model, "latent_dim": int(latent_dim), "seed": int(seed), "n_cells": adata.n_obs,
-              **scores, "train_seconds": round(train_seconds, 3),
-              "score_seconds": round(time.perf_counter() - t1, 3)}
+    record = {
+        "model": model,
+        "latent_dim": int(latent_dim),
+        "seed": int(seed),
+        "n_cells": adata.n_obs,
+        **scores,
+        "train_seconds": round(train_seconds, 3),
+        "score_seconds": round(time.perf_counter() - t1, 3),
+    }
     with atomic.atomic_path(outputs["latents"]) as tmp, open(tmp, "wb") as handle:
         np.save(handle, latents.astype(np.float32))
     atomic.write_tsv(outputs["train_log"], history_frame(history))
     if outputs.get("dimensions") is not None:
         atomic.write_tsv(outputs["dimensions"], dimensions)
     atomic.write_json(outputs["metrics"], record)
-    log.info("%s (%d dims, seed %d): MIG %.3f (through q(z|x) %.3f), FactorVAE %.3f, correlation gap %.3f", model,
-             latent_dim, seed, scores["mig"], scores["mig_posterior"], scores["factorvae"], scores["correlation_gap"])
+    log.info(
+        "%s (%d dims, seed %d): MIG %.3f (through q(z|x) %.3f), FactorVAE %.3f, correlation gap %.3f",
+        model,
+        latent_dim,
+        seed,
+        scores["mig"],
+        scores["mig_posterior"],
+        scores["factorvae"],
+        scores["correlation_gap"],
+    )
 
 
 def summarise(*, inputs: Mapping[str, Sequence[str | Path]], runs: str | Path, table: str | Path) -> None:
@@ -256,8 +293,11 @@ def summarise(*, inputs: Mapping[str, Sequence[str | Path]], runs: str | Path, t
 
     import pandas as pd
 
-    rows = [json.loads(Path(path).read_text()) | {"simulation": simulation}
-            for simulation, paths in inputs.items() for path in paths]
+    rows = [
+        json.loads(Path(path).read_text()) | {"simulation": simulation}
+        for simulation, paths in inputs.items()
+        for path in paths
+    ]
     frame = pd.DataFrame(rows)
     first = ["simulation", "model", "latent_dim", "seed"]
     frame = frame[first + [c for c in frame.columns if c not in first]]
@@ -360,8 +400,15 @@ def code_data_correlations(codes: np.ndarray, cells, *, pca, real_pcs: np.ndarra
 TRAVERSAL_QUANTILES = (0.01, 0.99)
 
 
-def latent_traversals(generator, codes: np.ndarray, *, steps: int = 10, draws: int = 5, seed: int = 0,
-                      quantiles: tuple[float, float] = TRAVERSAL_QUANTILES):
+def latent_traversals(
+    generator,
+    codes: np.ndarray,
+    *,
+    steps: int = 10,
+    draws: int = 5,
+    seed: int = 0,
+    quantiles: tuple[float, float] = TRAVERSAL_QUANTILES,
+):
     """Latent traversals (Yu & Welch 2021, Fig. 5): for each code dim, ``steps`` evenly spaced values between
     ``quantiles`` of that dim over ``codes`` (the real cells' codes), the other dims fixed at the codes' mean,
     decoded by ``generator`` (a fitted model with ``traverse``: MichiGAN, VAE, beta-TCVAE) once per noise draw
@@ -380,8 +427,11 @@ def latent_traversals(generator, codes: np.ndarray, *, steps: int = 10, draws: i
     lo, hi = np.quantile(codes, quantiles, axis=0)
     values = np.linspace(lo, hi, steps).T
     base = codes.mean(axis=0)
-    blocks = [generator.traverse(j, values[j], base=base, seed=seed + draw).X
-              for j in range(codes.shape[1]) for draw in range(draws)]
+    blocks = [
+        generator.traverse(j, values[j], base=base, seed=seed + draw).X
+        for j in range(codes.shape[1])
+        for draw in range(draws)
+    ]
     return values, sp.vstack([sp.csr_matrix(b) for b in blocks], format="csr")
 
 
@@ -428,8 +478,9 @@ def code_data_run(
     set_threads(threads)
     klass = get_model_class(model)
     if not issubclass(klass, NoiseInputs):
-        raise ConfigError(f"model '{model}' is not a GAN of the code-data comparison (use: "
-                          f"{', '.join(CODE_DATA_MODELS)})")
+        raise ConfigError(
+            f"model '{model}' is not a GAN of the code-data comparison (use: {', '.join(CODE_DATA_MODELS)})"
+        )
     instance = klass(preset, **dict(params or {}))
     adata = read_h5ad(simulated)
     truth = factor_table(adata.obs, factors or simulation_factors(adata))
@@ -450,32 +501,65 @@ def code_data_run(
     rows, arrays = [], {}
     for name, (codes, generated) in sets.items():
         table, gen_pcs, predicted = code_data_table(codes, generated, pca=pca, real_pcs=real_pcs, truth=truth, k=k)
-        rows += [{"model": name, "factor": str(factor), "abs_rho": float(row["abs_rho"]), "gap": float(row["gap"]),
-                  "top_dim": str(row["top_dim"])} for factor, row in table.iterrows()]
+        rows += [
+            {
+                "model": name,
+                "factor": str(factor),
+                "abs_rho": float(row["abs_rho"]),
+                "gap": float(row["gap"]),
+                "top_dim": str(row["top_dim"]),
+            }
+            for factor, row in table.iterrows()
+        ]
         arrays |= {f"{name}__codes": codes, f"{name}__pcs": gen_pcs, f"{name}__factors": predicted.to_numpy()}
     if cells_output is not None:
         real_codes = instance.encode(adata) if traversed else None
         for name, generator in traversed.items():
-            values, X = latent_traversals(generator, real_codes, steps=traversal_steps, draws=traversal_draws,
-                                          seed=seed)
+            values, X = latent_traversals(
+                generator, real_codes, steps=traversal_steps, draws=traversal_draws, seed=seed
+            )
             pcs = pca.project_log1p(X)
             shape = (values.shape[0], traversal_draws, traversal_steps)
-            arrays |= {f"{name}__traversal_values": values,
-                       f"{name}__traversal_pcs": pcs[:, :2].reshape(*shape, 2),
-                       f"{name}__traversal_factors": knn_factor_regression(real_pcs, truth, pcs, k=k).reshape(
-                           *shape, truth.shape[1])}
-        arrays |= {"real_pcs": real_pcs[:, :2], "factor_names": np.asarray(truth.columns, dtype=str),
-                   "factor_range": np.column_stack([truth.min().to_numpy(float), truth.max().to_numpy(float)])}
+            arrays |= {
+                f"{name}__traversal_values": values,
+                f"{name}__traversal_pcs": pcs[:, :2].reshape(*shape, 2),
+                f"{name}__traversal_factors": knn_factor_regression(real_pcs, truth, pcs, k=k).reshape(
+                    *shape, truth.shape[1]
+                ),
+            }
+        arrays |= {
+            "real_pcs": real_pcs[:, :2],
+            "factor_names": np.asarray(truth.columns, dtype=str),
+            "factor_range": np.column_stack([truth.min().to_numpy(float), truth.max().to_numpy(float)]),
+        }
         with atomic.atomic_path(cells_output) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
-    atomic.write_json(output, {"generator": model, "seed": int(seed), "n_cells": int(n_cells), "k": int(k),
-                            "train_seconds": round(train_seconds, 3), "rows": rows})
-    log.info("code-data correlations of %s (seed %d): %s", model, seed,
-             ", ".join(f"{r['model']}/{r['factor']} |rho| {r['abs_rho']:.2f} gap {r['gap']:.2f}" for r in rows))
+    atomic.write_json(
+        output,
+        {
+            "generator": model,
+            "seed": int(seed),
+            "n_cells": int(n_cells),
+            "k": int(k),
+            "train_seconds": round(train_seconds, 3),
+            "rows": rows,
+        },
+    )
+    log.info(
+        "code-data correlations of %s (seed %d): %s",
+        model,
+        seed,
+        ", ".join(f"{r['model']}/{r['factor']} |rho| {r['abs_rho']:.2f} gap {r['gap']:.2f}" for r in rows),
+    )
 
 
-def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str | Path,
-                      figures: Mapping[str, str | Path], scores: str | Path | None = None) -> None:
+def code_data_summary(
+    *,
+    inputs: Mapping[str, Sequence[str | Path]],
+    table: str | Path,
+    figures: Mapping[str, str | Path],
+    scores: str | Path | None = None,
+) -> None:
     """All code-data rows (``inputs``: simulation -> metrics files) in one table (``abs_rho`` and ``gap`` per
     factor); per simulation, bars of both by factor and generator (``figures``: simulation -> file; MichiGAN
     Fig. 4); ``scores``: per simulation and generator, the mean over factors of the gap (``correlation_gap``,
@@ -495,15 +579,18 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
             record = json.loads(Path(path).read_text())
             frame = pd.DataFrame(record["rows"]).assign(simulation=simulation, seed=record["seed"])
             if "gap" not in frame.columns:
-                raise DataError(f"{path}: code-data rows without 'gap' (written before the correlation gap was "
-                                "measured); delete the file to rerun its job")
+                raise DataError(
+                    f"{path}: code-data rows without 'gap' (written before the correlation gap was "
+                    "measured); delete the file to rerun its job"
+                )
             frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)[["simulation", "model", "seed", "factor", "abs_rho", "gap"]]
     atomic.write_tsv(table, frame.round(4))
     if scores is not None:
         keys = ["simulation", "model"]
-        per_run = frame.groupby([*keys, "seed"], sort=False).agg(correlation_gap=("gap", "mean"),
-                                                                 max_abs_rho=("abs_rho", "mean"))
+        per_run = frame.groupby([*keys, "seed"], sort=False).agg(
+            correlation_gap=("gap", "mean"), max_abs_rho=("abs_rho", "mean")
+        )
         stats = per_run.groupby(level=keys, sort=False).agg(["mean", "std"])
         stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
         stats.insert(0, "n_runs", per_run.groupby(level=keys, sort=False).size())
@@ -518,8 +605,14 @@ def code_data_summary(*, inputs: Mapping[str, Sequence[str | Path]], table: str 
         save_figure(fig, output)
 
 
-def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: Mapping[str, str | Path],
-                 n_neighbors: int = 30, seed: int = 0) -> None:
+def code_figures(
+    *,
+    cells: Mapping[str, str | Path],
+    simulation: str,
+    outputs: Mapping[str, str | Path],
+    n_neighbors: int = 30,
+    seed: int = 0,
+) -> None:
     """The generated cells of one code-data run per GAN (``cells``: GAN -> ``.npz`` of :func:`code_data_run`):
     per generator ``g`` a UMAP of its cells coloured by their predicted factors and by each input code dim
     (``outputs["umap_<g>"]``, MichiGAN Fig. 4a) and, for generators with codes, their latent traversals
@@ -538,21 +631,31 @@ def code_figures(*, cells: Mapping[str, str | Path], simulation: str, outputs: M
         names = [str(n) for n in data["factor_names"]]
         for generator in sorted({key.split("__")[0] for key in data if "__" in key}):
             if f"umap_{generator}" in outputs:
-                coords = embed(data[f"{generator}__pcs"], "umap", seed=seed, n_neighbors=n_neighbors,
-                                perplexity=30.0)
+                coords = embed(data[f"{generator}__pcs"], "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
                 predicted = pd.DataFrame(data[f"{generator}__factors"], columns=names).round(2)
-                fig = plot_latent_umap(coords, predicted, data[f"{generator}__codes"],
-                                       title=f"{generator} cells, {simulation_label(simulation)}: predicted factors and codes")
+                fig = plot_latent_umap(
+                    coords,
+                    predicted,
+                    data[f"{generator}__codes"],
+                    title=f"{generator} cells, {simulation_label(simulation)}: predicted factors and codes",
+                )
                 save_figure(fig, outputs[f"umap_{generator}"])
                 drawn.add(f"umap_{generator}")
             if f"traversal_{generator}" in outputs and f"{generator}__traversal_values" in data:
-                fig = plot_traversals(data[f"{generator}__traversal_values"], data[f"{generator}__traversal_pcs"],
-                                      data[f"{generator}__traversal_factors"], background=data["real_pcs"],
-                                      factor_names=names, factor_range=data["factor_range"],
-                                      title=f"{generator}, {simulation_label(simulation)}: latent traversals")
+                fig = plot_traversals(
+                    data[f"{generator}__traversal_values"],
+                    data[f"{generator}__traversal_pcs"],
+                    data[f"{generator}__traversal_factors"],
+                    background=data["real_pcs"],
+                    factor_names=names,
+                    factor_range=data["factor_range"],
+                    title=f"{generator}, {simulation_label(simulation)}: latent traversals",
+                )
                 save_figure(fig, outputs[f"traversal_{generator}"])
                 drawn.add(f"traversal_{generator}")
     missing = sorted(set(outputs) - drawn)
     if missing:
-        raise DataError(f"code-data cells {', '.join(map(str, cells.values()))} cannot draw {', '.join(missing)} "
-                        "(UMAPs need the generator's cells, traversals a generator with codes: michigan, betatcvae)")
+        raise DataError(
+            f"code-data cells {', '.join(map(str, cells.values()))} cannot draw {', '.join(missing)} "
+            "(UMAPs need the generator's cells, traversals a generator with codes: michigan, betatcvae)"
+        )

@@ -125,8 +125,10 @@ def parse_combination(text: str) -> tuple[str, str]:
         raise ConfigError(f"held-out combination must be a string 'TYPE{SEPARATOR}CONDITION', got {text!r}")
     parts = text.split(SEPARATOR)
     if len(parts) != 2 or not all(p.strip() for p in parts):
-        raise ConfigError(f"held-out combination '{text}' is not of the form 'TYPE{SEPARATOR}CONDITION' "
-                          f"(one '{SEPARATOR}' between a cell type and a condition, e.g. 'Path2{SEPARATOR}Batch1')")
+        raise ConfigError(
+            f"held-out combination '{text}' is not of the form 'TYPE{SEPARATOR}CONDITION' "
+            f"(one '{SEPARATOR}' between a cell type and a condition, e.g. 'Path2{SEPARATOR}Batch1')"
+        )
     return parts[0].strip(), parts[1].strip()
 
 
@@ -152,8 +154,10 @@ def check_design(
     target_type, target_condition = parse_combination(combination)
     for key, what in ((cell_type_key, "cell type"), (condition_key, "condition")):
         if key not in obs.columns:
-            raise DataError(f"the {what} column obs['{key}'] does not exist (available: "
-                            f"{', '.join(map(str, obs.columns)) or 'none'})")
+            raise DataError(
+                f"the {what} column obs['{key}'] does not exist (available: "
+                f"{', '.join(map(str, obs.columns)) or 'none'})"
+            )
         n_missing = int(obs[key].isna().sum())
         if n_missing:
             raise DataError(f"the {what} column obs['{key}'] has {n_missing} missing values")
@@ -161,64 +165,99 @@ def check_design(
     conditions = obs[condition_key].astype(str).to_numpy()
     known_types, known_conditions = sorted(set(types)), sorted(set(conditions))
     if target_type not in known_types:
-        raise DataError(f"held-out combination '{combination}': cell type '{target_type}' does not occur in "
-                        f"obs['{cell_type_key}'] (values: {', '.join(known_types)})")
+        raise DataError(
+            f"held-out combination '{combination}': cell type '{target_type}' does not occur in "
+            f"obs['{cell_type_key}'] (values: {', '.join(known_types)})"
+        )
     if target_condition not in known_conditions:
-        raise DataError(f"held-out combination '{combination}': condition '{target_condition}' does not occur in "
-                        f"obs['{condition_key}'] (values: {', '.join(known_conditions)})")
+        raise DataError(
+            f"held-out combination '{combination}': condition '{target_condition}' does not occur in "
+            f"obs['{condition_key}'] (values: {', '.join(known_conditions)})"
+        )
 
     def n_cells(cell_type: str, condition: str) -> int:
         return int(((types == cell_type) & (conditions == condition)).sum())
 
     n_held = n_cells(target_type, target_condition)
     if n_held < min_cells:
-        raise DataError(f"held-out combination '{combination}' has {n_held} cells (obs['{cell_type_key}'] == "
-                        f"'{target_type}' and obs['{condition_key}'] == '{target_condition}'); at least "
-                        f"{min_cells} are needed to score predictions")
+        raise DataError(
+            f"held-out combination '{combination}' has {n_held} cells (obs['{cell_type_key}'] == "
+            f"'{target_type}' and obs['{condition_key}'] == '{target_condition}'); at least "
+            f"{min_cells} are needed to score predictions"
+        )
 
     def shared(cell_type: str) -> list[str]:
-        return [c for c in known_conditions if c != target_condition
-                and n_cells(cell_type, c) > 0 and n_cells(target_type, c) > 0]
+        return [
+            c
+            for c in known_conditions
+            if c != target_condition and n_cells(cell_type, c) > 0 and n_cells(target_type, c) > 0
+        ]
 
     if control_type is None:
-        candidates = [t for t in known_types if t != target_type and n_cells(t, target_condition) >= min_cells
-                      and shared(t)]
+        candidates = [
+            t for t in known_types if t != target_type and n_cells(t, target_condition) >= min_cells and shared(t)
+        ]
         if not candidates:
-            raise DataError(f"held-out combination '{combination}': no other cell type of obs['{cell_type_key}'] "
-                            f"has at least {min_cells} cells under obs['{condition_key}'] == '{target_condition}' "
-                            f"and shares another condition with '{target_type}': there is nothing to shift")
+            raise DataError(
+                f"held-out combination '{combination}': no other cell type of obs['{cell_type_key}'] "
+                f"has at least {min_cells} cells under obs['{condition_key}'] == '{target_condition}' "
+                f"and shares another condition with '{target_type}': there is nothing to shift"
+            )
         control_type = candidates[0]
     else:
         control_type = str(control_type)
         if control_type == target_type:
-            raise DataError(f"held-out combination '{combination}': the control type must differ from the "
-                            f"target type '{target_type}'")
+            raise DataError(
+                f"held-out combination '{combination}': the control type must differ from the "
+                f"target type '{target_type}'"
+            )
         if control_type not in known_types:
-            raise DataError(f"control type '{control_type}' does not occur in obs['{cell_type_key}'] "
-                            f"(values: {', '.join(known_types)})")
+            raise DataError(
+                f"control type '{control_type}' does not occur in obs['{cell_type_key}'] "
+                f"(values: {', '.join(known_types)})"
+            )
         n_control = n_cells(control_type, target_condition)
         if n_control < min_cells:
-            raise DataError(f"control type '{control_type}' has {n_control} cells under obs['{condition_key}'] == "
-                            f"'{target_condition}' (at least {min_cells} needed: latent arithmetic shifts them)")
+            raise DataError(
+                f"control type '{control_type}' has {n_control} cells under obs['{condition_key}'] == "
+                f"'{target_condition}' (at least {min_cells} needed: latent arithmetic shifts them)"
+            )
         if not shared(control_type):
-            raise DataError(f"cell types '{control_type}' and '{target_type}' share no condition of "
-                            f"obs['{condition_key}'] besides '{target_condition}': the type difference cannot "
-                            "be estimated")
+            raise DataError(
+                f"cell types '{control_type}' and '{target_type}' share no condition of "
+                f"obs['{condition_key}'] besides '{target_condition}': the type difference cannot "
+                "be estimated"
+            )
     return Design(cell_type_key, condition_key, target_type, target_condition, control_type)
 
 
 # ------------------------------------------------------------------------------------------------- the data
-def simulate(*, output: str | Path, seed: int, n_cells: int = 3000, n_genes: int = 1000, n_batches: int = 3,
-             n_paths: int = 3, params: Mapping[str, Any] | None = None) -> None:
+def simulate(
+    *,
+    output: str | Path,
+    seed: int,
+    n_cells: int = 3000,
+    n_genes: int = 1000,
+    n_batches: int = 3,
+    n_paths: int = 3,
+    params: Mapping[str, Any] | None = None,
+) -> None:
     """Write the default dataset: a Splatter simulation whose paths are the cell types and whose batches are the
     conditions (``params``: further :class:`~scsynth_core.data.simulate.SplatterParams` fields)."""
     from scsynth_core.data.simulate import simulate_splatter
 
-    adata = simulate_splatter(seed=seed, n_cells=n_cells, n_genes=n_genes, n_batches=n_batches, n_paths=n_paths,
-                              **dict(params or {}))
+    adata = simulate_splatter(
+        seed=seed, n_cells=n_cells, n_genes=n_genes, n_batches=n_batches, n_paths=n_paths, **dict(params or {})
+    )
     atomic.write_h5ad(output, adata)
-    log.info("simulated %d cells x %d genes (%d paths x %d batches, seed %d)", adata.n_obs, adata.n_vars, n_paths,
-             n_batches, seed)
+    log.info(
+        "simulated %d cells x %d genes (%d paths x %d batches, seed %d)",
+        adata.n_obs,
+        adata.n_vars,
+        n_paths,
+        n_batches,
+        seed,
+    )
 
 
 def _log1p(X) -> sp.csr_matrix:
@@ -306,15 +345,18 @@ def train_and_predict(
     params = dict(params or {})
     if codes is not None:
         if params.get("codes", codes) != codes:
-            raise ConfigError(f"perturbation codes '{codes}' contradicts MichiGAN's params codes "
-                              f"'{params['codes']}' (models.michigan.params.codes): set one of them")
+            raise ConfigError(
+                f"perturbation codes '{codes}' contradicts MichiGAN's params codes "
+                f"'{params['codes']}' (models.michigan.params.codes): set one of them"
+            )
         params["codes"] = codes
     set_threads(threads)
     model = MichiGAN(preset, **params)  # checks the settings before reading data
     adata = read_h5ad(data)
     check_counts(adata.X, where=f"{data} (X)")
-    design = check_design(adata.obs, combination, cell_type_key=cell_type_key, condition_key=condition_key,
-                          control_type=control_type)
+    design = check_design(
+        adata.obs, combination, cell_type_key=cell_type_key, condition_key=condition_key, control_type=control_type
+    )
     held = design.held_out(adata.obs)
     train = adata[~held].copy()
     real = adata[held].copy()
@@ -322,16 +364,28 @@ def train_and_predict(
     t0 = time.perf_counter()
     history = model.fit(train, seed=seed, device=device, max_steps=max_steps, progress=progress)
     train_seconds = time.perf_counter() - t0
-    log.info("trained MichiGAN on %d cells without %s (%d cells) in %.1f s", model.n_train, design.combination,
-             real.n_obs, train_seconds)
+    log.info(
+        "trained MichiGAN on %d cells without %s (%d cells) in %.1f s",
+        model.n_train,
+        design.combination,
+        real.n_obs,
+        train_seconds,
+    )
 
     t1 = time.perf_counter()
     z_train, z_real = encode_pair(model, train, real, sample=model.params["codes"] == "sample", seed=seed)
     is_control = design.control(train.obs)
     z_control = z_train[is_control]
-    z_pred = latent_arithmetic(z_train, train.obs[cell_type_key].astype(str), train.obs[condition_key].astype(str),
-                               control_type=design.control_type, target_condition=design.target_condition,
-                               target_type=design.target_type, balance=balance, seed=seed).astype(np.float32)
+    z_pred = latent_arithmetic(
+        z_train,
+        train.obs[cell_type_key].astype(str),
+        train.obs[condition_key].astype(str),
+        control_type=design.control_type,
+        target_condition=design.target_condition,
+        target_type=design.target_type,
+        balance=balance,
+        seed=seed,
+    ).astype(np.float32)
     control = train[is_control]
     sets = {
         "michigan": (sp.csr_matrix(model.generate_from_codes(z_pred, seed=seed).X, dtype=np.float32), z_pred),
@@ -379,25 +433,36 @@ def train_and_predict(
     names = list(sets) + [REAL]
     blocks = [sets[m][0] for m in sets] + [real_log]
     sources = [control.obs_names] * 3 + [real.obs_names]
-    obs = pd.DataFrame({
-        "method": pd.Categorical(np.repeat(names, [b.shape[0] for b in blocks]), categories=names),
-        "cell": np.concatenate([np.asarray(s, dtype=str) for s in sources]),
-    })
+    obs = pd.DataFrame(
+        {
+            "method": pd.Categorical(np.repeat(names, [b.shape[0] for b in blocks]), categories=names),
+            "cell": np.concatenate([np.asarray(s, dtype=str) for s in sources]),
+        }
+    )
     obs.index = [f"{m}_{i}" for m, b in zip(names, blocks) for i in range(b.shape[0])]
     cells = ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
     cells.obsm["X_codes"] = np.vstack([sets[m][1] for m in sets] + [z_real]).astype(np.float32)
     cells.obsm["X_pca"] = np.vstack([pcs[m] for m in sets] + [real_pcs]).astype(np.float32)
-    cells.uns["perturbation"] = {k: record[k] for k in ("combination", "cell_type", "condition", "cell_type_key",
-                                                        "condition_key", "control_type", "seed")}
+    cells.uns["perturbation"] = {
+        k: record[k]
+        for k in ("combination", "cell_type", "condition", "cell_type_key", "condition_key", "control_type", "seed")
+    }
     atomic.write_h5ad(outputs["cells"], cells)
     if "train_log" in outputs:
         atomic.write_tsv(outputs["train_log"], history_frame(history))
     if "model" in outputs:
         model.save(outputs["model"])
     atomic.write_json(outputs["metrics"], record)
-    log.info("%s (seed %d, control %s): RF error michigan %.3f, betatcvae %.3f, control %.3f; delta-H %.3f",
-             design.combination, seed, design.control_type, methods["michigan"]["rf_error"],
-             methods["betatcvae"]["rf_error"], methods["control"]["rf_error"], record["delta_h"])
+    log.info(
+        "%s (seed %d, control %s): RF error michigan %.3f, betatcvae %.3f, control %.3f; delta-H %.3f",
+        design.combination,
+        seed,
+        design.control_type,
+        methods["michigan"]["rf_error"],
+        methods["betatcvae"]["rf_error"],
+        methods["control"]["rf_error"],
+        record["delta_h"],
+    )
     return record
 
 
@@ -426,10 +491,17 @@ def runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for record in records:
         for method in METHODS:
             scores = record["methods"][method]
-            rows.append({"combination": record["combination"], "seed": int(record["seed"]), "method": method,
-                         "control_type": record["control_type"], "n_held_out": record["n_held_out"],
-                         **{k: scores.get(k, np.nan) for k in (*SCORES, "code_distance", "n_cells")},
-                         "train_seconds": record.get("train_seconds", np.nan)})
+            rows.append(
+                {
+                    "combination": record["combination"],
+                    "seed": int(record["seed"]),
+                    "method": method,
+                    "control_type": record["control_type"],
+                    "n_held_out": record["n_held_out"],
+                    **{k: scores.get(k, np.nan) for k in (*SCORES, "code_distance", "n_cells")},
+                    "train_seconds": record.get("train_seconds", np.nan),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -499,9 +571,15 @@ def rank_by_delta_h(improvement: pd.DataFrame, n_lowest: int, *, by: str = "delt
     require_columns(improvement, ["combination", "seed", "delta_h", "improvement"], "rank_by_delta_h")
     frame = improvement.assign(abs_delta_h=improvement["delta_h"].abs())
     grouped = frame.groupby("combination", sort=True)
-    table = pd.DataFrame({"n_seeds": grouped.size(), "delta_h": grouped["delta_h"].mean(),
-                          "delta_h_sd": grouped["delta_h"].std(), "abs_delta_h": grouped["abs_delta_h"].mean(),
-                          "improvement": grouped["improvement"].mean()})
+    table = pd.DataFrame(
+        {
+            "n_seeds": grouped.size(),
+            "delta_h": grouped["delta_h"].mean(),
+            "delta_h_sd": grouped["delta_h"].std(),
+            "abs_delta_h": grouped["abs_delta_h"].mean(),
+            "improvement": grouped["improvement"].mean(),
+        }
+    )
     if table[by].isna().any():
         missing = ", ".join(table.index[table[by].isna()])
         raise DataError(f"rank_by_delta_h: no delta-H for {missing}")
@@ -512,8 +590,7 @@ def rank_by_delta_h(improvement: pd.DataFrame, n_lowest: int, *, by: str = "delt
     return table
 
 
-def select_lowest_delta_h(*, improvement: str | Path, output: str | Path, n_lowest: int,
-                          by: str = "delta_h") -> None:
+def select_lowest_delta_h(*, improvement: str | Path, output: str | Path, n_lowest: int, by: str = "delta_h") -> None:
     """Write :func:`rank_by_delta_h` of the ``improvement`` table (:func:`summarise`) to ``output`` (TSV); the
     workflow retrains the ``selected`` combinations with further seeds."""
     import pandas as pd
@@ -549,8 +626,12 @@ def summarise_retrain(*, ranking: str | Path, inputs: Sequence[str | Path], outp
     ranked = ranks[["rank", "combination", "delta_h"]].rename(columns={"delta_h": "delta_h_ranked"})
     table = ranked.merge(runs, on="combination", how="inner").sort_values(["rank", "seed"], kind="stable")
     atomic.write_tsv(output, table.round(4))
-    log.info("retrained %d runs of %d combinations; MichiGAN better in %d", len(table),
-             table["combination"].nunique(), int((table["improvement"] > 0).sum()))
+    log.info(
+        "retrained %d runs of %d combinations; MichiGAN better in %d",
+        len(table),
+        table["combination"].nunique(),
+        int((table["improvement"] > 0).sum()),
+    )
 
 
 def retrain_figure(*, table: str | Path, output: str | Path) -> None:
@@ -602,12 +683,21 @@ def figures(
 
         predicted = read_h5ad(cells)
         if "method" not in predicted.obs or "X_pca" not in predicted.obsm:
-            raise DataError(f"{cells}: not a predicted-cells file of the perturbation experiment "
-                            "(needs obs['method'] and obsm['X_pca'])")
-        coords = embed(np.asarray(predicted.obsm["X_pca"]), "umap", seed=seed,
-                        n_neighbors=min(n_neighbors, predicted.n_obs - 1), perplexity=30.0)
+            raise DataError(
+                f"{cells}: not a predicted-cells file of the perturbation experiment "
+                "(needs obs['method'] and obsm['X_pca'])"
+            )
+        coords = embed(
+            np.asarray(predicted.obsm["X_pca"]),
+            "umap",
+            seed=seed,
+            n_neighbors=min(n_neighbors, predicted.n_obs - 1),
+            perplexity=30.0,
+        )
         about = dict(predicted.uns.get("perturbation", {}))
-        title = (f"held out {about.get('combination', '?')} (control {about.get('control_type', '?')}, "
-                 f"seed {about.get('seed', '?')})")
+        title = (
+            f"held out {about.get('combination', '?')} (control {about.get('control_type', '?')}, "
+            f"seed {about.get('seed', '?')})"
+        )
         fig = plot_prediction_embedding(coords, predicted.obs["method"].astype(str).to_numpy(), title=title)
         save_figure(fig, outputs["umap"])

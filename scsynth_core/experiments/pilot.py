@@ -36,7 +36,15 @@ from scsynth_core.errors import ConfigError, DataError
 log = logging.getLogger("scsynth")
 
 #: Columns of a replicate table, in order (metrics follow).
-REPLICATE_COLUMNS = ["dataset", "model", "pilot_size", "seed", "n_unique_pilot_cells", "n_training_cells", "n_synthetic"]
+REPLICATE_COLUMNS = [
+    "dataset",
+    "model",
+    "pilot_size",
+    "seed",
+    "n_unique_pilot_cells",
+    "n_training_cells",
+    "n_synthetic",
+]
 #: Metrics summarised per model and pilot size (Fig. 2-3, Table 1).
 PILOT_METRICS = ["dbi_synthetic", "ari", "count_difference", "mad_median", "mad_iqr", "mad_cv", "mad_zero_fraction"]
 #: Genes of the marginal-distribution figure when the config names no genes for a dataset.
@@ -48,11 +56,25 @@ DEFAULT_EXAMPLE_GENES = 4
 #: means without the mean-preserving shift, and the paper's blocked Gibbs sampler (50 steps). These options
 #: are the reference behaviours :class:`scsynth_core.models.scdbm.ScDBM` keeps; they override any preset.
 SCDBM_REFERENCE: dict[str, Any] = {
-    "hidden_sizes": [4, 2], "pretrain_epochs": [60, 40], "finetune_epochs": 10, "batch_size": 64,
-    "finetune_batch_size": None, "optimizer": "sgd", "lr_schedule": "reference", "cd_steps": 1,
-    "finetune_particles": 100, "finetune_gibbs_steps": 5, "theta_init": 0.5, "dispersion_every": 5,
-    "dispersion_lambda": 1.0, "dispersion_iter": 20, "dispersion_mean": "chains", "dispersion_keep_means": False,
-    "sampler": "gibbs", "gibbs_scheme": "blocked", "burn_in": 50,
+    "hidden_sizes": [4, 2],
+    "pretrain_epochs": [60, 40],
+    "finetune_epochs": 10,
+    "batch_size": 64,
+    "finetune_batch_size": None,
+    "optimizer": "sgd",
+    "lr_schedule": "reference",
+    "cd_steps": 1,
+    "finetune_particles": 100,
+    "finetune_gibbs_steps": 5,
+    "theta_init": 0.5,
+    "dispersion_every": 5,
+    "dispersion_lambda": 1.0,
+    "dispersion_iter": 20,
+    "dispersion_mean": "chains",
+    "dispersion_keep_means": False,
+    "sampler": "gibbs",
+    "gibbs_scheme": "blocked",
+    "burn_in": 50,
 }
 #: Pilot-only model names: name -> (registered model, hyperparameters fixed over its settings).
 MODEL_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"scdbm_reference": ("scdbm", SCDBM_REFERENCE)}
@@ -72,8 +94,9 @@ def pilot_indices(n_cells: int, size: int, *, seed: int, replace: bool = True) -
     if size < 2:
         raise ConfigError(f"pilot size must be at least 2 cells, got {size}")
     if not replace and size > n_cells:
-        raise DataError(f"a pilot of {size} cells drawn without replacement needs at least {size} cells, "
-                        f"the dataset has {n_cells}")
+        raise DataError(
+            f"a pilot of {size} cells drawn without replacement needs at least {size} cells, the dataset has {n_cells}"
+        )
     rng = np.random.default_rng([int(seed), int(size)])
     return np.sort(rng.choice(n_cells, size=size, replace=replace))
 
@@ -173,8 +196,10 @@ def run_pilot_replicates(
     registered, params = resolve_model(model, params)
     klass = get_model_class(registered)
     if klass.representation != "counts":
-        raise ConfigError(f"pilot: model '{model}' generates {klass.representation} values; the pilot experiment "
-                          "compares count matrices (use a count model: noise, scdbm, scvi_prior, scvi_posterior)")
+        raise ConfigError(
+            f"pilot: model '{model}' generates {klass.representation} values; the pilot experiment "
+            "compares count matrices (use a count model: noise, scdbm, scvi_prior, scvi_posterior)"
+        )
     klass(preset, **params)  # reject bad hyperparameters before reading data
     if not replicates:
         raise ConfigError("pilot: no replicates given")
@@ -195,8 +220,9 @@ def run_pilot_replicates(
         t1 = time.perf_counter()
         synthetic = instance.sample(original.n_obs, seed=seed, progress=True)
         t2 = time.perf_counter()
-        metrics = evaluate_pilot_set(ref, synthetic, space=space, resolution=resolution, n_neighbors=n_neighbors,
-                                     seed=seed)
+        metrics = evaluate_pilot_set(
+            ref, synthetic, space=space, resolution=resolution, n_neighbors=n_neighbors, seed=seed
+        )
         t3 = time.perf_counter()
         embedded = metrics.pop("embedded")
         if i == example_at:
@@ -204,16 +230,30 @@ def run_pilot_replicates(
             embedded.uns["pilot"] = {"dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed)}
             atomic.write_h5ad(example, embedded)
         work_seconds += time.perf_counter() - t0
-        rows.append({
-            "dataset": dataset, "model": model, "pilot_size": int(size), "seed": int(seed),
-            "n_unique_pilot_cells": len(np.unique(pilot.obs_names.str.replace(r"-\d+$", "", regex=True))),
-            "n_training_cells": int(train.n_obs),
-            **metrics,
-            "train_seconds": round(t1 - t0, 3), "generate_seconds": round(t2 - t1, 3),
-            "evaluate_seconds": round(t3 - t2, 3),
-        })
-        log.info("pilot %s size %d seed %d: DBI %.3f (original %.3f), ARI %.3f, %.1f s", model, size, seed,
-                 metrics["dbi_synthetic"], metrics["dbi_original"], metrics.get("ari", float("nan")), t3 - t0)
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "pilot_size": int(size),
+                "seed": int(seed),
+                "n_unique_pilot_cells": len(np.unique(pilot.obs_names.str.replace(r"-\d+$", "", regex=True))),
+                "n_training_cells": int(train.n_obs),
+                **metrics,
+                "train_seconds": round(t1 - t0, 3),
+                "generate_seconds": round(t2 - t1, 3),
+                "evaluate_seconds": round(t3 - t2, 3),
+            }
+        )
+        log.info(
+            "pilot %s size %d seed %d: DBI %.3f (original %.3f), ARI %.3f, %.1f s",
+            model,
+            size,
+            seed,
+            metrics["dbi_synthetic"],
+            metrics["dbi_original"],
+            metrics.get("ari", float("nan")),
+            t3 - t0,
+        )
     job = startup + time.perf_counter() - t_step
     table = pd.DataFrame(rows)
     table["job_seconds"] = round(job, 3)
@@ -239,40 +279,58 @@ def summarise(
     atomic.write_tsv(output, table)
     atomic.write_tsv(table1, count_difference_table(table))
     checks = [json.loads(Path(path).read_text()) for path in zero_checks]
-    atomic.write_tsv(zeros, pd.DataFrame([
-        {key: check[key] for key in ("model", "pilot_size", "seed", "added_zeros", "zero_fraction_original")} | run
-        for check in checks for run in check["runs"]
-    ]))
+    atomic.write_tsv(
+        zeros,
+        pd.DataFrame(
+            [
+                {key: check[key] for key in ("model", "pilot_size", "seed", "added_zeros", "zero_fraction_original")}
+                | run
+                for check in checks
+                for run in check["runs"]
+            ]
+        ),
+    )
     job = sum(float(f["job_seconds"].iloc[0]) for f in frames)
     spent = sum(float(f["job_overhead_seconds"].iloc[0]) for f in frames)
-    atomic.write_json(overhead, {"jobs": len(frames), "job_seconds_total": round(job, 2),
-                              "overhead_seconds_total": round(spent, 2),
-                              "overhead_fraction": round(spent / job, 4) if job > 0 else None})
+    atomic.write_json(
+        overhead,
+        {
+            "jobs": len(frames),
+            "job_seconds_total": round(job, 2),
+            "overhead_seconds_total": round(spent, 2),
+            "overhead_fraction": round(spent / job, 4) if job > 0 else None,
+        },
+    )
 
 
 def count_difference_table(replicates):
     """Treppner 2021 Table 1: the per-cluster cell-count difference (summed over clusters) by model and pilot
     size, mean and sd over seeds (columns ``mean_<size>``, ``sd_<size>``; sd is empty with one seed)."""
     # dropna=False keeps the all-nan sd columns of a one-seed run: the table has the same columns for any run.
-    wide = replicates.pivot_table(index="model", columns="pilot_size", values="count_difference",
-                                  aggfunc=["mean", "std"], dropna=False)
+    wide = replicates.pivot_table(
+        index="model", columns="pilot_size", values="count_difference", aggfunc=["mean", "std"], dropna=False
+    )
     wide.columns = [f"{'sd' if stat == 'std' else stat}_{size}" for stat, size in wide.columns]
     return wide.reset_index().round(1)
 
 
-def dataset_example_genes(spec: int | Sequence[str] | Mapping[str, Any], dataset: str,
-                          datasets: Sequence[str]) -> int | list[str]:
+def dataset_example_genes(
+    spec: int | Sequence[str] | Mapping[str, Any], dataset: str, datasets: Sequence[str]
+) -> int | list[str]:
     """One dataset's ``pilot.example_genes``: a count, gene names, or a mapping dataset -> count or names (a
     dataset it leaves out gets :data:`DEFAULT_EXAMPLE_GENES` genes; a key not in ``datasets`` is a ConfigError)."""
     if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - set(datasets))
         if unknown:
-            raise ConfigError(f"pilot.example_genes names dataset(s) {unknown} that pilot.datasets "
-                              f"{list(datasets)} does not list")
+            raise ConfigError(
+                f"pilot.example_genes names dataset(s) {unknown} that pilot.datasets {list(datasets)} does not list"
+            )
         spec = spec.get(dataset, DEFAULT_EXAMPLE_GENES)
     if isinstance(spec, bool) or not isinstance(spec, (int, list, tuple)) or (isinstance(spec, int) and spec < 1):
-        raise ConfigError(f"pilot.example_genes for dataset '{dataset}': expected a positive number of genes or a "
-                          f"list of gene names, got {spec!r}")
+        raise ConfigError(
+            f"pilot.example_genes for dataset '{dataset}': expected a positive number of genes or a "
+            f"list of gene names, got {spec!r}"
+        )
     return int(spec) if isinstance(spec, int) else [str(gene) for gene in spec]
 
 
@@ -288,9 +346,11 @@ def example_gene_columns(spec: int | Sequence[str], gene_names: Sequence[str], X
     names = pd.Index([str(gene) for gene in gene_names])
     missing = [gene for gene in spec if gene not in names]
     if missing:
-        raise DataError(f"pilot.example_genes: gene(s) {missing} are not among the {len(names)} genes of dataset "
-                        f"'{dataset}' (results/data/{dataset}/prepared.h5ad keeps the recipe's highly variable "
-                        "genes); name genes it kept or give a number of genes")
+        raise DataError(
+            f"pilot.example_genes: gene(s) {missing} are not among the {len(names)} genes of dataset "
+            f"'{dataset}' (results/data/{dataset}/prepared.h5ad keeps the recipe's highly variable "
+            "genes); name genes it kept or give a number of genes"
+        )
     return np.array([int(np.flatnonzero(names == gene)[0]) for gene in spec])
 
 
@@ -309,8 +369,7 @@ def example_umap_frame(reference, examples: Mapping[str, Any]):
 
 
 #: Columns the figures read from the replicate table that tables written before they existed lack.
-_FIGURE_COLUMNS = ["dbi_synthetic", "dbi_original", "ari", "dbi_counts_synthetic", "dbi_counts_original",
-                   "rand_index"]
+_FIGURE_COLUMNS = ["dbi_synthetic", "dbi_original", "ari", "dbi_counts_synthetic", "dbi_counts_original", "rand_index"]
 
 
 def figures(
@@ -346,31 +405,53 @@ def figures(
     table = pd.read_csv(replicates, sep="\t")
     missing = [column for column in _FIGURE_COLUMNS if column not in table.columns]
     if missing:
-        raise DataError(f"{replicates}: no column(s) {missing}; the batch tables predate them: rerun the "
-                        "replicates (snakemake --forcerun pilot_replicates)")
-    dbi = plot_metric_panels(table, [
-        {"metric": "dbi_synthetic", "reference": float(table["dbi_original"].iloc[0]), "ylabel": "DBI",
-         "title": "UMAP of the original data"},
-        {"metric": "dbi_counts_synthetic", "reference": float(table["dbi_counts_original"].iloc[0]),
-         "ylabel": "DBI", "title": "count matrices (the authors')"},
-    ], title=f"{dataset}: Davies-Bouldin index of synthetic cells")
+        raise DataError(
+            f"{replicates}: no column(s) {missing}; the batch tables predate them: rerun the "
+            "replicates (snakemake --forcerun pilot_replicates)"
+        )
+    dbi = plot_metric_panels(
+        table,
+        [
+            {
+                "metric": "dbi_synthetic",
+                "reference": float(table["dbi_original"].iloc[0]),
+                "ylabel": "DBI",
+                "title": "UMAP of the original data",
+            },
+            {
+                "metric": "dbi_counts_synthetic",
+                "reference": float(table["dbi_counts_original"].iloc[0]),
+                "ylabel": "DBI",
+                "title": "count matrices (the authors')",
+            },
+        ],
+        title=f"{dataset}: Davies-Bouldin index of synthetic cells",
+    )
     save_figure(dbi, outputs["dbi"])
-    agreement = plot_metric_panels(table, [
-        {"metric": "ari", "title": "ARI: transferred labels vs fresh clustering"},
-        {"metric": "rand_index", "ylabel": "Rand index", "title": "Rand index paired by row (the authors')"},
-    ], title=f"{dataset}: agreement of cluster labels")
+    agreement = plot_metric_panels(
+        table,
+        [
+            {"metric": "ari", "title": "ARI: transferred labels vs fresh clustering"},
+            {"metric": "rand_index", "ylabel": "Rand index", "title": "Rand index paired by row (the authors')"},
+        ],
+        title=f"{dataset}: agreement of cluster labels",
+    )
     save_figure(agreement, outputs["ari"])
     names = {"mad_median": "median", "mad_iqr": "iqr", "mad_cv": "cv", "mad_zero_fraction": "zeros"}
-    tidy = table.melt(id_vars=["model", "pilot_size", "seed"], value_vars=list(names), var_name="statistic",
-                      value_name="mad").replace({"statistic": names})
+    tidy = table.melt(
+        id_vars=["model", "pilot_size", "seed"], value_vars=list(names), var_name="statistic", value_name="mad"
+    ).replace({"statistic": names})
     save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
     loaded = {model: read_h5ad(path) for model, path in examples.items()}
     sets = {"original": ref.layers["counts"]} | {model: cells.X for model, cells in loaded.items()}
     size = max(cells.uns["pilot"]["pilot_size"] for cells in loaded.values())
     fig = plot_gene_marginals(sets, ref.var_names, genes=genes, title=f"{dataset}: pilots of {size} cells")
     save_figure(fig, outputs["marginals"])
-    umaps = plot_embedding(example_umap_frame(ref, loaded), color_by="set",
-                           title=f"{dataset}: synthetic cells from pilots of {size} cells over the original cells")
+    umaps = plot_embedding(
+        example_umap_frame(ref, loaded),
+        color_by="set",
+        title=f"{dataset}: synthetic cells from pilots of {size} cells over the original cells",
+    )
     save_figure(umaps, outputs["example_umaps"])
     per_gene = {model: pd.read_csv(path, sep="\t") for model, path in zero_genes.items()}
     zeros = plot_gene_zero_fractions(per_gene, title=f"{dataset}: zeros per gene after adding zeros to the pilot")
@@ -429,11 +510,22 @@ def zero_inflation_check(
         train = training_cells(data, registered, holdout=holdout, seed=seed, size=size)
         instance.fit(train, label_key=None, seed=seed, device=device, max_steps=max_steps, progress=True)
         synthetic = instance.sample(original.n_obs, seed=seed)
-        rows.append({"training_set": name, "zero_fraction_training": zero_fraction(data.X),
-                     "zero_fraction_synthetic": zero_fraction(synthetic.X)})
+        rows.append(
+            {
+                "training_set": name,
+                "zero_fraction_training": zero_fraction(data.X),
+                "zero_fraction_synthetic": zero_fraction(synthetic.X),
+            }
+        )
         per_gene[name] = gene_zero_fractions(data.X)
         per_gene[f"{name}_synthetic"] = gene_zero_fractions(synthetic.X)
-    result = {"model": model, "pilot_size": int(size), "seed": int(seed), "added_zeros": fraction,
-              "zero_fraction_original": zero_fraction(original.X), "runs": rows}
+    result = {
+        "model": model,
+        "pilot_size": int(size),
+        "seed": int(seed),
+        "added_zeros": fraction,
+        "zero_fraction_original": zero_fraction(original.X),
+        "runs": rows,
+    }
     atomic.write_tsv(genes_output, pd.DataFrame(per_gene).round(6))
     atomic.write_json(output, json.loads(json.dumps(result)))

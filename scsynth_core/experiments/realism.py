@@ -86,8 +86,10 @@ def _heatmap_genes(path: str | Path, heatmaps: Sequence[str]) -> dict[str, list[
         raise ConfigError(f"realism.heatmaps: unknown heatmap(s) {unknown}; expected some of {sorted(HEATMAPS)}")
     table = _marker_table(path)
     if "cluster" not in table and any(HEATMAPS[name]["largest"] for name in heatmaps):
-        raise DataError(f"{path}: a marker list without clusters (written by an older version); delete it so the "
-                        "workflow rebuilds it with the clusters' sizes, which realism.heatmaps: [marouf] needs")
+        raise DataError(
+            f"{path}: a marker list without clusters (written by an older version); delete it so the "
+            "workflow rebuilds it with the clusters' sizes, which realism.heatmaps: [marouf] needs"
+        )
     return {name: _read_markers(path) if HEATMAPS[name]["largest"] is None
             else marker_genes(table, largest=HEATMAPS[name]["largest"]) for name in heatmaps}  # fmt: skip
 
@@ -141,13 +143,22 @@ def _modern_groups(metrics: Sequence[str]) -> tuple[str, ...]:
     """Today's metric groups of a realism ``metrics`` list: every group but "papers", which must be listed."""
     chosen = [metrics] if isinstance(metrics, str) else list(metrics)
     if PAPERS not in chosen:
-        raise ConfigError(f"realism metrics {chosen}: must include '{PAPERS}' (the summary, leaderboard and figures "
-                          "are built on the papers' panel); list today's groups after it")
+        raise ConfigError(
+            f"realism metrics {chosen}: must include '{PAPERS}' (the summary, leaderboard and figures "
+            "are built on the papers' panel); list today's groups after it"
+        )
     return tuple(m for m in chosen if m != PAPERS)
 
 
-def _modern_of(real_test: ad.AnnData, generated: ad.AnnData, *, representation, metrics: Sequence[str], seed: int,
-               label_key: str = "cluster") -> dict[str, float]:
+def _modern_of(
+    real_test: ad.AnnData,
+    generated: ad.AnnData,
+    *,
+    representation,
+    metrics: Sequence[str],
+    seed: int,
+    label_key: str = "cluster",
+) -> dict[str, float]:
     """Today's metrics of the chosen groups ({} for none) of one generated set against the real test cells.
 
     In the realism protocol's PCA (fitted on training cells minus the control's), so neither compared set is
@@ -170,8 +181,15 @@ def _modern_overall(modern: dict[str, float]) -> dict[str, float | None]:
 
 
 def _write_realism(
-    metrics, roc, heatmaps, *, output: str | Path, roc_out: str | Path, heatmap_out: Mapping[str, str | Path],
-    modern: dict[str, float] | None = None, modern_out: str | Path | None = None,
+    metrics,
+    roc,
+    heatmaps,
+    *,
+    output: str | Path,
+    roc_out: str | Path,
+    heatmap_out: Mapping[str, str | Path],
+    modern: dict[str, float] | None = None,
+    modern_out: str | Path | None = None,
 ) -> None:
     """The run's outputs (``heatmap_out``: a file per heatmap); with today's metrics, their overall values join
     metrics.json and every value (overall and per cell type) goes to ``modern_out`` as a long table
@@ -230,8 +248,22 @@ def evaluate_realism(
                      modern=modern)  # fmt: skip
 
 
-def _score_and_write(test, cells, identity: Mapping[str, Any], *, representation, markers, heatmaps, output, roc,
-                     n_trees: int, seed: int, threads: int, metrics: Sequence[str], modern) -> None:
+def _score_and_write(
+    test,
+    cells,
+    identity: Mapping[str, Any],
+    *,
+    representation,
+    markers,
+    heatmaps,
+    output,
+    roc,
+    n_trees: int,
+    seed: int,
+    threads: int,
+    metrics: Sequence[str],
+    modern,
+) -> None:
     """The realism protocol on ``cells`` against the real ``test`` cells, written with ``identity`` (model name,
     seconds, parameters): the one path of :func:`evaluate_realism` and :func:`evaluate_real_control`."""
     rep, genes, heatmap_genes = _load_reference(representation, markers, list(heatmaps))
@@ -283,8 +315,10 @@ def evaluate_cells(
     elif representation == "marouf":
         rep = fit_marouf_representation(cells, seed=seed)
     else:
-        log.warning("no split given: the PCA is fitted on the real cells the generated cells are compared with, "
-                    "which favours the real side; give --split for the unbiased protocol")
+        log.warning(
+            "no split given: the PCA is fitted on the real cells the generated cells are compared with, "
+            "which favours the real side; give --split for the unbiased protocol"
+        )
         rep = fit_representation(cells, seed=seed)
     genes = top_de_genes(cells, groupby=label_key) if label_key and label_key in cells.obs else []
     real_test = cells[cells.obs["split"] == "test"].copy() if split is not None else cells
@@ -378,8 +412,11 @@ def evaluate_per_cluster_realism(
     atomic.write_tsv(roc, result.roc_frame())
     atomic.write_tsv(output, result.table)
     scored = result.table[result.table["skipped"] == ""]
-    log.info("per-cluster realism of %s: %s", where,
-             ", ".join(f"{c} AUC {a:.3f}" for c, a in zip(scored["cluster"], scored["rf_auc_mean"])) or "none scored")
+    log.info(
+        "per-cluster realism of %s: %s",
+        where,
+        ", ".join(f"{c} AUC {a:.3f}" for c, a in zip(scored["cluster"], scored["rf_auc_mean"])) or "none scored",
+    )
 
 
 def _read_per_cluster(path: str | Path):
@@ -387,8 +424,13 @@ def _read_per_cluster(path: str | Path):
     metrics' empty cells are missing."""
     import pandas as pd
 
-    return pd.read_csv(path, sep="\t", dtype={"cluster": str, "skipped": str}, keep_default_na=False,
-                       na_values={c: [""] for c in ("rf_auc_mean", "rf_auc_sd", "rf_error", "mmd")})
+    return pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"cluster": str, "skipped": str},
+        keep_default_na=False,
+        na_values={c: [""] for c in ("rf_auc_mean", "rf_auc_sd", "rf_error", "mmd")},
+    )
 
 
 def summarise_per_cluster(
@@ -398,8 +440,9 @@ def summarise_per_cluster(
     in order), then the per-cluster columns (clusters stay text)."""
     import pandas as pd
 
-    table = pd.concat([_read_per_cluster(path).assign(**run) for path, run in _with_runs(inputs, runs)],
-                      ignore_index=True)
+    table = pd.concat(
+        [_read_per_cluster(path).assign(**run) for path, run in _with_runs(inputs, runs)], ignore_index=True
+    )
     identity = ["dataset", "model", "replicate"]
     atomic.write_tsv(output, table[identity + [c for c in table.columns if c not in identity]])
 
@@ -759,7 +802,9 @@ def plot_leaderboard(*, summary: str | Path, output: str | Path, title: str = ""
     from scsynth_core.plots.bars import plot_leaderboard as draw
 
     frame = pd.read_csv(summary, sep="\t")
-    metrics = [m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "inception_score") if m in frame]
+    metrics = [
+        m for m in ("rf_auc_mean", "rf_error", "mmd", "correlation_discrepancy", "inception_score") if m in frame
+    ]
     save_figure(draw(frame, metrics=metrics, references={"rf_auc_mean": 0.5, "rf_error": 0.5}, title=title), output)
 
 

@@ -217,9 +217,7 @@ def augmentation_protocol(
     rng = np.random.default_rng(seed)
     # (variant, source of the extra cells, extra cells); the two real-data variants are shared by every set.
     runs = [("downsampled", "real", None), ("upsampled", "real", kept[rng.integers(0, len(kept), n_extra)])]
-    runs += [
-        ("augmented", name, g[np.sort(rng.choice(len(g), n_extra, replace=False))]) for name, g in sets.items()
-    ]
+    runs += [("augmented", name, g[np.sort(rng.choice(len(g), n_extra, replace=False))]) for name, g in sets.items()]
     rows = []
     for variant, source, extra in runs:
         scores = augmentation_f1(

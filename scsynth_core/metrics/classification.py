@@ -17,8 +17,10 @@ from scsynth_core.errors import DataError
 def _as_labels(truth: Sequence, predicted: Sequence) -> tuple[np.ndarray, np.ndarray]:
     truth, predicted = np.asarray(truth).astype(str), np.asarray(predicted).astype(str)
     if truth.ndim != 1 or truth.shape != predicted.shape:
-        raise DataError(f"classification scores need one predicted label per cell: got {truth.shape} true and "
-                        f"{predicted.shape} predicted labels")
+        raise DataError(
+            f"classification scores need one predicted label per cell: got {truth.shape} true and "
+            f"{predicted.shape} predicted labels"
+        )
     if truth.size == 0:
         raise DataError("classification scores need at least one labelled cell")
     return truth, predicted
@@ -48,6 +50,5 @@ def per_type_scores(truth: Sequence, predicted: Sequence) -> pd.DataFrame:
 
     truth, predicted = _as_labels(truth, predicted)
     types = sorted(set(truth) | set(predicted))
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=types,
-                                                                     zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=types, zero_division=0)
     return pd.DataFrame({"type": types, "precision": precision, "recall": recall, "f1": f1, "support": support})

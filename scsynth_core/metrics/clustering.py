@@ -109,9 +109,7 @@ def davies_bouldin(emb, labels, *, q: Literal[1, 2] = 2) -> float:
     return float(ratio.max(axis=1).mean())
 
 
-def cluster_count_difference(
-    original_labels, synthetic_labels, *, reduce: Literal["sum", "mean"] = "sum"
-) -> float:
+def cluster_count_difference(original_labels, synthetic_labels, *, reduce: Literal["sum", "mean"] = "sum") -> float:
     """Absolute difference of the number of cells per cluster between original and synthetic cells.
 
     ``reduce="sum"`` (default): ``sum_c |n_orig(c) - n_synth(c)|``, the quantity in Treppner 2021 Table 1

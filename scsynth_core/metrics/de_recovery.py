@@ -44,8 +44,9 @@ def one_vs_rest_lfc(X, labels, groups, *, target_sum: float = LSN_TARGET) -> np.
     groups = [str(g) for g in groups]
     code = pd.Categorical(labels, categories=groups).codes
     member = code >= 0
-    indicator = sp.csr_matrix((np.ones(member.sum()), (code[member], np.flatnonzero(member))),
-                              shape=(len(groups), logs.shape[0]))
+    indicator = sp.csr_matrix(
+        (np.ones(member.sum()), (code[member], np.flatnonzero(member))), shape=(len(groups), logs.shape[0])
+    )
     sums = np.asarray((indicator @ logs).todense())
     counts = np.bincount(code[member], minlength=len(groups)).astype(np.float64)[:, None]
     rest = logs.shape[0] - counts
@@ -62,8 +63,9 @@ def _labels(adata: ad.AnnData, label_key: str, which: str) -> np.ndarray:
     return adata.obs[label_key].astype(str).to_numpy()
 
 
-def de_recovery(real: ad.AnnData, generated: ad.AnnData, *, label_key: str, top_k: int = TOP_K,
-                min_cells: int = MIN_CELLS) -> pd.DataFrame:
+def de_recovery(
+    real: ad.AnnData, generated: ad.AnnData, *, label_key: str, top_k: int = TOP_K, min_cells: int = MIN_CELLS
+) -> pd.DataFrame:
     """Per cell type: agreement of real and generated one-vs-rest log fold changes (module docstring).
 
     Scores every type with at least ``min_cells`` cells in both sets (and other cells beside it in both).
@@ -82,9 +84,14 @@ def de_recovery(real: ad.AnnData, generated: ad.AnnData, *, label_key: str, top_
     lab_real, lab_gen = _labels(real, label_key, "real"), _labels(generated, label_key, "generated")
     n_real = pd.Series(lab_real).value_counts()
     n_gen = pd.Series(lab_gen).value_counts()
-    types = sorted(t for t in n_real.index
-                   if n_real[t] >= min_cells and n_gen.get(t, 0) >= min_cells
-                   and n_real[t] < len(lab_real) and n_gen[t] < len(lab_gen))
+    types = sorted(
+        t
+        for t in n_real.index
+        if n_real[t] >= min_cells
+        and n_gen.get(t, 0) >= min_cells
+        and n_real[t] < len(lab_real)
+        and n_gen[t] < len(lab_gen)
+    )
     columns = ["n_real", "n_generated", "lfc_pearson", "lfc_spearman", "top_k_jaccard"]
     if not types:
         return pd.DataFrame(columns=columns, index=pd.Index([], name=label_key, dtype=str), dtype=float)
@@ -96,10 +103,13 @@ def de_recovery(real: ad.AnnData, generated: ad.AnnData, *, label_key: str, top_
         constant = np.ptp(a) == 0 or np.ptp(b) == 0
         top_a = set(np.argsort(-a, kind="stable")[:k])
         top_b = set(np.argsort(-b, kind="stable")[:k])
-        rows.append([
-            n_real[t], n_gen[t],
-            np.nan if constant else float(np.corrcoef(a, b)[0, 1]),
-            np.nan if constant else float(spearmanr(a, b).statistic),
-            len(top_a & top_b) / len(top_a | top_b),
-        ])
+        rows.append(
+            [
+                n_real[t],
+                n_gen[t],
+                np.nan if constant else float(np.corrcoef(a, b)[0, 1]),
+                np.nan if constant else float(spearmanr(a, b).statistic),
+                len(top_a & top_b) / len(top_a | top_b),
+            ]
+        )
     return pd.DataFrame(rows, columns=columns, index=pd.Index(types, name=label_key)).astype(float)

@@ -289,14 +289,20 @@ def _mixture_log_density(points: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> 
     out = torch.empty(p.shape, dtype=torch.float32)
     step = max(1, _DENSITY_BLOCK // (n * dims))
     for start in range(0, p.shape[0], step):
-        log_pdf = log_norm - 0.5 * ((p[start:start + step, None, :] - m) * inv) ** 2  # (block, n, dims)
-        out[start:start + step] = torch.logsumexp(log_pdf, dim=1) - math.log(n)
+        log_pdf = log_norm - 0.5 * ((p[start : start + step, None, :] - m) * inv) ** 2  # (block, n, dims)
+        out[start : start + step] = torch.logsumexp(log_pdf, dim=1) - math.log(n)
     return out.numpy().astype(np.float64)
 
 
 def posterior_mig(
-    mu, logvar, factors, *, normalise: Literal["entropy", "levels"] = "entropy", max_cells: int = 12_000,
-    seed: int = 0, n_bins: int = N_BINS,
+    mu,
+    logvar,
+    factors,
+    *,
+    normalise: Literal["entropy", "levels"] = "entropy",
+    max_cells: int = 12_000,
+    seed: int = 0,
+    n_bins: int = N_BINS,
 ) -> dict[str, object]:
     """Mutual information gap estimated through a Gaussian encoder posterior ``q(z|x) = N(mu, diag(exp(logvar)))``
     (Chen et al. 2018, Sec. 4 "MIG"; the estimator of MichiGAN's ``metrics/DisentangleMetrics.py``).
@@ -576,9 +582,9 @@ def code_factor_spearman(codes, predicted_factors) -> pd.DataFrame:
     """
     z = as_latents(codes, "codes")
     names, f = _numeric_factors(predicted_factors, z.shape[0])
-    columns = [str(c) for c in codes.columns] if isinstance(codes, pd.DataFrame) else [
-        f"z{j}" for j in range(z.shape[1])
-    ]
+    columns = (
+        [str(c) for c in codes.columns] if isinstance(codes, pd.DataFrame) else [f"z{j}" for j in range(z.shape[1])]
+    )
     return pd.DataFrame(_spearman_block(f, z), index=names, columns=columns)
 
 
@@ -599,5 +605,7 @@ def code_factor_gaps(codes, predicted_factors) -> pd.DataFrame:
     if abs_rho.shape[1] < 2:
         raise DataError(f"the correlation gap needs at least 2 code dimensions, got {abs_rho.shape[1]}")
     values = abs_rho.to_numpy()
-    return pd.DataFrame({"abs_rho": values.max(axis=1), "gap": _top_gap(values),
-                         "top_dim": abs_rho.columns[values.argmax(axis=1)]}, index=abs_rho.index)
+    return pd.DataFrame(
+        {"abs_rho": values.max(axis=1), "gap": _top_gap(values), "top_dim": abs_rho.columns[values.argmax(axis=1)]},
+        index=abs_rho.index,
+    )

@@ -41,7 +41,9 @@ MEDIAN_SCALES = (0.5, 1.0, 2.0)
 MAX_CELLS = 2000
 
 
-def equal_subsample(n_x: int, n_y: int, *, max_cells: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def equal_subsample(
+    n_x: int, n_y: int, *, max_cells: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted row indices drawing two sets down to one size, ``min(n_x, n_y, max_cells)``, without replacement."""
     n = min(n_x, n_y) if max_cells is None else min(n_x, n_y, int(max_cells))
 
@@ -56,8 +58,9 @@ def checked_pair(x, y, *, what: str) -> tuple[np.ndarray, np.ndarray]:
     x = as_2d_float(x, "real").astype(np.float64, copy=False)
     y = as_2d_float(y, "generated").astype(np.float64, copy=False)
     if x.shape[1] != y.shape[1]:
-        raise DataError(f"{what}: real and generated cells have different numbers of features "
-                        f"({x.shape[1]} vs {y.shape[1]})")
+        raise DataError(
+            f"{what}: real and generated cells have different numbers of features ({x.shape[1]} vs {y.shape[1]})"
+        )
     if len(x) < 1 or len(y) < 1:
         raise DataError(f"{what} needs at least one cell in each set (got {len(x)} and {len(y)})")
     return x, y

@@ -72,13 +72,15 @@ def knn_fidelity_per_cell(real, generated, *, k: int = K_DEFAULT) -> KnnFidelity
 
     real, generated = checked_pair(real, generated, what="kNN fidelity")
     if not 1 <= k < min(len(real), len(generated)):
-        raise DataError(f"kNN fidelity needs 1 <= k < cells in each set: k = {k}, {len(real)} real and "
-                        f"{len(generated)} generated cells")
+        raise DataError(
+            f"kNN fidelity needs 1 <= k < cells in each set: k = {k}, {len(real)} real and "
+            f"{len(generated)} generated cells"
+        )
     r_real, r_gen = _kth_radius(real, k), _kth_radius(generated, k)
 
     def reduce(block: np.ndarray, start: int):
         # block: distances of real rows [start, start + len(block)) to every generated cell
-        return block <= r_gen[None, :], block <= r_real[start:start + len(block), None]
+        return block <= r_gen[None, :], block <= r_real[start : start + len(block), None]
 
     recalled, covered = [], []
     inside = np.zeros(len(generated), dtype=np.int64)  # real balls containing each generated cell
@@ -94,8 +96,9 @@ def knn_fidelity_per_cell(real, generated, *, k: int = K_DEFAULT) -> KnnFidelity
     )
 
 
-def knn_fidelity(real, generated, *, k: int = K_DEFAULT, max_cells: int | None = MAX_CELLS,
-                 seed: int = 0) -> dict[str, float]:
+def knn_fidelity(
+    real, generated, *, k: int = K_DEFAULT, max_cells: int | None = MAX_CELLS, seed: int = 0
+) -> dict[str, float]:
     """Precision, recall, density and coverage (Naeem et al. 2020) of generated vs real points.
 
     Both sets are first drawn down to one size (at most ``max_cells``, with ``seed``): recall and coverage

@@ -117,7 +117,8 @@ def latent_arithmetic(
             " those cells"
         )
     shared = [
-        c for c in pd.unique(cond)
+        c
+        for c in pd.unique(cond)
         if c != target_condition and (is_control & (cond == c)).any() and (is_target & (cond == c)).any()
     ]
     if not shared:

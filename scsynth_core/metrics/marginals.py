@@ -49,8 +49,16 @@ N_CORR_GENES = 200
 N_DIRECTIONS = 64
 
 #: The keys :func:`marginal_scores` returns, in order.
-SCORES = ("ks_library_size", "ks_cell_zero_fraction", "ks_gene_zero_fraction", "ks_gene_mean",
-          "ks_gene_variance", "ks_gene_correlation", "w1_mean_variance", "w1_mean_zero_fraction")
+SCORES = (
+    "ks_library_size",
+    "ks_cell_zero_fraction",
+    "ks_gene_zero_fraction",
+    "ks_gene_mean",
+    "ks_gene_variance",
+    "ks_gene_correlation",
+    "w1_mean_variance",
+    "w1_mean_zero_fraction",
+)
 
 
 def _counts(X) -> sp.csr_matrix:
@@ -123,14 +131,18 @@ def marginal_scores(real, generated, *, n_corr_genes: int = N_CORR_GENES) -> dic
     stats_real, stats_gen = marginal_statistics(real), marginal_statistics(generated)
     n_genes = len(stats_real["gene_mean"])
     if len(stats_gen["gene_mean"]) != n_genes:
-        raise DataError(f"real and generated cells have different numbers of genes ({n_genes} vs "
-                        f"{len(stats_gen['gene_mean'])})")
-    out = {f"ks_{name}": float(ks_2samp(stats_real[name], stats_gen[name]).statistic)
-           for name in ("library_size", "cell_zero_fraction", "gene_zero_fraction", "gene_mean", "gene_variance")}
-    top = np.sort(np.argsort(-stats_real["gene_mean"], kind="stable")[:min(n_corr_genes, n_genes)])
+        raise DataError(
+            f"real and generated cells have different numbers of genes ({n_genes} vs {len(stats_gen['gene_mean'])})"
+        )
+    out = {
+        f"ks_{name}": float(ks_2samp(stats_real[name], stats_gen[name]).statistic)
+        for name in ("library_size", "cell_zero_fraction", "gene_zero_fraction", "gene_mean", "gene_variance")
+    }
+    top = np.sort(np.argsort(-stats_real["gene_mean"], kind="stable")[: min(n_corr_genes, n_genes)])
     if len(top) >= 2:
-        out["ks_gene_correlation"] = float(ks_2samp(gene_correlations(real, top),
-                                                    gene_correlations(generated, top)).statistic)
+        out["ks_gene_correlation"] = float(
+            ks_2samp(gene_correlations(real, top), gene_correlations(generated, top)).statistic
+        )
     else:
         out["ks_gene_correlation"] = float("nan")
     for second in ("variance", "zero_fraction"):

@@ -95,8 +95,10 @@ def _check_metrics(metrics) -> tuple[str, ...]:
     chosen = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     unknown = [m for m in chosen if m not in METRICS]
     if unknown or not chosen:
-        raise ConfigError(f"modern metrics: unknown or empty metric group(s) {unknown or list(chosen)}; "
-                          f"expected some of {list(METRICS)}")
+        raise ConfigError(
+            f"modern metrics: unknown or empty metric group(s) {unknown or list(chosen)}; "
+            f"expected some of {list(METRICS)}"
+        )
     return chosen
 
 
@@ -173,7 +175,9 @@ def modern_metrics(
 
     chosen = _check_metrics(metrics)
     if min_cells < 2:
-        raise ConfigError(f"modern metrics: min_cells must be at least 2 (two-sample metrics per type), got {min_cells}")
+        raise ConfigError(
+            f"modern metrics: min_cells must be at least 2 (two-sample metrics per type), got {min_cells}"
+        )
     if list(map(str, real.var_names)) != list(map(str, generated.var_names)):
         raise DataError("modern metrics: real and generated cells have different genes (var_names must match in order)")
     lab_real, lab_gen = _labels(real, generated, label_key)
@@ -202,11 +206,14 @@ def modern_metrics(
             if in_gen.sum() >= min_cells:
                 values = _pc_space_metrics(real_pcs[in_real], gen_pcs[in_gen], chosen, max_cells=max_cells, seed=seed)
             else:  # too few generated cells of the type (e.g. dropped): no distance to measure
-                values = dict.fromkeys((key for g in ("wasserstein", "mmd", "nn1") if g in chosen
-                                        for key in GROUP_KEYS[g]), float("nan"))
+                values = dict.fromkeys(
+                    (key for g in ("wasserstein", "mmd", "nn1") if g in chosen for key in GROUP_KEYS[g]), float("nan")
+                )
             if fidelity is not None:
-                values |= {f"knn_{name}": value for name, value in
-                           fidelity.summary(lab_real[rows_real] == t, lab_gen[rows_gen] == t).items()}
+                values |= {
+                    f"knn_{name}": value
+                    for name, value in fidelity.summary(lab_real[rows_real] == t, lab_gen[rows_gen] == t).items()
+                }
             out |= {per_type_key(name, t): value for name, value in values.items()}
 
     if "marginals" in chosen:

@@ -46,8 +46,7 @@ def _log_normalised(counts: ad.AnnData) -> ad.AnnData:
     import scanpy as sc
     import scipy.sparse as sp
 
-    work = ad.AnnData(X=sp.csr_matrix(counts.X, dtype=np.float32), obs=counts.obs[[]].copy(),
-                      var=counts.var[[]].copy())
+    work = ad.AnnData(X=sp.csr_matrix(counts.X, dtype=np.float32), obs=counts.obs[[]].copy(), var=counts.var[[]].copy())
     sc.pp.normalize_total(work, target_sum=TARGET_SUM)
     sc.pp.log1p(work)
     return work
@@ -92,8 +91,13 @@ def build_pilot_reference(
     ref.var["pca_mean"] = np.asarray(ref.X.mean(axis=0)).ravel()
     sc.pp.pca(ref, n_comps=n_comps, svd_solver="arpack", random_state=seed)
     ref.obsm["X_umap"] = _fit_umap(ref.obsm["X_pca"], n_neighbors=n_neighbors, seed=seed).embedding_
-    ref.uns["pilot_reference"] = {"label_key": label_key, "n_pcs": int(n_comps), "n_neighbors": int(n_neighbors),
-                                  "seed": int(seed), "target_sum": TARGET_SUM}
+    ref.uns["pilot_reference"] = {
+        "label_key": label_key,
+        "n_pcs": int(n_comps),
+        "n_neighbors": int(n_neighbors),
+        "seed": int(seed),
+        "target_sum": TARGET_SUM,
+    }
     return ref
 
 
@@ -106,8 +110,10 @@ def paired_rand_index(original_labels, synthetic_labels) -> float:
 
     a, b = np.asarray(original_labels), np.asarray(synthetic_labels)
     if a.shape != b.shape:
-        raise DataError(f"pilot Rand index pairs cells by row: {a.shape[0]} original and {b.shape[0]} synthetic "
-                        "labels (the synthetic set must have the original's size)")
+        raise DataError(
+            f"pilot Rand index pairs cells by row: {a.shape[0]} original and {b.shape[0]} synthetic "
+            "labels (the synthetic set must have the original's size)"
+        )
     return float(rand_score(a, b))
 
 
@@ -127,8 +133,9 @@ class ReferenceSpace:
         self.genes = [str(v) for v in reference.var_names]
         self.mean = reference.var["pca_mean"].to_numpy(np.float64)
         self.loadings = np.asarray(reference.varm["PCs"], dtype=np.float64)
-        self.umap = _fit_umap(reference.obsm["X_pca"], n_neighbors=int(settings["n_neighbors"]),
-                              seed=int(settings["seed"]))
+        self.umap = _fit_umap(
+            reference.obsm["X_pca"], n_neighbors=int(settings["n_neighbors"]), seed=int(settings["seed"])
+        )
 
     def embed(self, synthetic: ad.AnnData) -> ad.AnnData:
         """Synthetic counts normalised like the reference, with ``obsm["X_pca"]`` and ``obsm["X_umap"]``."""
@@ -153,8 +160,9 @@ def cluster_like_reference(embedded: ad.AnnData, *, resolution: float, n_neighbo
 
     work = embedded.copy()
     sc.pp.neighbors(work, n_neighbors=max(2, min(n_neighbors, work.n_obs - 1)), use_rep="X_pca", random_state=seed)
-    return graph_communities(sp.csr_matrix(work.obsp["connectivities"]), method="leiden", resolution=resolution,
-                             seed=seed, use_weights=True).astype(str)
+    return graph_communities(
+        sp.csr_matrix(work.obsp["connectivities"]), method="leiden", resolution=resolution, seed=seed, use_weights=True
+    ).astype(str)
 
 
 def evaluate_pilot_set(

@@ -64,17 +64,19 @@ def training_time_table(
         steps, loop_s = _last_logged(history, "step"), _last_logged(history, "time_s")
         step_q, time_q = time_to_quality(history, level, column)
         best = history[column].min() if column in history else float("nan")
-        rows.append({
-            "run": run,
-            "steps": steps,
-            "train_loop_seconds": loop_s,
-            "seconds_per_step": loop_s / steps if steps and steps > 0 else float("nan"),
-            "train_wall_seconds": (wall_seconds or {}).get(run, float("nan")),
-            f"best_{column}": float(best),
-            "common_quality_level": level,
-            "steps_to_quality": step_q,
-            "seconds_to_quality": time_q,
-        })
+        rows.append(
+            {
+                "run": run,
+                "steps": steps,
+                "train_loop_seconds": loop_s,
+                "seconds_per_step": loop_s / steps if steps and steps > 0 else float("nan"),
+                "train_wall_seconds": (wall_seconds or {}).get(run, float("nan")),
+                f"best_{column}": float(best),
+                "common_quality_level": level,
+                "steps_to_quality": step_q,
+                "seconds_to_quality": time_q,
+            }
+        )
     table = pd.DataFrame(rows)
     fastest = table["seconds_to_quality"].min()
     table["relative_time_to_quality"] = table["seconds_to_quality"] / fastest if fastest > 0 else float("nan")

@@ -70,8 +70,9 @@ class ClassifierTrainer:
 
     def __init__(self, net: ActinnNet, *, lr: float, weight_decay: float, lr_decay: float, decay_every: int):
         self.net = net
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
-                                          weight_decay=weight_decay)
+        self.optimizer = torch.optim.Adam(
+            net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay
+        )
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=lr_decay)
         self.decay_every = int(decay_every)
         self.iteration = 0
@@ -90,8 +91,11 @@ class ClassifierTrainer:
         return loss.detach(), (logits.detach().argmax(dim=1) == y).sum()
 
     def state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "iteration": self.iteration}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "iteration": self.iteration,
+        }
 
     def load(self, state: Mapping[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -115,9 +119,19 @@ def label_codes(labels, categories: Sequence[str]) -> np.ndarray:
     return pd.Categorical(np.asarray(labels).astype(str), categories=list(categories)).codes.astype(np.int64)
 
 
-def train_classifier(trainer: ClassifierTrainer, X, codes: np.ndarray, *, epochs: int, batch_size: int,
-                     rng: np.random.Generator, device: torch.device, log: TrainLog | None, progress: bool,
-                     desc: str) -> None:
+def train_classifier(
+    trainer: ClassifierTrainer,
+    X,
+    codes: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    device: torch.device,
+    log: TrainLog | None,
+    progress: bool,
+    desc: str,
+) -> None:
     """ACTINN epochs on LSN minibatches (raw counts in ``X``); one history row per epoch."""
     n = X.shape[0]
     labels = torch.from_numpy(codes)
@@ -134,8 +148,14 @@ def train_classifier(trainer: ClassifierTrainer, X, codes: np.ndarray, *, epochs
             mean_loss, accuracy = loss_sum.item() / seen, correct.item() / seen
             check_finite({"classifier_loss": mean_loss}, step=trainer.iteration, model="actinn")
             if log is not None:
-                log.append(trainer.iteration, epoch=epoch, phase="classifier", classifier_loss=mean_loss,
-                           classifier_accuracy=accuracy, epoch_s=round(time.perf_counter() - t0, 3))
+                log.append(
+                    trainer.iteration,
+                    epoch=epoch,
+                    phase="classifier",
+                    classifier_loss=mean_loss,
+                    classifier_accuracy=accuracy,
+                    epoch_s=round(time.perf_counter() - t0, 3),
+                )
             bar.set_postfix(loss=f"{mean_loss:.3g}", acc=f"{accuracy:.3f}", refresh=False)
             bar.update(1)
     finally:
@@ -188,8 +208,11 @@ class ACTINN:
 
     name: ClassVar[str] = "actinn"
     representation: ClassVar[str] = "lsn"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": _ACTINN_PAPER, "workstation": _ACTINN_PAPER,
-                                                    "demo": _ACTINN_DEMO}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": _ACTINN_PAPER,
+        "workstation": _ACTINN_PAPER,
+        "demo": _ACTINN_DEMO,
+    }
 
     def __init__(self, preset: str = "paper", **overrides: Any) -> None:
         params = preset_params(self.name, self.presets, preset, overrides)
@@ -217,8 +240,9 @@ class ACTINN:
         clf._device = next(net.parameters()).device
         return clf
 
-    def fit(self, adata: ad.AnnData, *, label_key: str, seed: int = 0, device: str = "auto",
-            progress: bool = True) -> ACTINN:
+    def fit(
+        self, adata: ad.AnnData, *, label_key: str, seed: int = 0, device: str = "auto", progress: bool = True
+    ) -> ACTINN:
         """Train on ``adata`` (raw counts in ``X``, labels in ``obs[label_key]``); returns ``self``."""
         from scsynth_core.data.checks import check_counts, check_label_values, check_labels, check_not_empty
 
@@ -236,12 +260,27 @@ class ACTINN:
         codes = label_codes(adata.obs[label_key], self.categories)
         rng = seed_everything(seed)
         net = ActinnNet(X.shape[1], len(self.categories), widths=p["layers"], log_input=p["log_input"]).to(dev)
-        trainer = ClassifierTrainer(net, lr=p["learning_rate"], weight_decay=p["weight_decay"],
-                                    lr_decay=p["lr_decay"], decay_every=p["decay_every"])
+        trainer = ClassifierTrainer(
+            net,
+            lr=p["learning_rate"],
+            weight_decay=p["weight_decay"],
+            lr_decay=p["lr_decay"],
+            decay_every=p["decay_every"],
+        )
         train_log = TrainLog()
         with flush_denormals():
-            train_classifier(trainer, X, codes, epochs=p["epochs"], batch_size=p["batch_size"], rng=rng,
-                             device=dev, log=train_log, progress=progress, desc="train actinn")
+            train_classifier(
+                trainer,
+                X,
+                codes,
+                epochs=p["epochs"],
+                batch_size=p["batch_size"],
+                rng=rng,
+                device=dev,
+                log=train_log,
+                progress=progress,
+                desc="train actinn",
+            )
         self.net, self._device, self.history = net.eval(), dev, train_log.history
         return self
 
@@ -282,9 +321,16 @@ class ACTINN:
 
         if self.net is None:
             raise ConfigError("model 'actinn' is not fitted: nothing to save")
-        payload = {"format": 1, "model": self.name, "preset": self.preset, "params": self.params,
-                   "var_names": self.var_names, "categories": self.categories, "label_key": self.label_key,
-                   "state": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+        payload = {
+            "format": 1,
+            "model": self.name,
+            "preset": self.preset,
+            "params": self.params,
+            "var_names": self.var_names,
+            "categories": self.categories,
+            "label_key": self.label_key,
+            "state": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+        }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
@@ -301,11 +347,14 @@ class ACTINN:
         except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a damaged file; one line each
             raise DataError(f"{path}: not an ACTINN model file ({type(exc).__name__}: {exc})") from None
         clf = cls(payload["preset"], **payload["params"])
-        net = ActinnNet(len(payload["var_names"]), len(payload["categories"]), widths=clf.params["layers"],
-                        log_input=clf.params["log_input"])
+        net = ActinnNet(
+            len(payload["var_names"]),
+            len(payload["categories"]),
+            widths=clf.params["layers"],
+            log_input=clf.params["log_input"],
+        )
         net.load_state_dict(payload["state"])
         dev = resolve_device(device)
         clf.net, clf._device = net.to(dev).eval(), dev
-        clf.var_names, clf.categories, clf.label_key = payload["var_names"], payload["categories"], payload[
-            "label_key"]
+        clf.var_names, clf.categories, clf.label_key = payload["var_names"], payload["categories"], payload["label_key"]
         return clf

@@ -53,8 +53,18 @@ log = logging.getLogger(__name__)
 BN_CALIBRATION_BATCHES = 100
 
 #: History columns (``train_log.tsv``) besides ``step``, ``epoch``, ``phase`` and ``time_s``; epoch means.
-LOSS_COLUMNS = ("vae_loss", "encoder_loss", "decoder_loss", "kl_real", "kl_rec", "kl_fake", "rec", "ct",
-                "classifier_loss", "classifier_accuracy")
+LOSS_COLUMNS = (
+    "vae_loss",
+    "encoder_loss",
+    "decoder_loss",
+    "kl_real",
+    "kl_rec",
+    "kl_fake",
+    "rec",
+    "ct",
+    "classifier_loss",
+    "classifier_accuracy",
+)
 
 
 # ------------------------------------------------------------------------------------------------ loss terms
@@ -96,8 +106,9 @@ class Encoder(nn.Module):
         self.n_genes, self.latent_dim, self.head_kind = int(n_genes), int(latent_dim), head
         sizes = [self.n_genes, *map(int, widths)]
         self.hidden = nn.Sequential(*(_block(a, b) for a, b in pairwise(sizes)))
-        self.head = _block(sizes[-1], 2 * self.latent_dim) if head == "reference" else nn.Linear(
-            sizes[-1], 2 * self.latent_dim)
+        self.head = (
+            _block(sizes[-1], 2 * self.latent_dim) if head == "reference" else nn.Linear(sizes[-1], 2 * self.latent_dim)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.head(self.hidden(x)).chunk(2, dim=1)
@@ -107,8 +118,16 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Latent codes (n x latent) -> cells (n x genes): ReLU output, optional LSN layer and threshold."""
 
-    def __init__(self, n_genes: int, *, latent_dim: int = 128, widths=(256, 512, 1024), output_lsn: bool = False,
-                 output_threshold: float = 0.0, lsn_target: float = LSN_TARGET) -> None:
+    def __init__(
+        self,
+        n_genes: int,
+        *,
+        latent_dim: int = 128,
+        widths=(256, 512, 1024),
+        output_lsn: bool = False,
+        output_threshold: float = 0.0,
+        lsn_target: float = LSN_TARGET,
+    ) -> None:
         super().__init__()
         self.n_genes, self.latent_dim = int(n_genes), int(latent_dim)
         self.output_lsn, self.output_threshold = bool(output_lsn), float(output_threshold)
@@ -147,8 +166,9 @@ def _params(module: nn.Module) -> list[nn.Parameter]:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(decoder: Decoder, *, batch_size: int, n_batches: int = BN_CALIBRATION_BATCHES,
-                          seed: int = 0) -> Decoder:
+def recalibrate_batchnorm(
+    decoder: Decoder, *, batch_size: int, n_batches: int = BN_CALIBRATION_BATCHES, seed: int = 0
+) -> Decoder:
     """Set the decoder's BatchNorm running statistics to those of its training-mode prior batches (in place).
 
     Training normalises every batch of prior codes with its own statistics; the running statistics average
@@ -174,9 +194,19 @@ def recalibrate_batchnorm(decoder: Decoder, *, batch_size: int, n_batches: int =
     return decoder.eval()
 
 
-def activa_losses(encoder: Encoder, decoder: Decoder, classifier: ActinnNet | None, x: torch.Tensor, *,
-                  eps: torch.Tensor, z_p: torch.Tensor, alpha1: float, alpha2: float, margin: float,
-                  update: str = "paper") -> dict[str, torch.Tensor]:
+def activa_losses(
+    encoder: Encoder,
+    decoder: Decoder,
+    classifier: ActinnNet | None,
+    x: torch.Tensor,
+    *,
+    eps: torch.Tensor,
+    z_p: torch.Tensor,
+    alpha1: float,
+    alpha2: float,
+    margin: float,
+    update: str = "paper",
+) -> dict[str, torch.Tensor]:
     """The introspective objectives written out as in the equations (for reading and for tests).
 
     Returns ``encoder_loss`` (``L_E``, to differentiate w.r.t. the encoder) and ``decoder_loss`` (``L_G``, w.r.t.
@@ -196,21 +226,41 @@ def activa_losses(encoder: Encoder, decoder: Decoder, classifier: ActinnNet | No
         ct = cell_type_loss(classifier(x_r), logits_real, update=update)
     kl_rec_e = kl_divergence(*encoder(x_r.detach())).mean()
     kl_fake_e = kl_divergence(*encoder(x_g.detach())).mean()
-    encoder_loss = kl_real + alpha1 * (margin_hinge(kl_rec_e, margin) + margin_hinge(kl_fake_e, margin)) + alpha2 * (
-        rec + ct)
+    encoder_loss = (
+        kl_real + alpha1 * (margin_hinge(kl_rec_e, margin) + margin_hinge(kl_fake_e, margin)) + alpha2 * (rec + ct)
+    )
     if update == "paper":
         kl_rec_g, kl_fake_g = kl_divergence(*encoder(x_r)).mean(), kl_divergence(*encoder(x_g)).mean()
         decoder_loss = alpha1 * (kl_rec_g + kl_fake_g) + alpha2 * (rec + ct)
     else:  # the code's G step: detached inputs (weight_kl * 0.5 = 2 * alpha1), plus L_E's retained gradient
         kl_rec_g, kl_fake_g = kl_rec_e, kl_fake_e
         decoder_loss = 2 * alpha1 * 0.5 * (kl_rec_g + kl_fake_g) + alpha2 * (rec + ct)
-    return {"encoder_loss": encoder_loss, "decoder_loss": decoder_loss, "kl_real": kl_real, "kl_rec": kl_rec_e,
-            "kl_fake": kl_fake_e, "kl_rec_g": kl_rec_g, "kl_fake_g": kl_fake_g, "rec": rec, "ct": ct}
+    return {
+        "encoder_loss": encoder_loss,
+        "decoder_loss": decoder_loss,
+        "kl_real": kl_real,
+        "kl_rec": kl_rec_e,
+        "kl_fake": kl_fake_e,
+        "kl_rec_g": kl_rec_g,
+        "kl_fake_g": kl_fake_g,
+        "rec": rec,
+        "ct": ct,
+    }
 
 
-def introspective_gradients(encoder: Encoder, decoder: Decoder, classifier: ActinnNet | None, x: torch.Tensor, *,
-                            eps: torch.Tensor, z_p: torch.Tensor, alpha1: float, alpha2: float, margin: float,
-                            update: str = "paper") -> dict[str, torch.Tensor]:
+def introspective_gradients(
+    encoder: Encoder,
+    decoder: Decoder,
+    classifier: ActinnNet | None,
+    x: torch.Tensor,
+    *,
+    eps: torch.Tensor,
+    z_p: torch.Tensor,
+    alpha1: float,
+    alpha2: float,
+    margin: float,
+    update: str = "paper",
+) -> dict[str, torch.Tensor]:
     """Set ``.grad`` of the encoder to ``dL_E/dθ_E`` and of the decoder to ``dL_G/dθ_D``; return the terms.
 
     Paper update, three passes: (A) ``L_E`` w.r.t. the encoder; (B) ``alpha1 sum_s L_REG(Enc(x_s))`` w.r.t. the
@@ -250,15 +300,21 @@ def introspective_gradients(encoder: Encoder, decoder: Decoder, classifier: Acti
         decoder_loss = alpha1 * (kl_rec + kl_fake) + vae_part
     else:
         grads = torch.autograd.grad(objective, enc_params + dec_params)
-        grads_e, grads_d = grads[: len(enc_params)], grads[len(enc_params):]
+        grads_e, grads_d = grads[: len(enc_params)], grads[len(enc_params) :]
         decoder_loss = alpha1 * (kl_rec + kl_fake) + vae_part
     for q, g in zip(enc_params, grads_e):
         q.grad = g
     for q, g in zip(dec_params, grads_d):
         q.grad = g
-    return {"encoder_loss": encoder_loss.detach(), "decoder_loss": decoder_loss.detach(),
-            "kl_real": kl_real.detach(), "kl_rec": kl_rec.detach(), "kl_fake": kl_fake.detach(),
-            "rec": rec.detach(), "ct": ct.detach()}
+    return {
+        "encoder_loss": encoder_loss.detach(),
+        "decoder_loss": decoder_loss.detach(),
+        "kl_real": kl_real.detach(),
+        "kl_rec": kl_rec.detach(),
+        "kl_fake": kl_fake.detach(),
+        "rec": rec.detach(),
+        "ct": ct.detach(),
+    }
 
 
 # ----------------------------------------------------------------------------------------- sparse generation
@@ -269,8 +325,9 @@ def _block_rows(n_genes: int, device: torch.device) -> int:
 
 
 @torch.inference_mode()
-def decode_csr(decoder: Decoder, z: torch.Tensor, *, classifier: ActinnNet | None = None,
-               accept=None) -> tuple[sp.csr_matrix, torch.Tensor | None, torch.Tensor | None]:
+def decode_csr(
+    decoder: Decoder, z: torch.Tensor, *, classifier: ActinnNet | None = None, accept=None
+) -> tuple[sp.csr_matrix, torch.Tensor | None, torch.Tensor | None]:
     """Decode ``z`` (n x latent) to a float32 CSR matrix without a dense n x genes array.
 
     The decoder must be in evaluation mode. Rows are decoded in blocks (one ``addmm`` into a reused buffer,
@@ -309,9 +366,14 @@ def decode_csr(decoder: Decoder, z: torch.Tensor, *, classifier: ActinnNet | Non
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
     empty = np.empty(0, dtype=np.float32)
-    X = sp.csr_matrix((torch.cat(data).numpy() if data else empty,
-                       torch.cat(indices).numpy() if indices else empty.astype(np.int32), indptr),
-                      shape=(len(indptr) - 1, genes))
+    X = sp.csr_matrix(
+        (
+            torch.cat(data).numpy() if data else empty,
+            torch.cat(indices).numpy() if indices else empty.astype(np.int32),
+            indptr,
+        ),
+        shape=(len(indptr) - 1, genes),
+    )
     probs_all = torch.cat(probs_out) if probs_out else None
     kept_all = torch.cat(kept_out) if kept_out else None
     return X, probs_all, kept_all
@@ -323,19 +385,34 @@ class _ActivaTask(TrainingTask):
     generator_names = ("decoder",)
     representation = "lsn"
 
-    def __init__(self, model: ACTIVA, X, train_rows: np.ndarray, codes: np.ndarray | None, encoder: Encoder,
-                 decoder: Decoder, classifier: ActinnNet | None, trainer: ClassifierTrainer | None, *,
-                 rng: np.random.Generator, device: torch.device, steps_per_epoch: int) -> None:
+    def __init__(
+        self,
+        model: ACTIVA,
+        X,
+        train_rows: np.ndarray,
+        codes: np.ndarray | None,
+        encoder: Encoder,
+        decoder: Decoder,
+        classifier: ActinnNet | None,
+        trainer: ClassifierTrainer | None,
+        *,
+        rng: np.random.Generator,
+        device: torch.device,
+        steps_per_epoch: int,
+    ) -> None:
         p = model.params
         self.p, self.X, self.train_rows, self.device, self.rng = p, X, train_rows, device, rng
         self.encoder, self.decoder, self.classifier, self.trainer = encoder, decoder, classifier, trainer
         self.labels = None if codes is None else torch.from_numpy(codes)
         self.steps_per_epoch = steps_per_epoch
         fused = device.type in ("cpu", "cuda")
-        self.modules = {"encoder": encoder, "decoder": decoder} | ({} if classifier is None else
-                                                                   {"classifier": classifier})
-        self.optimizers = {"encoder": torch.optim.Adam(encoder.parameters(), lr=p["learning_rate"], fused=fused),
-                           "decoder": torch.optim.Adam(decoder.parameters(), lr=p["learning_rate"], fused=fused)}
+        self.modules = {"encoder": encoder, "decoder": decoder} | (
+            {} if classifier is None else {"classifier": classifier}
+        )
+        self.optimizers = {
+            "encoder": torch.optim.Adam(encoder.parameters(), lr=p["learning_rate"], fused=fused),
+            "decoder": torch.optim.Adam(decoder.parameters(), lr=p["learning_rate"], fused=fused),
+        }
         self.epoch, self.pending = 0, []
 
     def frozen_classifier(self) -> ActinnNet | None:
@@ -364,9 +441,18 @@ class _ActivaTask(TrainingTask):
         p = self.p
         eps = torch.randn(x.shape[0], p["latent_dim"], device=self.device)
         z_p = torch.randn(x.shape[0], p["latent_dim"], device=self.device)
-        terms = introspective_gradients(self.encoder, self.decoder, self.frozen_classifier(), x, eps=eps, z_p=z_p,
-                                        alpha1=p["alpha1"], alpha2=p["alpha2"], margin=p["margin"],
-                                        update=p["update"])
+        terms = introspective_gradients(
+            self.encoder,
+            self.decoder,
+            self.frozen_classifier(),
+            x,
+            eps=eps,
+            z_p=z_p,
+            alpha1=p["alpha1"],
+            alpha2=p["alpha2"],
+            margin=p["margin"],
+            update=p["update"],
+        )
         for optimizer in self.optimizers.values():
             optimizer.step()
         return terms
@@ -378,8 +464,11 @@ class _ActivaTask(TrainingTask):
         rows = self.train_rows[self.pending.pop(0)]
         x = lsn_batch(self.X, rows, self.device)
         values: dict[str, torch.Tensor] = {}
-        if (self.classifier is not None and self.p["classifier_schedule"] == "reference"
-                and self.epoch <= self.p["classifier_epochs"]):
+        if (
+            self.classifier is not None
+            and self.p["classifier_schedule"] == "reference"
+            and self.epoch <= self.p["classifier_epochs"]
+        ):
             loss, hits = self.trainer.step(x, self.labels[rows].to(self.device))
             values |= {"classifier_loss": loss, "classifier_accuracy": hits / len(rows)}
         return values | (self._vae_step(x) if self.phase() == "vae" else self._introspective_step(x))
@@ -398,8 +487,11 @@ class _ActivaTask(TrainingTask):
         self.decoder.train()
 
     def state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "pending": [torch.as_tensor(rows) for rows in self.pending],
-                "classifier_trainer": None if self.trainer is None else self.trainer.state()}
+        return {
+            "epoch": self.epoch,
+            "pending": [torch.as_tensor(rows) for rows in self.pending],
+            "classifier_trainer": None if self.trainer is None else self.trainer.state(),
+        }
 
     def load_state(self, state) -> None:
         self.epoch = int(state["epoch"])
@@ -447,16 +539,29 @@ class ACTIVA(GenerativeModel):
     def _build(self, n_genes: int, n_types: int, device: torch.device, threshold: float = 0.0):
         p = self.params
         encoder = Encoder(n_genes, latent_dim=p["latent_dim"], widths=p["encoder_layers"], head=p["encoder_head"])
-        decoder = Decoder(n_genes, latent_dim=p["latent_dim"], widths=p["decoder_layers"],
-                          output_lsn=p["output_lsn"], output_threshold=threshold)
-        classifier = ActinnNet(n_genes, n_types, widths=p["classifier_layers"],
-                               log_input=p["classifier_log_input"]) if n_types else None
+        decoder = Decoder(
+            n_genes,
+            latent_dim=p["latent_dim"],
+            widths=p["decoder_layers"],
+            output_lsn=p["output_lsn"],
+            output_threshold=threshold,
+        )
+        classifier = (
+            ActinnNet(n_genes, n_types, widths=p["classifier_layers"], log_input=p["classifier_log_input"])
+            if n_types
+            else None
+        )
         return encoder.to(device), decoder.to(device), None if classifier is None else classifier.to(device)
 
     def _classifier_trainer(self, classifier: ActinnNet) -> ClassifierTrainer:
         p = self.params
-        return ClassifierTrainer(classifier, lr=p["classifier_learning_rate"], weight_decay=p[
-            "classifier_weight_decay"], lr_decay=p["classifier_lr_decay"], decay_every=p["classifier_decay_every"])
+        return ClassifierTrainer(
+            classifier,
+            lr=p["classifier_learning_rate"],
+            weight_decay=p["classifier_weight_decay"],
+            lr_decay=p["classifier_lr_decay"],
+            decay_every=p["classifier_decay_every"],
+        )
 
     def _output_threshold(self, X) -> float:
         """``output_threshold`` in LSN units; ``"auto"``: the smallest non-zero LSN value of the training cells
@@ -466,7 +571,7 @@ class ACTIVA(GenerativeModel):
             return float(value)
         smallest = np.inf
         for start in range(0, X.shape[0], 10_000):
-            block = lsn(sp.csr_matrix(X[start:start + 10_000]))
+            block = lsn(sp.csr_matrix(X[start : start + 10_000]))
             if block.nnz:
                 smallest = min(smallest, float(block.data[block.data > 0].min()))
         return 0.0 if not np.isfinite(smallest) else smallest
@@ -477,18 +582,30 @@ class ACTIVA(GenerativeModel):
         if self._classifier is None:
             raise ConfigError(f"model '{self.name}' has no classifier (not fitted, or fitted without labels)")
         p = self.params
-        params = {"layers": p["classifier_layers"], "learning_rate": p["classifier_learning_rate"],
-                  "weight_decay": p["classifier_weight_decay"], "lr_decay": p["classifier_lr_decay"],
-                  "decay_every": p["classifier_decay_every"], "batch_size": p["batch_size"],
-                  "epochs": p["classifier_epochs"], "log_input": p["classifier_log_input"]}
-        return ACTINN.from_network(self._classifier, var_names=self.var_names, categories=self.categories,
-                                label_key=self.label_key, params=params)
+        params = {
+            "layers": p["classifier_layers"],
+            "learning_rate": p["classifier_learning_rate"],
+            "weight_decay": p["classifier_weight_decay"],
+            "lr_decay": p["classifier_lr_decay"],
+            "decay_every": p["classifier_decay_every"],
+            "batch_size": p["batch_size"],
+            "epochs": p["classifier_epochs"],
+            "log_input": p["classifier_log_input"],
+        }
+        return ACTINN.from_network(
+            self._classifier,
+            var_names=self.var_names,
+            categories=self.categories,
+            label_key=self.label_key,
+            params=params,
+        )
 
     # -- training ---------------------------------------------------------------------------------------------
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         with flush_denormals():
-            return self._train(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
-                               checkpoint=checkpoint)
+            return self._train(
+                adata, seed=seed, device=device, max_steps=max_steps, progress=progress, checkpoint=checkpoint
+            )
 
     def _train(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         p = self.params
@@ -510,20 +627,51 @@ class ACTIVA(GenerativeModel):
         steps_per_epoch = len(epoch_batches(len(train_rows), p["batch_size"], np.random.default_rng(0)))
         total = p["epochs"] * steps_per_epoch if max_steps is None else min(max_steps, p["epochs"] * steps_per_epoch)
         # Monitor, log and checkpoint intervals are counted in epochs for ACTIVA (its schedule is epoch based).
-        loop_params = p | {key: p[key] * steps_per_epoch for key in ("monitor_every", "checkpoint_every")} | {
-            "log_every": steps_per_epoch}
-        loop = TrainingLoop(self.name, loop_params, max_steps=total, rng=rng, monitor=monitor, seed=seed,
-                            checkpoint=checkpoint, progress=progress,
-                            identity={"shape": [n_cells, n_genes], "categories": self.categories})
+        loop_params = (
+            p
+            | {key: p[key] * steps_per_epoch for key in ("monitor_every", "checkpoint_every")}
+            | {"log_every": steps_per_epoch}
+        )
+        loop = TrainingLoop(
+            self.name,
+            loop_params,
+            max_steps=total,
+            rng=rng,
+            monitor=monitor,
+            seed=seed,
+            checkpoint=checkpoint,
+            progress=progress,
+            identity={"shape": [n_cells, n_genes], "categories": self.categories},
+        )
         trainer = None if classifier is None else self._classifier_trainer(classifier)
         history = TrainLog()
         if classifier is not None and p["classifier_schedule"] == "pretrain" and not loop.resumes():
             # Before the loop: a resumed run finds the trained classifier in the checkpoint.
-            train_classifier(trainer, X[train_rows], codes[train_rows], epochs=p["classifier_epochs"],
-                              batch_size=p["batch_size"], rng=rng, device=dev, log=history, progress=progress,
-                              desc="train actinn")
-        task = _ActivaTask(self, X, train_rows, codes, encoder, decoder, classifier, trainer, rng=rng, device=dev,
-                           steps_per_epoch=steps_per_epoch)
+            train_classifier(
+                trainer,
+                X[train_rows],
+                codes[train_rows],
+                epochs=p["classifier_epochs"],
+                batch_size=p["batch_size"],
+                rng=rng,
+                device=dev,
+                log=history,
+                progress=progress,
+                desc="train actinn",
+            )
+        task = _ActivaTask(
+            self,
+            X,
+            train_rows,
+            codes,
+            encoder,
+            decoder,
+            classifier,
+            trainer,
+            rng=rng,
+            device=dev,
+            steps_per_epoch=steps_per_epoch,
+        )
         history = loop.run(task, history=history.history)
         self.training_summary = loop.summary
         recalibrate_batchnorm(decoder, batch_size=p["batch_size"], seed=seed)
@@ -543,8 +691,10 @@ class ACTIVA(GenerativeModel):
     def latent(self, adata: ad.AnnData, *, batch_size: int = 4096) -> np.ndarray:
         """Posterior means ``mu`` (cells x latent) of cells given as raw counts or LSN values (re-normalised)."""
         X = self._cells(adata)
-        out = [self._encoder(lsn_batch(X, np.arange(i, min(i + batch_size, X.shape[0])), self._device))[0].cpu()
-               for i in range(0, X.shape[0], batch_size)]
+        out = [
+            self._encoder(lsn_batch(X, np.arange(i, min(i + batch_size, X.shape[0])), self._device))[0].cpu()
+            for i in range(0, X.shape[0], batch_size)
+        ]
         return torch.cat(out).numpy() if out else np.empty((0, self._encoder.latent_dim), dtype=np.float32)
 
     def reconstruct(self, adata: ad.AnnData, *, batch_size: int = 4096) -> sp.csr_matrix:
@@ -585,8 +735,7 @@ class ACTIVA(GenerativeModel):
         predicted = np.asarray(self.categories, dtype=object)[codes.numpy()]
         return SampledCells(cells, {"cluster": predicted, "cluster_probability": best.numpy().astype(np.float32)})
 
-    def _type_specific_chunk(self, labels: np.ndarray, rng: np.random.Generator
-                             ) -> tuple[sp.csr_matrix, torch.Tensor]:
+    def _type_specific_chunk(self, labels: np.ndarray, rng: np.random.Generator) -> tuple[sp.csr_matrix, torch.Tensor]:
         """Cells for ``labels`` (one per cell) by generating and keeping those ACTINN assigns to each label, and
         ACTINN's probability of each kept cell's type. Cells of a type drawn beyond this chunk's need wait in the
         call's pool for the next chunks."""
@@ -644,8 +793,7 @@ class ACTIVA(GenerativeModel):
                 remaining_t.sub_(torch.bincount(pred[keep], minlength=len(self.categories)).cpu())
                 return keep
 
-            cells, probs, _ = decode_csr(self._decoder, self._noise(m, rng), classifier=self._classifier,
-                                         accept=accept)
+            cells, probs, _ = decode_csr(self._decoder, self._noise(m, rng), classifier=self._classifier, accept=accept)
             info["drawn"] += m
             if cells.shape[0]:
                 best, pred = probs.max(dim=1)
@@ -672,8 +820,9 @@ class ACTIVA(GenerativeModel):
             "type_threshold": threshold,
             "drawn": int(info["drawn"]),
             # fraction of drawn cells ACTINN assigns to each type (with probability >= type_threshold)
-            "acceptance_rate": {self.categories[c]: float(k / max(info["drawn"], 1)) for c, k in
-                                sorted(info["matched"].items())},
+            "acceptance_rate": {
+                self.categories[c]: float(k / max(info["drawn"], 1)) for c, k in sorted(info["matched"].items())
+            },
         }
         return X, torch.cat(block_probs)[torch.from_numpy(order)]
 
@@ -682,14 +831,20 @@ class ACTIVA(GenerativeModel):
         def cpu(module):
             return None if module is None else {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
-        return {"encoder": cpu(self._encoder), "decoder": cpu(self._decoder), "classifier": cpu(self._classifier),
-                "n_genes": self._decoder.n_genes, "output_threshold": self._decoder.output_threshold,
-                "n_types": 0 if self._classifier is None else self._classifier.n_types}
+        return {
+            "encoder": cpu(self._encoder),
+            "decoder": cpu(self._decoder),
+            "classifier": cpu(self._classifier),
+            "n_genes": self._decoder.n_genes,
+            "output_threshold": self._decoder.output_threshold,
+            "n_types": 0 if self._classifier is None else self._classifier.n_types,
+        }
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
         dev = resolve_device(device)
-        encoder, decoder, classifier = self._build(state["n_genes"], state["n_types"], torch.device("cpu"),
-                                                   float(state["output_threshold"]))
+        encoder, decoder, classifier = self._build(
+            state["n_genes"], state["n_types"], torch.device("cpu"), float(state["output_threshold"])
+        )
         encoder.load_state_dict(state["encoder"])
         decoder.load_state_dict(state["decoder"])
         if classifier is not None:

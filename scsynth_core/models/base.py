@@ -257,8 +257,10 @@ class GenerativeModel(ABC):
         X = sp.vstack([chunk.X for chunk in chunks], format="csr")
         annotations = {key: np.concatenate([chunk.obs[key] for chunk in chunks]) for key in chunks[0].obs}
         return ad.AnnData(
-            X=X, obs=self._generated_obs(0, call.n_cells, call.labels, annotations),
-            var=pd.DataFrame(index=self.var_names), uns=self._generated_uns(call),
+            X=X,
+            obs=self._generated_obs(0, call.n_cells, call.labels, annotations),
+            var=pd.DataFrame(index=self.var_names),
+            uns=self._generated_uns(call),
             obsm={key: np.concatenate([chunk.obsm[key] for chunk in chunks]) for key in chunks[0].obsm},
         )
 
@@ -424,8 +426,9 @@ class GenerativeModel(ABC):
         """Restore what :meth:`_get_state` returned."""
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _plan_sampling(self, n_cells, labels, seed, batch_size, options=None
-                       ) -> tuple[SamplingCall, int, np.random.Generator]:
+    def _plan_sampling(
+        self, n_cells, labels, seed, batch_size, options=None
+    ) -> tuple[SamplingCall, int, np.random.Generator]:
         """Check a sampling call's arguments; return the call, ``batch_size`` and the random generator."""
         if self.var_names is None:
             raise ConfigError(f"model '{self.name}' is not fitted: call fit() or load() before sample()")
@@ -463,8 +466,9 @@ class GenerativeModel(ABC):
                 yield chunk
                 bar.update(stop - start)
 
-    def _generated_obs(self, start: int, stop: int, cell_labels, annotations: Mapping[str, Any] | None = None
-                       ) -> pd.DataFrame:
+    def _generated_obs(
+        self, start: int, stop: int, cell_labels, annotations: Mapping[str, Any] | None = None
+    ) -> pd.DataFrame:
         """``obs`` rows ``start:stop`` of generated cells: their names, their labels if any, and the chunk's
         annotations (``"cluster"`` as labels among the model's categories, other columns as given)."""
         obs = pd.DataFrame(index=[f"{self.name}_{i}" for i in range(start, stop)])
@@ -526,7 +530,11 @@ def _log_expected_size(path: str | Path, first: sp.csr_matrix, n_cells: int) -> 
     density = first.nnz / max(first.shape[0] * first.shape[1], 1)
     _log.info(
         "writing %d cells x %d genes to %s: about %s before compression (%.1f%% non-zero in the first chunk)",
-        n_cells, first.shape[1], path, _human_bytes(size), 100 * density,
+        n_cells,
+        first.shape[1],
+        path,
+        _human_bytes(size),
+        100 * density,
     )
     free = shutil.disk_usage(Path(path).absolute().parent).free
     if size > free:

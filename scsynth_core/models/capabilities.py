@@ -130,9 +130,10 @@ class CodeConditioned(ABC):
         call = self._sampling
         if "codes" in call.options:  # the given codes, in order, a chunk at a time
             start = call.state.get("cursor", 0)
-            codes = call.options["codes"][start:start + n]
+            codes = call.options["codes"][start : start + n]
             call.state["cursor"] = start + n
         else:
             codes = self._draw_codes(n, rng)
-        return SampledCells(self._decode(codes, rng, self._shared_noise),
-                            obsm={"X_codes": np.asarray(codes, dtype=np.float32)})
+        return SampledCells(
+            self._decode(codes, rng, self._shared_noise), obsm={"X_codes": np.asarray(codes, dtype=np.float32)}
+        )

@@ -30,7 +30,6 @@ DENSE_MAX_GENES = 4_096
 BLOCK_ROWS = 2_048
 
 
-
 # --------------------------------------------------------------------------------------------------- helpers
 def _row_blocks(X, block: int = BLOCK_ROWS) -> Iterator[np.ndarray]:
     """Dense float64 blocks of rows of a dense or sparse matrix."""
@@ -142,8 +141,9 @@ class PPCA:
     def log_likelihood(self) -> float:
         """Mean per-cell log-likelihood of the training data at the ML solution (``tr(C^-1 S) = d`` there)."""
         d, q = self.W.shape
-        return -0.5 * (d * math.log(2 * math.pi) + np.log(self.eigenvalues).sum() + (d - q)
-                       * math.log(self.noise_variance) + d)
+        return -0.5 * (
+            d * math.log(2 * math.pi) + np.log(self.eigenvalues).sum() + (d - q) * math.log(self.noise_variance) + d
+        )
 
     def posterior_mean(self, X) -> np.ndarray:
         """``E[z | x]`` for every row of ``X`` (cells x q), streamed in blocks."""
@@ -174,10 +174,15 @@ class PPCAModel(PosteriorSampling, GenerativeModel):
         # X is already in the representation: "counts" leaves it as it is.
         self._gene_sd = gene_mean_sd(X, "counts")[1] if self.params["scale_genes"] else None
         self._ppca = PPCA.fit(self._scaled(X), n_latent, seed=seed)
-        explained = self._ppca.eigenvalues.sum() / (self._ppca.eigenvalues.sum() + self._ppca.noise_variance
-                                                    * (adata.n_vars - n_latent))
-        return {"step": [0], "log_likelihood": [self._ppca.log_likelihood()],
-                "noise_variance": [self._ppca.noise_variance], "explained_variance": [float(explained)]}
+        explained = self._ppca.eigenvalues.sum() / (
+            self._ppca.eigenvalues.sum() + self._ppca.noise_variance * (adata.n_vars - n_latent)
+        )
+        return {
+            "step": [0],
+            "log_likelihood": [self._ppca.log_likelihood()],
+            "noise_variance": [self._ppca.noise_variance],
+            "explained_variance": [float(explained)],
+        }
 
     def encode(self, adata: ad.AnnData, *, sample: bool = False, seed: int = 0) -> np.ndarray:
         """Codes of the cells of ``adata`` (raw counts): posterior means (cells x ``n_latent``), or one posterior
@@ -211,13 +216,18 @@ class PPCAModel(PosteriorSampling, GenerativeModel):
 
     def _get_state(self) -> dict[str, Any]:
         f = self._ppca
-        state = {"mean": _as_tensor(f.mean), "W": _as_tensor(f.W), "noise_variance": f.noise_variance,
-                 "eigenvalues": _as_tensor(f.eigenvalues)}
+        state = {
+            "mean": _as_tensor(f.mean),
+            "W": _as_tensor(f.W),
+            "noise_variance": f.noise_variance,
+            "eigenvalues": _as_tensor(f.eigenvalues),
+        }
         return state if self._gene_sd is None else state | {"gene_sd": _as_tensor(self._gene_sd)}
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
-        self._ppca = PPCA(state["mean"].numpy(), state["W"].numpy(), state["noise_variance"],
-                          state["eigenvalues"].numpy())
+        self._ppca = PPCA(
+            state["mean"].numpy(), state["W"].numpy(), state["noise_variance"], state["eigenvalues"].numpy()
+        )
         self._gene_sd = state["gene_sd"].numpy() if "gene_sd" in state else None
 
 
@@ -249,9 +259,21 @@ class PCAGaussianMixture:
         return np.linalg.cholesky(full)
 
     @classmethod
-    def fit(cls, X, *, n_pcs: int, n_components: int | str, covariance_type: str,
-            bic_components: Sequence[int], covariance_types: Sequence[str], max_iter: int, n_init: int,
-            reg_covar: float, seed: int = 0, dense_max_genes: int = DENSE_MAX_GENES):
+    def fit(
+        cls,
+        X,
+        *,
+        n_pcs: int,
+        n_components: int | str,
+        covariance_type: str,
+        bic_components: Sequence[int],
+        covariance_types: Sequence[str],
+        max_iter: int,
+        n_init: int,
+        reg_covar: float,
+        seed: int = 0,
+        dense_max_genes: int = DENSE_MAX_GENES,
+    ):
         """Fit on a cells x genes matrix; returns the model and a BIC table (one row per candidate fitted)."""
         from sklearn.mixture import GaussianMixture
 
@@ -263,25 +285,42 @@ class PCAGaussianMixture:
             candidates = [(int(k), c) for c in covariance_types for k in bic_components]
         else:
             candidates = [(int(n_components), covariance_type)]
-        table: dict[str, list] = {"n_components": [], "covariance_type": [], "bic": [], "converged": [],
-                                  "n_iter": []}
+        table: dict[str, list] = {"n_components": [], "covariance_type": [], "bic": [], "converged": [], "n_iter": []}
         best, best_bic = None, np.inf
         for k, ctype in candidates:
             if k > scores.shape[0]:
                 continue  # more components than cells
-            gmm = GaussianMixture(n_components=k, covariance_type=ctype, max_iter=max_iter, n_init=n_init,
-                                  reg_covar=reg_covar, random_state=seed)
+            gmm = GaussianMixture(
+                n_components=k,
+                covariance_type=ctype,
+                max_iter=max_iter,
+                n_init=n_init,
+                reg_covar=reg_covar,
+                random_state=seed,
+            )
             gmm.fit(scores)
             bic = float(gmm.bic(scores))
-            for key, value in (("n_components", k), ("covariance_type", ctype), ("bic", bic),
-                               ("converged", bool(gmm.converged_)), ("n_iter", int(gmm.n_iter_))):
+            for key, value in (
+                ("n_components", k),
+                ("covariance_type", ctype),
+                ("bic", bic),
+                ("converged", bool(gmm.converged_)),
+                ("n_iter", int(gmm.n_iter_)),
+            ):
                 table[key].append(value)
             if bic < best_bic:
                 best, best_bic = gmm, bic
         if best is None:
             raise DataError(f"GMM: no candidate fits {scores.shape[0]} cells (components {list(bic_components)})")
-        model = cls(mean=mean, axes=axes, residual_variance=residual, weights=best.weights_, means=best.means_,
-                    covariances=best.covariances_, covariance_type=best.covariance_type)
+        model = cls(
+            mean=mean,
+            axes=axes,
+            residual_variance=residual,
+            weights=best.weights_,
+            means=best.means_,
+            covariances=best.covariances_,
+            covariance_type=best.covariance_type,
+        )
         return model, table
 
     def sample(self, n: int, rng: np.random.Generator, *, residual_noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -323,16 +362,23 @@ class GMMModel(GenerativeModel):
 
         p = self.params
         if p["n_pcs"] > adata.n_vars:
-            raise ConfigError(f"model 'gmm': n_pcs must be at most the number of genes ({adata.n_vars}), "
-                              f"got {p['n_pcs']}")
+            raise ConfigError(
+                f"model 'gmm': n_pcs must be at most the number of genes ({adata.n_vars}), got {p['n_pcs']}"
+            )
         max_iter = p["max_iter"] if max_steps is None else max(1, min(p["max_iter"], int(max_steps)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # recorded in the history's `converged`
             self._gmm, table = PCAGaussianMixture.fit(
-                represent(adata, self.representation), n_pcs=p["n_pcs"], n_components=p["n_components"],
-                covariance_type=p["covariance_type"], bic_components=p["bic_components"],
-                covariance_types=p["covariance_types"], max_iter=max_iter, n_init=p["n_init"],
-                reg_covar=p["reg_covar"], seed=seed,
+                represent(adata, self.representation),
+                n_pcs=p["n_pcs"],
+                n_components=p["n_components"],
+                covariance_type=p["covariance_type"],
+                bic_components=p["bic_components"],
+                covariance_types=p["covariance_types"],
+                max_iter=max_iter,
+                n_init=p["n_init"],
+                reg_covar=p["reg_covar"],
+                seed=seed,
             )
         best = int(np.argmin(table["bic"]))
         table["selected"] = [i == best for i in range(len(table["bic"]))]
@@ -344,13 +390,23 @@ class GMMModel(GenerativeModel):
 
     def _get_state(self) -> dict[str, Any]:
         g = self._gmm
-        return {"mean": _as_tensor(g.mean), "axes": _as_tensor(g.axes), "residual_variance": g.residual_variance,
-                "weights": _as_tensor(g.weights), "means": _as_tensor(g.means),
-                "covariances": _as_tensor(g.covariances), "covariance_type": g.covariance_type}
+        return {
+            "mean": _as_tensor(g.mean),
+            "axes": _as_tensor(g.axes),
+            "residual_variance": g.residual_variance,
+            "weights": _as_tensor(g.weights),
+            "means": _as_tensor(g.means),
+            "covariances": _as_tensor(g.covariances),
+            "covariance_type": g.covariance_type,
+        }
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
         self._gmm = PCAGaussianMixture(
-            mean=state["mean"].numpy(), axes=state["axes"].numpy(), residual_variance=state["residual_variance"],
-            weights=state["weights"].numpy(), means=state["means"].numpy(),
-            covariances=state["covariances"].numpy(), covariance_type=state["covariance_type"],
+            mean=state["mean"].numpy(),
+            axes=state["axes"].numpy(),
+            residual_variance=state["residual_variance"],
+            weights=state["weights"].numpy(),
+            means=state["means"].numpy(),
+            covariances=state["covariances"].numpy(),
+            covariance_type=state["covariance_type"],
         )

@@ -82,8 +82,13 @@ def nb_log_likelihood(x: torch.Tensor, mean: torch.Tensor, theta: torch.Tensor, 
     ``p(x) = Gamma(x + theta) / (Gamma(theta) x!) * (theta / (theta + mean))^theta * (mean / (theta + mean))^x``.
     """
     log_total = torch.log(theta + mean + eps)
-    return (torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1.0)
-            + theta * (torch.log(theta + eps) - log_total) + x * (torch.log(mean + eps) - log_total))
+    return (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1.0)
+        + theta * (torch.log(theta + eps) - log_total)
+        + x * (torch.log(mean + eps) - log_total)
+    )
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -112,8 +117,9 @@ class VelocityNet(nn.Module):
         super().__init__()
         self.dim, self.n_types, self.embedding_dim = int(dim), int(n_types), int(embedding_dim)
         self.input = nn.Linear(self.dim, width)
-        self.time = nn.Sequential(nn.Linear(embedding_dim, embedding_dim), nn.SiLU(),
-                                  nn.Linear(embedding_dim, embedding_dim))
+        self.time = nn.Sequential(
+            nn.Linear(embedding_dim, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim)
+        )
         self.types = nn.Embedding(self.n_types + 1, embedding_dim)
         self.blocks = nn.ModuleList(_ResidualBlock(width, embedding_dim) for _ in range(blocks))
         self.output = nn.Linear(width, self.dim)
@@ -154,14 +160,32 @@ class _AutoencoderTask(TrainingTask):
     generator_names = ("decoder",)
     representation = "counts"
 
-    def __init__(self, p: dict, X, train_rows: np.ndarray, encoder: CountEncoder, decoder: CountDecoder, *,
-                 rng: np.random.Generator, device: torch.device, per_epoch: int) -> None:
-        self.p, self.X, self.train_rows, self.rng, self.device, self.per_epoch = p, X, train_rows, rng, device, per_epoch
+    def __init__(
+        self,
+        p: dict,
+        X,
+        train_rows: np.ndarray,
+        encoder: CountEncoder,
+        decoder: CountDecoder,
+        *,
+        rng: np.random.Generator,
+        device: torch.device,
+        per_epoch: int,
+    ) -> None:
+        self.p, self.X, self.train_rows, self.rng, self.device, self.per_epoch = (
+            p,
+            X,
+            train_rows,
+            rng,
+            device,
+            per_epoch,
+        )
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
         self._params = [*encoder.parameters(), *decoder.parameters()]
-        self.optimizers = {"adam": torch.optim.AdamW(self._params, lr=p["ae_learning_rate"],
-                                                     weight_decay=p["weight_decay"])}
+        self.optimizers = {
+            "adam": torch.optim.AdamW(self._params, lr=p["ae_learning_rate"], weight_decay=p["weight_decay"])
+        }
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         rows = self.rng.choice(self.train_rows, size=min(self.p["batch_size"], len(self.train_rows)), replace=False)
@@ -186,14 +210,24 @@ class _FlowTask(TrainingTask):
     generator_names = ("velocity",)
     representation = "counts"
 
-    def __init__(self, model: LatentFlow, targets: torch.Tensor, types: torch.Tensor, velocity: VelocityNet, *,
-                 rng: np.random.Generator, device: torch.device, per_epoch: int) -> None:
+    def __init__(
+        self,
+        model: LatentFlow,
+        targets: torch.Tensor,
+        types: torch.Tensor,
+        velocity: VelocityNet,
+        *,
+        rng: np.random.Generator,
+        device: torch.device,
+        per_epoch: int,
+    ) -> None:
         p = model.params
         self.model, self.p, self.targets, self.types, self.rng = model, p, targets, types, rng
         self.device, self.per_epoch, self.velocity = device, per_epoch, velocity
         self.modules = {"velocity": velocity}
-        self.optimizers = {"adam": torch.optim.AdamW(velocity.parameters(), lr=p["learning_rate"],
-                                                     weight_decay=p["weight_decay"])}
+        self.optimizers = {
+            "adam": torch.optim.AdamW(velocity.parameters(), lr=p["learning_rate"], weight_decay=p["weight_decay"])
+        }
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         n = self.targets.shape[0]
@@ -259,13 +293,21 @@ class LatentFlow(Encodes, GenerativeModel):
 
         self._encoder = CountEncoder(n_genes, widths=p["encoder_layers"], latent_dim=p["latent_dim"]).to(dev)
         self._decoder = CountDecoder(n_genes, widths=p["decoder_layers"], latent_dim=p["latent_dim"]).to(dev)
-        ae_task = _AutoencoderTask(p, X, train_rows, self._encoder, self._decoder, rng=rng, device=dev,
-                                   per_epoch=per_epoch)
+        ae_task = _AutoencoderTask(
+            p, X, train_rows, self._encoder, self._decoder, rng=rng, device=dev, per_epoch=per_epoch
+        )
         ae_params = p | {"monitor_every": 0, "select": "last", "ema_decay": 0.0, "patience": None}
-        ae_loop = TrainingLoop(self.name, ae_params, max_steps=p["ae_epochs"] * per_epoch, rng=rng, seed=seed,
-                               checkpoint=None if checkpoint is None else f"{checkpoint}.ae", progress=progress,
-                               identity={"shape": [n_cells, n_genes], "stage": "autoencoder"},
-                               desc=f"train {self.name} autoencoder")
+        ae_loop = TrainingLoop(
+            self.name,
+            ae_params,
+            max_steps=p["ae_epochs"] * per_epoch,
+            rng=rng,
+            seed=seed,
+            checkpoint=None if checkpoint is None else f"{checkpoint}.ae",
+            progress=progress,
+            identity={"shape": [n_cells, n_genes], "stage": "autoencoder"},
+            desc=f"train {self.name} autoencoder",
+        )
         ae_history = ae_loop.run(ae_task)
         self._encoder.eval()
         self._decoder.eval()
@@ -274,8 +316,13 @@ class LatentFlow(Encodes, GenerativeModel):
         self._code_mean, self._code_sd = codes.mean(axis=0), codes.std(axis=0) + 1e-6
         targets = torch.from_numpy(((codes - self._code_mean) / self._code_sd).astype(np.float32)).to(dev)
         n_types = 1 if self.categories is None else len(self.categories)
-        self._velocity = VelocityNet(targets.shape[1], n_types=n_types, width=p["flow_width"], blocks=p["flow_blocks"],
-                                     embedding_dim=p["embedding_dim"]).to(dev)
+        self._velocity = VelocityNet(
+            targets.shape[1],
+            n_types=n_types,
+            width=p["flow_width"],
+            blocks=p["flow_blocks"],
+            embedding_dim=p["embedding_dim"],
+        ).to(dev)
         self._device = dev
         total = p["epochs"] * per_epoch if p["max_steps"] is None else min(p["epochs"] * per_epoch, p["max_steps"])
         total = int(max_steps) if max_steps is not None else total
@@ -283,12 +330,27 @@ class LatentFlow(Encodes, GenerativeModel):
         if p["max_minutes"] is not None:
             used = ae_history["time_s"][-1] / 60.0 if ae_history.get("time_s") else 0.0
             flow_params = p | {"max_minutes": max(float(p["max_minutes"]) - used, 1e-3)}
-        flow_task = _FlowTask(self, targets, torch.from_numpy(types[train_rows]).to(dev), self._velocity, rng=rng,
-                              device=dev, per_epoch=per_epoch)
-        flow_loop = TrainingLoop(self.name, flow_params, max_steps=total, rng=rng, monitor=monitor, seed=seed,
-                                 checkpoint=checkpoint, progress=progress,
-                                 identity={"shape": [n_cells, n_genes], "stage": "flow", "codes": array_digest(codes)},
-                                 desc=f"train {self.name} flow")
+        flow_task = _FlowTask(
+            self,
+            targets,
+            torch.from_numpy(types[train_rows]).to(dev),
+            self._velocity,
+            rng=rng,
+            device=dev,
+            per_epoch=per_epoch,
+        )
+        flow_loop = TrainingLoop(
+            self.name,
+            flow_params,
+            max_steps=total,
+            rng=rng,
+            monitor=monitor,
+            seed=seed,
+            checkpoint=checkpoint,
+            progress=progress,
+            identity={"shape": [n_cells, n_genes], "stage": "flow", "codes": array_digest(codes)},
+            desc=f"train {self.name} flow",
+        )
         flow_history = flow_loop.run(flow_task)
         self._velocity.eval()
         self.training_summary = flow_loop.summary | {"autoencoder_steps": ae_loop.summary["steps"]}
@@ -325,8 +387,14 @@ class LatentFlow(Encodes, GenerativeModel):
         return rng.choice(len(self.categories), size=n, p=self.class_frequencies)
 
     @torch.no_grad()
-    def generate_counts(self, types: np.ndarray, noise_rng: np.random.Generator, count_rng: np.random.Generator,
-                        *, velocity: VelocityNet | None = None) -> sp.csr_matrix:
+    def generate_counts(
+        self,
+        types: np.ndarray,
+        noise_rng: np.random.Generator,
+        count_rng: np.random.Generator,
+        *,
+        velocity: VelocityNet | None = None,
+    ) -> sp.csr_matrix:
         """Cells of raw counts (CSR), one per entry of ``types`` (type indices), in blocks of rows: flow noise
         from ``noise_rng``, negative binomial draws from ``count_rng``."""
         net = velocity or self._velocity
@@ -337,8 +405,18 @@ class LatentFlow(Encodes, GenerativeModel):
         blocks = []
         for start in range(0, n, _BLOCK_ROWS):
             stop = min(start + _BLOCK_ROWS, n)
-            x = integrate(net, noise[start:stop], types[start:stop], steps=self.params["ode_steps"],
-                          guidance=float(self.params["guidance"])).cpu().numpy().astype(np.float64)
+            x = (
+                integrate(
+                    net,
+                    noise[start:stop],
+                    types[start:stop],
+                    steps=self.params["ode_steps"],
+                    guidance=float(self.params["guidance"]),
+                )
+                .cpu()
+                .numpy()
+                .astype(np.float64)
+            )
             x = x * self._code_sd + self._code_mean
             code = torch.from_numpy(x[:, :-1].astype(np.float32)).to(self._device)
             mean = np.exp(x[:, -1:]) * self._decoder(code).cpu().numpy().astype(np.float64)
@@ -365,17 +443,28 @@ class LatentFlow(Encodes, GenerativeModel):
         def cpu(module: nn.Module) -> dict[str, torch.Tensor]:
             return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
-        return {"encoder": cpu(self._encoder), "decoder": cpu(self._decoder), "velocity": cpu(self._velocity),
-                "n_genes": self._decoder.n_genes, "n_types": self._velocity.n_types,
-                "code_mean": torch.from_numpy(self._code_mean), "code_sd": torch.from_numpy(self._code_sd)}
+        return {
+            "encoder": cpu(self._encoder),
+            "decoder": cpu(self._decoder),
+            "velocity": cpu(self._velocity),
+            "n_genes": self._decoder.n_genes,
+            "n_types": self._velocity.n_types,
+            "code_mean": torch.from_numpy(self._code_mean),
+            "code_sd": torch.from_numpy(self._code_sd),
+        }
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
         p, dev = self.params, resolve_device(device)
         n_genes = int(state["n_genes"])
         self._encoder = CountEncoder(n_genes, widths=p["encoder_layers"], latent_dim=p["latent_dim"]).to(dev)
         self._decoder = CountDecoder(n_genes, widths=p["decoder_layers"], latent_dim=p["latent_dim"]).to(dev)
-        self._velocity = VelocityNet(p["latent_dim"] + 1, n_types=int(state["n_types"]), width=p["flow_width"],
-                                     blocks=p["flow_blocks"], embedding_dim=p["embedding_dim"]).to(dev)
+        self._velocity = VelocityNet(
+            p["latent_dim"] + 1,
+            n_types=int(state["n_types"]),
+            width=p["flow_width"],
+            blocks=p["flow_blocks"],
+            embedding_dim=p["embedding_dim"],
+        ).to(dev)
         for name in ("encoder", "decoder", "velocity"):
             getattr(self, f"_{name}").load_state_dict(state[name])
             getattr(self, f"_{name}").eval()

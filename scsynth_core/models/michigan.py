@@ -50,15 +50,27 @@ if TYPE_CHECKING:
 
 LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
 
+
 class _WGANTask(TrainingTask):
     """MichiGAN's (code-conditioned) WGAN-GP step for :class:`~scsynth_core.models.training.TrainingLoop`."""
 
     generator_names = ("generator",)
     representation = "log1p"
 
-    def __init__(self, model: WGANGP, X, train_rows: np.ndarray, generator: Generator, critic: Critic, *,
-                 codes: tuple[np.ndarray, np.ndarray] | None, rng: np.random.Generator, device: torch.device,
-                 per_epoch: int, monitor_rows: np.ndarray) -> None:
+    def __init__(
+        self,
+        model: WGANGP,
+        X,
+        train_rows: np.ndarray,
+        generator: Generator,
+        critic: Critic,
+        *,
+        codes: tuple[np.ndarray, np.ndarray] | None,
+        rng: np.random.Generator,
+        device: torch.device,
+        per_epoch: int,
+        monitor_rows: np.ndarray,
+    ) -> None:
         p = model.params
         self.p, self.X, self.train_rows, self.device, self.per_epoch = p, X, train_rows, device, per_epoch
         self.generator, self.critic = generator, critic
@@ -89,14 +101,23 @@ class _WGANTask(TrainingTask):
         real, code = log1p_rows(self.X, rows, self.device), self._codes(rows)
         with torch.no_grad():  # generator in training mode: batch statistics and dropout, as for its own step
             fake = self._generate(code, len(rows))
-        terms = critic_loss(self.critic, real, fake, gp_weight=self.p["gp_weight"], labels=code,
-                            interpolation=self.p["gp_interpolation"])
+        terms = critic_loss(
+            self.critic,
+            real,
+            fake,
+            gp_weight=self.p["gp_weight"],
+            labels=code,
+            interpolation=self.p["gp_interpolation"],
+        )
         optimizer = self.optimizers["critic"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward(inputs=self._critic_params)
         optimizer.step()
-        return {"critic_loss": terms["loss"], "wasserstein": terms["wasserstein"],
-                "gradient_penalty": terms["gradient_penalty"]}
+        return {
+            "critic_loss": terms["loss"],
+            "wasserstein": terms["wasserstein"],
+            "gradient_penalty": terms["gradient_penalty"],
+        }
 
     def _generator_step(self) -> torch.Tensor:
         if self.code_mu is None:
@@ -121,8 +142,9 @@ class _WGANTask(TrainingTask):
 
     def generate(self, n: int, seed: int):
         """Cells for fresh noise and, for MichiGAN, the validation cells' posterior means."""
-        noise = torch.randn(n, self.p["noise_dim"], device=self.device,
-                            generator=torch.Generator(self.device).manual_seed(seed))
+        noise = torch.randn(
+            n, self.p["noise_dim"], device=self.device, generator=torch.Generator(self.device).manual_seed(seed)
+        )
         if self.code_mu is not None:
             noise = torch.cat([noise, self.code_mu[torch.from_numpy(self.monitor_rows[:n]).to(self.device)]], dim=1)
         self.generator.eval()
@@ -166,17 +188,30 @@ class WGANGP(NoiseInputs, GenerativeModel):
     # -- networks ---------------------------------------------------------------------------------------------
     def _build_generator(self, n_genes: int, device: torch.device) -> Generator:
         p = self.params
-        generator = Generator(n_genes, latent_dim=p["noise_dim"] + self.code_dim, widths=p["generator_layers"],
-                              activations=hidden_activations(len(p["generator_layers"])), dropout=p["dropout"],
-                              output=p["output_activation"], output_init="glorot", bn_momentum=TF_BN_MOMENTUM,
-                              bn_eps=TF_BN_EPS)
+        generator = Generator(
+            n_genes,
+            latent_dim=p["noise_dim"] + self.code_dim,
+            widths=p["generator_layers"],
+            activations=hidden_activations(len(p["generator_layers"])),
+            dropout=p["dropout"],
+            output=p["output_activation"],
+            output_init="glorot",
+            bn_momentum=TF_BN_MOMENTUM,
+            bn_eps=TF_BN_EPS,
+        )
         return generator.to(device)
 
     def _build_critic(self, n_genes: int, device: torch.device) -> Critic:
         p = self.params
-        critic = Critic(n_genes, widths=p["critic_layers"], head="projection" if self.code_dim else "unconditional",
-                        code_dim=self.code_dim, code_projection=p.get("code_projection", "identity"),
-                        activations=hidden_activations(len(p["critic_layers"])), init="glorot")
+        critic = Critic(
+            n_genes,
+            widths=p["critic_layers"],
+            head="projection" if self.code_dim else "unconditional",
+            code_dim=self.code_dim,
+            code_projection=p.get("code_projection", "identity"),
+            activations=hidden_activations(len(p["critic_layers"])),
+            init="glorot",
+        )
         return critic.to(device)
 
     def _optimizer(self, module: torch.nn.Module) -> torch.optim.Optimizer:
@@ -185,11 +220,22 @@ class WGANGP(NoiseInputs, GenerativeModel):
 
     # -- training ---------------------------------------------------------------------------------------------
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
-        return self._train_gan(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
-                               checkpoint=checkpoint, codes=None)
+        return self._train_gan(
+            adata, seed=seed, device=device, max_steps=max_steps, progress=progress, checkpoint=checkpoint, codes=None
+        )
 
-    def _train_gan(self, adata, *, seed, device, max_steps, progress, checkpoint,
-                   codes: tuple[np.ndarray, np.ndarray] | None, minutes_used: float = 0.0) -> dict[str, list]:
+    def _train_gan(
+        self,
+        adata,
+        *,
+        seed,
+        device,
+        max_steps,
+        progress,
+        checkpoint,
+        codes: tuple[np.ndarray, np.ndarray] | None,
+        minutes_used: float = 0.0,
+    ) -> dict[str, list]:
         """The WGAN-GP loop; ``codes`` = (posterior means, log-variances) of the cells for MichiGAN.
 
         ``minutes_used``: training time already spent (MichiGAN's beta-TCVAE); ``max_minutes`` bounds the total.
@@ -203,11 +249,30 @@ class WGANGP(NoiseInputs, GenerativeModel):
         monitor, rows, train_rows = held_out_monitor(p, X, seed=seed)
         rng = seed_everything(seed)
         generator, critic = self._build_generator(n_genes, dev), self._build_critic(n_genes, dev)
-        task = _WGANTask(self, X, train_rows, generator, critic, codes=codes, rng=rng, device=dev,
-                         per_epoch=per_epoch, monitor_rows=rows)
+        task = _WGANTask(
+            self,
+            X,
+            train_rows,
+            generator,
+            critic,
+            codes=codes,
+            rng=rng,
+            device=dev,
+            per_epoch=per_epoch,
+            monitor_rows=rows,
+        )
         identity = {"shape": [n_cells, n_genes], "codes": None if codes is None else array_digest(*codes)}
-        loop = TrainingLoop(self.name, p, max_steps=total, rng=rng, monitor=monitor, seed=seed,
-                            checkpoint=checkpoint, progress=progress, identity=identity)
+        loop = TrainingLoop(
+            self.name,
+            p,
+            max_steps=total,
+            rng=rng,
+            monitor=monitor,
+            seed=seed,
+            checkpoint=checkpoint,
+            progress=progress,
+            identity=identity,
+        )
         history = loop.run(task)
         self.training_summary = loop.summary
         self._generator, self._device = generator.eval(), dev
@@ -241,8 +306,10 @@ class WGANGP(NoiseInputs, GenerativeModel):
     # -- state ------------------------------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
         self._require_fitted()
-        return {"generator": {k: v.detach().cpu() for k, v in self._generator.state_dict().items()},
-                "n_genes": self._generator.n_genes}
+        return {
+            "generator": {k: v.detach().cpu() for k, v in self._generator.state_dict().items()},
+            "n_genes": self._generator.n_genes,
+        }
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
         dev = resolve_device(device)
@@ -293,11 +360,14 @@ class MichiGAN(CodeConditioned, Encodes, WGANGP):
 
     def _check_vae(self, vae, adata, where: str) -> VAE:
         if not isinstance(vae, VAE):
-            raise ConfigError(f"model '{self.name}': {where} is a '{getattr(vae, 'name', type(vae).__name__)}' "
-                              "model, not a vae/betatcvae")
+            raise ConfigError(
+                f"model '{self.name}': {where} is a '{getattr(vae, 'name', type(vae).__name__)}' "
+                "model, not a vae/betatcvae"
+            )
         if vae.code_dim != self.code_dim:
-            raise ConfigError(f"model '{self.name}': {where} has {vae.code_dim} latent dims, "
-                              f"code_dim is {self.code_dim}")
+            raise ConfigError(
+                f"model '{self.name}': {where} has {vae.code_dim} latent dims, code_dim is {self.code_dim}"
+            )
         check_genes(vae, adata)
         return vae
 
@@ -307,19 +377,33 @@ class MichiGAN(CodeConditioned, Encodes, WGANGP):
         if self.params["vae_path"] is not None:
             from scsynth_core.models.base import load_model
 
-            return self._check_vae(load_model(self.params["vae_path"], device=device), adata,
-                                   f"vae_path {self.params['vae_path']}"), None
+            return self._check_vae(
+                load_model(self.params["vae_path"], device=device), adata, f"vae_path {self.params['vae_path']}"
+            ), None
         vae = self._inner_vae()
-        history = vae.fit(adata, seed=seed, device=device, progress=progress,
-                          checkpoint=None if checkpoint is None else f"{checkpoint}.vae")
+        history = vae.fit(
+            adata,
+            seed=seed,
+            device=device,
+            progress=progress,
+            checkpoint=None if checkpoint is None else f"{checkpoint}.vae",
+        )
         return vae, history
 
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         vae, vae_history = self._obtain_vae(adata, seed=seed, device=device, progress=progress, checkpoint=checkpoint)
         mu, logvar = vae.posterior(adata)
         vae_minutes = 0.0 if vae_history is None or not vae_history.get("time_s") else vae_history["time_s"][-1] / 60
-        gan_history = self._train_gan(adata, seed=seed, device=device, max_steps=max_steps, progress=progress,
-                                      checkpoint=checkpoint, codes=(mu, logvar), minutes_used=vae_minutes)
+        gan_history = self._train_gan(
+            adata,
+            seed=seed,
+            device=device,
+            max_steps=max_steps,
+            progress=progress,
+            checkpoint=checkpoint,
+            codes=(mu, logvar),
+            minutes_used=vae_minutes,
+        )
         self._vae, self._code_mu, self._code_logvar = vae, mu, logvar
         phases = ([("vae", vae_history)] if vae_history is not None else []) + [("gan", gan_history)]
         return merge_histories(phases)
@@ -354,8 +438,14 @@ class MichiGAN(CodeConditioned, Encodes, WGANGP):
         return super()._get_state() | {
             "code_mean": torch.from_numpy(self._code_mu),
             "code_logvar": torch.from_numpy(self._code_logvar),
-            "vae": {"model": vae.name, "preset": vae.preset, "params": dict(vae.params), "n_train": vae.n_train,
-                    "seed": vae.seed, "state": vae._get_state()},
+            "vae": {
+                "model": vae.name,
+                "preset": vae.preset,
+                "params": dict(vae.params),
+                "n_train": vae.n_train,
+                "seed": vae.seed,
+                "state": vae._get_state(),
+            },
         }
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:

@@ -15,8 +15,13 @@ import scipy.sparse as sp
 from scsynth_core.data.preprocess import from_representation, lsn
 
 #: ``train_log.tsv`` columns written by :meth:`RealismMonitor.score`.
-MONITOR_COLUMNS = ("monitor_auc", "monitor_mmd", "monitor_mean_distance", "monitor_sparsity_difference",
-                   "monitor_hvg_overlap")
+MONITOR_COLUMNS = (
+    "monitor_auc",
+    "monitor_mmd",
+    "monitor_mean_distance",
+    "monitor_sparsity_difference",
+    "monitor_hvg_overlap",
+)
 #: Fewer validation cells than this make the kNN AUC too noisy to select checkpoints: the monitor is then off.
 MIN_VALIDATION_CELLS = 30
 #: Training cells the monitor's PCA is fitted on (a random subset beyond this).
@@ -27,8 +32,9 @@ N_COMPONENTS = 30
 K_NEIGHBOURS = 10
 
 
-def validation_rows(n_cells: int, *, fraction: float, max_cells: int, seed: int,
-                    labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def validation_rows(
+    n_cells: int, *, fraction: float, max_cells: int, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(validation rows, training rows)``: ``min(max_cells, round(fraction * n))`` cells held out for the monitor.
 
     Drawn once from ``seed`` (a stream separate from training). Cells of classes with fewer than
@@ -127,8 +133,9 @@ class RealismMonitor:
         Seed of the PCA subset and solver.
     """
 
-    def __init__(self, validation, fit_cells, *, seed: int = 0, n_components: int = N_COMPONENTS,
-                 k: int = K_NEIGHBOURS) -> None:
+    def __init__(
+        self, validation, fit_cells, *, seed: int = 0, n_components: int = N_COMPONENTS, k: int = K_NEIGHBOURS
+    ) -> None:
         from sklearn.decomposition import PCA
 
         from scsynth_core.metrics.realism import mmd_bandwidth
@@ -148,7 +155,7 @@ class RealismMonitor:
 
     def _project(self, counts) -> np.ndarray:
         X = log_lsn(counts)
-        return (np.asarray(X @ self._pca.components_.T) - self._pca.mean_ @ self._pca.components_.T)
+        return np.asarray(X @ self._pca.components_.T) - self._pca.mean_ @ self._pca.components_.T
 
     def score(self, cells, representation: str) -> dict[str, float]:
         """Every monitor column for ``cells`` (as many as the validation cells) in the model's ``representation``."""
@@ -176,8 +183,9 @@ def held_out_monitor(params, X, *, seed: int, labels: np.ndarray | None = None):
     everything = np.arange(X.shape[0])
     if not params["monitor_every"] or not params["monitor_cells"]:
         return None, everything[:0], everything
-    rows, train_rows = validation_rows(X.shape[0], fraction=params["validation_fraction"],
-                                       max_cells=params["monitor_cells"], seed=seed, labels=labels)
+    rows, train_rows = validation_rows(
+        X.shape[0], fraction=params["validation_fraction"], max_cells=params["monitor_cells"], seed=seed, labels=labels
+    )
     if not len(rows):
         return None, rows, train_rows
     return RealismMonitor(X[rows], X[pca_fit_rows(train_rows, seed=seed)], seed=seed), rows, train_rows

@@ -50,8 +50,15 @@ def _fail(model: str, key: str, expected: str, value: Any, also: Collection[str]
     return ConfigError(f"model '{model}': {key} must be {words}{expected}, got {value!r}")
 
 
-def check_positive_int(model: str, params: MutableMapping[str, Any], key: str, *, minimum: int = 1,
-                       optional: bool = False, also: Collection[str] = ()) -> None:
+def check_positive_int(
+    model: str,
+    params: MutableMapping[str, Any],
+    key: str,
+    *,
+    minimum: int = 1,
+    optional: bool = False,
+    also: Collection[str] = (),
+) -> None:
     """``params[key]`` must be an integer >= ``minimum`` (or None where ``optional``, or one of the words
     ``also``)."""
     value = params[key]
@@ -63,9 +70,18 @@ def check_positive_int(model: str, params: MutableMapping[str, Any], key: str, *
     params[key] = number
 
 
-def check_number(model: str, params: MutableMapping[str, Any], key: str, *, low: float | None = None,
-                 high: float | None = None, low_open: bool = False, high_open: bool = False,
-                 optional: bool = False, also: Collection[str] = ()) -> None:
+def check_number(
+    model: str,
+    params: MutableMapping[str, Any],
+    key: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+    also: Collection[str] = (),
+) -> None:
     """``params[key]`` must be a finite number in the given range (open or closed ends; None where ``optional``,
     or one of the words ``also``)."""
     value = params[key]
@@ -87,8 +103,9 @@ def check_number(model: str, params: MutableMapping[str, Any], key: str, *, low:
     params[key] = number
 
 
-def check_int_list(model: str, params: MutableMapping[str, Any], key: str, *, minimum: int = 1,
-                   length: int | None = None) -> None:
+def check_int_list(
+    model: str, params: MutableMapping[str, Any], key: str, *, minimum: int = 1, length: int | None = None
+) -> None:
     """``params[key]`` must be a non-empty list (of ``length`` items, where given) of integers >= ``minimum``."""
     value = params[key]
     items = [_integer(v) for v in value] if isinstance(value, (list, tuple)) else []

@@ -74,7 +74,6 @@ def _linear(n_in: int, n_out: int, *, init: str, bias: bool = True) -> nn.Linear
     return layer
 
 
-
 def class_rows(table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``table[labels]`` (one row, or value, per cell) through ``F.embedding``, whose gradient sums each row's
     cells in a fixed order. The gradient of indexing accumulates rows in parallel on the CPU, in a varying order:
@@ -82,6 +81,7 @@ def class_rows(table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if table.dim() == 1:
         return F.embedding(labels, table[:, None])[:, 0]
     return F.embedding(labels, table)
+
 
 class InputMajorLinear(nn.Module):
     """``x @ weight + bias`` with the weight stored ``[in, out]`` (the transpose of :class:`torch.nn.Linear`).
@@ -170,9 +170,21 @@ class Generator(nn.Module):
     norm momentum/eps. Conditioning on a real-valued code is done by the caller, by concatenating it to ``z``.
     """
 
-    def __init__(self, n_genes: int, *, latent_dim: int = 128, widths=(256, 512, 1024), n_classes: int = 0,
-                 lsn_target: float = LSN_TARGET, activations=None, dropout: float = 0.0, output: str = "lsn",
-                 output_init: str = "fan_avg", bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> None:
+    def __init__(
+        self,
+        n_genes: int,
+        *,
+        latent_dim: int = 128,
+        widths=(256, 512, 1024),
+        n_classes: int = 0,
+        lsn_target: float = LSN_TARGET,
+        activations=None,
+        dropout: float = 0.0,
+        output: str = "lsn",
+        output_init: str = "fan_avg",
+        bn_momentum: float = BN_MOMENTUM,
+        bn_eps: float = BN_EPS,
+    ) -> None:
         super().__init__()
         if output not in GENERATOR_OUTPUTS:
             raise ConfigError(f"generator output must be one of {', '.join(GENERATOR_OUTPUTS)}, got '{output}'")
@@ -184,8 +196,9 @@ class Generator(nn.Module):
         self.dropout, self.output_activation = float(dropout), output
         sizes = [self.latent_dim, *map(int, widths)]
         self.linears = nn.ModuleList(_linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
-        self.norms = nn.ModuleList(ConditionalBatchNorm(b, self.n_classes, momentum=bn_momentum, eps=bn_eps)
-                                   for b in sizes[1:])
+        self.norms = nn.ModuleList(
+            ConditionalBatchNorm(b, self.n_classes, momentum=bn_momentum, eps=bn_eps) for b in sizes[1:]
+        )
         self.output = _linear(sizes[-1], self.n_genes, init=output_init)
 
     def hidden(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -237,9 +250,18 @@ class Critic(nn.Module):
     ``"glorot"``, hidden layers) default to scGAN's choices.
     """
 
-    def __init__(self, n_genes: int, *, widths=(1024, 512, 256), n_classes: int = 0,
-                 head: str = "unconditional", code_dim: int = 0, code_projection: str = "identity",
-                 activations=None, init: str = "fan_avg") -> None:
+    def __init__(
+        self,
+        n_genes: int,
+        *,
+        widths=(1024, 512, 256),
+        n_classes: int = 0,
+        head: str = "unconditional",
+        code_dim: int = 0,
+        code_projection: str = "identity",
+        activations=None,
+        init: str = "fan_avg",
+    ) -> None:
         super().__init__()
         if head not in CRITIC_HEADS:
             raise ConfigError(f"critic_head must be one of {', '.join(CRITIC_HEADS)}, got '{head}'")
@@ -259,8 +281,10 @@ class Critic(nn.Module):
         self.code_matrix = None
         if self.code_dim:
             if code_projection == "identity" and width != self.code_dim:
-                raise ConfigError(f"identity code projection needs the last critic width ({width}) to equal the "
-                                  f"code dims ({self.code_dim})")
+                raise ConfigError(
+                    f"identity code projection needs the last critic width ({width}) to equal the "
+                    f"code dims ({self.code_dim})"
+                )
             if code_projection == "learned":
                 self.code_matrix = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.code_dim, width)))
         self.output = _linear(width, 1, init="glorot") if head != "projection_only" else None
@@ -297,10 +321,17 @@ def gradient_penalty(critic: Critic, x_hat: torch.Tensor, labels: torch.Tensor |
     return ((torch.linalg.vector_norm(grad, dim=1) - 1.0) ** 2).mean()
 
 
-def critic_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, *, gp_weight: float,
-                labels: torch.Tensor | None = None, fake_labels: torch.Tensor | None = None,
-                fake_for_penalty: torch.Tensor | None = None,
-                interpolation: str = "per_cell") -> dict[str, torch.Tensor]:
+def critic_loss(
+    critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    gp_weight: float,
+    labels: torch.Tensor | None = None,
+    fake_labels: torch.Tensor | None = None,
+    fake_for_penalty: torch.Tensor | None = None,
+    interpolation: str = "per_cell",
+) -> dict[str, torch.Tensor]:
     """WGAN-GP critic loss and its named terms (Gulrajani et al. 2017, as in Marouf 2020).
 
     ``loss = mean D(fake) - mean D(real) + gp_weight * penalty`` with the penalty at
@@ -400,18 +431,29 @@ class _GANTask(TrainingTask):
     generator_names = ("generator",)
     representation = "lsn"
 
-    def __init__(self, model: ScGAN, X, train_rows: np.ndarray, codes: np.ndarray | None, generator: Generator,
-                 critic: Critic, *, rng: np.random.Generator, max_steps: int, device: torch.device,
-                 monitor_codes: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        model: ScGAN,
+        X,
+        train_rows: np.ndarray,
+        codes: np.ndarray | None,
+        generator: Generator,
+        critic: Critic,
+        *,
+        rng: np.random.Generator,
+        max_steps: int,
+        device: torch.device,
+        monitor_codes: np.ndarray | None,
+    ) -> None:
         p = model.params
         self.model, self.p, self.X, self.train_rows, self.codes = model, p, X, train_rows, codes
         self.generator, self.critic, self.device, self.max_steps = generator, critic, device, max_steps
         self.modules = {"generator": generator, "critic": critic}
-        self.optimizers = {"generator": model._optimizer(generator, device),
-                           "critic": model._optimizer(critic, device)}
+        self.optimizers = {"generator": model._optimizer(generator, device), "critic": model._optimizer(critic, device)}
         self.batches = EpochBatches(len(train_rows), p["batch_size"], rng)
-        self.freqs = None if codes is None else torch.as_tensor(model.class_frequencies, dtype=torch.float32,
-                                                                device=device)
+        self.freqs = (
+            None if codes is None else torch.as_tensor(model.class_frequencies, dtype=torch.float32, device=device)
+        )
         self.monitor_codes = monitor_codes
         self._critic_params, self._generator_params = list(critic.parameters()), list(generator.parameters())
 
@@ -436,16 +478,26 @@ class _GANTask(TrainingTask):
             else:
                 fake_labels, fake = labels, generator(z, labels)
                 fake_gp = fake
-        terms = critic_loss(self.critic, real, fake, gp_weight=p["gp_weight"], labels=labels,
-                            fake_labels=fake_labels, fake_for_penalty=fake_gp)
+        terms = critic_loss(
+            self.critic,
+            real,
+            fake,
+            gp_weight=p["gp_weight"],
+            labels=labels,
+            fake_labels=fake_labels,
+            fake_for_penalty=fake_gp,
+        )
         optimizer = self.optimizers["critic"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward(inputs=self._critic_params)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
-        return {"critic_loss": terms["loss"], "wasserstein": terms["wasserstein"],
-                "gradient_penalty": terms["gradient_penalty"]}
+        return {
+            "critic_loss": terms["loss"],
+            "wasserstein": terms["wasserstein"],
+            "gradient_penalty": terms["gradient_penalty"],
+        }
 
     def _generator_step(self, lr: float) -> torch.Tensor:
         n = self.p["batch_size"]
@@ -470,8 +522,9 @@ class _GANTask(TrainingTask):
         return {"lr": self.model.learning_rate(step - 1, self.max_steps)}
 
     def generate(self, n: int, seed: int):
-        z = torch.randn(n, self.p["latent_dim"], device=self.device,
-                        generator=torch.Generator(self.device).manual_seed(seed))
+        z = torch.randn(
+            n, self.p["latent_dim"], device=self.device, generator=torch.Generator(self.device).manual_seed(seed)
+        )
         labels = None if self.monitor_codes is None else torch.from_numpy(self.monitor_codes[:n]).to(self.device)
         self.generator.eval()
         return generate_csr(self.generator, z, labels)
@@ -509,16 +562,21 @@ class ScGAN(GenerativeModel):
 
     def _build(self, n_genes: int, n_classes: int, device: torch.device) -> tuple[Generator, Critic]:
         p = self.params
-        generator = Generator(n_genes, latent_dim=p["latent_dim"], widths=p["generator_layers"],
-                              n_classes=n_classes)
+        generator = Generator(n_genes, latent_dim=p["latent_dim"], widths=p["generator_layers"], n_classes=n_classes)
         head = p["critic_head"] if n_classes else "unconditional"
         critic = Critic(n_genes, widths=p["critic_layers"], n_classes=n_classes, head=head)
         return generator.to(device), critic.to(device)
 
     def _optimizer(self, module: nn.Module, device: torch.device) -> torch.optim.Optimizer:
         p = self.params
-        return torch.optim.Adam(module.parameters(), lr=p["learning_rate"], betas=(p["beta1"], p["beta2"]),
-                                eps=ADAM_EPS, amsgrad=True, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(
+            module.parameters(),
+            lr=p["learning_rate"],
+            betas=(p["beta1"], p["beta2"]),
+            eps=ADAM_EPS,
+            amsgrad=True,
+            fused=device.type in ("cpu", "cuda"),
+        )
 
     def learning_rate(self, step: int, max_steps: int) -> float:
         """``lr0 * (lr_final / lr0) ** (step / max_steps)`` (continuous exponential decay)."""
@@ -545,11 +603,29 @@ class ScGAN(GenerativeModel):
         monitor_codes = None if codes is None else codes[rows]
         rng = seed_everything(seed)
         generator, critic = self._build(n_genes, n_classes, dev)
-        task = _GANTask(self, X, train_rows, codes, generator, critic, rng=rng, max_steps=max_steps, device=dev,
-                        monitor_codes=monitor_codes)
-        loop = TrainingLoop(self.name, p, max_steps=max_steps, rng=rng, monitor=monitor, seed=seed,
-                            checkpoint=checkpoint, progress=progress,
-                            identity={"shape": [n_cells, n_genes], "categories": self.categories})
+        task = _GANTask(
+            self,
+            X,
+            train_rows,
+            codes,
+            generator,
+            critic,
+            rng=rng,
+            max_steps=max_steps,
+            device=dev,
+            monitor_codes=monitor_codes,
+        )
+        loop = TrainingLoop(
+            self.name,
+            p,
+            max_steps=max_steps,
+            rng=rng,
+            monitor=monitor,
+            seed=seed,
+            checkpoint=checkpoint,
+            progress=progress,
+            identity={"shape": [n_cells, n_genes], "categories": self.categories},
+        )
         history = loop.run(task)
         self.training_summary = loop.summary
         self._generator, self._device = generator.eval(), dev
@@ -583,8 +659,9 @@ class ScGAN(GenerativeModel):
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
         dev = resolve_device(device)
         p = self.params
-        generator = Generator(state["n_genes"], latent_dim=p["latent_dim"], widths=p["generator_layers"],
-                              n_classes=state["n_classes"])
+        generator = Generator(
+            state["n_genes"], latent_dim=p["latent_dim"], widths=p["generator_layers"], n_classes=state["n_classes"]
+        )
         generator.load_state_dict(state["generator"])
         self._generator, self._device = generator.to(dev).eval(), dev
 

@@ -33,8 +33,15 @@ log = logging.getLogger(__name__)
 SAMPLE_BLOCK = 1024
 
 #: Constructor arguments of ``scvi.model.SCVI`` taken from the hyperparameters (the rest: scvi-tools defaults).
-_MODULE_KEYS = ("n_hidden", "n_latent", "n_layers", "dropout_rate", "gene_likelihood", "dispersion",
-                "use_observed_lib_size")
+_MODULE_KEYS = (
+    "n_hidden",
+    "n_latent",
+    "n_layers",
+    "dropout_rate",
+    "gene_likelihood",
+    "dispersion",
+    "use_observed_lib_size",
+)
 
 #: Console noise from Lightning and scvi-tools that says nothing about this run (messages start with these).
 _NOISE = (
@@ -94,8 +101,9 @@ class _EpochRecorder:
                 recorder.t0 = time.perf_counter()
 
             def on_train_epoch_end(self, trainer, pl_module):
-                recorder.rows.append((int(trainer.current_epoch), int(trainer.global_step),
-                                      round(time.perf_counter() - recorder.t0, 3)))
+                recorder.rows.append(
+                    (int(trainer.current_epoch), int(trainer.global_step), round(time.perf_counter() - recorder.t0, 3))
+                )
                 loss = trainer.callback_metrics.get("train_loss")
                 if loss is not None and not math.isfinite(float(loss)):
                     raise TrainingError(
@@ -145,8 +153,9 @@ class _RealismCallback:
                 epoch = int(trainer.current_epoch) + 1
                 elapsed = time.perf_counter() - state.t0
                 out_of_time = p["max_minutes"] is not None and elapsed >= 60.0 * float(p["max_minutes"])
-                last = epoch == trainer.max_epochs or (trainer.max_steps > 0
-                                                       and trainer.global_step >= trainer.max_steps)
+                last = epoch == trainer.max_epochs or (
+                    trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
+                )
                 if state.monitor is not None and (epoch % p["monitor_every"] == 0 or last or out_of_time):
                     with torch.random.fork_rng(devices=[] if pl_module.device.type == "cpu" else [pl_module.device]):
                         torch.manual_seed(seed)
@@ -157,9 +166,11 @@ class _RealismCallback:
                     state.rows[epoch] = scores
                     key = list(selection_key(scores))
                     if state.best is None or tuple(key) < tuple(state.best["key"]):
-                        state.best = {"key": key, "epoch": epoch,
-                                      "state": {k: v.detach().clone() for k, v in
-                                                pl_module.module.state_dict().items()}}
+                        state.best = {
+                            "key": key,
+                            "epoch": epoch,
+                            "state": {k: v.detach().clone() for k, v in pl_module.module.state_dict().items()},
+                        }
                         state.stale = 0
                     else:
                         state.stale += 1
@@ -172,20 +183,36 @@ class _RealismCallback:
 
     def summary(self, select: str, epochs: int) -> dict[str, Any]:
         best = self.best
-        return {"epochs": epochs, "stopped": self.stopped,
-                "selected": f"best (epoch {best['epoch']})" if select == "best" and best else "last",
-                "best_epoch": None if best is None else best["epoch"],
-                "best_monitor_auc": None if best is None else best["key"][0],
-                "best_monitor_mmd": None if best is None else best["key"][1], "ema_decay": 0.0}
+        return {
+            "epochs": epochs,
+            "stopped": self.stopped,
+            "selected": f"best (epoch {best['epoch']})" if select == "best" and best else "last",
+            "best_epoch": None if best is None else best["epoch"],
+            "best_monitor_auc": None if best is None else best["key"][0],
+            "best_monitor_mmd": None if best is None else best["key"][1],
+            "ema_decay": 0.0,
+        }
 
 
 #: History columns taken from scvi-tools' ``model.history`` (epoch-level means), in this order.
-_HISTORY_KEYS = ("train_loss", "validation_loss", "elbo_train", "elbo_validation", "reconstruction_loss_train",
-                 "reconstruction_loss_validation", "kl_local_train", "kl_local_validation", "kl_weight")
+_HISTORY_KEYS = (
+    "train_loss",
+    "validation_loss",
+    "elbo_train",
+    "elbo_validation",
+    "reconstruction_loss_train",
+    "reconstruction_loss_validation",
+    "kl_local_train",
+    "kl_local_validation",
+    "kl_weight",
+)
 
 
-def _history(scvi_history: Mapping[str, Any], rows: list[tuple[int, int, float]],
-             monitored: Mapping[int, Mapping[str, float]] | None = None) -> dict[str, list]:
+def _history(
+    scvi_history: Mapping[str, Any],
+    rows: list[tuple[int, int, float]],
+    monitored: Mapping[int, Mapping[str, float]] | None = None,
+) -> dict[str, list]:
     """One row per trained epoch: step, 1-based epoch, scvi-tools' losses (None where not logged), the realism
     monitor's columns where it ran (``monitored``: 1-based epoch -> scores), time_s."""
     from scsynth_core.models.monitors import MONITOR_COLUMNS
@@ -364,8 +391,9 @@ class _ScviGenerator(GenerativeModel):
             log.warning("model '%s' was saved with scvi-tools %s, loading with %s", self.name, saved, scvi.__version__)
         dev = resolve_device(device)
         with _quiet():
-            model = scvi.model.SCVI(_counts_adata(self._rebuild_counts(state), self.var_names),
-                                    **state["module_kwargs"])
+            model = scvi.model.SCVI(
+                _counts_adata(self._rebuild_counts(state), self.var_names), **state["module_kwargs"]
+            )
         model.module.load_state_dict(state["module"])
         model.module.to(dev).eval()
         model.is_trained_ = True

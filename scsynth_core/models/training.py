@@ -361,9 +361,20 @@ class TrainingLoop:
         Checkpoint file (or ``None``) and the values a checkpoint must match to be resumed.
     """
 
-    def __init__(self, model: str, params: Mapping[str, Any], *, max_steps: int, rng: np.random.Generator,
-                 monitor=None, seed: int = 0, checkpoint: str | Path | None = None,
-                 identity: Mapping[str, Any] | None = None, progress: bool = True, desc: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        params: Mapping[str, Any],
+        *,
+        max_steps: int,
+        rng: np.random.Generator,
+        monitor=None,
+        seed: int = 0,
+        checkpoint: str | Path | None = None,
+        identity: Mapping[str, Any] | None = None,
+        progress: bool = True,
+        desc: str | None = None,
+    ) -> None:
         if int(max_steps) < 1:
             raise ConfigError(f"model '{model}': max_steps must be >= 1, got {max_steps}")
         self.model, self.p, self.max_steps, self.rng = model, params, int(max_steps), rng
@@ -411,8 +422,11 @@ class TrainingLoop:
         import torch
 
         p = self.p
-        averages = {name: WeightAverage(task.modules[name], p["ema_decay"])
-                    for name in task.generator_names} if p["ema_decay"] else {}
+        averages = (
+            {name: WeightAverage(task.modules[name], p["ema_decay"]) for name in task.generator_names}
+            if p["ema_decay"]
+            else {}
+        )
         step, best, stale, elapsed = 0, None, 0, 0.0
         state = self.ckpt.load(identity=self.identity)  # refuses a checkpoint of another model or other data
         if state is not None:
@@ -433,8 +447,7 @@ class TrainingLoop:
         budget_s = None if p["max_minutes"] is None else 60.0 * float(p["max_minutes"])
         stopped = "max_steps"
         task.train_mode()
-        bar = progress_bar(self.max_steps, desc=self.desc, initial=min(step, self.max_steps),
-                           disable=not self.progress)
+        bar = progress_bar(self.max_steps, desc=self.desc, initial=min(step, self.max_steps), disable=not self.progress)
         try:
             while step < self.max_steps:
                 losses = task.step(step)
@@ -448,7 +461,8 @@ class TrainingLoop:
                 elapsed = time.perf_counter() - t_start
                 out_of_time = budget_s is not None and elapsed >= budget_s
                 due_monitor = self.monitor is not None and (
-                    step % p["monitor_every"] == 0 or step == self.max_steps or out_of_time)
+                    step % p["monitor_every"] == 0 or step == self.max_steps or out_of_time
+                )
                 if step % p["log_every"] == 0 or step == self.max_steps or due_monitor or out_of_time:
                     means = dict(zip(window, (torch.stack(list(window.values())) / window_steps).tolist()))
                     check_finite(means, step=step, model=self.model)
@@ -458,16 +472,23 @@ class TrainingLoop:
                         row |= scores
                         key = list(selection_key(scores))
                         if best is None or tuple(key) < tuple(best["key"]):
-                            source = {n: averages[n].shadow if n in averages else task.modules[n].state_dict()
-                                      for n in task.generator_names}
-                            best = {"key": key, "step": step,
-                                    "state": {n: {k: v.detach().clone() for k, v in sd.items()}
-                                              for n, sd in source.items()}}
+                            source = {
+                                n: averages[n].shadow if n in averages else task.modules[n].state_dict()
+                                for n in task.generator_names
+                            }
+                            best = {
+                                "key": key,
+                                "step": step,
+                                "state": {
+                                    n: {k: v.detach().clone() for k, v in sd.items()} for n, sd in source.items()
+                                },
+                            }
                             stale = 0
                         else:
                             stale += 1
-                        bar.set_postfix(auc=f"{scores['monitor_auc']:.3f}", mmd=f"{scores['monitor_mmd']:.3g}",
-                                        refresh=False)
+                        bar.set_postfix(
+                            auc=f"{scores['monitor_auc']:.3f}", mmd=f"{scores['monitor_mmd']:.3g}", refresh=False
+                        )
                     log.append(step, **row)
                     window, window_steps = {}, 0
                 bar.update(1)
@@ -477,30 +498,38 @@ class TrainingLoop:
                     stopped = "patience"
                 finishing = stopped != "max_steps" or step == self.max_steps
                 if self.ckpt.path is not None and (self.ckpt.due(step) or finishing):
-                    self.ckpt.save(self.identity | {
-                        "step": step,
-                        "modules": {n: m.state_dict() for n, m in task.modules.items()},
-                        "optimizers": {n: o.state_dict() for n, o in task.optimizers.items()},
-                        "ema": {n: a.state_dict() for n, a in averages.items()},
-                        "task": task.state(),
-                        "rng": get_rng_state(self.rng),
-                        "history": log.history,
-                        "best": best,
-                        "stale": stale,
-                        "window": window,
-                        "window_steps": window_steps,
-                        "elapsed": time.perf_counter() - t_start,
-                    })
+                    self.ckpt.save(
+                        self.identity
+                        | {
+                            "step": step,
+                            "modules": {n: m.state_dict() for n, m in task.modules.items()},
+                            "optimizers": {n: o.state_dict() for n, o in task.optimizers.items()},
+                            "ema": {n: a.state_dict() for n, a in averages.items()},
+                            "task": task.state(),
+                            "rng": get_rng_state(self.rng),
+                            "history": log.history,
+                            "best": best,
+                            "stale": stale,
+                            "window": window,
+                            "window_steps": window_steps,
+                            "elapsed": time.perf_counter() - t_start,
+                        }
+                    )
                 if stopped != "max_steps":
                     break
         finally:
             bar.close()
         selected = self._finish(task, averages, best)
-        self.summary = {"steps": step, "stopped": stopped, "selected": selected,
-                        "best_step": None if best is None else best["step"],
-                        "best_monitor_auc": None if best is None else best["key"][0],
-                        "best_monitor_mmd": None if best is None else best["key"][1],
-                        "ema_decay": float(p["ema_decay"]), "seconds": round(time.perf_counter() - t_start, 3)}
+        self.summary = {
+            "steps": step,
+            "stopped": stopped,
+            "selected": selected,
+            "best_step": None if best is None else best["step"],
+            "best_monitor_auc": None if best is None else best["key"][0],
+            "best_monitor_mmd": None if best is None else best["key"][1],
+            "ema_decay": float(p["ema_decay"]),
+            "seconds": round(time.perf_counter() - t_start, 3),
+        }
         return log.history
 
     def _finish(self, task: TrainingTask, averages: dict[str, WeightAverage], best) -> str:

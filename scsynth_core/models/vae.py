@@ -95,8 +95,10 @@ def total_correlation(z, mu, logvar, dataset_size: int) -> torch.Tensor:
     """
     z, mu, logvar = (torch.as_tensor(v) for v in (z, mu, logvar))
     if not (z.ndim == 2 and z.shape == mu.shape == logvar.shape):
-        raise DataError(f"z, mu and logvar must be B x D of one shape, got {tuple(z.shape)}, {tuple(mu.shape)}, "
-                        f"{tuple(logvar.shape)}")
+        raise DataError(
+            f"z, mu and logvar must be B x D of one shape, got {tuple(z.shape)}, {tuple(mu.shape)}, "
+            f"{tuple(logvar.shape)}"
+        )
     log_w = mss_log_weights(z.shape[0], dataset_size, device=z.device, dtype=z.dtype)
     # log q(z_i,d | x_j): every sample against every posterior in the batch, B x B x D.
     log_q = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])
@@ -115,8 +117,17 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((x - mean) ** 2).sum(dim=1) + 0.5 * x.shape[1] * _LOG_2PI
 
 
-def beta_tcvae_loss(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                    *, beta: float, dataset_size: int, tc_form: str = "chen") -> dict[str, torch.Tensor]:
+def beta_tcvae_loss(
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    z: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    *,
+    beta: float,
+    dataset_size: int,
+    tc_form: str = "chen",
+) -> dict[str, torch.Tensor]:
     """The minibatch loss and its terms (``loss``, ``reconstruction``, ``kl``, ``tc``), per cell and averaged:
     ``-log N(x; mean, I) + KL(q(z|x) || N(0, I)) + w * TC``; see docs/models.md.
 
@@ -192,9 +203,17 @@ def _unstandardise_output(decoder: Generator, encoder: Encoder) -> None:
 
 def build_decoder(n_genes: int, *, latent_dim: int, widths, dropout: float) -> Generator:
     """The VAE decoder: a linear-output scGAN :class:`Generator` with leaky ReLUs and TF batch-norm defaults."""
-    return Generator(n_genes, latent_dim=latent_dim, widths=widths, activations=("leaky_relu",) * len(widths),
-                     dropout=dropout, output="linear", output_init="glorot", bn_momentum=TF_BN_MOMENTUM,
-                     bn_eps=TF_BN_EPS)
+    return Generator(
+        n_genes,
+        latent_dim=latent_dim,
+        widths=widths,
+        activations=("leaky_relu",) * len(widths),
+        dropout=dropout,
+        output="linear",
+        output_init="glorot",
+        bn_momentum=TF_BN_MOMENTUM,
+        bn_eps=TF_BN_EPS,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- shared helpers
@@ -208,8 +227,10 @@ def check_genes(model: GenerativeModel, adata: ad.AnnData) -> None:
     if model.var_names is None:
         raise ConfigError(f"model '{model.name}' is not fitted: call fit() or load() first")
     if [str(v) for v in adata.var_names] != model.var_names:
-        raise DataError(f"model '{model.name}': the cells' genes differ from the {len(model.var_names)} training "
-                        "genes (same genes in the same order needed)")
+        raise DataError(
+            f"model '{model.name}': the cells' genes differ from the {len(model.var_names)} training "
+            "genes (same genes in the same order needed)"
+        )
 
 
 def epoch_plan(model: GenerativeModel, adata, max_steps: int | None) -> tuple[Any, int, int]:
@@ -240,28 +261,53 @@ class _VAETask(TrainingTask):
     generator_names = ("encoder", "decoder")
     representation = "log1p"
 
-    def __init__(self, model: VAE, X, train_rows: np.ndarray, encoder: Encoder, decoder: Generator, *,
-                 rng: np.random.Generator, device: torch.device, per_epoch: int) -> None:
+    def __init__(
+        self,
+        model: VAE,
+        X,
+        train_rows: np.ndarray,
+        encoder: Encoder,
+        decoder: Generator,
+        *,
+        rng: np.random.Generator,
+        device: torch.device,
+        per_epoch: int,
+    ) -> None:
         p = model.params
         self.p, self.X, self.train_rows, self.device, self.per_epoch = p, X, train_rows, device, per_epoch
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
-        self.optimizers = {"adam": torch.optim.Adam([*encoder.parameters(), *decoder.parameters()],
-                                                    lr=p["learning_rate"], betas=(0.9, 0.999), eps=1e-8)}
+        self.optimizers = {
+            "adam": torch.optim.Adam(
+                [*encoder.parameters(), *decoder.parameters()], lr=p["learning_rate"], betas=(0.9, 0.999), eps=1e-8
+            )
+        }
         self.batches = EpochBatches(len(train_rows), p["batch_size"], rng)
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         x = log1p_rows(self.X, self.train_rows[self.batches.next()], self.device)
         mu, logvar = self.encoder(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        terms = beta_tcvae_loss(self.encoder.standardise(x), self.decoder(z), z, mu, logvar, beta=self.p["beta"],
-                                dataset_size=len(self.train_rows), tc_form=self.p["tc_form"])
+        terms = beta_tcvae_loss(
+            self.encoder.standardise(x),
+            self.decoder(z),
+            z,
+            mu,
+            logvar,
+            beta=self.p["beta"],
+            dataset_size=len(self.train_rows),
+            tc_form=self.p["tc_form"],
+        )
         optimizer = self.optimizers["adam"]
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
-        return {"loss": terms["loss"], "reconstruction": terms["reconstruction"], "kl": terms["kl"],
-                "total_correlation": terms["tc"]}
+        return {
+            "loss": terms["loss"],
+            "reconstruction": terms["reconstruction"],
+            "kl": terms["kl"],
+            "total_correlation": terms["tc"],
+        }
 
     def log_columns(self, step: int) -> dict[str, Any]:
         return {"epoch": (step - 1) // self.per_epoch + 1}
@@ -269,8 +315,9 @@ class _VAETask(TrainingTask):
     @torch.no_grad()
     def generate(self, n: int, seed: int):
         """Decoded prior codes as ``log1p`` values (the standardisation is undone here, folded in after training)."""
-        z = torch.randn(n, self.encoder.latent_dim, device=self.device,
-                        generator=torch.Generator(self.device).manual_seed(seed))
+        z = torch.randn(
+            n, self.encoder.latent_dim, device=self.device, generator=torch.Generator(self.device).manual_seed(seed)
+        )
         self.decoder.eval()
         values = self.decoder(z) * self.encoder.input_scale + self.encoder.input_mean
         return sp.csr_matrix(values.clamp_min_(0.0).cpu().numpy())
@@ -315,8 +362,7 @@ class VAE(CodeConditioned, PosteriorSampling, GenerativeModel):
     def _build(self, n_genes: int, device: torch.device) -> tuple[Encoder, Generator]:
         p = self.params
         encoder = Encoder(n_genes, latent_dim=p["latent_dim"], widths=p["encoder_layers"], dropout=p["dropout"])
-        decoder = build_decoder(n_genes, latent_dim=p["latent_dim"], widths=p["decoder_layers"],
-                                dropout=p["dropout"])
+        decoder = build_decoder(n_genes, latent_dim=p["latent_dim"], widths=p["decoder_layers"], dropout=p["dropout"])
         return encoder.to(device), decoder.to(device)
 
     # -- training ---------------------------------------------------------------------------------------------
@@ -333,8 +379,17 @@ class VAE(CodeConditioned, PosteriorSampling, GenerativeModel):
             encoder.input_mean.copy_(torch.from_numpy(mean))
             encoder.input_scale.copy_(torch.from_numpy(sd))
         task = _VAETask(self, X, train_rows, encoder, decoder, rng=rng, device=dev, per_epoch=per_epoch)
-        loop = TrainingLoop(self.name, p, max_steps=total, rng=rng, monitor=monitor, seed=seed,
-                            checkpoint=checkpoint, progress=progress, identity={"shape": [n_cells, n_genes]})
+        loop = TrainingLoop(
+            self.name,
+            p,
+            max_steps=total,
+            rng=rng,
+            monitor=monitor,
+            seed=seed,
+            checkpoint=checkpoint,
+            progress=progress,
+            identity={"shape": [n_cells, n_genes]},
+        )
         history = loop.run(task)
         self.training_summary = loop.summary
         _unstandardise_output(decoder, encoder)

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
     from matplotlib.figure import Figure
 
+
 @styled
-def plot_latent_umap(coords: np.ndarray, factors: pd.DataFrame, latents: np.ndarray, *, title: str = "",
-                     point_size: float = 3.0) -> Figure:
+def plot_latent_umap(
+    coords: np.ndarray, factors: pd.DataFrame, latents: np.ndarray, *, title: str = "", point_size: float = 3.0
+) -> Figure:
     """UMAP of a representation coloured by each ground-truth factor, then by each latent dimension (MichiGAN
     Fig. 1b-c: a disentangled code has one dimension per factor).
 
@@ -33,8 +35,10 @@ def plot_latent_umap(coords: np.ndarray, factors: pd.DataFrame, latents: np.ndar
 
     coords, latents = np.asarray(coords), np.asarray(latents)
     if coords.shape != (len(factors), 2) or latents.shape[0] != len(factors):
-        raise ValueError(f"plot_latent_umap: coords {coords.shape}, factors {len(factors)} rows and latents "
-                         f"{latents.shape} must describe the same cells")
+        raise ValueError(
+            f"plot_latent_umap: coords {coords.shape}, factors {len(factors)} rows and latents "
+            f"{latents.shape} must describe the same cells"
+        )
     panels = [(str(name), factors[name]) for name in factors.columns]
     panels += [(f"z{j}", pd.Series(latents[:, j])) for j in range(latents.shape[1])]
     ncols = min(5, len(panels))
@@ -47,18 +51,32 @@ def plot_latent_umap(coords: np.ndarray, factors: pd.DataFrame, latents: np.ndar
             colors = categorical_colors(len(levels))
             for level, color in zip(levels, colors):
                 mask = (values == level).to_numpy()
-                ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, color=color, label=str(level),
-                           linewidths=0, rasterized=True)
+                ax.scatter(
+                    coords[mask, 0],
+                    coords[mask, 1],
+                    s=point_size,
+                    color=color,
+                    label=str(level),
+                    linewidths=0,
+                    rasterized=True,
+                )
             if len(levels) <= 6:
                 ax.legend(frameon=False, fontsize="x-small", markerscale=2, loc="best")
         else:
             order = np.argsort(values.to_numpy(float))
-            ax.scatter(coords[order, 0], coords[order, 1], c=values.to_numpy(float)[order], s=point_size,
-                       cmap=CONTINUOUS_CMAP, linewidths=0, rasterized=True)
+            ax.scatter(
+                coords[order, 0],
+                coords[order, 1],
+                c=values.to_numpy(float)[order],
+                s=point_size,
+                cmap=CONTINUOUS_CMAP,
+                linewidths=0,
+                rasterized=True,
+            )
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     return finish(fig, title)
 
@@ -83,9 +101,17 @@ def plot_dimension_bars(tables: Mapping[str, pd.DataFrame], *, title: str = "") 
 
 
 @styled
-def plot_traversals(values: np.ndarray, pcs: np.ndarray, factors: np.ndarray, *, background: np.ndarray,
-                    factor_names: Sequence[str], factor_range: np.ndarray, title: str = "",
-                    point_size: float = 2.0) -> Figure:
+def plot_traversals(
+    values: np.ndarray,
+    pcs: np.ndarray,
+    factors: np.ndarray,
+    *,
+    background: np.ndarray,
+    factor_names: Sequence[str],
+    factor_range: np.ndarray,
+    title: str = "",
+    point_size: float = 2.0,
+) -> Figure:
     """Latent traversals (MichiGAN Fig. 5): cells generated while one code dimension moves and the others and
     the noise stay fixed, one column per dimension.
 
@@ -102,11 +128,15 @@ def plot_traversals(values: np.ndarray, pcs: np.ndarray, factors: np.ndarray, *,
     values, pcs, factors = np.asarray(values), np.asarray(pcs), np.asarray(factors)
     n_dims, n_steps = values.shape
     if pcs.shape[:1] + pcs.shape[2:] != (n_dims, n_steps, 2) or factors.shape[:3] != pcs.shape[:3]:
-        raise ValueError(f"plot_traversals: values {values.shape}, pcs {pcs.shape} and factors {factors.shape} "
-                         "must be dims x steps, dims x draws x steps x 2 and dims x draws x steps x factors")
+        raise ValueError(
+            f"plot_traversals: values {values.shape}, pcs {pcs.shape} and factors {factors.shape} "
+            "must be dims x steps, dims x draws x steps x 2 and dims x draws x steps x factors"
+        )
     if factors.shape[3] != len(factor_names) or np.shape(factor_range) != (len(factor_names), 2):
-        raise ValueError(f"plot_traversals: {factors.shape[3]} factor columns, {len(factor_names)} names and "
-                         f"factor_range {np.shape(factor_range)} disagree")
+        raise ValueError(
+            f"plot_traversals: {factors.shape[3]} factor columns, {len(factor_names)} names and "
+            f"factor_range {np.shape(factor_range)} disagree"
+        )
     lo, hi = np.asarray(factor_range, dtype=float).T
     scaled = (factors - lo) / np.where(hi > lo, hi - lo, 1.0)
     colors = colors_for(factor_names)

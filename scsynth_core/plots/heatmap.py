@@ -22,7 +22,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: Colour-bar label per expression space of :func:`scsynth_core.metrics.correlation.marker_correlation_frame`.
-SPACE_LABELS = {"lsn": "Pearson r of LSN values", "log1p_lsn": "Pearson r of log(LSN + 1)", "raw": "Pearson r of counts"}
+SPACE_LABELS = {
+    "lsn": "Pearson r of LSN values",
+    "log1p_lsn": "Pearson r of log(LSN + 1)",
+    "raw": "Pearson r of counts",
+}
 
 #: What each heatmap of :data:`scsynth_core.metrics.correlation.HEATMAPS` shows, for its title.
 HEATMAP_TITLES = {
@@ -48,9 +52,11 @@ def correlation_triangles(real: pd.DataFrame, generated: pd.DataFrame) -> pd.Dat
     >>> correlation_triangles(r, r * 0 - 0.2).to_numpy().tolist()
     [[1.0, 0.5], [-0.2, 1.0]]
     """
-    if list(real.index) != list(real.columns) or list(generated.index) != list(real.index) or list(
-        generated.columns
-    ) != list(real.columns):
+    if (
+        list(real.index) != list(real.columns)
+        or list(generated.index) != list(real.index)
+        or list(generated.columns) != list(real.columns)
+    ):
         raise ValueError("real and generated must be square correlation frames over the same genes in the same order")
     lower = np.tril(np.ones(real.shape, dtype=bool), k=-1)
     return pd.DataFrame(

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-
 @styled
 def plot_error_bars(runs: pd.DataFrame, *, metric: str = "rf_error", title: str = "", ax: Axes | None = None) -> Figure:
     """Fig. (a): one group per held-out combination, one bar per method (mean over seeds, error bar: sd); a dashed
@@ -48,8 +47,16 @@ def plot_delta_h_improvement(improvement: pd.DataFrame, *, title: str = "", ax: 
     axis = axes[0, 0]
     for group in groups:
         rows = improvement[improvement["combination"] == group]
-        axis.scatter(rows["delta_h"], rows["improvement"], s=22, color=colors[group], edgecolor="black",
-                     linewidths=0.4, label=str(group), zorder=3)
+        axis.scatter(
+            rows["delta_h"],
+            rows["improvement"],
+            s=22,
+            color=colors[group],
+            edgecolor="black",
+            linewidths=0.4,
+            label=str(group),
+            zorder=3,
+        )
     axis.axhline(0.0, ls="--", lw=0.8, color="0.5")
     axis.axvline(0.0, ls="--", lw=0.8, color="0.5")
     axis.set_xlabel("delta-H of the predicted codes")
@@ -73,18 +80,34 @@ def plot_prediction_embedding(coords: np.ndarray, methods, *, title: str = "", p
     xy = np.asarray(coords)
     labels = np.asarray(methods, dtype=str)
     if xy.ndim != 2 or xy.shape != (len(labels), 2):
-        raise ValueError(f"plot_prediction_embedding: coords {xy.shape} and {len(labels)} method labels must "
-                         "describe the same cells")
+        raise ValueError(
+            f"plot_prediction_embedding: coords {xy.shape} and {len(labels)} method labels must describe the same cells"
+        )
     panels = [m for m in METHODS if (labels == m).any()]
     colors = colors_for(panels)
     fig, axes = new_figure(1, max(1, len(panels)), panel_size=(3.0, 3.0), sharex=True, sharey=True)
     is_real = labels == REAL
     for axis, method in zip(axes.ravel(), panels):
         mine = labels == method
-        axis.scatter(xy[is_real, 0], xy[is_real, 1], s=point_size, color=REAL_COLOR, linewidths=0,
-                     label=f"real ({int(is_real.sum())})", rasterized=True)
-        axis.scatter(xy[mine, 0], xy[mine, 1], s=point_size, color=colors[method], linewidths=0, alpha=0.8,
-                     label=f"{method} ({int(mine.sum())})", rasterized=True)
+        axis.scatter(
+            xy[is_real, 0],
+            xy[is_real, 1],
+            s=point_size,
+            color=REAL_COLOR,
+            linewidths=0,
+            label=f"real ({int(is_real.sum())})",
+            rasterized=True,
+        )
+        axis.scatter(
+            xy[mine, 0],
+            xy[mine, 1],
+            s=point_size,
+            color=colors[method],
+            linewidths=0,
+            alpha=0.8,
+            label=f"{method} ({int(mine.sum())})",
+            rasterized=True,
+        )
         axis.set_title(method)
         axis.set_xticks([])
         axis.set_yticks([])
@@ -98,8 +121,11 @@ def plot_retrained_errors(table: pd.DataFrame, *, title: str = "", ax: Axes | No
     was ranked by), the RF error of the beta-TCVAE decoder (left) and of MichiGAN (right) in every retrained run,
     the two of one run joined by a line (rising: the GAN's cells are harder to tell from the real ones), and
     the mean of each; a dashed line at 0.5 (indistinguishable)."""
-    require_columns(table, ["rank", "combination", "seed", "delta_h_ranked", "rf_error_betatcvae",
-                            "rf_error_michigan"], "plot_retrained_errors")
+    require_columns(
+        table,
+        ["rank", "combination", "seed", "delta_h_ranked", "rf_error_betatcvae", "rf_error_michigan"],
+        "plot_retrained_errors",
+    )
     order = table.sort_values(["rank", "combination"], kind="stable")["combination"].drop_duplicates().tolist()
     colors = colors_for(["betatcvae", "michigan"])
     fig, axes = new_figure(ax=ax, panel_size=(max(3.0, 1.6 * len(order) + 1.0), 3.4))
@@ -108,12 +134,21 @@ def plot_retrained_errors(table: pd.DataFrame, *, title: str = "", ax: Axes | No
         rows = table[table["combination"] == combination]
         left, right = i - 0.18, i + 0.18
         for _, row in rows.iterrows():
-            axis.plot([left, right], [row["rf_error_betatcvae"], row["rf_error_michigan"]], color="0.6", lw=0.8,
-                      zorder=2)
+            axis.plot(
+                [left, right], [row["rf_error_betatcvae"], row["rf_error_michigan"]], color="0.6", lw=0.8, zorder=2
+            )
         for x, method in ((left, "betatcvae"), (right, "michigan")):
             values = rows[f"rf_error_{method}"]
-            axis.scatter(np.full(len(values), x), values, s=20, color=colors[method], edgecolor="black",
-                         linewidths=0.4, zorder=3, label=method if i == 0 else None)
+            axis.scatter(
+                np.full(len(values), x),
+                values,
+                s=20,
+                color=colors[method],
+                edgecolor="black",
+                linewidths=0.4,
+                zorder=3,
+                label=method if i == 0 else None,
+            )
             axis.hlines(values.mean(), x - 0.1, x + 0.1, color="black", lw=1.6, zorder=4)
     axis.axhline(0.5, ls="--", lw=1.0, color="0.3")
     labels = [f"{c}\ndelta-H {table.loc[table['combination'] == c, 'delta_h_ranked'].iloc[0]:.2f}" for c in order]

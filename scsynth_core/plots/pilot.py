@@ -298,7 +298,7 @@ def plot_gene_marginals(
     n_cols = min(len(cols), MARGINAL_COLUMNS)
     n_rows = -(-len(cols) // n_cols)
     fig, grid = new_figure(n_rows, n_cols, panel_size=(3.0, 2.8))
-    for ax in grid.ravel()[len(cols):]:  # the last row's empty places
+    for ax in grid.ravel()[len(cols) :]:  # the last row's empty places
         ax.remove()
     axes = grid.ravel()[: len(cols)]
     for ax, col in zip(axes, cols):
@@ -317,11 +317,19 @@ def plot_gene_marginals(
         for name, values in columns.items():
             weights = np.full(len(values), 1.0 / max(len(values), 1))
             if name == names[0]:  # the original data: a grey filled histogram behind the synthetic sets' lines
-                ax.hist(np.minimum(values, top), bins=bins, weights=weights, histtype="stepfilled", color="0.8",
-                        label=name)
+                ax.hist(
+                    np.minimum(values, top), bins=bins, weights=weights, histtype="stepfilled", color="0.8", label=name
+                )
             else:
-                ax.hist(np.minimum(values, top), bins=bins, weights=weights, histtype="step", lw=1.4,
-                        color=colors[name], label=name)
+                ax.hist(
+                    np.minimum(values, top),
+                    bins=bins,
+                    weights=weights,
+                    histtype="step",
+                    lw=1.4,
+                    color=colors[name],
+                    label=name,
+                )
         ax.set_title(str(gene_names[col]))
         ax.set_xlabel("counts (last bin: 99th percentile and above)")
     for ax in grid[:, 0]:
@@ -333,8 +341,10 @@ def plot_gene_marginals(
 #: Columns of the per-gene zero-fraction table of the added-zeros check (:func:`scsynth_core.experiments.
 #: pilot.zero_inflation_check`): the data, then each model's cells by training set.
 ZERO_DATA_COLUMNS = {"original": "original", "pilot": "pilot", "pilot_with_added_zeros": "pilot +\nadded zeros"}
-ZERO_SYNTHETIC_COLUMNS = {"pilot_synthetic": "trained on the pilot",
-                          "pilot_with_added_zeros_synthetic": "trained on the pilot with added zeros"}
+ZERO_SYNTHETIC_COLUMNS = {
+    "pilot_synthetic": "trained on the pilot",
+    "pilot_with_added_zeros_synthetic": "trained on the pilot with added zeros",
+}
 
 
 @styled
@@ -360,10 +370,18 @@ def plot_gene_zero_fractions(per_gene: Mapping[str, pd.DataFrame], *, title: str
 
     def box(values, pos, color, filled):
         face = mpl.colors.to_rgba(color, 0.55 if filled else 0.0)
-        ax.boxplot([np.asarray(values, dtype=float)], positions=[pos], widths=0.35, patch_artist=True,
-                   manage_ticks=False, boxprops={"facecolor": face, "edgecolor": color},
-                   medianprops={"color": color, "lw": 1.8}, whiskerprops={"color": color},
-                   capprops={"color": color}, flierprops={"markeredgecolor": color, "markersize": 2})
+        ax.boxplot(
+            [np.asarray(values, dtype=float)],
+            positions=[pos],
+            widths=0.35,
+            patch_artist=True,
+            manage_ticks=False,
+            boxprops={"facecolor": face, "edgecolor": color},
+            medianprops={"color": color, "lw": 1.8},
+            whiskerprops={"color": color},
+            capprops={"color": color},
+            flierprops={"markeredgecolor": color, "markersize": 2},
+        )
 
     for i, column in enumerate(ZERO_DATA_COLUMNS):
         box(first[column], i, REAL_COLOR, filled=column == "pilot_with_added_zeros")
@@ -376,8 +394,13 @@ def plot_gene_zero_fractions(per_gene: Mapping[str, pd.DataFrame], *, title: str
     ax.axvline(offset - 0.5, color="0.85", lw=1.0)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("proportion of zeros per gene")
-    handles = [Patch(facecolor="none", edgecolor="0.3", label=ZERO_SYNTHETIC_COLUMNS["pilot_synthetic"]),
-               Patch(facecolor=mpl.colors.to_rgba("0.3", 0.55), edgecolor="0.3",
-                     label=ZERO_SYNTHETIC_COLUMNS["pilot_with_added_zeros_synthetic"])]
+    handles = [
+        Patch(facecolor="none", edgecolor="0.3", label=ZERO_SYNTHETIC_COLUMNS["pilot_synthetic"]),
+        Patch(
+            facecolor=mpl.colors.to_rgba("0.3", 0.55),
+            edgecolor="0.3",
+            label=ZERO_SYNTHETIC_COLUMNS["pilot_with_added_zeros_synthetic"],
+        ),
+    ]
     ax.legend(handles=handles, frameon=False, loc="best", fontsize="small")
     return finish(fig, title)

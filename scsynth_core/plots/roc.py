@@ -189,8 +189,7 @@ def plot_roc_per_cluster(
     nrows = -(-len(curves) // ncols)
     fig, axes = new_figure(nrows, ncols, panel_size=(3.6, 3.6))
     for ax, (cluster, by_model) in zip(axes.flat, curves.items()):
-        plot_roc_comparison(by_model, aucs[cluster], title=f"cluster {cluster}", ax=ax, show_folds=False,
-                            colors=colors)
-    for ax in list(axes.flat)[len(curves):]:
+        plot_roc_comparison(by_model, aucs[cluster], title=f"cluster {cluster}", ax=ax, show_folds=False, colors=colors)
+    for ax in list(axes.flat)[len(curves) :]:
         ax.set_visible(False)
     return finish(fig, title)

@@ -32,9 +32,16 @@ def training_curves_frame(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame
         if "monitor_auc" not in history or not history["monitor_auc"].notna().any():
             continue
         rows = history[history["monitor_auc"].notna()]
-        frames.append(pd.DataFrame({"run": run, "step": rows["step"].to_numpy(),
-                                    "minutes": rows["time_s"].to_numpy(dtype=float) / 60.0,
-                                    **{c: rows[c].to_numpy(dtype=float) for c in CURVES}}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": run,
+                    "step": rows["step"].to_numpy(),
+                    "minutes": rows["time_s"].to_numpy(dtype=float) / 60.0,
+                    **{c: rows[c].to_numpy(dtype=float) for c in CURVES},
+                }
+            )
+        )
     columns = ["run", "step", "minutes", *CURVES]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 

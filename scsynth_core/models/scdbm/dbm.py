@@ -64,8 +64,15 @@ class NegativeBinomialDBM:
             setattr(self, key, tensors[key])
 
     @classmethod
-    def initial(cls, gene_means: np.ndarray, hidden: tuple[int, int], *, theta0: float, device: torch.device,
-                dtype=torch.float32) -> NegativeBinomialDBM:
+    def initial(
+        cls,
+        gene_means: np.ndarray,
+        hidden: tuple[int, int],
+        *,
+        theta0: float,
+        device: torch.device,
+        dtype=torch.float32,
+    ) -> NegativeBinomialDBM:
         """The reference's initialisation: ``W1 = -U(0.0005, 0.002)``, ``a = log(m / (m + theta0))`` (so the
         hidden-off means are the genes' mean counts), ``W2 ~ N(0, 1 / H1)``, zero hidden biases. Uses torch's
         global random state."""
@@ -76,8 +83,15 @@ class NegativeBinomialDBM:
         a = torch.log(m / (m + theta)).clamp(max=A_MAX)
         W1 = -(0.0005 + 0.0015 * torch.rand(n_genes, h1))
         W2 = torch.randn(h1, h2) / math.sqrt(h1)
-        tensors = {"W1": W1, "a": a, "c1": torch.zeros(h1), "b1": torch.zeros(h1), "W2": W2, "c2": torch.zeros(h2),
-                   "theta": theta}
+        tensors = {
+            "W1": W1,
+            "a": a,
+            "c1": torch.zeros(h1),
+            "b1": torch.zeros(h1),
+            "W2": W2,
+            "c2": torch.zeros(h2),
+            "theta": theta,
+        }
         return cls(**{k: v.to(device, dtype) for k, v in tensors.items()})
 
     @property
@@ -102,8 +116,13 @@ class NegativeBinomialDBM:
         f = {k: getattr(self, k).double() for k in self.KEYS}
         v, h1, h2 = v.double(), h1.double(), h2.double()
         base = torch.lgamma(v + f["theta"]) - torch.lgamma(f["theta"]) - torch.lgamma(v + 1.0)
-        return -((v * f["a"] + base).sum(1) + ((v @ f["W1"]) * h1).sum(1) + ((h1 @ f["W2"]) * h2).sum(1)
-                 + h1 @ (f["c1"] + f["b1"]) + h2 @ f["c2"])
+        return -(
+            (v * f["a"] + base).sum(1)
+            + ((v @ f["W1"]) * h1).sum(1)
+            + ((h1 @ f["W2"]) * h2).sum(1)
+            + h1 @ (f["c1"] + f["b1"])
+            + h2 @ f["c2"]
+        )
 
     def eta(self, h1: torch.Tensor) -> torch.Tensor:
         """NB natural parameters ``a + W1 h1`` (cells x genes), all ``< 0`` under the constraints."""
@@ -129,8 +148,9 @@ class NegativeBinomialDBM:
         """Second RBM during pretraining: ``p(h1 | h2) = sigmoid(2 (b1 + W2 h2))`` (doubled top-down input)."""
         return torch.sigmoid(2.0 * torch.addmm(self.b1, h2, self.W2.t()))
 
-    def mean_field(self, v: torch.Tensor, *, tol: float = 1e-3,
-                   max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    def mean_field(
+        self, v: torch.Tensor, *, tol: float = 1e-3, max_iter: int = 50
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean-field posterior ``(q(h1), q(h2))`` of cells ``v``: bottom-up start with doubled weights
         (Salakhutdinov & Hinton 2012), then fixed-point updates until the largest change is ``< tol``."""
         bottom_up = v @ self.W1
@@ -145,8 +165,9 @@ class NegativeBinomialDBM:
                 break
         return mu1, mu2
 
-    def gibbs(self, h1: torch.Tensor, steps: int, generator: torch.Generator | None = None, *,
-              scheme: str = "blocked") -> torch.Tensor:
+    def gibbs(
+        self, h1: torch.Tensor, steps: int, generator: torch.Generator | None = None, *, scheme: str = "blocked"
+    ) -> torch.Tensor:
         """``steps`` Gibbs steps from hidden states ``h1`` (chains x H1); returns the new ``h1``.
 
         ``"blocked"`` (the paper): ``v ~ p(v | h1)`` and ``h2 ~ p(h2 | h1)``, then ``h1 ~ p(h1 | v, h2)``.
@@ -163,7 +184,7 @@ class NegativeBinomialDBM:
             return h1
         if self.hidden_sizes[0] <= ENUMERATE_MAX_HIDDEN:
             states = self.hidden_states().to(h1.dtype)
-            base = (self.visible_log_norm(states.double()) + states.double() @ (self.c1 + self.b1).double())
+            base = self.visible_log_norm(states.double()) + states.double() @ (self.c1 + self.b1).double()
             base = base.to(h1.dtype)
             for _ in range(int(steps)):
                 h2 = bernoulli(self.h2_prob(h1), generator)
@@ -177,12 +198,12 @@ class NegativeBinomialDBM:
             bias = self.c1 + self.b1 + h2 @ self.W2.t()
             for j in range(h1.shape[1]):  # one hidden unit at a time (a loop over units, not genes)
                 w = self.W1[:, j]
-                eta_off = eta - h1[:, j:j + 1] * w
+                eta_off = eta - h1[:, j : j + 1] * w
                 log_norm_on = torch.log(-torch.expm1(eta_off + w))
                 log_norm_off = torch.log(-torch.expm1(eta_off))
                 log_odds = bias[:, j] - ((log_norm_on - log_norm_off) * self.theta).sum(1)
                 h1[:, j] = bernoulli(torch.sigmoid(log_odds), generator)
-                eta = eta_off + h1[:, j:j + 1] * w
+                eta = eta_off + h1[:, j : j + 1] * w
         return h1
 
     def visible_log_norm(self, h1: torch.Tensor) -> torch.Tensor:
@@ -204,7 +225,7 @@ class NegativeBinomialDBM:
         f = {k: getattr(self, k).double() for k in self.KEYS}
         out = []
         for start in range(0, states.shape[0], block):
-            s = states[start:start + block]
+            s = states[start : start + block]
             visible = self.visible_log_norm(s)
             top = torch.nn.functional.softplus(torch.addmm(f["c2"], s, f["W2"])).sum(1)
             out.append(s @ (f["c1"] + f["b1"]) + top + visible)
@@ -224,8 +245,9 @@ class NegativeBinomialDBM:
         return base + torch.logsumexp(joint, 1) - log_z
 
 
-def train(model: ScDBM, adata, *, seed, device, max_steps, progress, checkpoint
-          ) -> tuple[NegativeBinomialDBM, torch.device, dict[str, list]]:
+def train(
+    model: ScDBM, adata, *, seed, device, max_steps, progress, checkpoint
+) -> tuple[NegativeBinomialDBM, torch.device, dict[str, list]]:
     """Train ``model``'s DBM on ``adata``: NB-RBM and Bernoulli-RBM pretraining, then DBM fine-tuning (paper
     eq. 3-9), resumed from ``checkpoint`` if it holds a run; returns the machine, its device and the history
     (one row per epoch)."""
@@ -242,8 +264,11 @@ def train(model: ScDBM, adata, *, seed, device, max_steps, progress, checkpoint
     rng = seed_everything(seed)
     machine = NegativeBinomialDBM.initial(gene_means, (h1_size, h2_size), theta0=p["theta_init"], device=dev)
     trainer = _Trainer(model, machine, X, gene_means, dev)
-    schedule = [(phase, e) for phase, epochs in zip(PHASES, [*p["pretrain_epochs"], p["finetune_epochs"]])
-                for e in range(1, int(epochs) + 1)]
+    schedule = [
+        (phase, e)
+        for phase, epochs in zip(PHASES, [*p["pretrain_epochs"], p["finetune_epochs"]])
+        for e in range(1, int(epochs) + 1)
+    ]
     total = sum(trainer.steps_per_epoch(phase) for phase, _ in schedule)
     total = total if max_steps is None else min(total, max_steps)
 
@@ -276,15 +301,33 @@ def train(model: ScDBM, adata, *, seed, device, max_steps, progress, checkpoint
             monitors = trainer.monitor(phase)
             check_finite({k: v for k, v in monitors.items() if v is not None}, step=step, model=model.name)
             theta = machine.theta
-            train_log.append(step, epoch=index + 1, phase=phase, phase_epoch=epoch, lr=lr, **monitors,
-                             theta_median=float(theta.median()), theta_min=float(theta.min()),
-                             theta_max=float(theta.max()), epoch_s=round(time.perf_counter() - t0, 3))
+            train_log.append(
+                step,
+                epoch=index + 1,
+                phase=phase,
+                phase_epoch=epoch,
+                lr=lr,
+                **monitors,
+                theta_median=float(theta.median()),
+                theta_min=float(theta.min()),
+                theta_max=float(theta.max()),
+                epoch_s=round(time.perf_counter() - t0, 3),
+            )
             bar.set_postfix(phase=phase, epoch=epoch, recon_nll=f"{monitors['recon_nll']:.4g}", refresh=False)
             if ckpt.due(index + 1) and step < total:
-                ckpt.save({"model": model.name, "shape": [n_cells, n_genes], "epoch": index + 1, "step": step,
-                           "machine": machine.state(), "chains": trainer.chain_state(),
-                           "dispersion_fitted": trainer.dispersion_fitted, "rng": get_rng_state(rng),
-                           "history": train_log.history})
+                ckpt.save(
+                    {
+                        "model": model.name,
+                        "shape": [n_cells, n_genes],
+                        "epoch": index + 1,
+                        "step": step,
+                        "machine": machine.state(),
+                        "chains": trainer.chain_state(),
+                        "dispersion_fitted": trainer.dispersion_fitted,
+                        "rng": get_rng_state(rng),
+                        "history": train_log.history,
+                    }
+                )
     finally:
         bar.close()
     return machine, dev, train_log.history
@@ -294,8 +337,9 @@ class _Trainer:
     """One training run besides the parameters: persistent chains, the updates of each phase, the dispersion
     re-estimation and the monitor (a fixed subset of training cells)."""
 
-    def __init__(self, model: ScDBM, machine: NegativeBinomialDBM, X: sp.csr_matrix, gene_means: np.ndarray,
-                 device: torch.device) -> None:
+    def __init__(
+        self, model: ScDBM, machine: NegativeBinomialDBM, X: sp.csr_matrix, gene_means: np.ndarray, device: torch.device
+    ) -> None:
         self.model, self.machine, self.X, self.device = model, machine, X, device
         self.p = model.params
         self.n_cells = X.shape[0]
@@ -325,7 +369,7 @@ class _Trainer:
 
     def _row_blocks(self, rows: np.ndarray, block: int = 4096):
         for start in range(0, len(rows), block):
-            yield self._batch(rows[start:start + block])
+            yield self._batch(rows[start : start + block])
 
     # -- one epoch --------------------------------------------------------------------------------------------
     def run_epoch(self, phase: str, epoch: int, lr: float, rng: np.random.Generator, *, limit: int) -> int:
@@ -337,8 +381,9 @@ class _Trainer:
             batches = [rng.permutation(self.n_cells)]
         else:
             batches = minibatches(self.X, batch_size=size, rng=rng, drop_last=False)
-        update = {"nb_rbm": self._nb_rbm_update, "bernoulli_rbm": self._bernoulli_rbm_update,
-                  "dbm": self._dbm_update}[phase]
+        update = {"nb_rbm": self._nb_rbm_update, "bernoulli_rbm": self._bernoulli_rbm_update, "dbm": self._dbm_update}[
+            phase
+        ]
         if phase == "bernoulli_rbm" and epoch == 1 and self.chains["bernoulli_rbm"] is None:
             self._init_second_rbm()
         n = 0
@@ -449,8 +494,11 @@ class _Trainer:
             h1 = m.hidden_states().to(m.W1.dtype)
             weight = torch.softmax(m.h1_log_weights(h1.double()), 0).to(m.W1.dtype)
         else:  # the persistent Gibbs chains
-            h1 = m.gibbs(self._persistent("dbm", m.hidden_sizes[0], p["finetune_particles"]),
-                         p["finetune_gibbs_steps"], scheme=p["gibbs_scheme"])
+            h1 = m.gibbs(
+                self._persistent("dbm", m.hidden_sizes[0], p["finetune_particles"]),
+                p["finetune_gibbs_steps"],
+                scheme=p["gibbs_scheme"],
+            )
             self.chains["dbm"] = h1
             weight = torch.full((h1.shape[0],), 1.0 / h1.shape[0], device=self.device)
         v_model, h2_model = m.visible_mean(h1), m.h2_prob(h1)
@@ -459,8 +507,14 @@ class _Trainer:
         scale = self._row_scale(v_model, weight)
         if scale is not None:
             g_w1, g_a = g_w1 * scale[:, None], g_a * scale
-        self._update(lr, W1=g_w1, a=g_a, c1=s_h1 / n - weight @ h1,
-                     W2=s_hh / n - (h1 * weight[:, None]).t() @ h2_model, c2=s_h2 / n - weight @ h2_model)
+        self._update(
+            lr,
+            W1=g_w1,
+            a=g_a,
+            c1=s_h1 / n - weight @ h1,
+            W2=s_hh / n - (h1 * weight[:, None]).t() @ h2_model,
+            c2=s_h2 / n - weight @ h2_model,
+        )
 
     # -- dispersion ---------------------------------------------------------------------------------------------
     def dispersion_due(self, phase: str, epoch: int) -> bool:
@@ -492,8 +546,9 @@ class _Trainer:
             else:
                 X, mu = self.X, self._reconstruction_means(phase)
             theta0 = m.theta.double().cpu().numpy() if self.dispersion_fitted else None
-            theta = fit_nb_dispersion(X, mu, lam=p["dispersion_lambda"], n_iter=p["dispersion_iter"], theta0=theta0,
-                                      device=self.device)
+            theta = fit_nb_dispersion(
+                X, mu, lam=p["dispersion_lambda"], n_iter=p["dispersion_iter"], theta0=theta0, device=self.device
+            )
         new_theta = torch.as_tensor(theta, dtype=m.theta.dtype, device=self.device)
         if p["dispersion_keep_means"]:
             m.a.add_(keep_means_shift(m.a, m.theta, new_theta, self.gene_means))

@@ -11,8 +11,9 @@ from scsynth_core.errors import ConfigError
 from scsynth_core.models.scdbm.nb import nb_mean
 
 
-def keep_means_shift(a: torch.Tensor, theta_old: torch.Tensor, theta_new: torch.Tensor,
-                     gene_means: torch.Tensor) -> torch.Tensor:
+def keep_means_shift(
+    a: torch.Tensor, theta_old: torch.Tensor, theta_new: torch.Tensor, gene_means: torch.Tensor
+) -> torch.Tensor:
     """Shift of ``a`` that goes with a new ``theta`` (``dispersion_keep_means``): ``log((r + theta_old) /
     (r + theta_new))``, which keeps the mean of a cell whose mean count is ``r``.
 
@@ -40,8 +41,11 @@ def _nonzeros(X, start: int, stop: int, device: torch.device) -> tuple[torch.Ten
         block = np.asarray(X[start:stop])
         rows, cols = np.nonzero(block)
         vals = block[rows, cols]
-    return (torch.as_tensor(rows.astype(np.int64), device=device), torch.as_tensor(cols.astype(np.int64),
-            device=device), torch.as_tensor(np.asarray(vals, dtype=np.float64), device=device))
+    return (
+        torch.as_tensor(rows.astype(np.int64), device=device),
+        torch.as_tensor(cols.astype(np.int64), device=device),
+        torch.as_tensor(np.asarray(vals, dtype=np.float64), device=device),
+    )
 
 
 def _mean_block(mu, start: int, stop: int, n_genes: int, device: torch.device) -> torch.Tensor:

@@ -60,8 +60,9 @@ class ScDBM(GenerativeModel):
     # -- training ---------------------------------------------------------------------------------------------
     def _fit(self, adata, *, seed, device, max_steps, progress, checkpoint) -> dict[str, list]:
         with flush_denormals():
-            machine, dev, history = train(self, adata, seed=seed, device=device, max_steps=max_steps,
-                                          progress=progress, checkpoint=checkpoint)
+            machine, dev, history = train(
+                self, adata, seed=seed, device=device, max_steps=max_steps, progress=progress, checkpoint=checkpoint
+            )
         self._machine, self._device = machine, dev
         return history
 

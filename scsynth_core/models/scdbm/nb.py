@@ -21,8 +21,13 @@ def nb_mean(eta: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 def nb_log_prob(y: torch.Tensor, eta: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """``log p(y)`` of NB counts in natural form: ``y eta + theta log(1 - e^eta) + log C(y + theta - 1, y)``."""
-    return (y * eta + theta * torch.log(-torch.expm1(eta)) + torch.lgamma(y + theta) - torch.lgamma(theta)
-            - torch.lgamma(y + 1.0))
+    return (
+        y * eta
+        + theta * torch.log(-torch.expm1(eta))
+        + torch.lgamma(y + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(y + 1.0)
+    )
 
 
 def sample_nb(mean: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -18,8 +18,14 @@ if TYPE_CHECKING:
     from scsynth_core.models.scdbm.dbm import NegativeBinomialDBM
 
 
-def sample_cells(machine: NegativeBinomialDBM, params: Mapping[str, Any], n: int, gen: torch.Generator,
-                 state: dict[str, Any], device: torch.device) -> sp.csr_matrix:
+def sample_cells(
+    machine: NegativeBinomialDBM,
+    params: Mapping[str, Any],
+    n: int,
+    gen: torch.Generator,
+    state: dict[str, Any],
+    device: torch.device,
+) -> sp.csr_matrix:
     """``n`` cells (one ``sample`` chunk) of the fitted ``machine`` as a float32 CSR matrix of counts;
     ``state``: the persistent chains of the ``sample`` call (``sample_chains``)."""
     p = params
@@ -39,16 +45,21 @@ def sample_cells(machine: NegativeBinomialDBM, params: Mapping[str, Any], n: int
     return to_csr(cells)
 
 
-def thinned_cells(machine: NegativeBinomialDBM, params: Mapping[str, Any], n: int, gen: torch.Generator,
-                  state: dict[str, Any], device: torch.device) -> torch.Tensor:
+def thinned_cells(
+    machine: NegativeBinomialDBM,
+    params: Mapping[str, Any],
+    n: int,
+    gen: torch.Generator,
+    state: dict[str, Any],
+    device: torch.device,
+) -> torch.Tensor:
     """``n`` cells from ``sample_chains`` persistent chains, one cell per chain every ``thinning`` steps."""
     p = params
     parts = [] if state["leftover"] is None else [state["leftover"]]
     have = sum(x.shape[0] for x in parts)
     while have < n:
         if state["h1"] is None:
-            h1 = bernoulli(torch.full((p["sample_chains"], machine.hidden_sizes[0]), 0.5, device=device),
-                           gen)
+            h1 = bernoulli(torch.full((p["sample_chains"], machine.hidden_sizes[0]), 0.5, device=device), gen)
             state["h1"] = machine.gibbs(h1, p["burn_in"], gen, scheme=p["gibbs_scheme"])
         else:
             state["h1"] = machine.gibbs(state["h1"], p["thinning"], gen, scheme=p["gibbs_scheme"])
@@ -62,7 +73,9 @@ def thinned_cells(machine: NegativeBinomialDBM, params: Mapping[str, Any], n: in
 def to_csr(cells: torch.Tensor) -> sp.csr_matrix:
     """Integer-valued counts (cells x genes) as a float32 CSR matrix, converted in row blocks."""
     rows = max(1, (1 << 22) // max(cells.shape[1], 1))
-    blocks = [sp.csr_matrix(cells[i:i + rows].to(torch.float32).cpu().numpy()) for i in range(0, cells.shape[0], rows)]
+    blocks = [
+        sp.csr_matrix(cells[i : i + rows].to(torch.float32).cpu().numpy()) for i in range(0, cells.shape[0], rows)
+    ]
     if not blocks:
         return sp.csr_matrix((0, cells.shape[1]), dtype=np.float32)
     return sp.vstack(blocks, format="csr")

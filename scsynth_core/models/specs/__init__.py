@@ -17,11 +17,26 @@ from scsynth_core.models.specs.kit import FLAGS, ModelSpec
 __all__ = ["FLAGS", "SPECS", "ModelSpec", "model_spec"]
 
 #: Registry name -> spec, in the order the models are listed to users.
-SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    baselines.UPSAMPLE, baselines.NOISE, scgan.SCGAN, scgan.CSCGAN, activa.ACTIVA, vae.VAE, vae.BETATCVAE,
-    michigan.WGANGP, michigan.MICHIGAN, scdbm.SCDBM, classic.PCA, classic.GMM, scvi.SCVI_POSTERIOR, scvi.SCVI_PRIOR,
-    flow.LATENTFLOW,
-)}
+SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        baselines.UPSAMPLE,
+        baselines.NOISE,
+        scgan.SCGAN,
+        scgan.CSCGAN,
+        activa.ACTIVA,
+        vae.VAE,
+        vae.BETATCVAE,
+        michigan.WGANGP,
+        michigan.MICHIGAN,
+        scdbm.SCDBM,
+        classic.PCA,
+        classic.GMM,
+        scvi.SCVI_POSTERIOR,
+        scvi.SCVI_PRIOR,
+        flow.LATENTFLOW,
+    )
+}
 
 
 def model_spec(name: str) -> ModelSpec:

@@ -104,6 +104,14 @@ def reference_schedule_fits_warmup(model: str, p: dict[str, Any], preset: str) -
         )
 
 
-ACTIVA = ModelSpec("activa", "scsynth_core.models.activa:ACTIVA", "lsn", conditional=True, labels_optional=True,
-                   labels_by_filtering=True, presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
-                   params=PARAMS, rules=(reference_schedule_fits_warmup,))
+ACTIVA = ModelSpec(
+    "activa",
+    "scsynth_core.models.activa:ACTIVA",
+    "lsn",
+    conditional=True,
+    labels_optional=True,
+    labels_by_filtering=True,
+    presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
+    params=PARAMS,
+    rules=(reference_schedule_fits_warmup,),
+)

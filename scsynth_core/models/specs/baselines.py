@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from scsynth_core.models.specs.kit import ModelSpec, number
 
-UPSAMPLE = ModelSpec("upsample", "scsynth_core.models.baselines:UpsampleModel", "counts", conditional=True,
-                     labels_optional=True, presets={"paper": {}, "demo": {}})
+UPSAMPLE = ModelSpec(
+    "upsample",
+    "scsynth_core.models.baselines:UpsampleModel",
+    "counts",
+    conditional=True,
+    labels_optional=True,
+    presets={"paper": {}, "demo": {}},
+)
 NOISE = ModelSpec(
-    "noise", "scsynth_core.models.baselines:NoiseModel", "counts",
+    "noise",
+    "scsynth_core.models.baselines:NoiseModel",
+    "counts",
     presets={"paper": {"shape_max": 10.0, "scale_max": 5.0}, "demo": {"shape_max": 10.0, "scale_max": 5.0}},
     params={"shape_max": number(), "scale_max": number()},  # upper ends of uniform draws: 0 means no noise
 )

@@ -8,7 +8,10 @@ from scsynth_core.models.specs.kit import ModelSpec, choice, choices, flag, inte
 COVARIANCE_TYPES = ("spherical", "tied", "diag", "full")
 
 PCA = ModelSpec(
-    "pca", "scsynth_core.models.classic:PPCAModel", "log1p", latent_param="n_latent",
+    "pca",
+    "scsynth_core.models.classic:PPCAModel",
+    "log1p",
+    latent_param="n_latent",
     presets={
         "paper": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
         "demo": {"n_latent": 10, "clip_at_zero": False, "scale_genes": False},
@@ -16,14 +19,34 @@ PCA = ModelSpec(
     params={"n_latent": integer(), "clip_at_zero": flag(), "scale_genes": flag()},  # n_latent < genes: fit checks
 )
 GMM = ModelSpec(
-    "gmm", "scsynth_core.models.classic:GMMModel", "log1p",
+    "gmm",
+    "scsynth_core.models.classic:GMMModel",
+    "log1p",
     presets={
-        "paper": {"n_components": "bic", "bic_components": [*range(1, 11), 15, 20, 25, 30, 40, 50],
-                  "covariance_types": list(COVARIANCE_TYPES), "covariance_type": "full", "n_pcs": 50,
-                  "residual_noise": True, "max_iter": 100, "n_init": 1, "reg_covar": 1e-6, "clip_at_zero": False},
-        "demo": {"n_components": 10, "bic_components": [*range(1, 11)], "covariance_types": ["full"],
-                 "covariance_type": "full", "n_pcs": 20, "residual_noise": True, "max_iter": 100, "n_init": 1,
-                 "reg_covar": 1e-6, "clip_at_zero": False},
+        "paper": {
+            "n_components": "bic",
+            "bic_components": [*range(1, 11), 15, 20, 25, 30, 40, 50],
+            "covariance_types": list(COVARIANCE_TYPES),
+            "covariance_type": "full",
+            "n_pcs": 50,
+            "residual_noise": True,
+            "max_iter": 100,
+            "n_init": 1,
+            "reg_covar": 1e-6,
+            "clip_at_zero": False,
+        },
+        "demo": {
+            "n_components": 10,
+            "bic_components": [*range(1, 11)],
+            "covariance_types": ["full"],
+            "covariance_type": "full",
+            "n_pcs": 20,
+            "residual_noise": True,
+            "max_iter": 100,
+            "n_init": 1,
+            "reg_covar": 1e-6,
+            "clip_at_zero": False,
+        },
     },
     params={
         "n_components": integer(also=("bic",)),

@@ -39,15 +39,35 @@ PAPER: dict[str, Any] = LOOP_DEFAULTS | {
 #: and batch 128 for 600 epochs (pbmc3k 0.64 vs 0.65 with 300; Zeisel 0.73 vs 0.80 with 300 epochs and 40
 #: autoencoder epochs). The monitor is logged every 1,000 flow steps; the last weights are kept.
 WORKSTATION: dict[str, Any] = PAPER | {
-    "latent_dim": 16, "encoder_layers": [256], "decoder_layers": [256], "ae_epochs": 100, "flow_width": 256,
-    "embedding_dim": 64, "epochs": 600, "batch_size": 128, "learning_rate": 1e-3, "monitor_every": 1000,
-    "monitor_cells": 500, "max_minutes": 10.0,
+    "latent_dim": 16,
+    "encoder_layers": [256],
+    "decoder_layers": [256],
+    "ae_epochs": 100,
+    "flow_width": 256,
+    "embedding_dim": 64,
+    "epochs": 600,
+    "batch_size": 128,
+    "learning_rate": 1e-3,
+    "monitor_every": 1000,
+    "monitor_cells": 500,
+    "max_minutes": 10.0,
 }
 #: A few seconds on a few hundred cells: small networks, short stages, a 10x flow learning rate.
-DEMO: dict[str, Any] = PAPER | {"latent_dim": 10, "encoder_layers": [64], "decoder_layers": [64], "ae_epochs": 40,
-                                 "flow_width": 64, "flow_blocks": 2, "embedding_dim": 32, "epochs": 60,
-                                 "batch_size": 64, "learning_rate": 1e-3, "ode_steps": 10, "log_every": 20,
-                                 "checkpoint_every": 200}
+DEMO: dict[str, Any] = PAPER | {
+    "latent_dim": 10,
+    "encoder_layers": [64],
+    "decoder_layers": [64],
+    "ae_epochs": 40,
+    "flow_width": 64,
+    "flow_blocks": 2,
+    "embedding_dim": 32,
+    "epochs": 60,
+    "batch_size": 64,
+    "learning_rate": 1e-3,
+    "ode_steps": 10,
+    "log_every": 20,
+    "checkpoint_every": 200,
+}
 
 PARAMS = LOOP_PARAMS | {
     "latent_dim": integer(),
@@ -70,6 +90,12 @@ PARAMS = LOOP_PARAMS | {
     "ode_steps": integer(),
 }
 
-LATENTFLOW = ModelSpec("latentflow", "scsynth_core.models.flow:LatentFlow", "counts", conditional=True,
-                       labels_optional=True, presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
-                       params=PARAMS)
+LATENTFLOW = ModelSpec(
+    "latentflow",
+    "scsynth_core.models.flow:LatentFlow",
+    "counts",
+    conditional=True,
+    labels_optional=True,
+    presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
+    params=PARAMS,
+)

@@ -45,11 +45,19 @@ class Param:
         """Raise a one-line :class:`ConfigError` naming ``model``, ``key``, the value and what is expected."""
         value = params[key]
         if self.kind == "int":
-            checks.check_positive_int(model, params, key, minimum=self.minimum, optional=self.optional,
-                                      also=self.also)
+            checks.check_positive_int(model, params, key, minimum=self.minimum, optional=self.optional, also=self.also)
         elif self.kind == "number":
-            checks.check_number(model, params, key, low=self.low, high=self.high, low_open=self.low_open,
-                                high_open=self.high_open, optional=self.optional, also=self.also)
+            checks.check_number(
+                model,
+                params,
+                key,
+                low=self.low,
+                high=self.high,
+                low_open=self.low_open,
+                high_open=self.high_open,
+                optional=self.optional,
+                also=self.also,
+            )
         elif self.kind == "choice":
             checks.check_choice(model, params, key, self.options)
         elif self.kind == "flag":
@@ -58,12 +66,14 @@ class Param:
             checks.check_int_list(model, params, key, minimum=self.minimum, length=self.length)
         elif self.kind == "choices":
             if not isinstance(value, (list, tuple)) or not value or any(v not in self.options for v in value):
-                raise ConfigError(f"model '{model}': {key} must be a non-empty list of "
-                                  f"{', '.join(self.options)}, got {value!r}")
+                raise ConfigError(
+                    f"model '{model}': {key} must be a non-empty list of {', '.join(self.options)}, got {value!r}"
+                )
         elif self.kind == "path":
             if not (value is None and self.optional) and not isinstance(value, (str, PathLike)):
-                raise ConfigError(f"model '{model}': {key} must be a file path{' or null' if self.optional else ''}"
-                                  f", got {value!r}")
+                raise ConfigError(
+                    f"model '{model}': {key} must be a file path{' or null' if self.optional else ''}, got {value!r}"
+                )
             params[key] = None if value is None else str(value)
         elif self.kind == "mapping":
             if not isinstance(value, dict):
@@ -77,8 +87,15 @@ def integer(minimum: int = 1, *, optional: bool = False, also: tuple[str, ...] =
     return Param("int", minimum=minimum, optional=optional, also=also)
 
 
-def number(low: float | None = 0.0, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
-           optional: bool = False, also: tuple[str, ...] = ()) -> Param:
+def number(
+    low: float | None = 0.0,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+    also: tuple[str, ...] = (),
+) -> Param:
     """A finite number in a range (default: >= 0)."""
     return Param("number", low=low, high=high, low_open=low_open, high_open=high_open, optional=optional, also=also)
 
@@ -113,8 +130,9 @@ def mapping() -> Param:
     return Param("mapping")
 
 
-def preset_params(name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, overrides: Mapping[str, Any]
-                  ) -> dict[str, Any]:
+def preset_params(
+    name: str, presets: Mapping[str, Mapping[str, Any]], preset: str, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
     """The hyperparameters of ``presets[preset]`` updated by ``overrides``; an unknown preset or hyperparameter
     raises a :class:`ConfigError` naming model ``name`` and the known ones. A mapping override of a mapping
     value (MichiGAN's ``vae``) adds to the preset's mapping instead of replacing it."""
@@ -127,8 +145,10 @@ def preset_params(name: str, presets: Mapping[str, Mapping[str, Any]], preset: s
             f"model '{name}': unknown hyperparameter(s) {', '.join(unknown)} "
             f"(known: {', '.join(sorted(params)) or 'none'})"
         )
-    merged = {key: params[key] | value if isinstance(value, dict) and isinstance(params[key], dict) else value
-              for key, value in overrides.items()}
+    merged = {
+        key: params[key] | value if isinstance(value, dict) and isinstance(params[key], dict) else value
+        for key, value in overrides.items()
+    }
     return params | merged
 
 

@@ -36,8 +36,7 @@ GAN_PAPER: dict[str, Any] = LOOP_DEFAULTS | {
 }
 #: ~2,000 cells x 500 genes in a few minutes on 2 cores: 62 generator steps per epoch x 50 epochs. The paper's
 #: learning rate is kept: at 5e-4 the 10 ReLU units of the critic's last layer died within 250 steps (measured).
-GAN_DEMO: dict[str, Any] = GAN_PAPER | {"epochs": 50, "log_every": 20, "monitor_every": 0,
-                                          "checkpoint_every": 500}
+GAN_DEMO: dict[str, Any] = GAN_PAPER | {"epochs": 50, "log_every": 20, "monitor_every": 0, "checkpoint_every": 500}
 #: At most 10 minutes on 2 CPU cores for up to 5,000 cells x 2,000 genes, measured (docs/results.md, realism):
 #: Adam 3e-4 with betas (0.5, 0.9) (monitor kNN AUC 0.86 vs 0.91 at 1,000 steps, RF 0.943 vs 0.962 against the
 #: paper's 1e-4 / (0.9, 0.999) on pbmc3k), 3 critic steps per generator step (cheaper, no worse), a weight
@@ -45,12 +44,28 @@ GAN_DEMO: dict[str, Any] = GAN_PAPER | {"epochs": 50, "log_every": 20, "monitor_
 #: 0.965 vs 0.943 for the selected ones); 3,000 generator steps (~5.7 steps per CPU second on one thread at 2,000
 #: genes: about 9 minutes on one core).
 GAN_WORKSTATION: dict[str, Any] = GAN_PAPER | {
-    "epochs": 100, "max_steps": 3000, "max_minutes": 10.0, "log_every": 50, "learning_rate": 3e-4, "beta1": 0.5,
-    "beta2": 0.9, "critic_iters": 3, "monitor_every": 250, "monitor_cells": 500, "select": "best", "ema_decay": 0.99,
+    "epochs": 100,
+    "max_steps": 3000,
+    "max_minutes": 10.0,
+    "log_every": 50,
+    "learning_rate": 3e-4,
+    "beta1": 0.5,
+    "beta2": 0.9,
+    "critic_iters": 3,
+    "monitor_every": 250,
+    "monitor_cells": 500,
+    "select": "best",
+    "ema_decay": 0.99,
     "checkpoint_every": 250,
 }
-CODES: dict[str, Any] = {"noise_dim": 118, "code_dim": 10, "codes": "mean", "code_projection": "identity",
-                          "vae": {}, "vae_path": None}
+CODES: dict[str, Any] = {
+    "noise_dim": 118,
+    "code_dim": 10,
+    "codes": "mean",
+    "code_projection": "identity",
+    "vae": {},
+    "vae_path": None,
+}
 
 GAN_PARAMS = LOOP_PARAMS | {
     "noise_dim": integer(),
@@ -82,22 +97,32 @@ def codes_fit_critic_and_vae(model: str, p: dict[str, Any], preset: str) -> None
     """The code's width agrees with the critic and the inner beta-TCVAE, whose settings are checked now, not after
     training starts."""
     if p["code_projection"] == "identity" and p["critic_layers"][-1] != p["code_dim"]:
-        raise ConfigError(f"model '{model}': code_projection 'identity' needs the last critic layer "
-                          f"({p['critic_layers'][-1]}) to be code_dim ({p['code_dim']}) wide")
+        raise ConfigError(
+            f"model '{model}': code_projection 'identity' needs the last critic layer "
+            f"({p['critic_layers'][-1]}) to be code_dim ({p['code_dim']}) wide"
+        )
     if p["vae"].get("latent_dim", p["code_dim"]) != p["code_dim"]:
         raise ConfigError(f"model '{model}': vae latent_dim must equal code_dim ({p['code_dim']})")
     BETATCVAE.settings(preset, p["vae"] | {"latent_dim": p["code_dim"]})
 
 
-WGANGP = ModelSpec("wgangp", "scsynth_core.models.michigan:WGANGP", "log1p",
-                   presets={"paper": GAN_PAPER, "workstation": GAN_WORKSTATION, "demo": GAN_DEMO}, params=GAN_PARAMS)
+WGANGP = ModelSpec(
+    "wgangp",
+    "scsynth_core.models.michigan:WGANGP",
+    "log1p",
+    presets={"paper": GAN_PAPER, "workstation": GAN_WORKSTATION, "demo": GAN_DEMO},
+    params=GAN_PARAMS,
+)
 MICHIGAN = ModelSpec(
-    "michigan", "scsynth_core.models.michigan:MichiGAN", "log1p",
+    "michigan",
+    "scsynth_core.models.michigan:MichiGAN",
+    "log1p",
     presets={
         "paper": GAN_PAPER | CODES,
         # the beta-TCVAE in 25 epochs at lr 1e-3 (37 s on pbmc3k instead of ~2.5 min): the GAN gets the budget
         "workstation": GAN_WORKSTATION | CODES | {"vae": {"epochs": 25, "learning_rate": 1e-3, "monitor_every": 0}},
         "demo": GAN_DEMO | CODES,
     },
-    params=GAN_PARAMS | CODE_PARAMS, rules=(codes_fit_critic_and_vae,),
+    params=GAN_PARAMS | CODE_PARAMS,
+    rules=(codes_fit_critic_and_vae,),
 )

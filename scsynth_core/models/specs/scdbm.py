@@ -102,10 +102,17 @@ def exact_needs_few_hidden_units(model: str, p: dict[str, Any], preset: str) -> 
     """The exact sampler and model term enumerate all 2^H1 states of the first hidden layer."""
     for key, value in (("sampler", "exact"), ("finetune_model_term", "exact")):
         if p[key] == value and p["hidden_sizes"][0] > EXACT_MAX_HIDDEN:
-            raise ConfigError(f"model '{model}': {key} 'exact' enumerates 2^H1 states; needs hidden_sizes[0] "
-                              f"<= {EXACT_MAX_HIDDEN}, got {p['hidden_sizes'][0]}")
+            raise ConfigError(
+                f"model '{model}': {key} 'exact' enumerates 2^H1 states; needs hidden_sizes[0] "
+                f"<= {EXACT_MAX_HIDDEN}, got {p['hidden_sizes'][0]}"
+            )
 
 
-SCDBM = ModelSpec("scdbm", "scsynth_core.models.scdbm.model:ScDBM", "counts",
-                  presets={"paper": PAPER, "demo": DEMO, "paper_supplement": SUPPLEMENT}, params=PARAMS,
-                  rules=(exact_needs_few_hidden_units,))
+SCDBM = ModelSpec(
+    "scdbm",
+    "scsynth_core.models.scdbm.model:ScDBM",
+    "counts",
+    presets={"paper": PAPER, "demo": DEMO, "paper_supplement": SUPPLEMENT},
+    params=PARAMS,
+    rules=(exact_needs_few_hidden_units,),
+)

@@ -74,10 +74,20 @@ PARAMS = LOOP_PARAMS | {
     "max_steps": integer(),
 }
 
-SCGAN = ModelSpec("scgan", "scsynth_core.models.scgan:ScGAN", "lsn", reads_rows=True,
-                  presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO}, params=PARAMS)
-CSCGAN = ModelSpec("cscgan", "scsynth_core.models.scgan:CscGAN", "lsn", conditional=True, reads_rows=True,
-                   presets={"paper": PAPER | CONDITIONAL, "workstation": WORKSTATION | CONDITIONAL,
-                            "demo": DEMO | CONDITIONAL},
-                   params=PARAMS | {"critic_head": choice(CRITIC_HEADS[1:]),
-                                    "critic_fake_labels": choice(CRITIC_FAKE_LABELS)})
+SCGAN = ModelSpec(
+    "scgan",
+    "scsynth_core.models.scgan:ScGAN",
+    "lsn",
+    reads_rows=True,
+    presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
+    params=PARAMS,
+)
+CSCGAN = ModelSpec(
+    "cscgan",
+    "scsynth_core.models.scgan:CscGAN",
+    "lsn",
+    conditional=True,
+    reads_rows=True,
+    presets={"paper": PAPER | CONDITIONAL, "workstation": WORKSTATION | CONDITIONAL, "demo": DEMO | CONDITIONAL},
+    params=PARAMS | {"critic_head": choice(CRITIC_HEADS[1:]), "critic_fake_labels": choice(CRITIC_FAKE_LABELS)},
+)

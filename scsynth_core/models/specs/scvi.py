@@ -67,10 +67,22 @@ def prior_library_needs_fitted_prior(model: str, p: dict[str, Any], preset: str)
         )
 
 
-SCVI_POSTERIOR = ModelSpec("scvi_posterior", "scsynth_core.models.scvi:ScviPosterior", "counts",
-                           presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO}, params=PARAMS)
-SCVI_PRIOR = ModelSpec("scvi_prior", "scsynth_core.models.scvi:ScviPrior", "counts",
-                       presets={"paper": PAPER | {"library": "prior"},
-                                "workstation": WORKSTATION | {"library": "prior"},
-                                "demo": DEMO | {"library": "prior"}},
-                       params=PARAMS | {"library": choice(LIBRARIES)}, rules=(prior_library_needs_fitted_prior,))
+SCVI_POSTERIOR = ModelSpec(
+    "scvi_posterior",
+    "scsynth_core.models.scvi:ScviPosterior",
+    "counts",
+    presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
+    params=PARAMS,
+)
+SCVI_PRIOR = ModelSpec(
+    "scvi_prior",
+    "scsynth_core.models.scvi:ScviPrior",
+    "counts",
+    presets={
+        "paper": PAPER | {"library": "prior"},
+        "workstation": WORKSTATION | {"library": "prior"},
+        "demo": DEMO | {"library": "prior"},
+    },
+    params=PARAMS | {"library": choice(LIBRARIES)},
+    rules=(prior_library_needs_fitted_prior,),
+)

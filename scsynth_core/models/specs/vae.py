@@ -50,8 +50,23 @@ PARAMS = LOOP_PARAMS | {
     "max_steps": integer(optional=True),
 }
 
-VAE = ModelSpec("vae", "scsynth_core.models.vae:VAE", "log1p", latent_param="latent_dim",
-                presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO}, params=PARAMS)
-BETATCVAE = ModelSpec("betatcvae", "scsynth_core.models.vae:BetaTCVAE", "log1p", latent_param="latent_dim",
-                      presets={"paper": PAPER | {"beta": 10.0}, "workstation": WORKSTATION | {"beta": 10.0},
-                               "demo": DEMO | {"beta": 10.0}}, params=PARAMS)
+VAE = ModelSpec(
+    "vae",
+    "scsynth_core.models.vae:VAE",
+    "log1p",
+    latent_param="latent_dim",
+    presets={"paper": PAPER, "workstation": WORKSTATION, "demo": DEMO},
+    params=PARAMS,
+)
+BETATCVAE = ModelSpec(
+    "betatcvae",
+    "scsynth_core.models.vae:BetaTCVAE",
+    "log1p",
+    latent_param="latent_dim",
+    presets={
+        "paper": PAPER | {"beta": 10.0},
+        "workstation": WORKSTATION | {"beta": 10.0},
+        "demo": DEMO | {"beta": 10.0},
+    },
+    params=PARAMS,
+)
