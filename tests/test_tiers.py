@@ -9,7 +9,7 @@ from conftest import REPO
 
 
 def test_every_tier_entry_names_an_existing_test_or_module():
-    sources = {path.stem: path.read_text() for path in (REPO / "tests").glob("test_*.py")}
+    sources = {path.stem: path.read_text() for path in (REPO / "tests").rglob("test_*.py")}
     for module in conftest.SYSTEM_MODULES | conftest.WORKFLOW_MODULES:
         assert module in sources, module
     defined = {name for text in sources.values() for name in re.findall(r"^def (test_\w+)", text, flags=re.MULTILINE)}

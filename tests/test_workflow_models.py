@@ -1,6 +1,6 @@
 """The neural models inside the workflow: scGAN, cscGAN and ACTIVA through realism and augmentation
 (``config/experiments/models_demo.yaml`` with shorter training, one kept fraction, 100-tree evaluation forests, no
-embedding figures and no per-cluster realism (the default run's test covers it; tests/test_per_cluster_realism.py
+embedding figures and no per-cluster realism (the default run's test covers it; tests/experiments/test_realism_per_cluster.py
 its steps), so the suite stays fast). test_workflow_pilot.py and test_workflow_simulations.py run the other experiments' models.
 """
 

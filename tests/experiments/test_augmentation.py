@@ -17,7 +17,7 @@ from scsynth_core.data.split import balanced_split, nested_downsample, read_spli
 from scsynth_core.errors import ConfigError
 from scsynth_core.experiments.augmentation import downsample_dataset, evaluate_augmentation, whole_cluster_levels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FRACTIONS = [0.5, 0.25, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005]  # Marouf's levels
 SIZES = {"0": 1500, "1": 1000, "2": 400}  # cluster "1", the second largest, is the target (auto)
 

@@ -21,7 +21,7 @@ from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.experiments import realism
 from scsynth_core.metrics.modern import DIRECTIONS, GROUP_KEYS, METRICS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ALL = ["papers", *METRICS]
 
 

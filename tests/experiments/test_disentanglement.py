@@ -72,7 +72,7 @@ def test_run_params_give_the_paper_s_beta_per_data_set():
     MichiGAN's own beta-TCVAE there, a code-data run without latent_dims), models.<model>.params otherwise."""
     import yaml
 
-    config = Path(__file__).parents[1] / "config/experiments/disentanglement.yaml"
+    config = Path(__file__).parents[2] / "config/experiments/disentanglement.yaml"
     section = yaml.safe_load(config.read_text())["disentanglement"]
 
     def beta(simulation, model="betatcvae", dim=4):
