@@ -25,6 +25,7 @@ rule experiments_leaderboard:
     params:
         step="scsynth_core.leaderboard:write_leaderboard",
         n_extra=config.get("augmentation", {}).get("n_generated"),
+        augmentation_datasets=config.get("augmentation", {}).get("datasets", []),
         perturbation_dataset=config.get("perturbation", {}).get("dataset", "simulated"),
     script:
         "../workflow_scripts/run_step.py"

@@ -233,6 +233,7 @@ def write_leaderboard(
     realism: str | Path | None = None,
     per_cluster: Sequence[str | Path] = (),
     augmentation: Sequence[str | Path] = (),
+    augmentation_datasets: Sequence[str] | None = None,
     n_extra: int | None = None,
     pilot: Sequence[str | Path] = (),
     disentanglement: str | Path | None = None,
@@ -244,7 +245,8 @@ def write_leaderboard(
 
     ``realism``: ``results/realism/leaderboard.tsv``; ``per_cluster``: ``results/realism/{dataset}/per_cluster.tsv``
     files (:func:`per_cluster_scores`); ``augmentation``: ``results/augmentation/{dataset}/f1.tsv``
-    files (the dataset from the path) with ``n_extra`` generated cells; ``pilot``: the ``replicates.tsv`` files;
+    files with ``n_extra`` generated cells, their datasets in ``augmentation_datasets`` (same order; the workflow
+    passes them) or else the files' folder names; ``pilot``: the ``replicates.tsv`` files;
     ``disentanglement`` and ``perturbation``: their ``runs.tsv``.
     """
     read = _read_tsv
@@ -256,7 +258,13 @@ def write_leaderboard(
     if augmentation:
         if n_extra is None:
             raise DataError("leaderboard: augmentation tables need n_extra (the config's augmentation.n_generated)")
-        scores.append(augmentation_scores({Path(p).parent.name: read(p) for p in augmentation}, n_extra=n_extra))
+        if augmentation_datasets is None:
+            augmentation_datasets = [Path(p).parent.name for p in augmentation]
+        if len(augmentation_datasets) != len(augmentation):
+            raise DataError(f"leaderboard: {len(augmentation)} augmentation table(s) for "
+                            f"{len(augmentation_datasets)} dataset name(s) {list(augmentation_datasets)}")  # fmt: skip
+        tables = {name: read(p) for name, p in zip(augmentation_datasets, augmentation, strict=True)}
+        scores.append(augmentation_scores(tables, n_extra=n_extra))
     if pilot:
         scores.append(pilot_scores(pd.concat([read(p) for p in pilot], ignore_index=True)))
     if disentanglement is not None:

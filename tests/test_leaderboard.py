@@ -178,3 +178,8 @@ def test_write_leaderboard_reads_the_experiments_tables_and_writes_na(tmp_path):
         write_leaderboard(output=out, augmentation=[f1], n_extra=1000)
     with pytest.raises(DataError, match="no experiment's table given"):
         write_leaderboard(output=out)
+    # The workflow names each table's dataset (a folder such as results/augmentation/<run>/<dataset> is not read).
+    write_leaderboard(output=out, augmentation=[f1], augmentation_datasets=["pbmc68k"], n_extra=500)
+    assert set(pd.read_csv(out, sep="\t")["dataset"]) == {"pbmc68k"}
+    with pytest.raises(DataError, match=r"1 augmentation table\(s\) for 2 dataset name\(s\)"):
+        write_leaderboard(output=out, augmentation=[f1], augmentation_datasets=["a", "b"], n_extra=500)
