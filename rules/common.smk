@@ -507,6 +507,11 @@ def pilot_train_settings(wildcards):
     return model_settings(config, base_model(wildcards.model), dataset)
 
 
+def pilot_train_setting(key):
+    """One key of a pilot model's settings (preset, params, max_steps) as a param function."""
+    return lambda wildcards: pilot_train_settings(wildcards)[key]
+
+
 def disentanglement_settings(wildcards):
     """The model's settings with the run_params entries that match this run (the paper's beta per data set)."""
     from scsynth_core.experiments.disentanglement import run_params

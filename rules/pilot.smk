@@ -13,9 +13,9 @@ PILOT_MODEL = "|".join([*available_models(), *MODEL_VARIANTS])
 
 rule pilot_reference:
     input:
-        "results/data/{dataset}/prepared.h5ad",
+        prepared="results/data/{dataset}/prepared.h5ad",
     output:
-        os.path.join(PILOT, "reference.h5ad"),
+        output=os.path.join(PILOT, "reference.h5ad"),
     log:
         "logs/pilot/{dataset}/reference.log",
     conda:
@@ -23,10 +23,11 @@ rule pilot_reference:
     resources:
         mem_mb=8000,
     params:
+        step="scsynth_core.experiments.pilot:build_reference",
         n_pcs=config["pilot"]["n_pcs"],
         n_neighbors=config["pilot"]["n_neighbors"],
     script:
-        "../workflow_scripts/pilot_reference.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule pilot_replicates:
@@ -34,7 +35,7 @@ rule pilot_replicates:
         prepared="results/data/{dataset}/prepared.h5ad",
         reference=os.path.join(PILOT, "reference.h5ad"),
     output:
-        table=os.path.join(PILOT_RUN, "batch{batch}.tsv"),
+        output=os.path.join(PILOT_RUN, "batch{batch}.tsv"),
         example=os.path.join(PILOT_RUN, "batch{batch}_example.h5ad"),
     log:
         os.path.join(PILOT_LOGS, "batch{batch}.log"),
@@ -50,7 +51,12 @@ rule pilot_replicates:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=pilot_train_settings,
+        step="scsynth_core.experiments.pilot:run_pilot_replicates",
+        dataset=lambda w: w.dataset,
+        model=lambda w: w.model,
+        preset=pilot_train_setting("preset"),
+        params=pilot_train_setting("params"),
+        max_steps=pilot_train_setting("max_steps"),
         replicates=pilot_batch_replicates,
         replace=config["pilot"]["replace"],
         resolution=config["pilot"]["resolution"],
@@ -58,15 +64,15 @@ rule pilot_replicates:
         holdout=config["pilot"]["scdbm_holdout"],
         device=config["device"],
     script:
-        "../workflow_scripts/pilot_replicates.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule pilot_zero_inflation:
     input:
-        "results/data/{dataset}/prepared.h5ad",
+        prepared="results/data/{dataset}/prepared.h5ad",
     output:
-        summary="results/pilot/{dataset}/{model}/zero_inflation.json",
-        genes="results/pilot/{dataset}/{model}/zero_inflation_genes.tsv",
+        output="results/pilot/{dataset}/{model}/zero_inflation.json",
+        genes_output="results/pilot/{dataset}/{model}/zero_inflation_genes.tsv",
     log:
         "logs/pilot/{dataset}/{model}/zero_inflation.log",
     wildcard_constraints:
@@ -78,7 +84,11 @@ rule pilot_zero_inflation:
         **GPU_RESOURCES,
         mem_mb=8000,
     params:
-        settings=pilot_train_settings,
+        step="scsynth_core.experiments.pilot:zero_inflation_check",
+        model=lambda w: w.model,
+        preset=pilot_train_setting("preset"),
+        params=pilot_train_setting("params"),
+        max_steps=pilot_train_setting("max_steps"),
         size=max(config["pilot"]["pilot_sizes"]),
         seed=config["pilot"]["seeds"][0],
         fraction=config["pilot"]["added_zeros"],
@@ -86,15 +96,15 @@ rule pilot_zero_inflation:
         holdout=config["pilot"]["scdbm_holdout"],
         device=config["device"],
     script:
-        "../workflow_scripts/pilot_zero_inflation.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule pilot_summary:
     input:
-        tables=lambda w: pilot_runs(w.dataset, "batch{batch}.tsv"),
-        zeros=lambda w: [f"results/pilot/{w.dataset}/{m}/zero_inflation.json" for m in config["pilot"]["models"]],
+        inputs=lambda w: pilot_runs(w.dataset, "batch{batch}.tsv"),
+        zero_checks=lambda w: [f"results/pilot/{w.dataset}/{m}/zero_inflation.json" for m in config["pilot"]["models"]],
     output:
-        replicates=report(
+        output=report(
             os.path.join(PILOT, "replicates.tsv"),
             caption="../report/pilot_replicates.rst",
             category="Pilot studies",
@@ -120,8 +130,10 @@ rule pilot_summary:
         "logs/pilot/{dataset}/summary.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        step="scsynth_core.experiments.pilot:summarise",
     script:
-        "../workflow_scripts/pilot_summary.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule pilot_figures:
