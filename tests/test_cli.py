@@ -22,9 +22,9 @@ def user_h5ad(tmp_path, demo_counts):
     return path
 
 
-def test_cli_chain_prepare_split_train_generate_evaluate(tmp_path, user_h5ad, capsys):
+def _prepare_and_split(tmp_path, user_h5ad):
+    """`scsynth prepare` (scanpy_default, bulk_labels as clusters), then `scsynth split` (seed 3) of the file."""
     prepared, split = tmp_path / "prepared.h5ad", tmp_path / "split.tsv"
-    model, generated, metrics = tmp_path / "model.pt", tmp_path / "gen.h5ad", tmp_path / "metrics.json"
     assert (
         main(
             [
@@ -42,6 +42,12 @@ def test_cli_chain_prepare_split_train_generate_evaluate(tmp_path, user_h5ad, ca
         == 0
     )
     assert main(["split", "--input", str(prepared), "--output", str(split), "--seed", "3"]) == 0
+    return prepared, split
+
+
+def test_cli_chain_prepare_split_train_generate_evaluate(tmp_path, user_h5ad, capsys):
+    prepared, split = _prepare_and_split(tmp_path, user_h5ad)
+    model, generated, metrics = tmp_path / "model.pt", tmp_path / "gen.h5ad", tmp_path / "metrics.json"
     assert (
         main(["train", "--input", str(prepared), "--split", str(split), "--model", "upsample", "--output", str(model)])
         == 0
@@ -267,24 +273,7 @@ def test_evaluate_representation_option_reaches_the_metrics(tmp_path, user_h5ad,
     from scsynth_core.experiments import realism
     from scsynth_core.metrics.representation import fit_marouf_representation
 
-    prepared, split = tmp_path / "prepared.h5ad", tmp_path / "split.tsv"
-    assert (
-        main(
-            [
-                "prepare",
-                "--input",
-                str(user_h5ad),
-                "--output",
-                str(prepared),
-                "--recipe",
-                "scanpy_default",
-                "--label-key",
-                "bulk_labels",
-            ]
-        )
-        == 0
-    )
-    assert main(["split", "--input", str(prepared), "--output", str(split), "--seed", "3"]) == 0
+    prepared, split = _prepare_and_split(tmp_path, user_h5ad)
     used = []
     monkeypatch.setattr(
         realism,
