@@ -192,9 +192,10 @@ def train_settings(wildcards):
     return model_settings(config, wildcards.model, REGISTRY.get(getattr(wildcards, "dataset", ""), {}))
 
 
-def train_setting(key):
-    """One key of a run's model settings (preset, params, max_steps) as a param function."""
-    return lambda wildcards: train_settings(wildcards)[key]
+def train_setting(key, settings=train_settings):
+    """One key of a run's model settings (preset, params, max_steps) as a param function; ``settings`` gives
+    them (a pilot model's: pilot_train_settings)."""
+    return lambda wildcards: settings(wildcards)[key]
 
 
 def experiment_config(wildcards):
@@ -505,11 +506,6 @@ def pilot_train_settings(wildcards):
 
     dataset = REGISTRY.get(wildcards.dataset, {})
     return model_settings(config, base_model(wildcards.model), dataset)
-
-
-def pilot_train_setting(key):
-    """One key of a pilot model's settings (preset, params, max_steps) as a param function."""
-    return lambda wildcards: pilot_train_settings(wildcards)[key]
 
 
 def disentanglement_settings(wildcards):
