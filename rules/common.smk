@@ -385,6 +385,12 @@ def disentanglement_examples(simulation, filename="latents.npy"):
     return {m: f"results/disentanglement/{simulation}/{m}/{run}/{filename}" for m in section["models"]}
 
 
+def file_groups(files):
+    """The group of each file of ``{group: [path, ...]}``, in the order of its flattened paths (a summary's
+    param beside its inputs: the simulation of each run)."""
+    return [group for group, paths in files.items() for _ in paths]
+
+
 def code_data_runs():
     """``{simulation: [metrics.json, ...]}`` of the code-data comparison: every GAN and seed."""
     section = config["disentanglement"]
@@ -506,6 +512,11 @@ def pilot_train_settings(wildcards):
 
     dataset = REGISTRY.get(wildcards.dataset, {})
     return model_settings(config, base_model(wildcards.model), dataset)
+
+
+def perturbation_train_settings(wildcards):
+    """MichiGAN's settings: the model every perturbation run trains."""
+    return model_settings(config, "michigan")
 
 
 def disentanglement_settings(wildcards):

@@ -1,5 +1,7 @@
 # The perturbation experiment (Yu & Welch 2021, MichiGAN Figs. 6-7): one cell type x condition combination held
-# out per run, MichiGAN trained on the rest, the held-out cells predicted by latent arithmetic and scored.
+# out per run, MichiGAN trained on the rest, the held-out cells predicted by latent arithmetic and scored. Every
+# rule calls its step (scsynth_core/experiments/perturbation.py) through workflow_scripts/run_step.py: named
+# inputs, outputs and params are the step's keyword arguments (docs/development.md).
 
 PERT = "results/perturbation"
 PERT_RUN = "results/perturbation/{combination}/seed{seed}"
@@ -15,7 +17,7 @@ if PERT_SECTION.get("retrain_lowest") and set(PERT_RETRAIN_SEEDS) & set(PERT_SEC
 
 rule perturbation_simulate:
     output:
-        os.path.join(PERT, "simulated.h5ad"),
+        output=os.path.join(PERT, "simulated.h5ad"),
     log:
         "logs/perturbation/simulate.log",
     conda:
@@ -23,14 +25,20 @@ rule perturbation_simulate:
     resources:
         mem_mb=8000,
     params:
-        section=PERT_SECTION,
+        step="scsynth_core.experiments.perturbation:simulate",
+        seed=PERT_SECTION.get("simulation_seed"),
+        n_cells=PERT_SECTION.get("n_cells"),
+        n_genes=PERT_SECTION.get("n_genes"),
+        n_batches=PERT_SECTION.get("n_batches"),
+        n_paths=PERT_SECTION.get("n_paths"),
+        params=PERT_SECTION.get("simulation_params"),
     script:
-        "../workflow_scripts/perturbation_simulate.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule perturbation_run:
     input:
-        perturbation_data,
+        data=perturbation_data,
     output:
         metrics=os.path.join(PERT_RUN, "metrics.json"),
         cells=os.path.join(PERT_RUN, "cells.h5ad"),
@@ -47,17 +55,27 @@ rule perturbation_run:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=lambda w: model_settings(config, "michigan"),
+        step="scsynth_core.experiments.perturbation:train_and_predict",
         combination=lambda w: perturbation_combinations()[w.combination],
-        section=PERT_SECTION,
+        seed=wildcard_seed,
+        cell_type_key=PERT_SECTION.get("cell_type_key"),
+        condition_key=PERT_SECTION.get("condition_key"),
+        control_type=PERT_SECTION.get("control_type"),
+        balance=PERT_SECTION.get("balance"),
+        codes=PERT_SECTION.get("codes"),
+        preset=train_setting("preset", perturbation_train_settings),
+        params=train_setting("params", perturbation_train_settings),
+        max_steps=train_setting("max_steps", perturbation_train_settings),
+        n_trees=PERT_SECTION.get("rf_trees"),
+        n_components=PERT_SECTION.get("n_components"),
         device=config["device"],
     script:
-        "../workflow_scripts/perturbation_run.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule perturbation_summary:
     input:
-        lambda w: perturbation_runs("metrics.json"),
+        inputs=lambda w: perturbation_runs("metrics.json"),
     output:
         runs=report(
             os.path.join(PERT, "runs.tsv"),
@@ -81,8 +99,10 @@ rule perturbation_summary:
         "logs/perturbation/summary.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        step="scsynth_core.experiments.perturbation:summarise",
     script:
-        "../workflow_scripts/perturbation_summary.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule perturbation_figures:
@@ -113,33 +133,35 @@ rule perturbation_figures:
     conda:
         "../envs/analysis.yaml"
     params:
+        step="scsynth_core.experiments.perturbation:figures",
         n_neighbors=PERT_SECTION.get("umap_neighbors", 15),
     script:
-        "../workflow_scripts/perturbation_figures.py"
+        "../workflow_scripts/run_step.py"
 
 
 checkpoint perturbation_lowest_delta_h:
     input:
-        os.path.join(PERT, "improvement.tsv"),
+        improvement=os.path.join(PERT, "improvement.tsv"),
     output:
-        os.path.join(PERT, "lowest_delta_h.tsv"),
+        output=os.path.join(PERT, "lowest_delta_h.tsv"),
     log:
         "logs/perturbation/lowest_delta_h.log",
     conda:
         "../envs/analysis.yaml"
     params:
+        step="scsynth_core.experiments.perturbation:select_lowest_delta_h",
         n_lowest=PERT_SECTION.get("retrain_lowest", 0),
         by=PERT_SECTION.get("retrain_rank_by", "delta_h"),
     script:
-        "../workflow_scripts/perturbation_lowest_delta_h.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule perturbation_retrain_summary:
     input:
         ranking=os.path.join(PERT, "lowest_delta_h.tsv"),
-        runs=lambda w: perturbation_retrained("metrics.json"),
+        inputs=lambda w: perturbation_retrained("metrics.json"),
     output:
-        report(
+        output=report(
             os.path.join(PERT, "retrain_lowest_delta_h.tsv"),
             caption="../report/perturbation_retrain.rst",
             category="Perturbation",
@@ -149,15 +171,17 @@ rule perturbation_retrain_summary:
         "logs/perturbation/retrain_summary.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        step="scsynth_core.experiments.perturbation:summarise_retrain",
     script:
-        "../workflow_scripts/perturbation_retrain_summary.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule perturbation_retrain_figure:
     input:
-        os.path.join(PERT, "retrain_lowest_delta_h.tsv"),
+        table=os.path.join(PERT, "retrain_lowest_delta_h.tsv"),
     output:
-        report(
+        output=report(
             os.path.join(PERT, "figures/retrain_lowest_delta_h.png"),
             caption="../report/perturbation_retrain.rst",
             category="Perturbation",
@@ -167,5 +191,7 @@ rule perturbation_retrain_figure:
         "logs/perturbation/retrain_figure.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        step="scsynth_core.experiments.perturbation:retrain_figure",
     script:
-        "../workflow_scripts/perturbation_retrain_figure.py"
+        "../workflow_scripts/run_step.py"

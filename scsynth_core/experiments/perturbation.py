@@ -295,7 +295,10 @@ def train_and_predict(
     data: str | Path,
     combination: str,
     seed: int,
-    outputs: Mapping[str, str | Path],
+    metrics: str | Path,
+    cells: str | Path,
+    train_log: str | Path | None = None,
+    model_output: str | Path | None = None,
     cell_type_key: str = CELL_TYPE_KEY,
     condition_key: str = CONDITION_KEY,
     control_type: str | None = None,
@@ -320,12 +323,11 @@ def train_and_predict(
     it sets the hyperparameter ``codes`` (``None``: ``params``' or the preset's) and how the cells are encoded
     for latent arithmetic and delta-H (:func:`encode_pair`). ``n_trees``: trees of each random forest (paper: 1,000). ``threads``: torch/BLAS threads and the forests' jobs.
 
-    ``outputs``: ``metrics`` (JSON: the combination, seed, control type, cell counts, per-method scores,
-    delta-H, improvement, seconds), ``cells`` (h5ad: ``log1p`` values of the predicted cells of every method and
-    of the real held-out cells, ``obs["method"]``; ``obsm["X_codes"]`` the codes they come from,
-    ``obsm["X_pca"]`` the evaluation PCs) and optionally ``train_log`` (TSV of the training history) and
-    ``model`` (the trained MichiGAN, :meth:`~scsynth_core.models.base.GenerativeModel.save`). Returns the metrics
-    record.
+    Outputs: ``metrics`` (JSON: the combination, seed, control type, cell counts, per-method scores, delta-H,
+    improvement, seconds), ``cells`` (h5ad: ``log1p`` values of the predicted cells of every method and of the
+    real held-out cells, ``obs["method"]``; ``obsm["X_codes"]`` the codes they come from, ``obsm["X_pca"]`` the
+    evaluation PCs) and optionally ``train_log`` (TSV of the training history) and ``model_output`` (the trained
+    MichiGAN, :meth:`~scsynth_core.models.base.GenerativeModel.save`). Returns the metrics record.
     """
     import anndata as ad
     import pandas as pd
@@ -337,9 +339,6 @@ def train_and_predict(
     from scsynth_core.models.training import history_frame
     from scsynth_core.runtime import set_threads
 
-    missing = [key for key in ("metrics", "cells") if key not in outputs]
-    if missing:
-        raise ConfigError(f"perturbation run: outputs lack {', '.join(missing)} (need metrics and cells)")
     if balance not in ("mean", "resample"):
         raise ConfigError(f"balance must be 'mean' or 'resample', got {balance!r}")
     params = dict(params or {})
@@ -440,19 +439,19 @@ def train_and_predict(
         }
     )
     obs.index = [f"{m}_{i}" for m, b in zip(names, blocks) for i in range(b.shape[0])]
-    cells = ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
-    cells.obsm["X_codes"] = np.vstack([sets[m][1] for m in sets] + [z_real]).astype(np.float32)
-    cells.obsm["X_pca"] = np.vstack([pcs[m] for m in sets] + [real_pcs]).astype(np.float32)
-    cells.uns["perturbation"] = {
+    kept = ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+    kept.obsm["X_codes"] = np.vstack([sets[m][1] for m in sets] + [z_real]).astype(np.float32)
+    kept.obsm["X_pca"] = np.vstack([pcs[m] for m in sets] + [real_pcs]).astype(np.float32)
+    kept.uns["perturbation"] = {
         k: record[k]
         for k in ("combination", "cell_type", "condition", "cell_type_key", "condition_key", "control_type", "seed")
     }
-    atomic.write_h5ad(outputs["cells"], cells)
-    if "train_log" in outputs:
-        atomic.write_tsv(outputs["train_log"], history_frame(history))
-    if "model" in outputs:
-        model.save(outputs["model"])
-    atomic.write_json(outputs["metrics"], record)
+    atomic.write_h5ad(cells, kept)
+    if train_log is not None:
+        atomic.write_tsv(train_log, history_frame(history))
+    if model_output is not None:
+        model.save(model_output)
+    atomic.write_json(metrics, record)
     log.info(
         "%s (seed %d, control %s): RF error michigan %.3f, betatcvae %.3f, control %.3f; delta-H %.3f",
         design.combination,
@@ -525,29 +524,29 @@ def improvement_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(
+    *,
     inputs: Sequence[str | Path],
-    output_runs: str | Path,
-    output_table: str | Path,
-    output_improvement: str | Path | None = None,
+    runs: str | Path,
+    table: str | Path,
+    improvement: str | Path | None = None,
 ) -> None:
     """Tables of the experiment from the runs' metrics files (``inputs``).
 
-    ``output_runs``: one row per (combination, seed, method); ``output_table``: per combination and method, the
-    number of seeds and the mean and sd over seeds of every score; ``output_improvement`` (optional): per
-    (combination, seed), each method's RF error, the improvement ``rf_error(michigan) - rf_error(betatcvae)`` and
-    delta-H (Figs. 6-7).
+    ``runs``: one row per (combination, seed, method); ``table``: per combination and method, the number of seeds
+    and the mean and sd over seeds of every score; ``improvement`` (optional): per (combination, seed), each
+    method's RF error, the improvement ``rf_error(michigan) - rf_error(betatcvae)`` and delta-H (Figs. 6-7).
     """
     records = read_records(inputs)
-    runs = runs_frame(records)
-    atomic.write_tsv(output_runs, runs.round(4))
+    frame = runs_frame(records)
+    atomic.write_tsv(runs, frame.round(4))
     keys = ["combination", "method"]
-    stats = runs.groupby(keys, sort=False)[list(SCORES)].agg(["mean", "std"])
+    stats = frame.groupby(keys, sort=False)[list(SCORES)].agg(["mean", "std"])
     stats.columns = [f"{score}_{'sd' if stat == 'std' else stat}" for score, stat in stats.columns]
-    stats.insert(0, "n_seeds", runs.groupby(keys, sort=False).size())
-    atomic.write_tsv(output_table, stats.reset_index().round(4))
-    if output_improvement is not None:
-        atomic.write_tsv(output_improvement, improvement_frame(runs).round(4))
-    log.info("summarised %d runs (%d combinations)", len(records), runs["combination"].nunique())
+    stats.insert(0, "n_seeds", frame.groupby(keys, sort=False).size())
+    atomic.write_tsv(table, stats.reset_index().round(4))
+    if improvement is not None:
+        atomic.write_tsv(improvement, improvement_frame(frame).round(4))
+    log.info("summarised %d runs (%d combinations)", len(records), frame["combination"].nunique())
 
 
 # ------------------------------------------------------------------------- Fig. 7b: the lowest delta-H, retrained
@@ -653,31 +652,30 @@ def figures(
     *,
     runs: str | Path,
     cells: str | Path,
-    outputs: Mapping[str, str | Path],
+    errors: str | Path | None = None,
+    delta_h: str | Path | None = None,
+    umap: str | Path | None = None,
     n_neighbors: int = 15,
     seed: int = 0,
 ) -> None:
-    """The experiment's figures (Yu & Welch 2021, Figs. 6-7 in our terms), each written when its key is in
-    ``outputs``: ``errors`` (a: RF error per held-out combination and method, mean bar and seed points, from the
-    ``runs`` table of :func:`summarise`), ``delta_h`` (b: delta-H vs improvement, one point per combination and
-    seed) and ``umap`` (c: UMAP of the real held-out and the predicted cells of one run, the ``cells`` file of
+    """The experiment's figures (Yu & Welch 2021, Figs. 6-7 in our terms), each written when its file is given:
+    ``errors`` (a: RF error per held-out combination and method, mean bar and seed points, from the ``runs``
+    table of :func:`summarise`), ``delta_h`` (b: delta-H vs improvement, one point per combination and seed) and
+    ``umap`` (c: UMAP of the real held-out and the predicted cells of one run, the ``cells`` file of
     :func:`train_and_predict`, embedded from their evaluation PCs; ``n_neighbors`` and ``seed`` of UMAP)."""
     import pandas as pd
 
     from scsynth_core.plots.perturbation import plot_delta_h_improvement, plot_error_bars, plot_prediction_embedding
     from scsynth_core.runtime import save_figure, use_agg
 
-    unknown = sorted(set(outputs) - {"errors", "delta_h", "umap"})
-    if unknown:
-        raise ConfigError(f"perturbation figures: unknown output(s) {', '.join(unknown)} (errors, delta_h, umap)")
     use_agg()
     frame = pd.read_csv(runs, sep="\t")
-    if "errors" in outputs:
-        save_figure(plot_error_bars(frame, title="Predicting held-out combinations"), outputs["errors"])
-    if "delta_h" in outputs:
+    if errors is not None:
+        save_figure(plot_error_bars(frame, title="Predicting held-out combinations"), errors)
+    if delta_h is not None:
         fig = plot_delta_h_improvement(improvement_frame(frame), title="GAN vs VAE decoder")
-        save_figure(fig, outputs["delta_h"])
-    if "umap" in outputs:
+        save_figure(fig, delta_h)
+    if umap is not None:
         from scsynth_core.data.checks import read_h5ad
         from scsynth_core.embedding import embed
 
@@ -700,4 +698,4 @@ def figures(
             f"seed {about.get('seed', '?')})"
         )
         fig = plot_prediction_embedding(coords, predicted.obs["method"].astype(str).to_numpy(), title=title)
-        save_figure(fig, outputs["umap"])
+        save_figure(fig, umap)

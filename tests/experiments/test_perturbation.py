@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.experiments import perturbation as pt
+from scsynth_core.steps import step_arguments
 
 COMBINATION = "Path2:Batch1"
 #: Demo preset with test-sized GAN networks (as tests/test_michigan.py) and a short schedule: the beta-TCVAE runs
@@ -44,7 +45,7 @@ def _outputs(folder, name="run"):
         "metrics": folder / f"{name}.json",
         "cells": folder / f"{name}.h5ad",
         "train_log": folder / f"{name}.tsv",
-        "model": folder / f"{name}.pt",
+        "model_output": folder / f"{name}.pt",
     }
 
 
@@ -53,7 +54,7 @@ def _run(data, outputs, **overrides):
         "data": data,
         "combination": COMBINATION,
         "seed": 0,
-        "outputs": outputs,
+        **outputs,
         "preset": "demo",
         "params": PARAMS,
         "max_steps": MAX_STEPS,
@@ -214,7 +215,7 @@ def test_run_writes_scored_predictions_of_every_method(run, simulated):
     assert np.allclose(shift, shift[0], atol=1e-5) and np.abs(shift[0]).max() > 0.1
     assert np.array_equal(codes["michigan"], codes["betatcvae"])
     # the generated rows are the models' log1p output from those codes, stored as generated (no second transform)
-    model = load_model(outputs["model"], device="cpu")
+    model = load_model(outputs["model_output"], device="cpu")
     for method, generator in (("michigan", model), ("betatcvae", model.vae)):
         stored = cells[cells.obs["method"] == method].X.toarray()
         assert np.array_equal(stored, generator.generate_from_codes(codes[method], seed=0).X.toarray())
@@ -243,7 +244,7 @@ def test_arithmetic_moves_the_control_cells_towards_the_held_out_cells(run):
 
     cells = ad.read_h5ad(outputs["cells"])
     rows = {m: cells[(cells.obs["method"] == m).to_numpy()] for m in ("michigan", "control", "real")}
-    vae = load_model(outputs["model"], device="cpu").vae
+    vae = load_model(outputs["model_output"], device="cpu").vae
 
     def mean(x) -> np.ndarray:
         return np.asarray(x.mean(axis=0)).ravel()
@@ -301,7 +302,7 @@ def summary(tmp_path):
         inputs.append(tmp_path / f"m{i}.json")
         inputs[-1].write_text(json.dumps(record))
     paths = {"runs": tmp_path / "runs.tsv", "table": tmp_path / "table.tsv", "improvement": tmp_path / "impr.tsv"}
-    pt.summarise(inputs, paths["runs"], paths["table"], paths["improvement"])
+    pt.summarise(inputs=inputs, **paths)
     return paths
 
 
@@ -326,17 +327,17 @@ def test_summarise_gives_runs_means_and_the_improvement(summary):
 def test_summarise_refuses_unreadable_metrics(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataError, match="bad.json: not a readable metrics file"):
-        pt.summarise([tmp_path / "bad.json"], tmp_path / "runs.tsv", tmp_path / "table.tsv")
+        pt.summarise(inputs=[tmp_path / "bad.json"], runs=tmp_path / "runs.tsv", table=tmp_path / "table.tsv")
 
 
 def test_figures_are_written(summary, run, tmp_path):
     _, outputs, _ = run
     figures = {"errors": tmp_path / "errors.png", "delta_h": tmp_path / "delta_h.pdf", "umap": tmp_path / "umap.png"}
-    pt.figures(runs=summary["runs"], cells=outputs["cells"], outputs=figures, n_neighbors=10)
+    pt.figures(runs=summary["runs"], cells=outputs["cells"], **figures, n_neighbors=10)
     assert all(path.stat().st_size > 5_000 for path in figures.values())
     assert figures["delta_h"].read_bytes().startswith(b"%PDF")
-    with pytest.raises(ConfigError, match="unknown output"):
-        pt.figures(runs=summary["runs"], cells=outputs["cells"], outputs={"roc": tmp_path / "roc.png"})
+    with pytest.raises(ConfigError, match=r"figures: no argument\(s\) \['roc'\]"):  # a rule's unknown output
+        step_arguments(pt.figures, {"runs": summary["runs"], "cells": outputs["cells"]}, {"roc": "roc.png"}, {})
 
 
 def test_figure_panels():
@@ -371,7 +372,7 @@ def test_sampled_codes_differ_between_draws_and_mean_codes_do_not(run, simulated
     from scsynth_core.models.base import load_model
 
     _, outputs, _ = run
-    model = load_model(outputs["model"], device="cpu")
+    model = load_model(outputs["model_output"], device="cpu")
     cells = ad.read_h5ad(simulated)[:300].copy()
     means = [pt.encode_pair(model, cells, cells, sample=False, seed=s) for s in (0, 1)]
     assert all(np.array_equal(z, means[0][0]) for pair in means for z in pair)
