@@ -1,6 +1,6 @@
 """The shared training loop: budgets, checkpoint selection, early stopping, weight averaging, runs killed at random
 steps resuming exactly, and the realism monitor (kNN AUC known answers). Every model's own resume check is in
-tests/test_model_contract.py."""
+tests/models/test_model_contract.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from scsynth_core.models.training import (
     check_loop_params,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------- a scripted task

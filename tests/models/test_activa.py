@@ -1,5 +1,5 @@
 """ACTIVA (Heydari et al. 2022): loss terms, gradient flow of both updates, generation (in memory and streamed),
-training on real data, type-specific sampling, resume, save/load. ACTINN on its own: tests/test_actinn.py.
+training on real data, type-specific sampling, resume, save/load. ACTINN on its own: tests/models/test_actinn.py.
 
 One short training on the embedded 700-cell PBMC data (70/30 split) is shared by the tests that need a trained
 model; the mechanics run on hand-built networks and on the 60-cell ``tiny_counts`` fixture. Torch runs on one
@@ -33,7 +33,7 @@ from scsynth_core.models.activa import (
 )
 
 LABEL_KEY = "louvain"  # data-derived clusters, as the paper's Louvain clusters
-N_PCS = 10  # principal components of log(LSN + 1), fitted on all 700 real cells (as tests/test_scgan.py)
+N_PCS = 10  # principal components of log(LSN + 1), fitted on all 700 real cells (as tests/models/test_scgan.py)
 #: The shared training: the demo preset (the paper's networks and losses) shortened to 100 epochs (9 warm-up)
 #: of the 490 training cells, 400 steps.
 TRAIN = {"epochs": 100}

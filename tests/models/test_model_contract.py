@@ -159,7 +159,7 @@ def _tiny(name: str) -> Tiny:
     if name not in TINY:
         pytest.fail(
             f"model '{name}' is registered but has no tiny settings: add an entry for it to TINY in "
-            "tests/test_model_contract.py (demo-preset overrides for a few steps and tiny networks)"
+            "tests/models/test_model_contract.py (demo-preset overrides for a few steps and tiny networks)"
         )
     return TINY[name]
 

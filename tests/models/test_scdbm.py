@@ -1,6 +1,6 @@
 """scDBM (Treppner et al. 2021): Fisher scoring of the NB dispersion, the DBM's energy and conditionals, the Gibbs
 samplers against the exact hidden marginal, training on a two-cluster NB mixture, constraints, the reference's
-learning rates, determinism, save/load and input checks (resume: tests/test_model_contract.py).
+learning rates, determinism, save/load and input checks (resume: tests/models/test_model_contract.py).
 
 One training on a synthetic 600-cell x 50-gene two-cluster mixture is shared by the tests that need a trained
 model; the mechanics run on the 60-cell ``tiny_counts`` fixture and on hand-built machines. Torch runs on one
@@ -404,7 +404,7 @@ def test_training_options(options, tiny_counts):
     assert model.sample(30, seed=0).shape == (30, 12)
 
 
-# ------------------------------------------------- determinism, files (resume: tests/test_model_contract.py)
+# ------------------------------------------------- determinism, files (resume: tests/models/test_model_contract.py)
 def _state(model: ScDBM) -> dict[str, torch.Tensor]:
     return model.machine.state()
 
