@@ -1,5 +1,7 @@
 # The disentanglement experiment (Yu & Welch 2021, MichiGAN Fig. 1, Tables 1-4): Splatter simulations with known
-# factors, encoded by PCA / VAE / beta-TCVAE at each latent dimension and seed, scored against the factors.
+# factors, encoded by PCA / VAE / beta-TCVAE at each latent dimension and seed, scored against the factors. Every
+# rule calls its step (scsynth_core/experiments/disentanglement.py) through workflow_scripts/run_step.py: named
+# inputs, outputs and params are the step's keyword arguments (docs/development.md).
 
 # Simulations: "linear" / "nonlinear" Splatter steps (Tables 1-2) and "prosstt3/4/5" PROSSTT-style trees (Table 3).
 
@@ -8,6 +10,7 @@ from scsynth_core.experiments.disentanglement import check_run_params
 DIS = "results/disentanglement"
 DIS_RUN = "results/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
 DIS_LOGS = "logs/disentanglement/{simulation}/{model}/dim{dim}_seed{seed}"
+DIS_SECTION = config.get("disentanglement", {})
 
 if "disentanglement" in EXPERIMENTS:
     try:
@@ -18,7 +21,7 @@ if "disentanglement" in EXPERIMENTS:
 
 rule simulate_splatter:
     output:
-        os.path.join(DIS, "{simulation}/simulated.h5ad"),
+        output=os.path.join(DIS, "{simulation}/simulated.h5ad"),
     log:
         "logs/disentanglement/{simulation}/simulate.log",
     conda:
@@ -26,14 +29,20 @@ rule simulate_splatter:
     resources:
         mem_mb=8000,
     params:
-        section=config.get("disentanglement", {}),
+        step="scsynth_core.experiments.disentanglement:simulate",
+        simulation=lambda w: w.simulation,
+        n_cells=DIS_SECTION.get("n_cells"),
+        n_genes=DIS_SECTION.get("n_genes"),
+        seed=DIS_SECTION.get("simulation_seed"),
+        params=DIS_SECTION.get("simulation_params"),
+        prosstt_params=DIS_SECTION.get("prosstt_params"),
     script:
-        "../workflow_scripts/simulate_splatter.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule disentanglement_run:
     input:
-        os.path.join(DIS, "{simulation}/simulated.h5ad"),
+        simulated=os.path.join(DIS, "{simulation}/simulated.h5ad"),
     output:
         metrics=os.path.join(DIS_RUN, "metrics.json"),
         latents=os.path.join(DIS_RUN, "latents.npy"),
@@ -51,15 +60,21 @@ rule disentanglement_run:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=disentanglement_settings,
+        step="scsynth_core.experiments.disentanglement:train_and_score",
+        model=lambda w: w.model,
+        latent_dim=lambda w: int(w.dim),
+        seed=wildcard_seed,
+        preset=train_setting("preset", disentanglement_settings),
+        params=train_setting("params", disentanglement_settings),
+        max_steps=train_setting("max_steps", disentanglement_settings),
         device=config["device"],
     script:
-        "../workflow_scripts/disentanglement_run.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule disentanglement_summary:
     input:
-        lambda w: [path for paths in disentanglement_runs("metrics.json").values() for path in paths],
+        inputs=lambda w: [path for paths in disentanglement_runs("metrics.json").values() for path in paths],
     output:
         runs=report(
             os.path.join(DIS, "runs.tsv"),
@@ -78,9 +93,10 @@ rule disentanglement_summary:
     conda:
         "../envs/analysis.yaml"
     params:
-        inputs=lambda w: disentanglement_runs("metrics.json"),
+        step="scsynth_core.experiments.disentanglement:summarise",
+        input_simulations=lambda w: file_groups(disentanglement_runs("metrics.json")),
     script:
-        "../workflow_scripts/disentanglement_summary.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule disentanglement_figures:
@@ -97,7 +113,7 @@ rule disentanglement_figures:
             subcategory="{simulation} step",
             labels={"simulation": "{simulation}", "figure": "Fig. 1: scores by latent dimensions"},
         ),
-        dimensions=report(
+        dimensions_figure=report(
             os.path.join(DIS, "figures/{simulation}_dimensions.png"),
             caption="../report/disentanglement_dimensions.rst",
             category="Disentanglement",
@@ -112,27 +128,29 @@ rule disentanglement_figures:
                 subcategory="{simulation} step",
                 labels={"simulation": "{simulation}", "figure": f"UMAP of {model} codes"},
             )
-            for model in config.get("disentanglement", {}).get("models", [])
+            for model in DIS_SECTION.get("models", [])
         ],
     log:
         "logs/disentanglement/{simulation}/figures.log",
     conda:
         "../envs/analysis.yaml"
     params:
-        models=config.get("disentanglement", {}).get("models", []),
-        n_neighbors=config.get("disentanglement", {}).get("umap_neighbors", 30),
+        step="scsynth_core.experiments.disentanglement:figures",
+        simulation=lambda w: w.simulation,
+        models=DIS_SECTION.get("models", []),
+        n_neighbors=DIS_SECTION.get("umap_neighbors", 30),
     script:
-        "../workflow_scripts/disentanglement_figures.py"
+        "../workflow_scripts/run_step.py"
 
 
 # The code-data comparison (MichiGAN Fig. 4): WGAN-GP and MichiGAN trained on each simulation; do the factors of
 # the generated cells (read off their 3 nearest real cells) follow the generator's codes?
 rule disentanglement_code_data:
     input:
-        os.path.join(DIS, "{simulation}/simulated.h5ad"),
+        simulated=os.path.join(DIS, "{simulation}/simulated.h5ad"),
     output:
-        metrics=os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}.json"),
-        cells=os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}_cells.npz"),
+        output=os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}.json"),
+        cells_output=os.path.join(DIS, "{simulation}/code_data/{model}_seed{seed}_cells.npz"),
     log:
         "logs/disentanglement/{simulation}/code_data/{model}_seed{seed}.log",
     benchmark:
@@ -145,19 +163,24 @@ rule disentanglement_code_data:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=disentanglement_settings,
+        step="scsynth_core.experiments.disentanglement:code_data_run",
+        model=lambda w: w.model,
+        seed=wildcard_seed,
+        preset=train_setting("preset", disentanglement_settings),
+        params=train_setting("params", disentanglement_settings),
+        max_steps=train_setting("max_steps", disentanglement_settings),
         device=config["device"],
-        n_cells=config.get("disentanglement", {}).get("code_data_cells", 3000),
-        k=config.get("disentanglement", {}).get("code_data_neighbors", 3),
-        traversal_steps=config.get("disentanglement", {}).get("traversal_steps", 10),
-        traversal_draws=config.get("disentanglement", {}).get("traversal_draws", 5),
+        n_cells=DIS_SECTION.get("code_data_cells", 3000),
+        k=DIS_SECTION.get("code_data_neighbors", 3),
+        traversal_steps=DIS_SECTION.get("traversal_steps", 10),
+        traversal_draws=DIS_SECTION.get("traversal_draws", 5),
     script:
-        "../workflow_scripts/disentanglement_code_data.py"
+        "../workflow_scripts/run_step.py"
 
 
 rule disentanglement_code_data_summary:
     input:
-        lambda w: [path for paths in code_data_runs().values() for path in paths],
+        inputs=lambda w: [path for paths in code_data_runs().values() for path in paths],
     output:
         table=report(
             os.path.join(DIS, "code_data.tsv"),
@@ -179,24 +202,25 @@ rule disentanglement_code_data_summary:
                 subcategory=f"{simulation} step",
                 labels={"simulation": simulation, "figure": "Fig. 4: code-data correlations"},
             )
-            for simulation in config.get("disentanglement", {}).get("simulations", [])
+            for simulation in DIS_SECTION.get("simulations", [])
         ],
     log:
         "logs/disentanglement/code_data_summary.log",
     conda:
         "../envs/analysis.yaml"
     params:
-        inputs=lambda w: code_data_runs(),
-        figures=lambda w: code_data_figures(),
+        step="scsynth_core.experiments.disentanglement:code_data_summary",
+        input_simulations=lambda w: file_groups(code_data_runs()),
+        simulations=DIS_SECTION.get("simulations", []),
     script:
-        "../workflow_scripts/disentanglement_code_data_summary.py"
+        "../workflow_scripts/run_step.py"
 
 
 # MichiGAN Fig. 4a and Fig. 5 from the first seed's code-data run of each GAN: UMAPs of the generated cells coloured
 # by their codes, and latent traversals of MichiGAN and its beta-TCVAE (computed in the run, where the model is).
 rule disentanglement_code_figures:
     input:
-        lambda w: list(code_data_examples(w.simulation).values()),
+        cells=lambda w: list(code_data_examples(w.simulation).values()),
     output:
         umaps=[
             report(
@@ -223,9 +247,11 @@ rule disentanglement_code_figures:
     conda:
         "../envs/analysis.yaml"
     params:
+        step="scsynth_core.experiments.disentanglement:code_figures",
+        simulation=lambda w: w.simulation,
         models=lambda w: list(code_data_examples(w.simulation)),
-        umaps=code_data_generators(),
-        traversals=code_data_generators(traversals=True),
-        n_neighbors=config.get("disentanglement", {}).get("umap_neighbors", 30),
+        umap_generators=code_data_generators(),
+        traversal_generators=code_data_generators(traversals=True),
+        n_neighbors=DIS_SECTION.get("umap_neighbors", 30),
     script:
-        "../workflow_scripts/disentanglement_code_figures.py"
+        "../workflow_scripts/run_step.py"

@@ -132,6 +132,26 @@ def by_name(files: Mapping[str, Any] | Sequence[Any], names: Sequence[str] | Non
     return dict(zip(names, files))
 
 
+def by_group(
+    files: Mapping[str, Sequence[Any]] | Sequence[Any], groups: Sequence[str] | None, *, what: str
+) -> dict[str, list[Any]]:
+    """``{group: [files]}`` from a mapping, or from a list of files and the group of each (``groups``, same
+    order: a summary's rule gives its inputs as one list and, as a param, e.g. the simulation of each file)."""
+    if groups is None:
+        if not isinstance(files, Mapping):
+            raise ConfigError(f"{what}: a list of files needs the group of each")
+        return {group: list(paths) for group, paths in files.items()}
+    if isinstance(files, Mapping):
+        raise ConfigError(f"{what}: give files by group or as a list with the group of each, not both")
+    files = list(files)
+    if len(files) != len(groups):
+        raise ConfigError(f"{what}: {len(files)} file(s) for {len(groups)} group name(s)")
+    out: dict[str, list[Any]] = {}
+    for group, path in zip(groups, files):
+        out.setdefault(group, []).append(path)
+    return out
+
+
 # -- data -----------------------------------------------------------------------------------------------------
 def download_dataset(
     *,

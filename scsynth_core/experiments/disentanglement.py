@@ -31,6 +31,7 @@ import numpy as np
 
 from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.steps import by_group, by_name
 
 log = logging.getLogger("scsynth")
 
@@ -224,7 +225,10 @@ def train_and_score(
     model: str,
     latent_dim: int,
     seed: int,
-    outputs: Mapping[str, str | Path],
+    metrics: str | Path,
+    latents: str | Path,
+    train_log: str | Path,
+    dimensions: str | Path | None = None,
     preset: str = "paper",
     params: Mapping[str, Any] | None = None,
     max_steps: int | None = None,
@@ -237,7 +241,7 @@ def train_and_score(
     ``factors`` (default: those the simulation names) (MIG also through the posterior when the model has one:
     ``pca``, ``vae``, ``betatcvae``).
 
-    ``outputs``: ``metrics`` (JSON: run identity, scores, seconds), ``latents`` (``.npy``, cells x dims),
+    Outputs: ``metrics`` (JSON: run identity, scores, seconds), ``latents`` (``.npy``, cells x dims),
     ``train_log`` (TSV), ``dimensions`` (TSV, optional: |Spearman rho| and MI of every factor and code dim,
     Fig. 1c-d).
     """
@@ -254,11 +258,11 @@ def train_and_score(
     history = instance.fit(adata, seed=seed, device=device, max_steps=max_steps, progress=progress)
     train_seconds = time.perf_counter() - t0
     if isinstance(instance, PosteriorSampling):
-        latents, logvar = (np.asarray(a, dtype=np.float64) for a in instance.posterior(adata))
+        codes, logvar = (np.asarray(a, dtype=np.float64) for a in instance.posterior(adata))
     else:
-        latents, logvar = np.asarray(instance.encode(adata), dtype=np.float64), None
+        codes, logvar = np.asarray(instance.encode(adata), dtype=np.float64), None
     t1 = time.perf_counter()
-    scores, dimensions = _score_with_dimensions(latents, truth, seed=seed, logvar=logvar)
+    scores, per_dimension = _score_with_dimensions(codes, truth, seed=seed, logvar=logvar)
     record = {
         "model": model,
         "latent_dim": int(latent_dim),
@@ -268,12 +272,12 @@ def train_and_score(
         "train_seconds": round(train_seconds, 3),
         "score_seconds": round(time.perf_counter() - t1, 3),
     }
-    with atomic.atomic_path(outputs["latents"]) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, latents.astype(np.float32))
-    atomic.write_tsv(outputs["train_log"], history_frame(history))
-    if outputs.get("dimensions") is not None:
-        atomic.write_tsv(outputs["dimensions"], dimensions)
-    atomic.write_json(outputs["metrics"], record)
+    with atomic.atomic_path(latents) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, codes.astype(np.float32))
+    atomic.write_tsv(train_log, history_frame(history))
+    if dimensions is not None:
+        atomic.write_tsv(dimensions, per_dimension)
+    atomic.write_json(metrics, record)
     log.info(
         "%s (%d dims, seed %d): MIG %.3f (through q(z|x) %.3f), FactorVAE %.3f, correlation gap %.3f",
         model,
@@ -286,16 +290,23 @@ def train_and_score(
     )
 
 
-def summarise(*, inputs: Mapping[str, Sequence[str | Path]], runs: str | Path, table: str | Path) -> None:
-    """One row per run (``inputs``: simulation -> metrics files) and the mean and sd over runs per simulation,
-    model and latent dimension (MichiGAN Tables 1-4)."""
+def summarise(
+    *,
+    inputs: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
+    runs: str | Path,
+    table: str | Path,
+    input_simulations: Sequence[str] | None = None,
+) -> None:
+    """One row per run (``inputs``: simulation -> metrics files, or the files and ``input_simulations``, the
+    simulation of each) and the mean and sd over runs per simulation, model and latent dimension (MichiGAN
+    Tables 1-4)."""
     import json
 
     import pandas as pd
 
     rows = [
         json.loads(Path(path).read_text()) | {"simulation": simulation}
-        for simulation, paths in inputs.items()
+        for simulation, paths in by_group(inputs, input_simulations, what="disentanglement runs").items()
         for path in paths
     ]
     frame = pd.DataFrame(rows)
@@ -321,19 +332,23 @@ def figures(
     *,
     runs: str | Path,
     simulated: str | Path,
-    latents: Mapping[str, str | Path],
+    latents: Mapping[str, str | Path] | Sequence[str | Path],
     simulation: str,
-    outputs: Mapping[str, str | Path],
-    dimensions: Mapping[str, str | Path] | None = None,
+    scores: str | Path,
+    umaps: Mapping[str, str | Path] | Sequence[str | Path],
+    models: Sequence[str] | None = None,
+    dimensions: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+    dimensions_figure: str | Path | None = None,
     factors: Sequence[str] | None = None,
     n_neighbors: int = 30,
     seed: int = 0,
 ) -> None:
-    """MichiGAN Fig. 1 for one simulation: metric bars by latent dimension (``outputs["scores"]``); per model
-    (``latents``: model -> codes of its first run), a UMAP of the codes coloured by each factor and each latent
-    dimension (``outputs[model]``); with ``dimensions`` (model -> per-dimension table of the same run), bars of
-    |Spearman rho| and normalised MI per latent dimension and factor (Fig. 1c-d, ``outputs["dimensions"]``).
-    UMAP: ``n_neighbors`` 30, seed as the reference plotting code."""
+    """MichiGAN Fig. 1 for one simulation: metric bars by latent dimension (``scores``); per model (``latents``:
+    model -> codes of its first run), a UMAP of the codes coloured by each factor and each latent dimension
+    (``umaps``: model -> figure); with ``dimensions`` (model -> per-dimension table of the same run), bars of
+    |Spearman rho| and normalised MI per latent dimension and factor (Fig. 1c-d, ``dimensions_figure``). Each of
+    ``latents``, ``umaps`` and ``dimensions`` is a mapping or a list in the order of ``models``. UMAP:
+    ``n_neighbors`` 30, seed as the reference plotting code."""
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -343,6 +358,8 @@ def figures(
     from scsynth_core.plots.disentanglement import plot_dimension_bars, plot_latent_umap
     from scsynth_core.runtime import save_figure, use_agg
 
+    latents = by_name(latents, models, what="disentanglement latents")
+    umaps = by_name(umaps, models, what="disentanglement UMAPs")
     use_agg()
     frame = pd.read_csv(runs, sep="\t")
     frame = frame[frame["simulation"] == simulation]
@@ -350,18 +367,19 @@ def figures(
     for ax, score in zip(fig.subplots(1, len(SCORES)), SCORES):
         plot_metric_bars(frame, metric=score, ax=ax)
     fig.suptitle(f"{simulation_label(simulation)}: disentanglement by latent dimensions")
-    save_figure(fig, outputs["scores"])
-    if dimensions:
+    save_figure(fig, scores)
+    if dimensions and dimensions_figure is not None:
+        dimensions = by_name(dimensions, models, what="disentanglement dimension tables")
         tables = {model: dimension_frame(pd.read_csv(path, sep="\t")) for model, path in dimensions.items()}
         fig = plot_dimension_bars(tables, title=f"{simulation_label(simulation)}: code dimensions against factors")
-        save_figure(fig, outputs["dimensions"])
+        save_figure(fig, dimensions_figure)
     cells = read_h5ad(simulated, backed=True)
     truth = cells.obs[list(factors or simulation_factors(cells))]
     for model, path in latents.items():
         codes = np.load(path)
         coords = embed(codes, "umap", seed=seed, n_neighbors=n_neighbors, perplexity=30.0)
         fig = plot_latent_umap(coords, truth, codes, title=f"{model}, {simulation_label(simulation)}")
-        save_figure(fig, outputs[model])
+        save_figure(fig, umaps[model])
 
 
 # -------------------------------------------------------------------------------------- code-data correlations
@@ -555,13 +573,16 @@ def code_data_run(
 
 def code_data_summary(
     *,
-    inputs: Mapping[str, Sequence[str | Path]],
+    inputs: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
     table: str | Path,
-    figures: Mapping[str, str | Path],
+    figures: Mapping[str, str | Path] | Sequence[str | Path],
     scores: str | Path | None = None,
+    input_simulations: Sequence[str] | None = None,
+    simulations: Sequence[str] | None = None,
 ) -> None:
-    """All code-data rows (``inputs``: simulation -> metrics files) in one table (``abs_rho`` and ``gap`` per
-    factor); per simulation, bars of both by factor and generator (``figures``: simulation -> file; MichiGAN
+    """All code-data rows (``inputs``: simulation -> metrics files, or the files and ``input_simulations``, the
+    simulation of each) in one table (``abs_rho`` and ``gap`` per factor); per simulation, bars of both by
+    factor and generator (``figures``: simulation -> file, or the files of ``simulations`` in order; MichiGAN
     Fig. 4); ``scores``: per simulation and generator, the mean over factors of the gap (``correlation_gap``,
     Table 4) and of the largest |rho| (``max_abs_rho``), mean and sd over seeds."""
     import json
@@ -572,6 +593,8 @@ def code_data_summary(
     from scsynth_core.plots.bars import plot_metric_bars
     from scsynth_core.runtime import save_figure, use_agg
 
+    inputs = by_group(inputs, input_simulations, what="code-data runs")
+    figures = by_name(figures, simulations, what="code-data figures")
     use_agg()
     frames = []
     for simulation, paths in inputs.items():
@@ -607,22 +630,32 @@ def code_data_summary(
 
 def code_figures(
     *,
-    cells: Mapping[str, str | Path],
+    cells: Mapping[str, str | Path] | Sequence[str | Path],
     simulation: str,
-    outputs: Mapping[str, str | Path],
+    umaps: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+    traversals: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+    models: Sequence[str] | None = None,
+    umap_generators: Sequence[str] | None = None,
+    traversal_generators: Sequence[str] | None = None,
     n_neighbors: int = 30,
     seed: int = 0,
 ) -> None:
-    """The generated cells of one code-data run per GAN (``cells``: GAN -> ``.npz`` of :func:`code_data_run`):
-    per generator ``g`` a UMAP of its cells coloured by their predicted factors and by each input code dim
-    (``outputs["umap_<g>"]``, MichiGAN Fig. 4a) and, for generators with codes, their latent traversals
-    (``outputs["traversal_<g>"]``, Fig. 5). Every figure named in ``outputs`` must be drawable."""
+    """The generated cells of one code-data run per GAN (``cells``: GAN -> ``.npz`` of :func:`code_data_run`, or
+    the files of ``models`` in order): per generator ``g`` a UMAP of its cells coloured by their predicted
+    factors and by each input code dim (``umaps``: generator -> figure, or the figures of ``umap_generators``;
+    MichiGAN Fig. 4a) and, for generators with codes, their latent traversals (``traversals``, or the figures of
+    ``traversal_generators``; Fig. 5). Every figure asked for must be drawable."""
     import pandas as pd
 
     from scsynth_core.embedding import embed
     from scsynth_core.plots.disentanglement import plot_latent_umap, plot_traversals
     from scsynth_core.runtime import save_figure, use_agg
 
+    cells = by_name(cells, models, what="code-data cells")
+    umaps = by_name({} if umaps is None else umaps, umap_generators, what="code UMAPs")
+    traversed = by_name({} if traversals is None else traversals, traversal_generators, what="traversal figures")
+    outputs = {f"umap_{g}": path for g, path in umaps.items()}
+    outputs |= {f"traversal_{g}": path for g, path in traversed.items()}
     use_agg()
     drawn = set()
     for path in cells.values():

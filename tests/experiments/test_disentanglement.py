@@ -118,7 +118,7 @@ def test_prosstt_simulation_is_scored_on_branch_and_step(tmp_path):
         "dimensions": tmp_path / "dims.tsv",
     }
     dis.train_and_score(
-        simulated=path, model="pca", latent_dim=3, seed=0, outputs=outputs, preset="demo", progress=False, threads=1
+        simulated=path, model="pca", latent_dim=3, seed=0, **outputs, preset="demo", progress=False, threads=1
     )
     record = json.loads(outputs["metrics"].read_text())
     assert {"mig_branch", "mig_step", "correlation_gap_branch"} <= set(record) and "mig_batch" not in record
@@ -148,7 +148,7 @@ def test_run_step_writes_scores_codes_and_log_and_is_deterministic(simulated, tm
             model="betatcvae",
             latent_dim=4,
             seed=0,
-            outputs=outputs,
+            **outputs,
             preset="demo",
             max_steps=30,
             progress=False,
@@ -193,7 +193,7 @@ def test_summary_tables_and_figures(simulated, tmp_path):
                     model=model,
                     latent_dim=dim,
                     seed=seed,
-                    outputs=outputs,
+                    **outputs,
                     preset="demo",
                     max_steps=10,
                     progress=False,
@@ -210,22 +210,20 @@ def test_summary_tables_and_figures(simulated, tmp_path):
     assert row["mig_mean"] == pytest.approx(pca4.mean(), abs=1e-4)
     assert row["mig_sd"] == pytest.approx(pca4.std(), abs=1e-4)
 
-    outputs = {
-        "scores": tmp_path / "scores.png",
-        "pca": tmp_path / "pca.png",
-        "vae": tmp_path / "vae.png",
-        "dimensions": tmp_path / "dimensions.png",
-    }
-    dis.figures(
+    umaps = {"pca": tmp_path / "pca.png", "vae": tmp_path / "vae.png"}
+    outputs = {"scores": tmp_path / "scores.png", "dimensions_figure": tmp_path / "dimensions.png"}
+    dis.figures(  # lists named by models, as the rule gives them
         runs=tmp_path / "runs.tsv",
         simulated=simulated,
         simulation="nonlinear",
-        outputs=outputs,
-        latents={"pca": tmp_path / "pca_4_0.npy", "vae": tmp_path / "vae_4_0.npy"},
+        **outputs,
+        models=["pca", "vae"],
+        umaps=list(umaps.values()),
+        latents=[tmp_path / "pca_4_0.npy", tmp_path / "vae_4_0.npy"],
         n_neighbors=10,
-        dimensions={"pca": tmp_path / "pca_4_0_dims.tsv", "vae": tmp_path / "vae_4_0_dims.tsv"},
+        dimensions=[tmp_path / "pca_4_0_dims.tsv", tmp_path / "vae_4_0_dims.tsv"],
     )
-    assert all(path.stat().st_size > 10_000 for path in outputs.values())
+    assert all(path.stat().st_size > 10_000 for path in [*outputs.values(), *umaps.values()])
 
 
 def test_latent_umap_has_a_panel_per_factor_and_dimension():
@@ -304,10 +302,12 @@ def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     with np.load(cells["wgangp"]) as stored:
         assert not any("traversal" in key for key in stored.files)  # WGAN-GP has no codes to traverse
 
-    dis.code_data_summary(
-        inputs={"nonlinear": list(runs.values())},
+    dis.code_data_summary(  # lists with the simulation of each, as the rule gives them
+        inputs=list(runs.values()),
+        input_simulations=["nonlinear"] * len(runs),
         table=tmp_path / "code_data.tsv",
-        figures={"nonlinear": tmp_path / "code_data.png"},
+        figures=[tmp_path / "code_data.png"],
+        simulations=["nonlinear"],
         scores=tmp_path / "scores.tsv",
     )
     table = pd.read_csv(tmp_path / "code_data.tsv", sep="\t")
@@ -322,11 +322,18 @@ def test_code_data_runs_summary_and_figure(simulated, tmp_path, monkeypatch):
     # the UMAP itself is tested elsewhere; a PCA stand-in keeps numba's minute-long start out of this test
     monkeypatch.setattr("scsynth_core.embedding.embed", lambda x, *a, **k: np.asarray(x)[:, :2])
     figures = {name: tmp_path / f"{name}.png" for name in ("umap_betatcvae", "traversal_michigan")}  # ~2 s each
-    dis.code_figures(cells=cells, simulation="nonlinear", outputs=figures)
+    dis.code_figures(
+        cells=list(cells.values()),
+        models=list(cells),
+        simulation="nonlinear",
+        umaps=[figures["umap_betatcvae"]],
+        umap_generators=["betatcvae"],
+        traversals={"michigan": figures["traversal_michigan"]},
+    )
     assert all(path.stat().st_size > 10_000 for path in figures.values())
     with pytest.raises(DataError, match="cannot draw traversal_wgangp"):
         dis.code_figures(
-            cells={"wgangp": cells["wgangp"]}, simulation="nonlinear", outputs={"traversal_wgangp": tmp_path / "x.png"}
+            cells={"wgangp": cells["wgangp"]}, simulation="nonlinear", traversals={"wgangp": tmp_path / "x.png"}
         )
     with pytest.raises(ConfigError, match="not a GAN of the code-data comparison"):
         dis.code_data_run(simulated=simulated, model="pca", seed=0, output=tmp_path / "x.json", progress=False)
