@@ -34,7 +34,7 @@ from scsynth_core.data.registry import (
 )
 from scsynth_core.errors import ConfigError, DataError, DownloadError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "config" / "datasets.yaml"
 SCHEMA = ROOT / "config" / "datasets.schema.yaml"
 

@@ -117,7 +117,7 @@ def test_module_does_not_import_torch_or_scanpy():
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.stdout.strip() == "False False"
 
