@@ -16,7 +16,7 @@ from scsynth_core.experiments import perturbation as pt
 from scsynth_core.steps import step_arguments
 
 COMBINATION = "Path2:Batch1"
-#: Demo preset with test-sized GAN networks (as tests/test_michigan.py) and a short schedule: the beta-TCVAE runs
+#: Demo preset with test-sized GAN networks (as tests/models/test_michigan.py) and a short schedule: the beta-TCVAE runs
 #: 100 epochs (3 steps each on ~500 cells), the GAN 200 generator steps.
 PARAMS = {
     "generator_layers": [64, 128, 256],
