@@ -192,7 +192,9 @@ rule pilot_figures:
     conda:
         "../envs/analysis.yaml"
     params:
+        step="scsynth_core.experiments.pilot:figures",
+        dataset=lambda w: w.dataset,
         models=config["pilot"]["models"],
         example_genes=lambda w: pilot_example_genes(w.dataset),
     script:
-        "../workflow_scripts/pilot_figures.py"
+        "../workflow_scripts/run_step.py"

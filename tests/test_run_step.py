@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from scsynth_core.errors import ConfigError
-from scsynth_core.steps import by_name, concat_tables, import_step, named_files, step_arguments
+from scsynth_core.steps import by_group, by_name, concat_tables, import_step, named_files, step_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "workflow_scripts" / "run_step.py"
@@ -72,6 +72,15 @@ def test_import_step_and_by_name():
         by_name(["x"], ["a", "b"], what="files")
 
 
+def test_by_group_gathers_each_groups_files_in_order():
+    assert by_group(["x", "y", "z"], ["b", "a", "b"], what="runs") == {"b": ["x", "z"], "a": ["y"]}
+    assert by_group({"a": ("x", "y")}, None, what="runs") == {"a": ["x", "y"]}
+    with pytest.raises(ConfigError, match=r"runs: 2 file\(s\) for 1 group name\(s\)"):
+        by_group(["x", "y"], ["a"], what="runs")
+    with pytest.raises(ConfigError, match="runs: a list of files needs the group of each"):
+        by_group(["x"], None, what="runs")
+
+
 def _job(tmp_path, step, inputs, outputs, **params):
     log = tmp_path / "logs" / "job.log"
     return log, SimpleNamespace(
@@ -103,12 +112,12 @@ def test_the_script_runs_the_named_step_with_the_rules_names(tmp_path):
 
 
 def _rules_using_the_adapter():
-    """``{rule: (step, names)}`` of every rule calling run_step.py, its input/output/params names read from the
-    rule file (names from ``**helper()`` or ``unpack()`` are the helpers' own and not read here)."""
+    """``{rule: (step, names)}`` of every rule (or checkpoint) calling run_step.py, its input/output/params names
+    read from the rule file (names from ``**helper()`` or ``unpack()`` are the helpers' own and not read here)."""
     found = {}
     for path in sorted((REPO / "rules").glob("*.smk")):
-        for block in re.split(r"\n(?=rule \w+:)", path.read_text()):
-            head = re.match(r"rule (\w+):", block)
+        for block in re.split(r"\n(?=(?:rule|checkpoint) \w+:)", path.read_text()):
+            head = re.match(r"(?:rule|checkpoint) (\w+):", block)
             if not head or "workflow_scripts/run_step.py" not in block:
                 continue
             names, section = set(), None
@@ -128,8 +137,17 @@ def _rules_using_the_adapter():
 def test_every_rule_names_a_step_that_takes_its_names():
     rules = _rules_using_the_adapter()
     assert {"train_model", "evaluate_realism", "evaluate_augmentation", "actinn_summary"} <= set(rules)
+    assert {"perturbation_lowest_delta_h", "disentanglement_code_figures", "pilot_figures"} <= set(rules)
     for rule, (spec, names) in rules.items():
         parameters = inspect.signature(import_step(spec)).parameters
         assert names <= set(parameters), (rule, spec, sorted(names - set(parameters)))
         required = {n for n, p in parameters.items() if p.default is inspect.Parameter.empty}
         assert required <= names, (rule, sorted(required - names))
+
+
+def test_every_rule_runs_the_one_adapter():
+    """No rule has a script of its own: every `script:` is run_step.py, and it is the only workflow script."""
+    scripts = re.findall(r"^    script:\n        \"([^\"]+)\"", "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk")),
+                         re.MULTILINE)  # fmt: skip
+    assert scripts and set(scripts) == {"../workflow_scripts/run_step.py"}
+    assert [p.name for p in (REPO / "workflow_scripts").glob("*.py")] == ["run_step.py"]

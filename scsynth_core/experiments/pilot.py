@@ -32,6 +32,7 @@ import numpy as np
 
 from scsynth_core import atomic
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.steps import by_name
 
 log = logging.getLogger("scsynth")
 
@@ -376,17 +377,25 @@ def figures(
     *,
     replicates: str | Path,
     reference: str | Path,
-    examples: Mapping[str, str | Path],
-    zero_genes: Mapping[str, str | Path],
+    examples: Mapping[str, str | Path] | Sequence[str | Path],
+    zero_genes: Mapping[str, str | Path] | Sequence[str | Path],
     dataset: str,
-    outputs: Mapping[str, str | Path],
+    dbi: str | Path,
+    ari: str | Path,
+    mad: str | Path,
+    marginals: str | Path,
+    added_zeros: str | Path,
+    example_umaps: str | Path,
+    models: Sequence[str] | None = None,
     example_genes: int | Sequence[str] = DEFAULT_EXAMPLE_GENES,
 ) -> None:
-    """Treppner 2021 Fig. 2 (DBI with the original's as a line, in the UMAP and on the count matrices; ARI and the
-    authors' Rand index), Fig. 3 (MAD table, ranks within pilot size), Supplementary Fig. 3-4 (count
-    distributions of example genes; ``examples``: model -> example file), Supplementary Fig. 5 (per-gene zero
-    fractions of the added-zeros check; ``zero_genes``: model -> its per-gene table) and Supplementary Fig. 7
-    (each model's example cells over the original's UMAP). ``example_genes``: a number of genes or gene names."""
+    """Treppner 2021 Fig. 2 (DBI with the original's as a line, in the UMAP and on the count matrices, ``dbi``;
+    ARI and the authors' Rand index, ``ari``), Fig. 3 (MAD table, ranks within pilot size, ``mad``),
+    Supplementary Fig. 3-4 (count distributions of example genes, ``marginals``; ``examples``: model -> example
+    file), Supplementary Fig. 5 (per-gene zero fractions of the added-zeros check, ``added_zeros``;
+    ``zero_genes``: model -> its per-gene table) and Supplementary Fig. 7 (each model's example cells over the
+    original's UMAP, ``example_umaps``). ``examples`` and ``zero_genes`` may be lists in the order of ``models``.
+    ``example_genes``: a number of genes or gene names."""
     import pandas as pd
 
     from scsynth_core.data.checks import read_h5ad
@@ -399,6 +408,8 @@ def figures(
     )
     from scsynth_core.runtime import save_figure, use_agg
 
+    examples = by_name(examples, models, what="pilot examples")
+    zero_genes = by_name(zero_genes, models, what="pilot added-zeros tables")
     use_agg()
     ref = read_h5ad(reference)
     genes = example_gene_columns(example_genes, ref.var_names, ref.layers["counts"], dataset=dataset)
@@ -409,7 +420,7 @@ def figures(
             f"{replicates}: no column(s) {missing}; the batch tables predate them: rerun the "
             "replicates (snakemake --forcerun pilot_replicates)"
         )
-    dbi = plot_metric_panels(
+    dbi_figure = plot_metric_panels(
         table,
         [
             {
@@ -427,7 +438,7 @@ def figures(
         ],
         title=f"{dataset}: Davies-Bouldin index of synthetic cells",
     )
-    save_figure(dbi, outputs["dbi"])
+    save_figure(dbi_figure, dbi)
     agreement = plot_metric_panels(
         table,
         [
@@ -436,26 +447,26 @@ def figures(
         ],
         title=f"{dataset}: agreement of cluster labels",
     )
-    save_figure(agreement, outputs["ari"])
+    save_figure(agreement, ari)
     names = {"mad_median": "median", "mad_iqr": "iqr", "mad_cv": "cv", "mad_zero_fraction": "zeros"}
     tidy = table.melt(
         id_vars=["model", "pilot_size", "seed"], value_vars=list(names), var_name="statistic", value_name="mad"
     ).replace({"statistic": names})
-    save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), outputs["mad"])
+    save_figure(plot_mad_table(tidy, title=f"{dataset}: per-gene MAD"), mad)
     loaded = {model: read_h5ad(path) for model, path in examples.items()}
     sets = {"original": ref.layers["counts"]} | {model: cells.X for model, cells in loaded.items()}
     size = max(cells.uns["pilot"]["pilot_size"] for cells in loaded.values())
     fig = plot_gene_marginals(sets, ref.var_names, genes=genes, title=f"{dataset}: pilots of {size} cells")
-    save_figure(fig, outputs["marginals"])
+    save_figure(fig, marginals)
     umaps = plot_embedding(
         example_umap_frame(ref, loaded),
         color_by="set",
         title=f"{dataset}: synthetic cells from pilots of {size} cells over the original cells",
     )
-    save_figure(umaps, outputs["example_umaps"])
+    save_figure(umaps, example_umaps)
     per_gene = {model: pd.read_csv(path, sep="\t") for model, path in zero_genes.items()}
     zeros = plot_gene_zero_fractions(per_gene, title=f"{dataset}: zeros per gene after adding zeros to the pilot")
-    save_figure(zeros, outputs["added_zeros"])
+    save_figure(zeros, added_zeros)
 
 
 def zero_inflation_check(

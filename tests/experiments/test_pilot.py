@@ -318,7 +318,7 @@ def test_figures_draw_every_pilot_figure_with_named_genes(tmp_path, reference, m
         "examples": {"noise": tmp_path / "example.h5ad"},
         "zero_genes": {"noise": tmp_path / "zeros.tsv"},
         "dataset": "d",
-        "outputs": outputs,
+        **outputs,
     }
     with pytest.raises(DataError, match=r"\['INS'\].*'d'"):
         figures(replicates=tmp_path / "replicates.tsv", example_genes=["g3", "INS"], **kwargs)
