@@ -183,15 +183,22 @@ class _AutoencoderTask(TrainingTask):
         self.encoder, self.decoder = encoder, decoder
         self.modules = {"encoder": encoder, "decoder": decoder}
         self._params = [*encoder.parameters(), *decoder.parameters()]
-        self.optimizers = {
-            "adam": torch.optim.AdamW(self._params, lr=p["ae_learning_rate"], weight_decay=p["weight_decay"])
-        }
+        networks = [q for q in self._params if q is not decoder.log_theta]
+        # The dispersions get their own step size: at the networks' rate they move about one step size per step
+        # and stay near their start on small sets (docs/models.md, "latentflow").
+        groups = [{"params": networks}, {"params": [decoder.log_theta], "lr": p["dispersion_learning_rate"]}]
+        self.optimizers = {"adam": torch.optim.AdamW(groups, lr=p["ae_learning_rate"], weight_decay=p["weight_decay"])}
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         rows = self.rng.choice(self.train_rows, size=min(self.p["batch_size"], len(self.train_rows)), replace=False)
         counts = torch.from_numpy(dense_rows(self.X, np.sort(rows))).to(self.device)
         library = counts.sum(dim=1, keepdim=True)
-        proportions = self.decoder(self.encoder(to_representation(counts, "log1p")))
+        code = self.encoder(to_representation(counts, "log1p"))
+        if self.p["code_noise"] > 0:
+            # Codes perturbed by a fraction of their spread: the decoder must map a neighbourhood of a code to
+            # one mean, so it cannot carry a cell's own sampling noise into its mean (docs/models.md).
+            code = code + self.p["code_noise"] * code.detach().std(dim=0, keepdim=True) * torch.randn_like(code)
+        proportions = self.decoder(code)
         nll = -nb_log_likelihood(counts, library * proportions, self.decoder.log_theta.exp()).sum(dim=1).mean()
         optimizer = self.optimizers["adam"]
         optimizer.zero_grad(set_to_none=True)
