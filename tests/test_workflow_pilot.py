@@ -1,5 +1,5 @@
 """scDBM and scVI (posterior sampling) through the pilot experiment (Treppner 2021), beside the noise baseline.
-(scVI's prior sampling differs only in its library sizes: tests/test_scvi.py covers it.)"""
+(scVI's prior sampling differs only in its library sizes: tests/models/test_scvi.py covers it.)"""
 
 from __future__ import annotations
 

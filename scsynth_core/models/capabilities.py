@@ -9,7 +9,7 @@
 - :class:`NoiseInputs`: the noise behind generated cells can be read (``noise_of``; Yu & Welch 2021, Fig. 4):
   WGAN-GP, MichiGAN.
 
-``tests/test_model_contract.py`` checks every registered model's capabilities against what it does.
+``tests/models/test_model_contract.py`` checks every registered model's capabilities against what it does.
 """
 
 from __future__ import annotations
