@@ -81,3 +81,19 @@ def test_package_cites_no_file_outside_the_repository():
         if path.is_file() and "__pycache__" not in path.parts and "../shared" in path.read_text(errors="replace")
     ]
     assert not citing, f"files citing ../shared (outside the repository; cite the paper instead): {citing}"
+
+
+def test_named_test_files_exist():
+    """A test file named in the docs, the package, the benchmarks or another test exists (moves leave no stale
+    path behind); dated result records under benchmarks/results keep the paths of their day."""
+    import re
+
+    sources = [*markdown_files(), *(REPO / "scsynth_core").rglob("*.py"), *(REPO / "tests").rglob("*.py")]
+    sources += list((REPO / "benchmarks").glob("*.py"))
+    stale = sorted(
+        f"{path.relative_to(REPO)}: {name}"
+        for path in sources
+        for name in set(re.findall(r"\btests/[\w/]*test_\w+\.py", path.read_text()))
+        if not (REPO / name).exists()
+    )
+    assert not stale, f"no such test file: {stale}"
