@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,6 +24,7 @@ from torch.nn import functional as F
 from scsynth_core.data.preprocess import lsn
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import preset_params
+from scsynth_core.models.nn import dense_stack, init_weight_
 from scsynth_core.models.params import check_flag, check_number, check_positive_int, check_widths
 from scsynth_core.models.training import (
     TrainLog,
@@ -48,15 +48,13 @@ class ActinnNet(nn.Module):
         super().__init__()
         self.n_genes, self.n_types, self.log_input = int(n_genes), int(n_types), bool(log_input)
         sizes = [self.n_genes, *map(int, widths)]
-        layers: list[nn.Module] = []
-        for a, b in pairwise(sizes):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.hidden = nn.Sequential(*layers)
+        self.hidden = dense_stack(sizes, ("linear", "act"))
         self.output = nn.Linear(sizes[-1], self.n_types)
+        # Re-initialised once all layers exist: the random draws keep the order seeded fits have always had.
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, nn.Linear):
-                    nn.init.xavier_uniform_(module.weight)
+                    init_weight_(module.weight, "glorot")
                     module.bias.fill_(0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from scsynth_core.models.actinn import (
 )
 from scsynth_core.models.base import GenerativeModel, SampledCells
 from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.nn import block_rows, dense_block, dense_stack
 from scsynth_core.models.specs.activa import ENCODER_HEADS
 from scsynth_core.models.training import (
     TrainingLoop,
@@ -91,9 +91,8 @@ def margin_hinge(kl: torch.Tensor, margin: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------- networks
-def _block(n_in: int, n_out: int) -> nn.Sequential:
-    """Linear -> ReLU -> BatchNorm1d, the reference's layer order."""
-    return nn.Sequential(nn.Linear(n_in, n_out), nn.ReLU(), nn.BatchNorm1d(n_out))
+#: Linear -> ReLU -> BatchNorm1d, the reference's layer order; each hidden layer its own Sequential (its keys).
+LAYER_ORDER = ("linear", "act", "norm")
 
 
 class Encoder(nn.Module):
@@ -105,9 +104,11 @@ class Encoder(nn.Module):
             raise ConfigError(f"encoder_head must be one of {', '.join(ENCODER_HEADS)}, got '{head}'")
         self.n_genes, self.latent_dim, self.head_kind = int(n_genes), int(latent_dim), head
         sizes = [self.n_genes, *map(int, widths)]
-        self.hidden = nn.Sequential(*(_block(a, b) for a, b in pairwise(sizes)))
+        self.hidden = dense_stack(sizes, LAYER_ORDER, nested=True)
         self.head = (
-            _block(sizes[-1], 2 * self.latent_dim) if head == "reference" else nn.Linear(sizes[-1], 2 * self.latent_dim)
+            dense_block(sizes[-1], 2 * self.latent_dim, LAYER_ORDER)
+            if head == "reference"
+            else nn.Linear(sizes[-1], 2 * self.latent_dim)
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +134,7 @@ class Decoder(nn.Module):
         self.output_lsn, self.output_threshold = bool(output_lsn), float(output_threshold)
         self.lsn_target = float(lsn_target)
         sizes = [self.latent_dim, *map(int, widths)]
-        self.hidden = nn.Sequential(*(_block(a, b) for a, b in pairwise(sizes)))
+        self.hidden = dense_stack(sizes, LAYER_ORDER, nested=True)
         self.output = nn.Linear(sizes[-1], self.n_genes)
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
@@ -318,10 +319,8 @@ def introspective_gradients(
 
 
 # ----------------------------------------------------------------------------------------- sparse generation
-def _block_rows(n_genes: int, device: torch.device) -> int:
-    """Rows per dense output block: about 16 MiB on CPU (stays in cache), 256 MiB on a GPU."""
-    budget = (1 << 22) if device.type == "cpu" else (1 << 26)
-    return max(64, budget // max(n_genes, 1))
+#: Output block size on the CPU: 2^22 floats, 16 MiB (stays in cache).
+_CPU_BLOCK_FLOATS = 1 << 22
 
 
 @torch.inference_mode()
@@ -337,7 +336,7 @@ def decode_csr(
     ``decoder(z)`` (rows where accepted).
     """
     n, genes, device = z.shape[0], decoder.n_genes, z.device
-    rows = _block_rows(genes, device)
+    rows = block_rows(genes, device, cpu_floats=_CPU_BLOCK_FLOATS)
     weight_t, bias = decoder.output.weight.t(), decoder.output.bias
     buffer = torch.empty(min(rows, max(n, 1)), genes, device=device, dtype=weight_t.dtype)
     data, indices, counts, probs_out, kept_out = [], [], [], [], []

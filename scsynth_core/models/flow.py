@@ -8,7 +8,6 @@ Networks, the two training stages, departures from CFGen and the presets: docs/m
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.capabilities import Encodes
 from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.nn import dense_stack
 from scsynth_core.models.training import (
     TrainingLoop,
     TrainingTask,
@@ -42,12 +42,8 @@ _BLOCK_ROWS = 4096
 
 
 # ----------------------------------------------------------------------------------------------- the networks
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear -> batch norm -> ReLU for each consecutive pair of ``sizes``."""
-    layers: list[nn.Module] = []
-    for n_in, n_out in itertools.pairwise(sizes):
-        layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
-    return nn.Sequential(*layers)
+#: Hidden layers of the autoencoder: Linear -> batch norm -> ReLU.
+LAYER_ORDER = ("linear", "norm", "act")
 
 
 class CountEncoder(nn.Module):
@@ -55,7 +51,7 @@ class CountEncoder(nn.Module):
 
     def __init__(self, n_genes: int, *, widths: list[int], latent_dim: int) -> None:
         super().__init__()
-        self.hidden = _mlp([int(n_genes), *widths])
+        self.hidden = dense_stack([int(n_genes), *widths], LAYER_ORDER)
         self.code = nn.Linear(widths[-1], int(latent_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +64,7 @@ class CountDecoder(nn.Module):
     def __init__(self, n_genes: int, *, widths: list[int], latent_dim: int) -> None:
         super().__init__()
         self.n_genes = int(n_genes)
-        self.hidden = _mlp([int(latent_dim), *widths])
+        self.hidden = dense_stack([int(latent_dim), *widths], LAYER_ORDER)
         self.logits = nn.Linear(widths[-1], self.n_genes)
         self.log_theta = nn.Parameter(torch.zeros(self.n_genes))
 

@@ -23,6 +23,16 @@ from scsynth_core.errors import ConfigError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
+from scsynth_core.models.nn import (
+    LEAKY_SLOPE,
+    ConditionalBatchNorm,
+    activate,
+    activation_names,
+    block_rows,
+    class_rows,
+    init_weight_,
+    linear,
+)
 from scsynth_core.models.specs.scgan import CODE_PROJECTIONS, CRITIC_HEADS, GP_INTERPOLATIONS
 from scsynth_core.models.training import (
     TrainingLoop,
@@ -37,50 +47,11 @@ from scsynth_core.models.training import (
 BN_MOMENTUM = 1e-3
 BN_EPS = 1e-5
 ADAM_EPS = 1e-8
-#: Truncated-normal correction of TF's ``variance_scaling_initializer(uniform=False)``.
-_TRUNC_FACTOR = 1.3
-
-#: Hidden-layer activations (scGAN: ReLU everywhere; MichiGAN also uses leaky ReLU).
-ACTIVATIONS = ("relu", "leaky_relu")
-#: TF's default ``tf.nn.leaky_relu`` slope (MichiGAN's networks).
-LEAKY_SLOPE = 0.2
 #: Generator output layers: ReLU + LSN (scGAN), ReLU only, or linear (clamped at 0 when generating).
 GENERATOR_OUTPUTS = ("lsn", "relu", "linear")
 
 #: History columns (``train_log.tsv``), besides ``step`` and ``time_s`` added by :class:`TrainLog`.
 LOSS_COLUMNS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty", "lr")
-
-
-# ------------------------------------------------------------------------------------------------ initialisers
-def fan_avg_normal_(weight: torch.Tensor) -> torch.Tensor:
-    """TF ``variance_scaling_initializer(factor=2, mode="FAN_AVG", uniform=False)`` for a 2-D weight.
-
-    Truncated normal (cut at 2 sd) with ``sd = sqrt(1.3 * 2 / ((fan_in + fan_out) / 2))`` (either layout).
-    """
-    fan_out, fan_in = weight.shape
-    std = math.sqrt(_TRUNC_FACTOR * 2.0 / ((fan_in + fan_out) / 2.0))
-    return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
-
-
-def _linear(n_in: int, n_out: int, *, init: str, bias: bool = True) -> nn.Linear:
-    layer = nn.Linear(n_in, n_out, bias=bias)
-    with torch.no_grad():
-        if init == "glorot":
-            nn.init.xavier_uniform_(layer.weight)
-        else:
-            fan_avg_normal_(layer.weight)
-        if bias:
-            layer.bias.zero_()
-    return layer
-
-
-def class_rows(table: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``table[labels]`` (one row, or value, per cell) through ``F.embedding``, whose gradient sums each row's
-    cells in a fixed order. The gradient of indexing accumulates rows in parallel on the CPU, in a varying order:
-    conditional training (cscGAN) gave different weights from run to run with 2 threads."""
-    if table.dim() == 1:
-        return F.embedding(labels, table[:, None])[:, 0]
-    return F.embedding(labels, table)
 
 
 class InputMajorLinear(nn.Module):
@@ -96,70 +67,13 @@ class InputMajorLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(n_out))
-        with torch.no_grad():
-            if init == "glorot":
-                nn.init.xavier_uniform_(self.weight)
-            else:
-                fan_avg_normal_(self.weight)
+        init_weight_(self.weight, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, x, self.weight)
 
 
 # ---------------------------------------------------------------------------------------------------- networks
-class ConditionalBatchNorm(nn.Module):
-    """Batch normalisation with optional per-class scale and shift (the reference's ``batchnorm``).
-
-    Training: normalise with the batch mean and biased variance, and move the running averages by
-    ``momentum`` (TF decay ``1 - momentum``). Evaluation: normalise with the running averages. Scale and shift
-    are vectors ``[width]`` without classes, tables ``[n_classes, width]`` looked up by label with classes.
-    """
-
-    def __init__(self, width: int, n_classes: int = 0, *, momentum: float = BN_MOMENTUM, eps: float = BN_EPS):
-        super().__init__()
-        shape = (n_classes, width) if n_classes else (width,)
-        self.n_classes = n_classes
-        self.momentum = momentum
-        self.eps = eps
-        self.scale = nn.Parameter(torch.ones(shape))
-        self.shift = nn.Parameter(torch.zeros(shape))
-        self.register_buffer("running_mean", torch.zeros(width))
-        self.register_buffer("running_var", torch.ones(width))
-
-    def affine(self, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scale and shift for each cell (conditional) or for all cells (unconditional)."""
-        if not self.n_classes:
-            return self.scale, self.shift
-        if labels is None:
-            raise ConfigError("conditional batch normalisation needs class labels")
-        return class_rows(self.scale, labels), class_rows(self.shift, labels)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training:
-            mean = x.mean(dim=0)
-            centered = x - mean
-            var = (centered * centered).mean(dim=0)  # biased; x.var(dim=0) is ~50x slower on CPU here
-            with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_var.lerp_(var.detach(), self.momentum)
-        else:
-            centered, var = x - self.running_mean, self.running_var
-        scale, shift = self.affine(labels)
-        return centered * torch.rsqrt(var + self.eps) * scale + shift
-
-
-def _activations(names, n_layers: int) -> tuple[str, ...]:
-    """One activation name per hidden layer (``None``: ReLU everywhere)."""
-    names = ("relu",) * n_layers if names is None else tuple(names)
-    if len(names) != n_layers or any(a not in ACTIVATIONS for a in names):
-        raise ConfigError(f"activations must be {n_layers} of {', '.join(ACTIVATIONS)}, got {list(names)}")
-    return names
-
-
-def _activate(x: torch.Tensor, name: str) -> torch.Tensor:
-    return F.relu(x) if name == "relu" else F.leaky_relu(x, LEAKY_SLOPE)
-
-
 class Generator(nn.Module):
     """scGAN generator (cscGAN with ``n_classes > 0``): noise -> LSN-normalised cells (n x genes).
 
@@ -192,20 +106,20 @@ class Generator(nn.Module):
             raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
         self.n_genes, self.latent_dim, self.n_classes = int(n_genes), int(latent_dim), int(n_classes)
         self.lsn_target = float(lsn_target)
-        self.activations = _activations(activations, len(widths))
+        self.activations = activation_names(activations, len(widths))
         self.dropout, self.output_activation = float(dropout), output
         sizes = [self.latent_dim, *map(int, widths)]
-        self.linears = nn.ModuleList(_linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
+        self.linears = nn.ModuleList(linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(
             ConditionalBatchNorm(b, self.n_classes, momentum=bn_momentum, eps=bn_eps) for b in sizes[1:]
         )
-        self.output = _linear(sizes[-1], self.n_genes, init=output_init)
+        self.output = linear(sizes[-1], self.n_genes, init=output_init)
 
     def hidden(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The last hidden layer (n x 1024)."""
         h = z
-        for linear, norm, activation in zip(self.linears, self.norms, self.activations):
-            h = _activate(norm(linear(h), labels), activation)
+        for layer, norm, activation in zip(self.linears, self.norms, self.activations):
+            h = activate(norm(layer(h), labels), activation)
             if self.dropout:
                 h = F.dropout(h, self.dropout, self.training)
         return h
@@ -274,7 +188,7 @@ class Critic(nn.Module):
         if code_projection not in CODE_PROJECTIONS:
             raise ConfigError(f"code_projection must be one of {', '.join(CODE_PROJECTIONS)}, got '{code_projection}'")
         self.head, self.n_classes, self.code_dim = head, int(n_classes), int(code_dim)
-        self.activations = _activations(activations, len(widths))
+        self.activations = activation_names(activations, len(widths))
         sizes = [int(n_genes), *map(int, widths)]
         self.linears = nn.ModuleList(InputMajorLinear(a, b, init=init) for a, b in pairwise(sizes))
         width = sizes[-1]
@@ -287,7 +201,7 @@ class Critic(nn.Module):
                 )
             if code_projection == "learned":
                 self.code_matrix = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.code_dim, width)))
-        self.output = _linear(width, 1, init="glorot") if head != "projection_only" else None
+        self.output = linear(width, 1, init="glorot") if head != "projection_only" else None
         if self.n_classes:
             # TF xavier on the reference's [n_classes, width, 1] table: fan_in = width * n, fan_out = n.
             limit = math.sqrt(6.0 / ((width + 1) * self.n_classes))
@@ -297,8 +211,8 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = x
-        for linear, activation in zip(self.linears, self.activations):
-            h = _ReLU.apply(linear(h)) if activation == "relu" else F.leaky_relu(linear(h), LEAKY_SLOPE)
+        for layer, activation in zip(self.linears, self.activations):
+            h = _ReLU.apply(layer(h)) if activation == "relu" else F.leaky_relu(layer(h), LEAKY_SLOPE)
         out = self.output(h).squeeze(1) if self.output is not None else 0.0
         if self.code_dim:
             if labels is None:
@@ -369,12 +283,8 @@ def _padded_width(n_genes: int) -> int:
     return width + 16 if width % 256 == 0 and width != n_genes else width
 
 
-def _block_rows(n_genes: int, device: torch.device) -> int:
-    """Rows per dense output block: about 32 MiB on CPU (near the cache), 256 MiB on a GPU."""
-    budget = (1 << 23) if device.type == "cpu" else (1 << 26)
-    return max(64, budget // max(n_genes, 1) // 64 * 64)
-
-
+#: Output block size on the CPU: 2^23 floats, 32 MiB (near the cache), in rows that are a multiple of 64.
+_CPU_BLOCK_FLOATS = 1 << 23
 #: Rows whose hidden layers are computed together (larger products are more efficient; 4096 x 1024 floats).
 _HIDDEN_ROWS = 4096
 
@@ -398,7 +308,7 @@ def generate_csr(generator: Generator, z: torch.Tensor, labels: torch.Tensor | N
         weight = torch.cat([weight, weight.new_zeros(width - genes, weight.shape[1])])
         bias = torch.cat([bias, bias.new_zeros(width - genes)])
     weight_t = weight.t()
-    rows = _block_rows(width, device)
+    rows = block_rows(width, device, cpu_floats=_CPU_BLOCK_FLOATS, multiple=64)
     buffer = torch.empty(min(rows, n), width, device=device, dtype=weight.dtype)
     data, indices, counts = [], [], []
     for outer in range(0, n, _HIDDEN_ROWS):

@@ -24,11 +24,8 @@ from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.capabilities import CodeConditioned, PosteriorSampling
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.scgan import (
-    ConditionalBatchNorm,
-    Generator,
-    generate_csr,
-)
+from scsynth_core.models.nn import ConditionalBatchNorm, activate, linear
+from scsynth_core.models.scgan import Generator, generate_csr
 from scsynth_core.models.specs.vae import TC_FORMS
 from scsynth_core.models.training import (
     TrainingLoop,
@@ -149,15 +146,6 @@ def beta_tcvae_loss(
 
 
 # ---------------------------------------------------------------------------------------------------- networks
-def _glorot_linear(n_in: int, n_out: int, *, bias: bool = True) -> nn.Linear:
-    layer = nn.Linear(n_in, n_out, bias=bias)
-    with torch.no_grad():
-        nn.init.xavier_uniform_(layer.weight)
-        if bias:
-            layer.bias.zero_()
-    return layer
-
-
 def hidden_activations(n_layers: int, *, last: str = "relu") -> tuple[str, ...]:
     """MichiGAN's pattern: leaky ReLU on every hidden layer but the last (``last``)."""
     return ("leaky_relu",) * (n_layers - 1) + (last,) if n_layers else ()
@@ -170,11 +158,11 @@ class Encoder(nn.Module):
         super().__init__()
         self.n_genes, self.latent_dim, self.dropout = int(n_genes), int(latent_dim), float(dropout)
         sizes = [self.n_genes, *map(int, widths)]
-        self.linears = nn.ModuleList(_glorot_linear(a, b, bias=False) for a, b in pairwise(sizes))
+        self.linears = nn.ModuleList(linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(ConditionalBatchNorm(b, momentum=TF_BN_MOMENTUM, eps=TF_BN_EPS) for b in sizes[1:])
         self.activations = hidden_activations(len(widths))
-        self.mu = _glorot_linear(sizes[-1], self.latent_dim)
-        self.logvar = _glorot_linear(sizes[-1], self.latent_dim)
+        self.mu = linear(sizes[-1], self.latent_dim, init="glorot")
+        self.logvar = linear(sizes[-1], self.latent_dim, init="glorot")
         # Per-gene standardisation of the input (``scale_genes``); identity unless set by the model.
         self.register_buffer("input_mean", torch.zeros(self.n_genes))
         self.register_buffer("input_scale", torch.ones(self.n_genes))
@@ -184,9 +172,8 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.standardise(x)
-        for linear, norm, activation in zip(self.linears, self.norms, self.activations):
-            h = norm(linear(h))
-            h = F.relu(h) if activation == "relu" else F.leaky_relu(h, 0.2)
+        for layer, norm, activation in zip(self.linears, self.norms, self.activations):
+            h = activate(norm(layer(h)), activation)
             if self.dropout:
                 h = F.dropout(h, self.dropout, self.training)
         return self.mu(h), self.logvar(h)

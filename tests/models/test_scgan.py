@@ -16,13 +16,14 @@ import torch
 from scsynth_core.errors import ConfigError, TrainingError
 from scsynth_core.models import MODELS, load_model
 from scsynth_core.models import scgan as scgan_module
+from scsynth_core.models.nn import ConditionalBatchNorm, class_rows
 from scsynth_core.models.scgan import (
-    ConditionalBatchNorm,
+    BN_EPS,
+    BN_MOMENTUM,
     Critic,
     CscGAN,
     Generator,
     ScGAN,
-    class_rows,
     critic_loss,
     generate_csr,
     generator_loss,
@@ -147,7 +148,7 @@ def test_initialisation_follows_the_reference():
 
 
 def test_batch_norm_uses_tf_moving_averages_and_class_tables():
-    bn = ConditionalBatchNorm(4, n_classes=3)
+    bn = ConditionalBatchNorm(4, n_classes=3, momentum=BN_MOMENTUM, eps=BN_EPS)
     x = torch.randn(64, 4) * 3 + 2
     labels = torch.randint(0, 3, (64,))
     with torch.no_grad():
@@ -215,7 +216,7 @@ def test_penalty_gradients_match_a_plain_relu_critic():
 @pytest.mark.parametrize("head", ["projection", "projection_only"])
 def test_conditional_layers_have_the_same_gradients_every_time_on_two_threads(head):
     """Indexing a class table (``table[labels]``) accumulates its gradient in a varying order on 2 CPU threads, so
-    cscGAN trained on 2 threads gave other weights each run; ``scgan.class_rows`` (``F.embedding``) does not."""
+    cscGAN trained on 2 threads gave other weights each run; ``nn.class_rows`` (``F.embedding``) does not."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -223,7 +224,7 @@ def test_conditional_layers_have_the_same_gradients_every_time_on_two_threads(he
         x, labels = torch.rand(512, 64, generator=g), torch.randint(0, 6, (512,), generator=g)
         torch.manual_seed(0)
         critic = Critic(64, widths=(256,), n_classes=6, head=head)
-        norm = ConditionalBatchNorm(256, n_classes=6)
+        norm = ConditionalBatchNorm(256, n_classes=6, momentum=BN_MOMENTUM, eps=BN_EPS)
         grads = set()
         for _ in range(10):
             critic.zero_grad(), norm.zero_grad()
@@ -256,7 +257,7 @@ def test_projection_critic_heads():
 @pytest.mark.parametrize("block_rows", [None, 64])
 def test_sparse_generation_equals_the_dense_generator(block_rows, monkeypatch):
     if block_rows is not None:  # several blocks, the last one partial
-        monkeypatch.setattr(scgan_module, "_block_rows", lambda n_genes, device: block_rows)
+        monkeypatch.setattr(scgan_module, "block_rows", lambda *args, **kwargs: block_rows)
     torch.manual_seed(0)
     gen = Generator(300, latent_dim=16, widths=(32, 64), n_classes=2).eval()
     with torch.no_grad():
