@@ -129,6 +129,35 @@ def activate(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ dense stacks
+def normed_layers(
+    sizes: Sequence[int], *, n_classes: int = 0, momentum: float, eps: float
+) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """Hidden layers ``sizes[0] -> sizes[1] -> ...`` as two lists: bias-free Glorot :func:`linear` layers and
+    :class:`ConditionalBatchNorm` layers, the scGAN generator's and MichiGAN VAE encoder's layout (state_dict keys
+    ``linears.i`` and ``norms.i``); :func:`normed_forward` runs them."""
+    linears = nn.ModuleList(linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
+    norms = nn.ModuleList(ConditionalBatchNorm(b, n_classes, momentum=momentum, eps=eps) for b in sizes[1:])
+    return linears, norms
+
+
+def normed_forward(
+    h: torch.Tensor,
+    linears: nn.ModuleList,
+    norms: nn.ModuleList,
+    activations: Sequence[str],
+    *,
+    dropout: float,
+    training: bool,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Linear -> (conditional) batch norm -> activation -> dropout (in training only) for each hidden layer."""
+    for layer, norm, activation in zip(linears, norms, activations):
+        h = activate(norm(layer(h), labels), activation)
+        if dropout:
+            h = F.dropout(h, dropout, training)
+    return h
+
+
 def dense_block(n_in: int, n_out: int, order: Sequence[str], *, activation: str = "relu") -> nn.Sequential:
     """One hidden layer as :class:`torch.nn.Sequential` of ``order``'s layers: ``"linear"`` (torch's default
     initialisation), ``"norm"`` (:class:`torch.nn.BatchNorm1d`, torch defaults) and ``"act"`` (``activation``).

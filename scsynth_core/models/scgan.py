@@ -25,13 +25,13 @@ from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.monitors import held_out_monitor
 from scsynth_core.models.nn import (
     LEAKY_SLOPE,
-    ConditionalBatchNorm,
-    activate,
     activation_names,
     block_rows,
     class_rows,
     init_weight_,
     linear,
+    normed_forward,
+    normed_layers,
 )
 from scsynth_core.models.specs.scgan import CODE_PROJECTIONS, CRITIC_HEADS, GP_INTERPOLATIONS
 from scsynth_core.models.training import (
@@ -109,20 +109,14 @@ class Generator(nn.Module):
         self.activations = activation_names(activations, len(widths))
         self.dropout, self.output_activation = float(dropout), output
         sizes = [self.latent_dim, *map(int, widths)]
-        self.linears = nn.ModuleList(linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
-        self.norms = nn.ModuleList(
-            ConditionalBatchNorm(b, self.n_classes, momentum=bn_momentum, eps=bn_eps) for b in sizes[1:]
-        )
+        self.linears, self.norms = normed_layers(sizes, n_classes=self.n_classes, momentum=bn_momentum, eps=bn_eps)
         self.output = linear(sizes[-1], self.n_genes, init=output_init)
 
     def hidden(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The last hidden layer (n x 1024)."""
-        h = z
-        for layer, norm, activation in zip(self.linears, self.norms, self.activations):
-            h = activate(norm(layer(h), labels), activation)
-            if self.dropout:
-                h = F.dropout(h, self.dropout, self.training)
-        return h
+        return normed_forward(
+            z, self.linears, self.norms, self.activations, dropout=self.dropout, training=self.training, labels=labels
+        )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.output(self.hidden(z, labels))

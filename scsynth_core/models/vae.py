@@ -9,14 +9,12 @@ code (welch-lab/MichiGAN) and the measurements behind them: docs/models.md, "VAE
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from scsynth_core.data.preprocess import gene_mean_sd, to_representation
 from scsynth_core.errors import ConfigError, DataError
@@ -24,7 +22,7 @@ from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.batches import EpochBatches
 from scsynth_core.models.capabilities import CodeConditioned, PosteriorSampling
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.nn import ConditionalBatchNorm, activate, linear
+from scsynth_core.models.nn import linear, normed_forward, normed_layers
 from scsynth_core.models.scgan import Generator, generate_csr
 from scsynth_core.models.specs.vae import TC_FORMS
 from scsynth_core.models.training import (
@@ -158,8 +156,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.n_genes, self.latent_dim, self.dropout = int(n_genes), int(latent_dim), float(dropout)
         sizes = [self.n_genes, *map(int, widths)]
-        self.linears = nn.ModuleList(linear(a, b, init="glorot", bias=False) for a, b in pairwise(sizes))
-        self.norms = nn.ModuleList(ConditionalBatchNorm(b, momentum=TF_BN_MOMENTUM, eps=TF_BN_EPS) for b in sizes[1:])
+        self.linears, self.norms = normed_layers(sizes, momentum=TF_BN_MOMENTUM, eps=TF_BN_EPS)
         self.activations = hidden_activations(len(widths))
         self.mu = linear(sizes[-1], self.latent_dim, init="glorot")
         self.logvar = linear(sizes[-1], self.latent_dim, init="glorot")
@@ -172,10 +169,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.standardise(x)
-        for layer, norm, activation in zip(self.linears, self.norms, self.activations):
-            h = activate(norm(layer(h)), activation)
-            if self.dropout:
-                h = F.dropout(h, self.dropout, self.training)
+        h = normed_forward(h, self.linears, self.norms, self.activations, dropout=self.dropout, training=self.training)
         return self.mu(h), self.logvar(h)
 
 

@@ -17,6 +17,8 @@ from scsynth_core.models.nn import (
     block_rows,
     dense_stack,
     linear,
+    normed_forward,
+    normed_layers,
 )
 
 
@@ -129,3 +131,25 @@ def test_block_rows_known_answers():
     assert block_rows(1000, cpu, cpu_floats=1 << 23, multiple=64) == 8384  # 8388 down to a multiple of 64
     assert block_rows(1000, gpu, cpu_floats=1 << 22) == 67108  # 2^26 // 1000
     assert block_rows(10**7, cpu, cpu_floats=1 << 22) == 64  # at least 64 rows
+
+
+def test_normed_layers_run_linear_norm_activation_then_dropout():
+    linears, norms = normed_layers([3, 3, 2], n_classes=2, momentum=0.1, eps=1e-5)
+    assert [layer.bias for layer in linears] == [None, None]
+    assert [tuple(norm.scale.shape) for norm in norms] == [(2, 3), (2, 2)]
+    with torch.no_grad():
+        linears[0].weight.copy_(torch.eye(3))
+    x, labels = torch.randn(400, 3, generator=torch.Generator().manual_seed(2)) * 2 + 1, torch.arange(400) % 2
+    z = (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
+    first = normed_forward(x, linears[:1], norms[:1], ["leaky_relu"], dropout=0.0, training=True, labels=labels)
+    assert torch.allclose(first, torch.where(z > 0, z, 0.2 * z), atol=1e-5)
+    dropped = normed_forward(x, linears[:1], norms[:1], ["relu"], dropout=0.5, training=True, labels=labels)
+    kept = dropped != 0
+    assert torch.allclose(dropped[kept], 2 * z[kept], atol=1e-5)  # survivors scaled by 1 / (1 - p)
+    assert 0.2 < kept.float().mean() < 0.35  # about half of the positive half
+    for norm in norms:
+        norm.eval()
+    relu = ["relu", "relu"]
+    out = normed_forward(x, linears, norms, relu, dropout=0.5, training=False, labels=labels)
+    assert out.shape == (400, 2) and torch.all(out >= 0)  # no dropout outside training:
+    assert torch.equal(out, normed_forward(x, linears, norms, relu, dropout=0.0, training=False, labels=labels))
