@@ -149,6 +149,16 @@ def integrate(net: VelocityNet, x0: torch.Tensor, types: torch.Tensor, *, steps:
     return x
 
 
+def code_clusters(codes: np.ndarray, n_clusters: int, *, seed: int) -> np.ndarray:
+    """k-means clusters of the training cells' codes, the conditions of an unlabelled fit (self-guidance on
+    cluster labels, Hu et al. 2023, "Self-Guided Diffusion Models", Sec. 3.2: the flow learns each cluster's part
+    of the code distribution and generation draws clusters with their training frequencies)."""
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(int(n_clusters), codes.shape[0]))
+    return KMeans(k, n_init=4, random_state=seed).fit_predict(codes).astype(np.int64)
+
+
 # ------------------------------------------------------------------------------------------ the two stages
 class _AutoencoderTask(TrainingTask):
     """One NB autoencoder minibatch step (stage 1)."""
@@ -191,9 +201,7 @@ class _AutoencoderTask(TrainingTask):
         library = counts.sum(dim=1, keepdim=True)
         code = self.encoder(to_representation(counts, "log1p"))
         if self.p["code_noise"] > 0:
-            # Codes perturbed by a fraction of their spread: the decoder must map a neighbourhood of a code to
-            # one mean, so it cannot carry a cell's own sampling noise into its mean (docs/models.md).
-            code = code + self.p["code_noise"] * code.detach().std(dim=0, keepdim=True) * torch.randn_like(code)
+            code = code + self.p["code_noise"] * self._thinning_spread(counts, code.detach()) * torch.randn_like(code)
         proportions = self.decoder(code)
         nll = -nb_log_likelihood(counts, library * proportions, self.decoder.log_theta.exp()).sum(dim=1).mean()
         optimizer = self.optimizers["adam"]
@@ -202,6 +210,23 @@ class _AutoencoderTask(TrainingTask):
         torch.nn.utils.clip_grad_norm_(self._params, self.p["gradient_clip"])
         optimizer.step()
         return {"nb_nll": nll}
+
+    @torch.no_grad()
+    def _thinning_spread(self, counts: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """Per code dimension, the spread of how far codes move when each count is binomially thinned to half:
+        the codes' own sampling noise. Noise of this size on the codes makes the decoder map the codes a cell's
+        counts could have given to one mean, so a mean cannot carry that cell's sampling noise (docs/models.md,
+        "latentflow"); deep counts move codes little and get little noise. Batch-norm statistics are frozen
+        for the thinned pass (momentum 0), so only real minibatches shape them."""
+        norms = [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm1d)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        thinned = torch.binomial(counts, torch.full_like(counts, 0.5))
+        moved = self.encoder(to_representation(thinned, "log1p")) - code
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        return moved.std(dim=0, keepdim=True)
 
     def log_columns(self, step: int) -> dict[str, Any]:
         return {"epoch": (step - 1) // self.per_epoch + 1}
@@ -276,6 +301,7 @@ class LatentFlow(Encodes, GenerativeModel):
         self._decoder: CountDecoder | None = None
         self._velocity: VelocityNet | None = None
         self._code_mean = self._code_sd = None
+        self._cluster_frequencies: np.ndarray | None = None  # unlabelled fits: frequencies of the code clusters
         self._device = torch.device("cpu")
 
     # -- training ---------------------------------------------------------------------------------------------
@@ -317,8 +343,14 @@ class LatentFlow(Encodes, GenerativeModel):
 
         codes = self._codes(X[train_rows], dev)
         self._code_mean, self._code_sd = codes.mean(axis=0), codes.std(axis=0) + 1e-6
-        targets = torch.from_numpy(((codes - self._code_mean) / self._code_sd).astype(np.float32)).to(dev)
-        n_types = 1 if self.categories is None else len(self.categories)
+        standardised = (codes - self._code_mean) / self._code_sd
+        targets = torch.from_numpy(standardised.astype(np.float32)).to(dev)
+        flow_types = types[train_rows]
+        self._cluster_frequencies = None
+        if self.categories is None and p["code_clusters"] > 1:
+            flow_types = code_clusters(standardised[:, :-1], p["code_clusters"], seed=seed)
+            self._cluster_frequencies = np.bincount(flow_types, minlength=p["code_clusters"]) / len(flow_types)
+        n_types = self._n_types()
         self._velocity = VelocityNet(
             targets.shape[1],
             n_types=n_types,
@@ -336,7 +368,7 @@ class LatentFlow(Encodes, GenerativeModel):
         flow_task = _FlowTask(
             self,
             targets,
-            torch.from_numpy(types[train_rows]).to(dev),
+            torch.from_numpy(flow_types).to(dev),
             self._velocity,
             rng=rng,
             device=dev,
@@ -385,9 +417,17 @@ class LatentFlow(Encodes, GenerativeModel):
         if labels is not None:
             lookup = {c: i for i, c in enumerate(self.categories)}
             return np.fromiter((lookup[str(v)] for v in labels), dtype=np.int64, count=n)
+        if self._cluster_frequencies is not None:
+            return rng.choice(len(self._cluster_frequencies), size=n, p=self._cluster_frequencies)
         if self.categories is None:
             return np.zeros(n, dtype=np.int64)
         return rng.choice(len(self.categories), size=n, p=self.class_frequencies)
+
+    def _n_types(self) -> int:
+        """Conditions of the flow: the cell types, the code clusters of an unlabelled fit, or one."""
+        if self.categories is not None:
+            return len(self.categories)
+        return 1 if self._cluster_frequencies is None else len(self._cluster_frequencies)
 
     @torch.no_grad()
     def generate_counts(
@@ -454,6 +494,9 @@ class LatentFlow(Encodes, GenerativeModel):
             "n_types": self._velocity.n_types,
             "code_mean": torch.from_numpy(self._code_mean),
             "code_sd": torch.from_numpy(self._code_sd),
+            "cluster_frequencies": None
+            if self._cluster_frequencies is None
+            else torch.from_numpy(self._cluster_frequencies),
         }
 
     def _set_state(self, state: dict[str, Any], *, device: str) -> None:
@@ -472,4 +515,6 @@ class LatentFlow(Encodes, GenerativeModel):
             getattr(self, f"_{name}").load_state_dict(state[name])
             getattr(self, f"_{name}").eval()
         self._code_mean, self._code_sd = state["code_mean"].numpy(), state["code_sd"].numpy()
+        frequencies = state.get("cluster_frequencies")
+        self._cluster_frequencies = None if frequencies is None else frequencies.numpy()
         self._device = dev

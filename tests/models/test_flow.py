@@ -10,12 +10,14 @@ import pytest
 import scipy.sparse as sp
 import torch
 from scipy import stats
+from sklearn.metrics import adjusted_rand_score
 
 from scsynth_core.errors import ConfigError
 from scsynth_core.models import MODELS, load_model
 from scsynth_core.models.flow import (
     LatentFlow,
     VelocityNet,
+    code_clusters,
     integrate,
     nb_log_likelihood,
 )
@@ -177,6 +179,37 @@ def test_unconditional_fit_generates_holistically(two_types):
     assert "cluster" not in model.sample(10, seed=0).obs
     with pytest.raises(ConfigError, match="without labels"):
         model.sample(2, labels=["t_cell", "b_cell"])
+
+
+def test_code_clusters_find_separated_groups():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    truth = np.repeat([0, 1, 2], [50, 30, 20])
+    found = code_clusters(centres[truth] + rng.normal(size=(100, 2)), 3, seed=0)
+    assert adjusted_rand_score(truth, found) == 1.0
+    assert len(np.unique(code_clusters(rng.normal(size=(5, 2)), 20, seed=0))) == 5  # at most one per cell
+
+
+def test_unlabelled_fit_conditions_on_code_clusters_and_keeps_their_frequencies(two_types, tmp_path):
+    """Without labels the flow is conditioned on k-means clusters of the codes; generation draws clusters with
+    their training frequencies, so the two real types come out in their real proportions, and a saved model
+    draws the same cells."""
+    from sklearn.neighbors import NearestCentroid
+
+    uneven = two_types[np.r_[0:120, 120:180]].copy()  # t_cell 120, b_cell 60
+    model = LatentFlow("demo", **(TINY | {"code_clusters": 2}))
+    model.fit(uneven, seed=0, device="cpu", progress=False)
+    assert np.allclose(np.sort(model._cluster_frequencies), [1 / 3, 2 / 3])
+
+    def log_norm(X):
+        X = np.asarray(X.todense(), dtype=float)
+        return np.log1p(X / np.maximum(X.sum(1, keepdims=True), 1) * 1e4)
+
+    classifier = NearestCentroid().fit(log_norm(uneven.X), uneven.obs["cell_type"])
+    out = model.sample(300, seed=3)
+    assert abs((classifier.predict(log_norm(out.X)) == "t_cell").mean() - 2 / 3) < 0.08
+    model.save(tmp_path / "flow.pt")
+    assert (load_model(tmp_path / "flow.pt", device="cpu").sample(300, seed=3).X != out.X).nnz == 0
 
 
 def test_realism_improves_with_training_on_real_cells(demo_counts):

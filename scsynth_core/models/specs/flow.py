@@ -14,11 +14,12 @@ PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "decoder_layers": [256, 512],
     "ae_epochs": 200,
     "ae_learning_rate": 1e-3,
-    # Our departures from CFGen (docs/models.md, "latentflow"): the dispersions' own step size and noise on the
-    # codes while the autoencoder trains (reconstructions' RF AUC on pancreas 0.72-0.81 -> 0.57-0.59, pbmc68k
-    # 0.81-0.85 -> 0.51-0.55, two draws each).
+    # Our departures from CFGen (docs/models.md, "latentflow"): the dispersions' own step size, and noise on the
+    # codes while the autoencoder trains, in units of how far halving a cell's counts moves its code.
     "dispersion_learning_rate": 1e-2,
-    "code_noise": 0.3,
+    "code_noise": 2.0,
+    # Fitted without labels, the flow is conditioned on this many k-means clusters of the codes (0 or 1: none).
+    "code_clusters": 20,
     "flow_width": 512,
     "flow_blocks": 3,
     "embedding_dim": 256,
@@ -82,6 +83,7 @@ PARAMS = LOOP_PARAMS | {
     "ae_learning_rate": number(low_open=True),
     "dispersion_learning_rate": number(low_open=True),
     "code_noise": number(),
+    "code_clusters": integer(0),
     "flow_width": integer(),
     "flow_blocks": integer(),
     "embedding_dim": integer(2),
