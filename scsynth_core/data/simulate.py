@@ -1,71 +1,9 @@
-"""Splat simulation of single-cell counts (Zappia, Phipson & Oshlack 2017, Genome Biology 18:174).
+"""Simulated single-cell counts with known generating factors, for MichiGAN's disentanglement experiments.
 
-MichiGAN (Yu & Welch 2021, Genome Biology 22:158, "Simulated data") scores disentanglement on Splatter data with
-known generating factors: 10,000 cells, two batches, two differentiation paths of 20 steps each (one linear and
-one non-linear variant) and the cell's library size. No Python Splatter exists, so this module implements the
-Splat model from the paper (Fig. 1 and Methods "Splat simulation") and the splatter R documentation
-(``SplatParams``, the ``splat_params`` vignette); parameter names are Splatter's in snake case.
-
-The model, in the order it is simulated (G genes, N cells):
-
-1. **Gene means.** ``lambda_g ~ Gamma(mean_shape, rate=mean_rate)``. Each gene is an expression outlier with
-   probability ``out_prob``; an outlier's mean becomes ``median(lambda) * f_g``, ``f_g ~ LogNormal(out_fac_loc,
-   out_fac_scale)`` (the factor multiplies the *median*, so outliers are always highly expressed).
-2. **Log-normal factors** (``getLNormFactors`` of the docs): a gene is selected with probability ``p``; a selected
-   gene gets ``exp(s |e|)``, ``e ~ Normal(loc, scale)``, with ``s = -1`` (down) with probability ``down`` and
-   ``+1`` otherwise; unselected genes get 1.
-3. **Batches.** Cells are split into ``n_batches`` contiguous, equal blocks (Splatter's ``batchCells``). Every batch
-   has a factor per gene (step 2 with ``p = 1``, ``down = 0.5``, ``batch_fac_loc``, ``batch_fac_scale``); batch
-   gene means are ``lambda_g * batch_factor``. One batch: no batch factors.
-4. **Paths.** Cells are assigned to paths with probabilities ``path_prob`` (Splatter's ``group.prob``). Path ``k``
-   runs from the end of path ``path_from[k]`` (0 = the origin, factor 1) to an end point = start factor x DE
-   factors of step 2 (``de_prob``, ``de_down_prob``, ``de_fac_loc``, ``de_fac_scale``; scalars or one value per
-   path). The factor at step ``s = 1..n_steps`` interpolates linearly from start to end (``x + t (y - x)``,
-   ``t = (s - 1) / (n_steps - 1)``, on the factor scale, not the log scale). A gene follows a non-linear course with
-   probability ``path_nonlinear_prob``: a Brownian bridge from start to end (5 knots, step s.d. drawn per gene
-   from ``Uniform(0, path_sigma_fac * (x + y) / 2)``, scaled by ``sqrt(dt)``) smoothed through the steps by an
-   Akima spline, values below 0 set to 1e-6. Each cell's step is drawn with weights rising linearly from
-   ``path_skew`` at the first step to ``1 - path_skew`` at the last (0.5: uniform).
-5. **Cell means.** ``mu_cg = batch mean x path factor(step)`` rescaled per cell to sum to the cell's expected
-   library size ``L_c ~ LogNormal(lib_loc, lib_scale)`` (``lib_norm=True``: ``Normal``, values <= 0 replaced by half
-   the smallest positive one).
-6. **BCV.** ``bcv_cg = (bcv_common + 1 / sqrt(mu_cg)) * sqrt(bcv_df / X_g)``, ``X_g ~ chi^2(bcv_df)`` per gene
-   (a scaled inverse chi-squared; ``bcv_df = inf`` drops it). Cell means ``m_cg ~ Gamma(shape = 1 / bcv^2,
-   scale = mu_cg bcv^2)`` (mean ``mu_cg``, coefficient of variation ``bcv_cg``).
-7. **Counts.** ``y_cg ~ Poisson(m_cg)`` (so ``y`` is gamma-Poisson, i.e. negative binomial).
-8. **Dropout** (``dropout_type="experiment"``): ``y_cg`` is set to 0 with probability ``1 / (1 + exp(-k (log m_cg -
-   x0)))``, ``k = dropout_shape``, ``x0 = dropout_mid``; ``"none"`` (default) keeps the counts.
-
-Departures from the splatter R code, on purpose:
-
-* A path starting at the end of another path ends at (start factor x its own DE factors); the R code of
-  ``splatSimPathCellMeans`` uses the path's own DE factors alone as its end point, which only matters for chained
-  paths (MichiGAN's two paths both start at the origin, ``path_from = (0, 0)``, where the two agree).
-* Random numbers come from NumPy (``np.random.SeedSequence(seed)`` spawns four independent generators: gene-level
-  draws, cell assignments, BCV + counts, dropout), so a seed gives the same data on every machine with this code
-  but not the numbers R's ``set.seed`` would give. Because dropout has its own stream, the same seed with and
-  without dropout gives the same true counts.
-
-Defaults (:class:`SplatterParams`): MichiGAN's setting (10,000 cells, 2 batches, 2 paths, 20 steps, ``de_prob``
-0.5, ``de_fac_loc`` 0.01, ``de_fac_scale`` 0.5, ``bcv_common`` 0.1), Splatter's defaults for everything else
-(``mean_shape`` 0.6, ``mean_rate`` 0.3, ``lib_loc`` 11, ``lib_scale`` 0.2, ``out_prob`` 0.05, ``out_fac_loc`` 4,
-``out_fac_scale`` 0.5, ``batch_fac_loc`` 0.1, ``batch_fac_scale`` 0.1, ``de_down_prob`` 0.5, ``bcv_df`` 60,
-``dropout_mid`` 0, ``dropout_shape`` -1, ``path_skew`` 0.5, ``path_sigma_fac`` 0.8) and 1,000 genes (the number of
-genes MichiGAN simulated is not in our reference material; Splatter's default is 10,000). ``step="linear"`` sets
-``path_nonlinear_prob = 0``; ``step="nonlinear"`` uses Splatter's default 0.1 (the value MichiGAN used for its
-non-linear variant is not stated in our reference material; pass ``path_nonlinear_prob`` to change it).
-
-Output (:func:`simulate_splatter`): an AnnData with CSR float32 integer counts in ``X`` (cells ``Cell1..``, genes
-``Gene1..``); ``obs``: ``batch`` (categorical ``Batch1..``), ``path`` (categorical ``Path1..``), ``step`` (int,
-1..``path_n_steps``), ``library_size`` (the expected library size ``L_c``), ``cluster`` (categorical; by default
-the path, see ``cluster_by``); ``var``: ``base_gene_mean``, ``outlier_factor``, ``gene_mean``,
-``batch_factor_<Batch>``, ``de_factor_<Path>`` (end-point factor relative to the origin), ``nonlinear_<Path>``;
-``varm["path_factors_<Path>"]``: genes x steps factor table of each path; ``uns["simulation"]``: every parameter,
-the seed and the reference.
-
-MichiGAN's second simulator, PROSSTT differentiation trees (Papadopoulos et al. 2019; the paper's Table 3), is
-:func:`simulate_prosstt` at the end of this module (PROSSTT is not on the package index); its docstring gives the
-model and where it departs from PROSSTT.
+:func:`simulate_splatter` implements the Splat model (Zappia, Phipson & Oshlack 2017, Genome Biology 18:174, Fig. 1
+and Methods "Splat simulation") with MichiGAN's setting (Yu & Welch 2021, Genome Biology 22:158, "Simulated data");
+:func:`simulate_prosstt` implements PROSSTT differentiation trees (Papadopoulos et al. 2019; MichiGAN's Table 3).
+Model step by step, departures from splatter, defaults and output layout: docs/models.md, "Simulators".
 """
 
 from __future__ import annotations

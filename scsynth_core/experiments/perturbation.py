@@ -2,55 +2,10 @@
 representations of single-cell data using generative adversarial networks", Genome Biology 22:158; Results on
 predicting single-cell perturbation responses of unseen cell type x perturbation combinations, Figs. 6-7).
 
-A dataset has two categorical factors, a cell type and a condition (a drug, a stimulation). One cell type x
-condition combination is held out: its cells are removed before training and never seen by any model. MichiGAN
-(:class:`scsynth_core.models.michigan.MichiGAN`: a beta-TCVAE, then a code-conditioned WGAN-GP) is trained on the
-remaining cells; the codes of the held-out combination are predicted by latent arithmetic
-(:func:`scsynth_core.metrics.latent.latent_arithmetic`: the codes of a control cell type under the target condition
-shifted by the target-minus-control type difference averaged over the conditions both types share) and decoded
-into cells two ways: by the MichiGAN generator (``michigan``) and by the beta-TCVAE decoder (``betatcvae``), both
-from the same predicted codes. The paper compares the two decodings of the same codes against the real held-out
-cells and relates the GAN's gain to how well the spread of the predicted codes matches that of the real ones
-(delta-H).
-
-Default data: a Splatter simulation (:func:`scsynth_core.data.simulate.simulate_splatter`) with the path as the
-cell type (``obs["path"]``, ``Path1..``) and the batch as the condition (``obs["batch"]``, ``Batch1..``); any h5ad
-of raw counts with two obs columns works (``cell_type_key``, ``condition_key``). A held-out combination is written
-``"TYPE:CONDITION"`` (e.g. ``"Path2:Batch1"``).
-
-Choices, where the paper leaves them open or where this module adds to it:
-
-* **Control baseline** (``control``): the control type's real cells under the target condition themselves, i.e.
-  what one has without predicting anything. Latent arithmetic is useful only if its predictions beat it.
-* **Control type**: a parameter; by default the first other cell type (sorted by name) that has cells under the
-  target condition and shares at least one other condition with the target type (needed for the shift).
-* **Scores**, each against the real held-out cells: the random-forest real-vs-predicted error ("RF error",
-  :func:`scsynth_core.metrics.realism.rf_real_vs_generated`; 0.5 = indistinguishable, lower = easier to tell
-  apart) and the distance between the mean PCs of the two sets, in one PCA of ``log1p`` values (log(1 + x) of
-  counts normalised to 20,000 per cell, the space MichiGAN generates in) fitted on all real cells of the dataset
-  with random state 0, so every seed and combination of a dataset is scored in the same space: the shared PCA
-  of :mod:`scsynth_core.metrics.representation` (50 components, capped at ``n_cells // 5``). Real cells are
-  converted to ``log1p``; generated cells already are. The held-out cells enter this PCA (it is the evaluation
-  space, not a model; no model sees them).
-* **delta-H** (:func:`scsynth_core.metrics.latent.delta_h`): entropy of the predicted codes minus that of the
-  real held-out cells' codes (of the trained beta-TCVAE encoder: posterior means, or draws with ``codes``
-  ``"sample"``); one value per prediction, the same for ``michigan`` and ``betatcvae`` (they decode the same
-  codes). The control's codes are the predicted codes before the shift; since the shift is one constant vector
-  and the entropy estimate is translation invariant, their delta-H equals the prediction's up to rounding
-  (reported for completeness). The code distance (between mean codes) does tell them apart.
-* **Improvement** (per combination and seed): ``rf_error(michigan) - rf_error(betatcvae)``. RF errors are at most
-  about 0.5, so a positive improvement means the GAN-decoded cells are harder to tell from the real held-out
-  cells than the VAE-decoded ones. Figure (b) plots it against delta-H.
-* **Codes** (``codes``): MichiGAN trained on posterior means (MichiGAN_mean) or on fresh posterior draws
-  (MichiGAN_sample, the paper's perturbation runs, Figs. 6c-7); with ``"sample"`` the codes latent arithmetic
-  shifts and delta-H compares are posterior draws too (:func:`encode_pair`), the kind the generator was trained on.
-* **Fig. 7b** (:func:`rank_by_delta_h`, :func:`summarise_retrain`): the combinations are ranked by their mean
-  delta-H over seeds and the lowest ones trained again with further seeds, scoring both decoders again. Our
-  reading of the panel: how many combinations and runs are settings here; the table has every retrained run and
-  the figure pairs the two decoders' RF errors per seed.
-* Seeds: one ``seed`` drives MichiGAN's training, the resampling of latent arithmetic (``balance="resample"``),
-  the generation and the random forests; on CPU a seed gives the same outputs every time with the same number
-  of ``threads`` (torch's sums depend on it: 1 and 2 threads train slightly different models, measured).
+One cell type x condition combination is held out of training; its codes are predicted by latent arithmetic and
+decoded by MichiGAN's generator (``michigan``) and by its beta-TCVAE decoder (``betatcvae``), both scored against
+the real held-out cells (RF error, PC distance, delta-H). Data, control baseline, scores, codes, Fig. 7b and
+seeds: docs/experiments.md, ``perturbation`` and "Perturbation details".
 """
 
 from __future__ import annotations

@@ -1,37 +1,10 @@
 """Marginal and structural statistics of generated vs real cells, scored as SimBench does.
 
-SimBench (Cao, Yang & Yang 2021, Nat Commun 12:6911, "A benchmark study of simulation methods for single-cell
-RNA sequencing data"; Methods, evaluation of data property estimation) compares a simulated data set with its
-real reference on 13 per-cell and per-gene properties: the *distribution* of each property over cells or genes
-in the two sets is compared, not gene by gene. Eight of them are implemented here (``X`` = counts, values =
-log1p of library-size-normalised counts as in :mod:`scsynth_core.metrics.representation`):
-
-=========================  ===========================================  ===============================
-key                        property                                     score
-=========================  ===========================================  ===============================
-``ks_library_size``        per-cell total counts                        KS statistic
-``ks_cell_zero_fraction``  per-cell fraction of zero genes              KS statistic
-``ks_gene_zero_fraction``  per-gene fraction of zero cells              KS statistic
-``ks_gene_mean``           per-gene mean of the log values              KS statistic
-``ks_gene_variance``       per-gene variance of the log values          KS statistic
-``ks_gene_correlation``    Pearson r of gene pairs (log values) among   KS statistic
-                           the ``n_corr_genes`` highest-mean real genes
-``w1_mean_variance``       2-D (mean, variance) of every gene           sliced Wasserstein-1
-``w1_mean_zero_fraction``  2-D (mean, zero fraction) of every gene      sliced Wasserstein-1
-=========================  ===========================================  ===============================
-
-Where we depart: SimBench scores every property with the kernel-density-based two-sample test statistic of
-Duong's ``ks::kde.test``. We use the two-sample Kolmogorov-Smirnov statistic
-(:func:`scipy.stats.ks_2samp`; in [0, 1], 0 = same distribution, scale-free so the properties are comparable)
-for the 1-D properties, and for the two 2-D relations the sliced Wasserstein-1 distance between the genes'
-points (:func:`sliced_w1_2d`: 1-D Wasserstein-1 averaged over evenly spaced directions, all genes) after dividing
-each coordinate by its standard deviation over the real genes. Sliced, not exact: exact OT of thousands of 2-D
-points took seconds (assignment solvers slow down on low-dimensional points with many near-ties).
-
-Library size is measured on ``X`` as given: a generator that outputs library-size-normalised values instead of
-counts has every total equal and scores near 1 there (convert with
-:func:`scsynth_core.data.preprocess.expression_scale` first if counts are wanted). Sparse input is never
-densified; only the ``n_corr_genes`` columns are, for the correlations.
+SimBench (Cao, Yang & Yang 2021, Nat Commun 12:6911; Methods, evaluation of data property estimation) compares the
+distributions over cells or genes of per-cell and per-gene properties of two data sets, not gene by gene. Eight of
+its 13 properties are scored here: KS statistics of the 1-D properties and a sliced Wasserstein-1 distance of the
+2-D gene relations, where SimBench uses ``ks::kde.test``. Keys, properties and departures: docs/experiments.md,
+"SimBench-style marginals".
 """
 
 from __future__ import annotations

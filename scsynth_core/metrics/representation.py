@@ -1,35 +1,10 @@
 """The shared representation every realism metric is computed in (Marouf et al. 2020, Methods "Evaluation").
 
 Real cells are library-size normalised to 20,000 counts, log-transformed (log(x + 1)) and reduced to 50 principal
-components fitted on the REAL cells only; generated cells are projected with the same loadings. PCA runs on the
-sparse matrix (implicit centring, ARPACK), so the full matrix is never densified.
-
-Which real cells the PCA is fitted on decides whether the comparison is fair. Components fitted on a set of
-cells describe those exact cells, noise included, so a cell inside the fit projects differently from one outside
-it, and a random forest learns that difference. Measured with real cells only (RF AUC, 0.5 = fair):
-
-====================================================  ===================  ==============
-real cells compared (PCA fitted on)                   pbmc68k (140 test)   pbmc3k (524)
-====================================================  ===================  ==============
-train vs test, both in the fit (all real cells)       0.51                 0.45
-held-out train vs test (all cells but the held-out)   0.94                 0.90
-held-out train vs test (train cells minus held-out)   0.52                 0.49
-====================================================  ===================  ==============
-
-Generated cells are never in the fit, so a PCA fitted on all real cells (test included) scores even a perfect
-generator like the second row: scVI posterior samples scored 0.96 / 0.89 there and 0.67 / 0.65 against the
-same test cells in a PCA of the training cells. The realism protocol therefore fits the PCA on the training
-cells minus the positive control's cells (:func:`fit_protocol_representation`, :func:`control_rows`): test,
-generated and control cells are all outside the fit. Marouf et al. fitted on the real test cells; with their
-thousands of cells the in-fit advantage is small, on the hundreds here it dominates. A generator that copies
-training cells (``upsample``) now projects like in-fit cells and is caught.
-
-Small sets: the number of components is capped at ``n_fit // 5`` (and below the number of genes).
-
-Marouf's own representation is offered beside this one (config ``realism.representation: marouf``,
-:func:`fit_marouf_representation`): the 1,000 genes of highest Cell Ranger normalised dispersion among the real
-test cells, each scaled to mean 0 and sd 1 over them, and 50 PCs fitted on those same test cells. It answers the
-question the papers answered, with the in-fit advantage of the real side described above.
+components (at most ``n_fit // 5``) fitted on real cells only, on the sparse matrix; generated cells are projected
+with the same loadings. The protocol fits on the training cells minus the positive control's, so no compared cell
+is in the fit (:func:`fit_protocol_representation`); :func:`fit_marouf_representation` is Marouf's own. Why, with
+measurements: docs/experiments.md, ``realism`` ("Choice: the PCA is fitted on training cells").
 """
 
 from __future__ import annotations
