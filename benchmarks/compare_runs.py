@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 #: Columns and keys that hold wall-clock time, not results.
-TIMING = re.compile(r"(^|_)(s|seconds|time|time_s|h:m:s|minutes)$|seconds|benchmark")
+#: Ratios of wall-clock times (overhead fraction, time to quality relative to the fastest) are timings too.
+TIMING = re.compile(r"(^|_)(s|seconds|time|time_s|h:m:s|minutes)$|seconds|benchmark|time_to|overhead_fraction")
 SKIPPED_SUFFIXES = {".png", ".pdf", ".svg", ".html", ".log"}
 
 

@@ -26,7 +26,12 @@ def _tree(root, *, auc=0.75, seconds=1.0, weights=(1.0, 2.0)):
     pd.DataFrame({"step": [1, 2], "loss": [0.5, 0.25], "time_s": [seconds, 2 * seconds]}).to_csv(
         run / "train_log.tsv", sep="\t", index=False
     )
-    (run / "metrics.json").write_text(json.dumps({"rf_auc_mean": auc, "evaluate_seconds": seconds}))
+    (run / "metrics.json").write_text(
+        json.dumps({"rf_auc_mean": auc, "evaluate_seconds": seconds, "overhead_fraction": seconds / 10})
+    )
+    pd.DataFrame({"model": ["noise"], "relative_time_to_quality": [seconds]}).to_csv(
+        run / "training_times.tsv", sep="\t", index=False
+    )
     np.savez(run / "representation.npz", weights=np.array(weights))
     (run / "figure.png").write_bytes(str(seconds).encode())  # figures are not compared
     return root
@@ -35,7 +40,7 @@ def _tree(root, *, auc=0.75, seconds=1.0, weights=(1.0, 2.0)):
 def test_equal_results_with_other_timings_pass(compare_runs, tmp_path, capsys):
     before, after = _tree(tmp_path / "a"), _tree(tmp_path / "b", seconds=9.0)
     assert compare_runs.main([str(before), str(after)]) == 0
-    assert "3 files compared, 0 problems" in capsys.readouterr().out
+    assert "4 files compared, 0 problems" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("change", [{"auc": 0.7500001}, {"weights": (1.0, 2.0000001)}])
