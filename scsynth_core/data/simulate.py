@@ -46,7 +46,8 @@ FloatOrSeq = float | Sequence[float]
 
 @dataclass(frozen=True)
 class SplatterParams:
-    """Parameters of the Splat simulation (Splatter's ``SplatParams``, snake case). See the module docstring.
+    """Parameters of the Splat simulation (Splatter's ``SplatParams``, snake case); the model: docs/models.md,
+    "Simulators".
 
     Per-batch (``batch_fac_*``) and per-path (``de_*``, ``path_n_steps``, ``path_skew``) parameters accept a scalar
     (shared) or one value per batch / path.
@@ -354,7 +355,7 @@ def simulate_splatter(params: SplatterParams | None = None, /, *, seed: int = 0,
     Parameters
     ----------
     params
-        A :class:`SplatterParams` (default: MichiGAN's setting, see the module docstring).
+        A :class:`SplatterParams` (default: MichiGAN's setting, docs/models.md, "Simulators").
     seed
         Seed of ``np.random.SeedSequence``; the same parameters and seed give identical data.
     **overrides

@@ -94,7 +94,8 @@ def _standardised_w1(real: np.ndarray, generated: np.ndarray) -> float:
 
 
 def marginal_scores(real, generated, *, n_corr_genes: int = N_CORR_GENES) -> dict[str, float]:
-    """SimBench-style distances between the real and generated distributions of each property (module docstring).
+    """SimBench-style distances between the real and generated distributions of each property
+    (docs/experiments.md, "SimBench-style marginals").
 
     ``real``, ``generated``: cells x genes count matrices (dense or sparse) or AnnData, same genes in the same
     order. Every score is 0 for identical sets and grows as the distributions part.

@@ -124,8 +124,8 @@ def protocol_cells(cells, *, seed: int = 0):
 def fit_protocol_representation(
     cells, *, n_components: int = N_COMPONENTS, seed: int = 0, kind: str = "scsynth"
 ) -> SharedRepresentation:
-    """The realism protocol's PCA. ``kind="scsynth"``: fitted on the training cells minus the control's (see the
-    module docstring); ``kind="marouf"``: Marouf's representation of the test cells
+    """The realism protocol's PCA. ``kind="scsynth"``: fitted on the training cells minus the control's (why:
+    docs/experiments.md, realism, "Choice"); ``kind="marouf"``: Marouf's representation of the test cells
     (:func:`fit_marouf_representation`). The control's cells are the same rows either way."""
     if kind not in REPRESENTATIONS:
         raise ConfigError(f"realism.representation: expected one of {list(REPRESENTATIONS)}, got {kind!r}")
@@ -138,7 +138,7 @@ def fit_protocol_representation(
 def fit_representation(real, *, n_components: int = N_COMPONENTS, seed: int = 0) -> SharedRepresentation:
     """Fit the shared representation on real cells (AnnData).
 
-    ``n_components`` is capped at ``min(n_cells // 5, n_genes - 1)`` for small sets (see module docstring).
+    ``n_components`` is capped at ``min(n_cells // 5, n_genes - 1)`` for small sets (docs/experiments.md, realism).
     """
     from sklearn.decomposition import PCA
 
