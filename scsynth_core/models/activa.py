@@ -33,7 +33,7 @@ from scsynth_core.models.actinn import (
 )
 from scsynth_core.models.base import GenerativeModel, SampledCells
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.nn import block_rows, dense_block, dense_stack
+from scsynth_core.models.nn import batchnorm_momentum, block_rows, dense_block, dense_stack
 from scsynth_core.models.specs.activa import ENCODER_HEADS
 from scsynth_core.models.training import (
     TrainingLoop,
@@ -178,20 +178,14 @@ def recalibrate_batchnorm(
     ``batch_size`` N(0, I) codes replace them; only the hidden layers hold BN, so the output layer is skipped.
     Returns the decoder in evaluation mode.
     """
-    norms = [m for m in decoder.hidden.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
     device = decoder.output.weight.device
     gen = torch.Generator(device).manual_seed(int(seed))
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    decoder.train()
-    try:
+    with batchnorm_momentum(decoder.hidden, None) as norms:
+        for m in norms:
+            m.reset_running_stats()
+        decoder.train()
         for _ in range(int(n_batches)):
             decoder.hidden(torch.randn(max(int(batch_size), 2), decoder.latent_dim, device=device, generator=gen))
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
     return decoder.eval()
 
 

@@ -22,7 +22,7 @@ from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.models.base import GenerativeModel
 from scsynth_core.models.capabilities import Encodes
 from scsynth_core.models.monitors import held_out_monitor
-from scsynth_core.models.nn import dense_stack
+from scsynth_core.models.nn import batchnorm_momentum, dense_stack
 from scsynth_core.models.training import (
     TrainingLoop,
     TrainingTask,
@@ -218,14 +218,9 @@ class _AutoencoderTask(TrainingTask):
         counts could have given to one mean, so a mean cannot carry that cell's sampling noise (docs/models.md,
         "latentflow"); deep counts move codes little and get little noise. Batch-norm statistics are frozen
         for the thinned pass (momentum 0), so only real minibatches shape them."""
-        norms = [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm1d)]
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.momentum = 0.0
         thinned = torch.binomial(counts, torch.full_like(counts, 0.5))
-        moved = self.encoder(to_representation(thinned, "log1p")) - code
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
+        with batchnorm_momentum(self.encoder, 0.0):
+            moved = self.encoder(to_representation(thinned, "log1p")) - code
         return moved.std(dim=0, keepdim=True)
 
     def log_columns(self, step: int) -> dict[str, Any]:

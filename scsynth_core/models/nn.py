@@ -8,7 +8,8 @@ file builds it. Paper-specific constants (batch-norm momentum and eps, layer ord
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import pairwise
 
 import torch
@@ -184,6 +185,22 @@ def dense_stack(
     """
     blocks = [dense_block(int(a), int(b), order, activation=activation) for a, b in pairwise(sizes)]
     return nn.Sequential(*blocks) if nested else nn.Sequential(*(m for block in blocks for m in block))
+
+
+@contextmanager
+def batchnorm_momentum(module: nn.Module, momentum: float | None) -> Iterator[list[nn.Module]]:
+    """Every batch-norm layer of ``module`` updates its running statistics with ``momentum`` inside the block
+    (``None``: cumulative averages; ``0``: frozen) and gets its own momentum back after it, also on an error.
+    Yields the layers (e.g. to reset their statistics first)."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = momentum
+    try:
+        yield norms
+    finally:
+        for m, saved in zip(norms, momenta, strict=True):
+            m.momentum = saved
 
 
 # ---------------------------------------------------------------------------------------------- generation

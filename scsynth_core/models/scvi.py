@@ -25,6 +25,7 @@ import torch
 from scsynth_core.errors import ConfigError, TrainingError
 from scsynth_core.models.base import GenerativeModel, csr_from_state, csr_to_state
 from scsynth_core.models.monitors import MIN_VALIDATION_CELLS
+from scsynth_core.models.nn import batchnorm_momentum
 from scsynth_core.models.training import resolve_device
 
 log = logging.getLogger(__name__)
@@ -248,20 +249,16 @@ def _recompute_batchnorm(model, *, batch_size: int) -> None:
     statistics are collected), cumulative averages (``momentum=None``); weights are not touched.
     """
     module = model.module
-    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.reset_running_stats()
-        layer.momentum = None
-    module.train()
     try:
-        loader = model._make_data_loader(adata=model.adata, indices=model.train_indices, batch_size=batch_size)
-        for tensors in loader:
-            if tensors["X"].shape[0] > 1:  # batch norm needs two cells in training mode
-                module(tensors, compute_loss=False)
+        with batchnorm_momentum(module, None) as layers:
+            for layer in layers:
+                layer.reset_running_stats()
+            module.train()
+            loader = model._make_data_loader(adata=model.adata, indices=model.train_indices, batch_size=batch_size)
+            for tensors in loader:
+                if tensors["X"].shape[0] > 1:  # batch norm needs two cells in training mode
+                    module(tensors, compute_loss=False)
     finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
         module.eval()
 
 

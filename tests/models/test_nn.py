@@ -14,6 +14,7 @@ from scsynth_core.models.nn import (
     ConditionalBatchNorm,
     activate,
     activation_names,
+    batchnorm_momentum,
     block_rows,
     dense_stack,
     linear,
@@ -153,3 +154,16 @@ def test_normed_layers_run_linear_norm_activation_then_dropout():
     out = normed_forward(x, linears, norms, relu, dropout=0.5, training=False, labels=labels)
     assert out.shape == (400, 2) and torch.all(out >= 0)  # no dropout outside training:
     assert torch.equal(out, normed_forward(x, linears, norms, relu, dropout=0.0, training=False, labels=labels))
+
+
+def test_batchnorm_momentum_freezes_or_averages_and_restores_even_on_error():
+    net = dense_stack([3, 4, 2], ("linear", "norm", "act"))
+    x = torch.randn(8, 3)
+    with batchnorm_momentum(net, 0.0) as norms:
+        assert len(norms) == 2 and all(m.momentum == 0.0 for m in norms)
+        net(x)
+    assert all(m.momentum == 0.1 for m in norms)  # torch's default back
+    assert torch.equal(norms[0].running_mean, torch.zeros(4))  # frozen: the pass changed nothing
+    with pytest.raises(RuntimeError), batchnorm_momentum(net, None):
+        raise RuntimeError("in the block")
+    assert all(m.momentum == 0.1 for m in norms)
