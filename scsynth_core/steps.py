@@ -117,19 +117,28 @@ def call_step(
                           dict(params), threads=threads))  # fmt: skip
 
 
+def _labelled_files(
+    files: Mapping[str, Any] | Sequence[Any], labels: Sequence[str] | None, *, what: str, label: str, labels_of: str
+) -> list[tuple[str, Any]] | None:
+    """``(label, file)`` pairs of a list of files and the label of each (same order), or ``None`` when ``files``
+    is already a mapping by label; ``label``/``labels_of`` word the errors (e.g. "name" / "their names")."""
+    if labels is None:
+        if not isinstance(files, Mapping):
+            raise ConfigError(f"{what}: a list of files needs {labels_of}")
+        return None
+    if isinstance(files, Mapping):
+        raise ConfigError(f"{what}: give files by {label} or as a list with {labels_of}, not both")
+    files = list(files)
+    if len(files) != len(labels):
+        raise ConfigError(f"{what}: {len(files)} file(s) for {len(labels)} {label}(s) {list(labels)}")
+    return list(zip(labels, files))
+
+
 def by_name(files: Mapping[str, Any] | Sequence[Any], names: Sequence[str] | None, *, what: str) -> dict[str, Any]:
     """``{name: file}`` from a mapping, or from a list of files and the list of their ``names`` (a rule gives
     files as a named input or output and their names as a param, in the same order)."""
-    if names is None:
-        if not isinstance(files, Mapping):
-            raise ConfigError(f"{what}: a list of files needs their names")
-        return dict(files)
-    if isinstance(files, Mapping):
-        raise ConfigError(f"{what}: give files by name or as a list with their names, not both")
-    files = list(files)
-    if len(files) != len(names):
-        raise ConfigError(f"{what}: {len(files)} file(s) for {len(names)} name(s) {list(names)}")
-    return dict(zip(names, files))
+    pairs = _labelled_files(files, names, what=what, label="name", labels_of="their names")
+    return dict(files) if pairs is None else dict(pairs)
 
 
 def by_group(
@@ -137,17 +146,11 @@ def by_group(
 ) -> dict[str, list[Any]]:
     """``{group: [files]}`` from a mapping, or from a list of files and the group of each (``groups``, same
     order: a summary's rule gives its inputs as one list and, as a param, e.g. the simulation of each file)."""
-    if groups is None:
-        if not isinstance(files, Mapping):
-            raise ConfigError(f"{what}: a list of files needs the group of each")
+    pairs = _labelled_files(files, groups, what=what, label="group name", labels_of="the group of each")
+    if pairs is None:
         return {group: list(paths) for group, paths in files.items()}
-    if isinstance(files, Mapping):
-        raise ConfigError(f"{what}: give files by group or as a list with the group of each, not both")
-    files = list(files)
-    if len(files) != len(groups):
-        raise ConfigError(f"{what}: {len(files)} file(s) for {len(groups)} group name(s)")
     out: dict[str, list[Any]] = {}
-    for group, path in zip(groups, files):
+    for group, path in pairs:
         out.setdefault(group, []).append(path)
     return out
 
