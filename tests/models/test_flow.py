@@ -144,13 +144,15 @@ def test_autoencoder_recovers_the_simulated_dispersion(fitted):
     assert 1.5 < np.median(theta) < 2.7
 
 
+def log_norm(X) -> np.ndarray:
+    """Counts normalised to 10,000 per cell, log1p (for the nearest-centroid type checks)."""
+    X = np.asarray(X.todense() if sp.issparse(X) else X, dtype=float)
+    return np.log1p(X / np.maximum(X.sum(1, keepdims=True), 1) * 1e4)
+
+
 def test_requested_types_come_out_as_those_types(fitted, two_types):
     """A nearest-centroid classifier trained on real cells (log-normalised) recognises the generated types."""
     from sklearn.neighbors import NearestCentroid
-
-    def log_norm(X):
-        X = np.asarray(X.todense() if sp.issparse(X) else X, dtype=float)
-        return np.log1p(X / np.maximum(X.sum(1, keepdims=True), 1) * 1e4)
 
     classifier = NearestCentroid().fit(log_norm(two_types.X), two_types.obs["cell_type"])
     out = fitted.sample(200, labels={"t_cell": 100, "b_cell": 100}, seed=2)
@@ -200,10 +202,6 @@ def test_unlabelled_fit_conditions_on_code_clusters_and_keeps_their_frequencies(
     model = LatentFlow("demo", **(TINY | {"code_clusters": 2}))
     model.fit(uneven, seed=0, device="cpu", progress=False)
     assert np.allclose(np.sort(model._cluster_frequencies), [1 / 3, 2 / 3])
-
-    def log_norm(X):
-        X = np.asarray(X.todense(), dtype=float)
-        return np.log1p(X / np.maximum(X.sum(1, keepdims=True), 1) * 1e4)
 
     classifier = NearestCentroid().fit(log_norm(uneven.X), uneven.obs["cell_type"])
     out = model.sample(300, seed=3)
