@@ -48,8 +48,8 @@ TARGETS = {
 }  # the "beyond the papers" issue's target for the modern generator
 
 
-def _run_one(dataset: str, model: str, trees: int, extra: list[str]) -> str:
-    out = RESULTS / f"{dataset}__{model}.json"
+def _run_one(dataset: str, model: str, trees: int, extra: list[str], results: Path = RESULTS) -> str:
+    out = results / f"{dataset}__{model}.json"
     if out.exists():
         return f"skip {out.name}"
     cmd = [
@@ -71,20 +71,29 @@ def _run_one(dataset: str, model: str, trees: int, extra: list[str]) -> str:
         *extra,
     ]
     if model != "real_control":
-        cmd += ["--history", str(RESULTS / f"{dataset}__{model}.tsv")]
+        cmd += ["--history", str(results / f"{dataset}__{model}.tsv")]
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        (RESULTS / f"{dataset}__{model}.err").write_text(proc.stdout + proc.stderr)
+        (results / f"{dataset}__{model}.err").write_text(proc.stdout + proc.stderr)
         return f"FAILED {dataset} {model}: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}"
     return proc.stdout.strip().splitlines()[-1]
 
 
 def run(args) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
     jobs = [(d, m) for d in args.datasets for m in args.models]
+
+    def one(dataset: str, model: str) -> str:
+        extra = list(args.extra)
+        if args.modern:  # today's panel too, and the cells kept (out of git) to re-score without training again
+            cells = ROOT / "benchmarks" / "out" / "realism_cells" / f"{dataset}__{model}.h5ad"
+            extra += ["--modern", "--cells", str(cells)]
+        return _run_one(dataset, model, args.trees, extra, results)
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        for line in pool.map(lambda job: _run_one(*job, args.trees, args.extra), jobs):
+        for line in pool.map(lambda job: one(*job), jobs):
             print(line, flush=True)
 
 
@@ -171,6 +180,8 @@ def main(argv=None) -> None:
     p_run.add_argument("--models", nargs="+", default=list(MODELS))
     p_run.add_argument("--jobs", type=int, default=2)
     p_run.add_argument("--trees", type=int, default=1000)
+    p_run.add_argument("--results", default=str(RESULTS), help="folder of the JSON/TSV results")
+    p_run.add_argument("--modern", action="store_true", help="score today's metrics panel too and keep the cells")
     p_run.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
     sub.add_parser("table")
     p_curves = sub.add_parser("curves")

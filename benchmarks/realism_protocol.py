@@ -6,6 +6,9 @@ highest Seurat dispersion (``scanpy_default`` recipe, ``n_top_genes=2000``); bal
 models: the test set's cell types); a random forest (1,000 trees, 5-fold) separates them from the real test
 cells in 50 PCs of log(LSN + 1) fitted on the training cells minus the real control's cells (so test, generated
 and control cells are all outside the fit; see scsynth_core.metrics.representation); MMD in the same PCs.
+``--modern`` adds today's panel (scsynth_core.metrics.modern: W1/W2, RBF MMD^2, kNN precision/recall/density/
+coverage, 1-NN accuracy in the first 30 of the same PCs; SimBench-style marginals; DE recovery where the generated
+cells carry cell types) under ``"modern"``; ``--cells`` keeps the generated cells for re-scoring.
 
 Datasets are the real count sets of ``../shared/data`` (or ``$SCSYNTH_SHARED_DATA``); prepared copies are cached
 under ``benchmarks/out/data/``. Example::
@@ -114,15 +117,22 @@ def generate_like_test(model, test, seed: int):
     return model.sample(test.n_obs, seed=seed)
 
 
-def score(test, generated, representation, *, trees: int, seed: int, threads: int) -> dict:
-    """RF AUC/error and MMD of generated vs test cells (plus zero fractions, a quick diagnostic)."""
+def score(test, generated, representation, *, trees: int, seed: int, threads: int, modern: bool = False) -> dict:
+    """RF AUC/error and MMD of generated vs test cells (plus zero fractions, a quick diagnostic); with ``modern``
+    today's metrics panel in the first 30 of the same PCs (per cell type where the generated cells have types)."""
     import scipy.sparse as sp
 
     from scsynth_core.data.preprocess import expression_scale
+    from scsynth_core.metrics.modern import modern_metrics
     from scsynth_core.metrics.realism import realism_metrics
 
     generated = expression_scale(generated)
     metrics = realism_metrics(test, generated, representation=representation, n_trees=trees, seed=seed, n_jobs=threads)
+    if modern:
+        label_key = "cluster" if "cluster" in generated.obs else None
+        metrics["modern"] = modern_metrics(
+            test, generated, label_key=label_key, representation=representation, seed=seed
+        )
 
     def zeros(X):
         X = sp.csr_matrix(X)
@@ -184,7 +194,13 @@ def run(args) -> dict:
         t1 = time.perf_counter()
         generated = generate_like_test(model, test, seed=args.seed)
         result["generate_seconds"] = round(time.perf_counter() - t1, 2)
-    result |= score(test, generated, representation, trees=args.trees, seed=args.seed, threads=args.threads)
+    if args.cells:
+        from scsynth_core import atomic
+
+        atomic.write_h5ad(args.cells, generated)
+    result |= score(
+        test, generated, representation, trees=args.trees, seed=args.seed, threads=args.threads, modern=args.modern
+    )
     return result
 
 
@@ -202,6 +218,8 @@ def main(argv=None) -> None:
     parser.add_argument("--history", help="write the training log (TSV) here")
     parser.add_argument("--save-model", help="save the fitted model here")
     parser.add_argument("--out", help="JSON results file (default: print)")
+    parser.add_argument("--modern", action="store_true", help="also score today's metrics panel")
+    parser.add_argument("--cells", help="write the generated cells (h5ad) here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     result = run(args)
