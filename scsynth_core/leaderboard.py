@@ -1,7 +1,8 @@
 """One leaderboard over every experiment, and ranks of models on metrics that are better in different directions.
 
 A metric is better ``"lower"`` (distances, errors: 0 is identical), ``"higher"`` (F1, recall, correlations) or
-``"half"`` (0.5 is best: a real-vs-generated classifier's AUC, error or 1-NN accuracy at chance). The same words as
+``"half"`` (0.5 is best: a real-vs-generated classifier's AUC, error or 1-NN accuracy at chance) or ``"one"`` (1 is
+best: kNN density, whose expectation is 1 for identical distributions). The same words as
 :data:`scsynth_core.metrics.modern.DIRECTIONS`.
 
 :func:`build_leaderboard` joins the experiments' headline scores, each from the experiment's own summary table
@@ -25,7 +26,7 @@ from scsynth_core.errors import DataError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-DIRECTION_WORDS = ("lower", "higher", "half")
+DIRECTION_WORDS = ("lower", "higher", "half", "one")
 
 
 def badness(values: pd.Series, direction: str) -> pd.Series:
@@ -36,6 +37,8 @@ def badness(values: pd.Series, direction: str) -> pd.Series:
         return -values
     if direction == "half":
         return (values - 0.5).abs()
+    if direction == "one":
+        return (values - 1.0).abs()
     raise ValueError(f"unknown metric direction {direction!r} (expected one of {', '.join(DIRECTION_WORDS)})")
 
 

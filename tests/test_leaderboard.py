@@ -24,6 +24,14 @@ def test_ranks_follow_each_metrics_direction_ties_share_and_missing_stay_missing
     assert ranks["auc"].tolist() == [4, 2, 3, 1]  # distance from 0.5
 
 
+def test_knn_density_is_best_at_one_not_highest():
+    density = pd.DataFrame({"knn_density": [1.6, 0.9, 1.05, 0.5]}, index=["crowded", "b", "c", "sparse"])
+    from scsynth_core.metrics import DIRECTIONS
+
+    ranks = rank_columns(density, {"knn_density": DIRECTIONS["knn_density"]})
+    assert ranks["knn_density"].tolist() == [4, 2, 1, 3]  # distance from 1 ("higher" would put crowded first)
+
+
 def test_reference_rows_are_unranked_and_push_no_one_down():
     values = _values()
     ranks = rank_columns(values, {"w2": "lower", "recall": "higher", "auc": "half"},
