@@ -4,6 +4,8 @@
         --jobs 2                    # one thread per job; results in benchmarks/results/realism/
     python benchmarks/realism_grid.py table > benchmarks/results/realism/TABLE.md
     python benchmarks/realism_grid.py curves --out benchmarks/results/realism/training_curves.png
+    python benchmarks/realism_grid.py modern-table --results benchmarks/results/realism_modern \
+        > benchmarks/results/realism_modern/TABLE.md    # runs made with ``run --modern``
 
 Each run writes ``<dataset>__<model>.json`` (the protocol's result) and ``<dataset>__<model>.tsv`` (the training
 log with the realism monitor). Existing results are skipped, so an interrupted grid resumes.
@@ -133,6 +135,66 @@ def table(args) -> None:
     )
 
 
+#: Reference rows of the modern table: shown, never ranked (the leaderboard's convention).
+REFERENCES = ("real_control", "upsample")
+
+
+def modern_table(args) -> None:
+    """Markdown, per dataset: every overall realism metric (RF AUC, MMD and today's panel) of every model, the
+    best generator's value in bold (ranked by the metric's direction; the references unranked), and per model
+    the metrics it is best on."""
+    sys.path.insert(0, str(ROOT))
+    import pandas as pd
+
+    from scsynth_core.leaderboard import rank_columns
+    from scsynth_core.metrics.modern import DIRECTIONS
+
+    results = [json.loads(p.read_text()) for p in sorted(Path(args.results).glob("*.json"))]
+    results = [r for r in results if "modern" in r]
+    directions = {"rf_auc_mean": "half", "mmd": "lower", **DIRECTIONS}
+    wins: dict[str, list[str]] = {}
+    for dataset in sorted({r["dataset"] for r in results}):
+        rows = {
+            r["model"]: {"rf_auc_mean": r["rf_auc_mean"], "mmd": r["mmd"], **r["modern"]}
+            for r in results
+            if r["dataset"] == dataset
+        }
+        models = [m for m in MODELS if m in rows]
+        frame = pd.DataFrame(rows).T.loc[models, list(directions)]
+        ranks = rank_columns(frame, directions, ranked=~frame.index.isin(REFERENCES))
+        print(f"\n### {dataset}\n\n| metric (best) | " + " | ".join(models) + " |")
+        print("|---|" + "---|" * len(models))
+        for metric, direction in directions.items():
+            cells = [
+                ""
+                if pd.isna(frame.loc[m, metric])
+                else f"**{frame.loc[m, metric]:.3g}**"
+                if ranks.loc[m, metric] == 1
+                else f"{frame.loc[m, metric]:.3g}"
+                for m in models
+            ]
+            print(f"| {metric} ({direction}) | " + " | ".join(cells) + " |")
+        best = (ranks == 1).sum(axis=1)
+        scored = ranks.notna().sum(axis=1)
+        print(
+            "| best on | " + " | ".join("-" if m in REFERENCES else f"{best[m]} of {scored[m]}" for m in models) + " |"
+        )
+        for m in models:
+            if m not in REFERENCES:
+                lost = [c for c in directions if ranks.loc[m, c] > 1]
+                wins.setdefault(m, []).append(f"{dataset}: loses {', '.join(lost) if lost else 'none'}")
+    print("\n### Where each model is not best\n")
+    for model, lines in wins.items():
+        print(f"- **{model}**: " + "; ".join(lines))
+    commits = sorted({r["commit"] for r in results})
+    dates = sorted({r["date"] for r in results})
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in results}
+    print(
+        f"\nDirections: lower/higher is better, half = best at 0.5, one = best at 1. Dates {', '.join(dates)}; "
+        f"commits {', '.join(commits)}; machines {'; '.join(machines)}."
+    )
+
+
 def curves(args) -> None:
     """Monitor AUC over training minutes for every run (and the preset-tuning runs' curves of the neural models,
     ``diagnoses/neural_monitor_curves.tsv``), one panel per dataset."""
@@ -184,10 +246,12 @@ def main(argv=None) -> None:
     p_run.add_argument("--modern", action="store_true", help="score today's metrics panel too and keep the cells")
     p_run.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
     sub.add_parser("table")
+    p_modern = sub.add_parser("modern-table")
+    p_modern.add_argument("--results", default=str(RESULTS.parent / "realism_modern"))
     p_curves = sub.add_parser("curves")
     p_curves.add_argument("--out", default=str(RESULTS / "training_curves.png"))
     args = parser.parse_args(argv)
-    {"run": run, "table": table, "curves": curves}[args.command](args)
+    {"run": run, "table": table, "curves": curves, "modern-table": modern_table}[args.command](args)
 
 
 if __name__ == "__main__":
