@@ -142,7 +142,7 @@ REFERENCES = ("real_control", "upsample")
 def modern_table(args) -> None:
     """Markdown, per dataset: every overall realism metric (RF AUC, MMD and today's panel) of every model, the
     best generator's value in bold (ranked by the metric's direction; the references unranked), and per model
-    the metrics it is best on."""
+    how many of the metrics scored for at least two generators it is best on."""
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
@@ -174,8 +174,9 @@ def modern_table(args) -> None:
                 for m in models
             ]
             print(f"| {metric} ({direction}) | " + " | ".join(cells) + " |")
-        best = (ranks == 1).sum(axis=1)
-        scored = ranks.notna().sum(axis=1)
+        contested = ranks.columns[ranks.notna().sum() >= 2]  # a metric only one generator has wins nothing
+        best = (ranks[contested] == 1).sum(axis=1)
+        scored = ranks[contested].notna().sum(axis=1)
         print(
             "| best on | " + " | ".join("-" if m in REFERENCES else f"{best[m]} of {scored[m]}" for m in models) + " |"
         )

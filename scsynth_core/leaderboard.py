@@ -42,6 +42,12 @@ def badness(values: pd.Series, direction: str) -> pd.Series:
     raise ValueError(f"unknown metric direction {direction!r} (expected one of {', '.join(DIRECTION_WORDS)})")
 
 
+def is_better(a: float, b: float, direction: str) -> bool:
+    """Whether value ``a`` is strictly better than ``b`` for a metric better in ``direction``."""
+    scores = badness(pd.Series([a, b], dtype=float), direction)
+    return bool(scores.iloc[0] < scores.iloc[1])
+
+
 def rank_columns(
     values: pd.DataFrame, directions: Mapping[str, str], *, ranked: np.ndarray | pd.Series | None = None
 ) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scsynth_core.leaderboard import rank_columns
+from scsynth_core.leaderboard import is_better, rank_columns
 from scsynth_core.plots.leaderboard import plot_rank_table
 
 
@@ -30,6 +30,8 @@ def test_knn_density_is_best_at_one_not_highest():
 
     ranks = rank_columns(density, {"knn_density": DIRECTIONS["knn_density"]})
     assert ranks["knn_density"].tolist() == [4, 2, 1, 3]  # distance from 1 ("higher" would put crowded first)
+    assert is_better(1.05, 1.6, "one") and not is_better(1.6, 1.05, "one") and is_better(0.4, 0.7, "half")
+    assert not is_better(0.5, 0.5, "lower")  # strictly better
 
 
 def test_reference_rows_are_unranked_and_push_no_one_down():

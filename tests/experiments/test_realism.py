@@ -19,6 +19,7 @@ from scsynth_core import steps
 from scsynth_core.config import check_config, validate_config
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.experiments import realism
+from scsynth_core.leaderboard import is_better
 from scsynth_core.metrics.modern import DIRECTIONS, GROUP_KEYS, METRICS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,9 +107,7 @@ def test_the_real_control_looks_real_in_the_protocols_pca(runs):
     control = json.loads(runs["real_control"].read_text())
     noisy = json.loads(runs["labelled"].read_text())
     assert control["knn_recall"] > 0.7 and abs(control["nn1_accuracy"] - 0.5) < 0.15
-    better = {"lower": lambda a, b: a < b, "higher": lambda a, b: a > b,
-              "half": lambda a, b: abs(a - 0.5) < abs(b - 0.5)}  # fmt: skip
-    worse = [key for key, way in DIRECTIONS.items() if not better[way](control[key], noisy[key])]
+    worse = [key for key, way in DIRECTIONS.items() if not is_better(control[key], noisy[key], way)]
     assert not worse
 
 

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from conftest import shared_dataset
 from scsynth_core.errors import ConfigError, DataError
+from scsynth_core.leaderboard import is_better
 from scsynth_core.metrics import DIRECTIONS, METRICS, metrics_frame, modern_metrics
 from scsynth_core.metrics.modern import GROUP_KEYS
 from scsynth_core.metrics.representation import fit_representation
@@ -124,13 +125,7 @@ def test_real_held_out_cells_beat_a_noisy_copy_on_every_metric():
     worse = []
     for key, direction in DIRECTIONS.items():
         g, b = good[key], noisy[key]
-        better = {
-            "lower": g < b,
-            "higher": g > b,
-            "half": abs(g - 0.5) < abs(b - 0.5),
-            "one": abs(g - 1) < abs(b - 1),
-        }[direction]
-        if not better:
+        if not is_better(g, b, direction):
             worse.append((key, g, b))
     assert not worse
     assert good["knn_recall"] > 0.9 and abs(good["nn1_accuracy"] - 0.5) < 0.1  # real vs real looks real
