@@ -32,16 +32,11 @@ from realism_protocol import commit, parse_sets
 def reconstructions(model, train, n: int, rng):
     """``n`` pilot cells drawn uniformly, through the autoencoder and the negative binomial."""
     import numpy as np
-    import torch
 
     X = train.X.tocsr()
     codes = model._codes(X, model._device)  # latent codes + log library size
     rows = rng.integers(0, X.shape[0], n)
-    theta = model._decoder.log_theta.exp().detach().cpu().numpy().astype(np.float64)[None, :]
-    with torch.no_grad():
-        proportions = model._decoder(torch.from_numpy(codes[rows, :-1].astype(np.float32))).numpy()
-    mean = np.exp(codes[rows, -1:]) * proportions.astype(np.float64)
-    return rng.negative_binomial(theta, theta / (theta + mean)).astype(np.float32)
+    return model.decode_counts(codes[rows], rng).astype(np.float32)
 
 
 def main(argv=None) -> None:

@@ -28,19 +28,13 @@ def reconstruction_cells(model, train, labels, rng):
     import anndata as ad
     import numpy as np
     import scipy.sparse as sp
-    import torch
 
     types, counts = np.unique(labels, return_counts=True)
     cluster = train.obs["cluster"].astype(str).to_numpy()
     rows = np.concatenate(
         [rng.choice(np.flatnonzero(cluster == t), size=k, replace=True) for t, k in zip(types, counts, strict=True)]
     )
-    codes = model._codes(train.X[rows], model._device)  # latent codes + log library size
-    with torch.no_grad():
-        proportions = model._decoder(torch.from_numpy(codes[:, :-1].astype(np.float32))).numpy()
-    mean = np.exp(codes[:, -1:]) * proportions.astype(np.float64)
-    theta = model._decoder.log_theta.exp().detach().numpy().astype(np.float64)[None, :]
-    X = rng.negative_binomial(theta, theta / (theta + mean)).astype(np.float32)
+    X = model.decode_counts(model._codes(train.X[rows], model._device), rng).astype(np.float32)
     return ad.AnnData(sp.csr_matrix(X), var=train.var.copy())
 
 

@@ -152,7 +152,7 @@ def modern_table(args) -> None:
     results = [json.loads(p.read_text()) for p in sorted(Path(args.results).glob("*.json"))]
     results = [r for r in results if "modern" in r]
     directions = {"rf_auc_mean": "half", "mmd": "lower", **DIRECTIONS}
-    wins: dict[str, list[str]] = {}
+    losses: dict[str, list[str]] = {}
     for dataset in sorted({r["dataset"] for r in results}):
         rows = {
             r["model"]: {"rf_auc_mean": r["rf_auc_mean"], "mmd": r["mmd"], **r["modern"]}
@@ -183,9 +183,9 @@ def modern_table(args) -> None:
         for m in models:
             if m not in REFERENCES:
                 lost = [c for c in directions if ranks.loc[m, c] > 1]
-                wins.setdefault(m, []).append(f"{dataset}: loses {', '.join(lost) if lost else 'none'}")
+                losses.setdefault(m, []).append(f"{dataset}: loses {', '.join(lost) if lost else 'none'}")
     print("\n### Where each model is not best\n")
-    for model, lines in wins.items():
+    for model, lines in losses.items():
         print(f"- **{model}**: " + "; ".join(lines))
     commits = sorted({r["commit"] for r in results})
     dates = sorted({r["date"] for r in results})

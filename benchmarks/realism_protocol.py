@@ -123,12 +123,13 @@ def score(test, generated, representation, *, trees: int, seed: int, threads: in
     import scipy.sparse as sp
 
     from scsynth_core.data.preprocess import expression_scale
-    from scsynth_core.metrics.modern import modern_metrics
     from scsynth_core.metrics.realism import realism_metrics
 
     generated = expression_scale(generated)
     metrics = realism_metrics(test, generated, representation=representation, n_trees=trees, seed=seed, n_jobs=threads)
     if modern:
+        from scsynth_core.metrics.modern import modern_metrics
+
         label_key = "cluster" if "cluster" in generated.obs else None
         metrics["modern"] = modern_metrics(
             test, generated, label_key=label_key, representation=representation, seed=seed

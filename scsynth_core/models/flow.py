@@ -439,7 +439,6 @@ class LatentFlow(Encodes, GenerativeModel):
         n = len(types)
         types = torch.from_numpy(np.asarray(types, dtype=np.int64)).to(self._device)
         noise = torch.from_numpy(noise_rng.standard_normal((n, net.dim), dtype=np.float32)).to(self._device)
-        theta = self._decoder.log_theta.exp().cpu().numpy().astype(np.float64)[None, :]
         blocks = []
         for start in range(0, n, _BLOCK_ROWS):
             stop = min(start + _BLOCK_ROWS, n)
@@ -455,12 +454,19 @@ class LatentFlow(Encodes, GenerativeModel):
                 .numpy()
                 .astype(np.float64)
             )
-            x = x * self._code_sd + self._code_mean
-            code = torch.from_numpy(x[:, :-1].astype(np.float32)).to(self._device)
-            mean = np.exp(x[:, -1:]) * self._decoder(code).cpu().numpy().astype(np.float64)
-            counts = count_rng.negative_binomial(theta, theta / (theta + mean))
+            counts = self.decode_counts(x * self._code_sd + self._code_mean, count_rng)
             blocks.append(sp.csr_matrix(counts.astype(np.float32)))
         return sp.vstack(blocks, format="csr")
+
+    @torch.no_grad()
+    def decode_counts(self, codes: np.ndarray, count_rng: np.random.Generator) -> np.ndarray:
+        """Raw counts of codes laid out as :meth:`_codes` gives them (latent code, then log library size): the
+        decoder's proportions times the library as NB means, one negative binomial draw each from ``count_rng``.
+        Generation decodes the flow's codes with it; the diagnosis benchmarks decode the encoder's."""
+        theta = self._decoder.log_theta.exp().cpu().numpy().astype(np.float64)[None, :]
+        code = torch.from_numpy(codes[:, :-1].astype(np.float32)).to(self._device)
+        mean = np.exp(codes[:, -1:]) * self._decoder(code).cpu().numpy().astype(np.float64)
+        return count_rng.negative_binomial(theta, theta / (theta + mean))
 
     def _sample_chunk(self, n, labels, rng):
         self._require_fitted()
