@@ -34,6 +34,34 @@ include: "rules/perturbation.smk"
 include: "rules/leaderboard.smk"
 
 
+# Rules that only read small tables (summaries, leaderboards, plots of ROC curves, F1 and training logs) run in
+# the Snakemake process itself under a cluster executor: a SLURM job of its own would cost a queue wait and a
+# Snakemake start-up for a second of work. Rules that read cells or embeddings stay cluster jobs.
+localrules:
+    all,
+    summarise_realism,
+    summarise_modern_metrics,
+    summarise_per_cluster,
+    realism_training_times,
+    realism_leaderboard,
+    plot_realism_roc,
+    plot_per_cluster_roc,
+    plot_correlation_heatmap,
+    plot_realism_leaderboard,
+    plot_modern_metrics,
+    plot_training_curves,
+    summarise_augmentation,
+    plot_augmentation_f1,
+    actinn_summary,
+    pilot_summary,
+    disentanglement_summary,
+    disentanglement_code_data_summary,
+    perturbation_summary,
+    perturbation_retrain_summary,
+    perturbation_retrain_figure,
+    experiments_leaderboard,
+
+
 rule all:
     default_target: True
     input:

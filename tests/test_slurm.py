@@ -2,7 +2,8 @@
 
 tests/slurm_cluster.py starts munged, slurmctld and slurmd (Debian packages) in a private directory, with one
 fake GPU; the tests submit the demo workflow with the SLURM executor plugin and check, from SLURM's own records
-(squeue keeps ended jobs for MinJobAge, one hour on the test cluster), that every job went through sbatch,
+(squeue keeps ended jobs for MinJobAge, one hour on the test cluster), that every job went through sbatch
+except the Snakefile's light `localrules` (which run once each in the Snakemake process),
 that a job killed with scancel while running is resubmitted, that results equal a local run, and that exactly
 the training and generation jobs of a `device: cuda` config request a GPU.
 
@@ -29,7 +30,7 @@ from workflow_utils import REPO, SNAKEMAKE, configfile_args, copy_workflow, job_
 SLURM_PROFILE = ["--profile", "profiles/slurm", "--workflow-profile", "profiles/slurm-local"]
 # The realism experiment with both baselines, a small forest and no embeddings: every stage of the workflow
 # (import -> prepare -> split -> train -> generate -> evaluate -> figures -> leaderboard, training times) in 20
-# SLURM jobs.
+# jobs, 12 of them through sbatch (the summaries, the leaderboard and the plots of small tables are localrules).
 FAST_REALISM = (
     "experiments: [realism]\nrealism: {models: [upsample, noise], rf_trees: 50, embeddings: [], per_cluster: false}\n"
 )
@@ -83,6 +84,13 @@ def _final_state(cluster, job_id: str, timeout: float = 30) -> str:
         time.sleep(0.1)
 
 
+def _local_rules() -> set[str]:
+    """The rules of the Snakefile's ``localrules:`` list."""
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (REPO / "Snakefile").read_text(), re.MULTILINE)
+    assert block, "the Snakefile has no localrules: list"
+    return set(re.findall(r"\w+", block.group(1)))
+
+
 def _run_jobs(cluster, output: str) -> list[dict[str, str]]:
     """SLURM's record of every job this Snakemake run submitted (job name = the run ID it logs)."""
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
@@ -112,9 +120,12 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, defau
     wf = copy_workflow(tmp_path / "slurm")
     extra = configfile_args(wf, "device: cuda\n" + FAST_REALISM)
     expected = job_stats(snakemake(wf, "-n", *SLURM_PROFILE, *extra, check=True).stdout)
-    for row in ("total", "all"):  # not submitted jobs
+    for row in ("total", "all"):  # not jobs
         expected.pop(row, None)
     assert sum(expected.values()) == 20 and expected["train_model"] == 2, expected
+    local = _local_rules()
+    submitted = {rule: n for rule, n in expected.items() if rule not in local}
+    assert sum(submitted.values()) == 12 and not GPU_RULES & local, submitted
 
     t0 = time.monotonic()
     proc = _start(cluster, wf, *extra)
@@ -131,17 +142,21 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, defau
                     cancelled = job
                 break
         time.sleep(0.1)
-    output = _finish(proc, wf, timeout=300)
+    output = _finish(proc, wf, timeout=600)  # 125 s alone on the idle 2-core VM; twice that beside a busy worker
     wall = time.monotonic() - t0
     assert cancelled is not None, f"no training or generation job could be cancelled while running (tried {tried})"
 
     jobs = _run_jobs(cluster, output)
     by_id = {job["id"]: job for job in jobs}
     assert by_id[cancelled["id"]]["state"] == "CANCELLED", by_id[cancelled["id"]]
-    # Every job of the dry run went through sbatch and completed; the cancelled one ran again.
+    # Every job of the dry run but the local rules' went through sbatch and completed; the cancelled one ran
+    # again. The local rules' jobs ran once each in the Snakemake process.
     completed = collections.Counter(_rule_of(job) for job in jobs if job["state"] == "COMPLETED")
-    assert dict(completed) == expected, (dict(completed), expected)
-    assert len(jobs) == sum(expected.values()) + 1, jobs
+    assert dict(completed) == submitted, (dict(completed), submitted)
+    assert len(jobs) == sum(submitted.values()) + 1, jobs
+    ran_locally = collections.Counter(re.findall(r"^localrule (\w+):", output, re.MULTILINE))
+    ran_locally.pop("all", None)
+    assert dict(ran_locally) == {rule: n for rule, n in expected.items() if rule in local}, dict(ran_locally)
     resubmitted = [job for job in jobs if job["comment"] == cancelled["comment"]]
     assert [job["state"] for job in resubmitted] == ["CANCELLED", "COMPLETED"], resubmitted
     # One SLURM log per job: logs/slurm/rule_<rule>/<wildcards>/<job id>.log (the cancelled one had started).
@@ -164,8 +179,8 @@ def test_demo_through_slurm_equals_local_run_and_survives_scancel(cluster, defau
         np.testing.assert_array_equal(gen_local[name], gen_slurm[name])
     assert (wf / "results/realism/leaderboard.tsv").exists()
     print(
-        f"SLURM run: {len(jobs)} sbatch jobs ({sum(expected.values())} + 1 resubmitted after scancel of a "
-        f"running {_rule_of(cancelled)} job) in {wall:.0f} s"
+        f"SLURM run: {len(jobs)} sbatch jobs ({sum(submitted.values())} + 1 resubmitted after scancel of a "
+        f"running {_rule_of(cancelled)} job) and {sum(ran_locally.values())} local jobs in {wall:.0f} s"
     )
 
 
