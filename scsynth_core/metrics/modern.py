@@ -149,7 +149,8 @@ def modern_metrics(
     ----------
     real, generated
         Cells with the same genes in the same order; ``X`` holds counts (or LSN values for the PC-space and DE
-        metrics, which re-normalise; the library-size score of :mod:`~scsynth_core.metrics.marginals` needs counts).
+        metrics, which re-normalise; the library-size score of :mod:`~scsynth_core.metrics.marginals` needs counts
+        and is NaN for cells whose ``uns["scsynth"]["representation"]`` is not ``counts``).
     label_key
         Cell-type column. Must be in ``real.obs`` when given; per-type values and DE recovery need it in
         ``generated.obs`` too (otherwise only overall values, DE keys NaN).
@@ -221,6 +222,8 @@ def modern_metrics(
 
     if "marginals" in chosen:
         out |= marginal_scores(real.X, generated.X)
+        if generated.uns.get("scsynth", {}).get("representation", "counts") != "counts":
+            out["ks_library_size"] = float("nan")  # LSN/log1p cells have no library size of their own
     if "de" in chosen:
         out |= dict.fromkeys(GROUP_KEYS["de"], float("nan"))
         if lab_gen is not None:

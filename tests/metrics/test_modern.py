@@ -78,6 +78,19 @@ def test_labels_only_in_the_real_cells_give_overall_values_only(demo_counts):
     assert all(np.isnan(out[key]) for key in GROUP_KEYS["de"])
 
 
+def test_library_size_is_not_scored_for_normalised_cells(demo_counts):
+    """LSN cells (every cell sums to 20,000) have no library sizes to compare: NaN, not a KS distance of ~1; the
+    per-gene marginals still compare (they re-normalise), equal to those of the same cells as counts."""
+    _, real, held = _thirds(demo_counts)
+    lsn = held.copy()
+    lsn.X = sp.csr_matrix(lsn.X.multiply(2e4 / lsn.X.sum(axis=1)))
+    lsn.uns["scsynth"] = {"representation": "lsn"}
+    as_lsn, as_counts = (modern_metrics(real, cells, metrics="marginals") for cells in (lsn, held))
+    assert np.isnan(as_lsn["ks_library_size"]) and as_counts["ks_library_size"] < 0.2
+    for key in ("ks_gene_mean", "ks_gene_zero_fraction", "ks_cell_zero_fraction"):
+        assert as_lsn[key] == pytest.approx(as_counts[key], abs=1e-6), key
+
+
 def test_bad_arguments_name_the_problem(demo_counts):
     with pytest.raises(ConfigError, match="unknown or empty metric group.*'fid'"):
         modern_metrics(demo_counts, demo_counts, metrics=("mmd", "fid"))
