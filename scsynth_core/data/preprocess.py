@@ -225,6 +225,13 @@ def from_representation(
     return values * factor[:, None].astype(values.dtype)
 
 
+def output_representation(generated: ad.AnnData) -> str:
+    """The output space a model recorded in ``uns["scsynth"]["representation"]`` (``counts`` when unrecorded)."""
+    representation = generated.uns.get("scsynth", {}).get("representation", "counts")
+    _check_representation(representation)
+    return representation
+
+
 def expression_scale(generated: ad.AnnData) -> ad.AnnData:
     """Generated cells on the count/LSN scale every evaluation projects from.
 
@@ -233,9 +240,7 @@ def expression_scale(generated: ad.AnnData) -> ad.AnnData:
     Gaussian models' small negative values are set to 0 first (expression is non-negative, and a negative
     "library" cannot be normalised). Count and LSN outputs are returned as they are (the same object).
     """
-    representation = generated.uns.get("scsynth", {}).get("representation", "counts")
-    _check_representation(representation)
-    if representation != "log1p":
+    if output_representation(generated) != "log1p":
         return generated
     X = _float_csr(generated.X).copy()
     np.maximum(X.data, 0.0, out=X.data)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scsynth_core.data.preprocess import output_representation
 from scsynth_core.errors import ConfigError, DataError
 from scsynth_core.metrics.de_recovery import MIN_CELLS, TOP_K, de_recovery
 from scsynth_core.metrics.distribution import (
@@ -222,7 +223,7 @@ def modern_metrics(
 
     if "marginals" in chosen:
         out |= marginal_scores(real.X, generated.X)
-        if generated.uns.get("scsynth", {}).get("representation", "counts") != "counts":
+        if output_representation(generated) != "counts":
             out["ks_library_size"] = float("nan")  # LSN/log1p cells have no library size of their own
     if "de" in chosen:
         out |= dict.fromkeys(GROUP_KEYS["de"], float("nan"))
