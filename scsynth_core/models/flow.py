@@ -324,7 +324,7 @@ class LatentFlow(Encodes, GenerativeModel):
         ae_loop = TrainingLoop(
             self.name,
             ae_params,
-            max_steps=p["ae_epochs"] * per_epoch,
+            max_steps=max(p["ae_epochs"] * per_epoch, p["ae_min_steps"]),
             rng=rng,
             seed=seed,
             checkpoint=None if checkpoint is None else f"{checkpoint}.ae",

@@ -183,6 +183,19 @@ def test_unconditional_fit_generates_holistically(two_types):
         model.sample(2, labels=["t_cell", "b_cell"])
 
 
+def test_autoencoder_trains_at_least_ae_min_steps(two_types):
+    """240 cells at batch 32 are 8 steps per epoch: 2 epochs are 16 steps, raised to the floor of 50; a floor
+    below the epochs' steps changes nothing (the flow keeps its epochs either way)."""
+
+    def last_steps(**params) -> pd.Series:
+        model = LatentFlow("demo", **(TINY | {"epochs": 2, "ae_epochs": 2} | params))
+        return pd.DataFrame(model.fit(two_types, seed=0, device="cpu", progress=False)).groupby("phase")["step"].max()
+
+    assert last_steps(ae_min_steps=50).to_dict() == {"autoencoder": 50, "flow": 16}
+    assert last_steps(ae_min_steps=10).to_dict() == {"autoencoder": 16, "flow": 16}
+    assert LatentFlow("paper").params["ae_min_steps"] == 0 and LatentFlow("workstation").params["ae_min_steps"] == 3000
+
+
 def test_code_clusters_find_separated_groups():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])

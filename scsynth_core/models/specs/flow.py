@@ -13,6 +13,8 @@ PAPER: dict[str, Any] = LOOP_DEFAULTS | {
     "encoder_layers": [512, 256],
     "decoder_layers": [256, 512],
     "ae_epochs": 200,
+    # At least this many autoencoder steps whatever the data size (0: epochs only, as CFGen).
+    "ae_min_steps": 0,
     "ae_learning_rate": 1e-3,
     # Our departures from CFGen (docs/models.md, "latentflow"): the dispersions' own step size, and noise on the
     # codes while the autoencoder trains, in units of how far halving a cell's counts moves its code.
@@ -49,6 +51,7 @@ WORKSTATION: dict[str, Any] = PAPER | {
     "encoder_layers": [256],
     "decoder_layers": [256],
     "ae_epochs": 100,
+    "ae_min_steps": 3000,
     "flow_width": 256,
     "embedding_dim": 64,
     "epochs": 600,
@@ -80,6 +83,7 @@ PARAMS = LOOP_PARAMS | {
     "encoder_layers": integers(),
     "decoder_layers": integers(),
     "ae_epochs": integer(),
+    "ae_min_steps": integer(0),
     "ae_learning_rate": number(low_open=True),
     "dispersion_learning_rate": number(low_open=True),
     "code_noise": number(),
