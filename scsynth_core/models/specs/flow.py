@@ -45,7 +45,9 @@ PAPER: dict[str, Any] = LOOP_DEFAULTS | {
 #: faster per CPU second: codes of 16 dims (pbmc3k 0.65 vs 0.70 with 32), one hidden layer of 256 units each
 #: side, 100 autoencoder epochs (0.64 vs 0.65 with 40), a flow of 3 x 256 units with 64-dim embeddings at lr 1e-3
 #: and batch 128 for 600 epochs (pbmc3k 0.64 vs 0.65 with 300; Zeisel 0.73 vs 0.80 with 300 epochs and 40
-#: autoencoder epochs). The monitor is logged every 1,000 flow steps; the last weights are kept.
+#: autoencoder epochs). The monitor is logged every 1,000 flow steps; the last weights are kept. The autoencoder
+#: trains at least 3,000 steps (sets of 500-2,000 cells get 500-1,900 from 100 epochs; pilots of 384-1,152 cells,
+#: 300-900): realism grid and pilot, benchmarks/results/realism_minsteps/README.md.
 WORKSTATION: dict[str, Any] = PAPER | {
     "latent_dim": 16,
     "encoder_layers": [256],
