@@ -17,8 +17,8 @@ SHORTER = """
 realism: {rf_trees: 100, embeddings: [], per_cluster: false}
 augmentation: {rf_trees: 100, fractions: [0.1]}
 models:
-  scgan: {params: {max_steps: 60, monitor_every: 20}}
-  cscgan: {params: {max_steps: 60, monitor_every: 20}}
+  scgan: {params: {max_steps: 30, monitor_every: 10}}
+  cscgan: {params: {max_steps: 30, monitor_every: 10}}
   activa: {params: {epochs: 14, classifier_epochs: 30, monitor_every: 2}}
 """
 
@@ -48,7 +48,7 @@ def test_models_demo_runs_realism_augmentation_and_training_times(tmp_path):
     times = pd.read_csv(results / "realism/pbmc68k_demo/training_times.tsv", sep="\t").set_index("model")
     assert set(times.index) == {"scgan", "cscgan", "activa"}
     assert (times["device"] == "auto").all() and (times["train_wall_seconds"] > times["train_loop_seconds"]).all()
-    assert times.loc["scgan", "steps"] == 60 and np.isfinite(times["common_quality_level"]).all()
+    assert times.loc["scgan", "steps"] == 30 and np.isfinite(times["common_quality_level"]).all()
     # Every run reaches the common level by construction; the fastest has relative time 1.
     assert times["seconds_to_quality"].notna().all() and times["relative_time_to_quality"].min() == 1.0
     assert (times["seconds_to_quality"] <= times["train_loop_seconds"] + 1e-6).all()
