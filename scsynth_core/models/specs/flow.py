@@ -47,7 +47,8 @@ PAPER: dict[str, Any] = LOOP_DEFAULTS | {
 #: and batch 128 for 600 epochs (pbmc3k 0.64 vs 0.65 with 300; Zeisel 0.73 vs 0.80 with 300 epochs and 40
 #: autoencoder epochs). The monitor is logged every 1,000 flow steps; the last weights are kept. The autoencoder
 #: trains at least 3,000 steps (sets of 500-2,000 cells get 500-1,900 from 100 epochs; pilots of 384-1,152 cells,
-#: 300-900): realism grid and pilot, benchmarks/results/realism_minsteps/README.md.
+#: 300-900): better on the five shared sets of 1,700+ cells and on pilots, worse on the two of ~600 (pancreas RF
+#: AUC 0.66 -> 0.73); benchmarks/results/realism_minsteps/README.md.
 WORKSTATION: dict[str, Any] = PAPER | {
     "latent_dim": 16,
     "encoder_layers": [256],
