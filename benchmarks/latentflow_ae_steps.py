@@ -31,11 +31,9 @@ def log_likelihood_per_cell(model, adata) -> float:
     from scsynth_core.models.flow import nb_log_likelihood
 
     X = adata.X.tocsr()
-    codes = model._codes(X, model._device)
+    mean = torch.from_numpy(model.decode_means(model._codes(X, model._device)).astype(np.float32))
+    counts = torch.from_numpy(X.toarray().astype(np.float32))
     with torch.no_grad():
-        proportions = model._decoder(torch.from_numpy(codes[:, :-1].astype(np.float32)))
-        mean = torch.from_numpy(np.exp(codes[:, -1:]).astype(np.float32)) * proportions
-        counts = torch.from_numpy(X.toarray().astype(np.float32))
         return float(nb_log_likelihood(counts, mean, model._decoder.log_theta.exp()).sum(dim=1).mean())
 
 

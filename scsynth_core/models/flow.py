@@ -459,13 +459,17 @@ class LatentFlow(Encodes, GenerativeModel):
         return sp.vstack(blocks, format="csr")
 
     @torch.no_grad()
-    def decode_counts(self, codes: np.ndarray, count_rng: np.random.Generator) -> np.ndarray:
-        """Raw counts of codes laid out as :meth:`_codes` gives them (latent code, then log library size): the
-        decoder's proportions times the library as NB means, one negative binomial draw each from ``count_rng``.
-        Generation decodes the flow's codes with it; the diagnosis benchmarks decode the encoder's."""
-        theta = self._decoder.log_theta.exp().cpu().numpy().astype(np.float64)[None, :]
+    def decode_means(self, codes: np.ndarray) -> np.ndarray:
+        """NB means of codes laid out as :meth:`_codes` gives them (latent code, then log library size): the
+        decoder's proportions times the library (float64, cells x genes)."""
         code = torch.from_numpy(codes[:, :-1].astype(np.float32)).to(self._device)
-        mean = np.exp(codes[:, -1:]) * self._decoder(code).cpu().numpy().astype(np.float64)
+        return np.exp(codes[:, -1:]) * self._decoder(code).cpu().numpy().astype(np.float64)
+
+    def decode_counts(self, codes: np.ndarray, count_rng: np.random.Generator) -> np.ndarray:
+        """Raw counts of codes (as :meth:`decode_means` takes them): one negative binomial draw per NB mean from
+        ``count_rng``. Generation decodes the flow's codes with it; the diagnosis benchmarks decode the encoder's."""
+        theta = self._decoder.log_theta.exp().cpu().numpy().astype(np.float64)[None, :]
+        mean = self.decode_means(codes)
         return count_rng.negative_binomial(theta, theta / (theta + mean))
 
     def _sample_chunk(self, n, labels, rng):
