@@ -468,7 +468,7 @@ class LatentFlow(Encodes, GenerativeModel):
     def decode_counts(self, codes: np.ndarray, count_rng: np.random.Generator) -> np.ndarray:
         """Raw counts of codes (as :meth:`decode_means` takes them): one negative binomial draw per NB mean from
         ``count_rng``. Generation decodes the flow's codes with it; the diagnosis benchmarks decode the encoder's."""
-        theta = self._decoder.log_theta.exp().cpu().numpy().astype(np.float64)[None, :]
+        theta = self._decoder.log_theta.detach().exp().cpu().numpy().astype(np.float64)[None, :]
         mean = self.decode_means(codes)
         return count_rng.negative_binomial(theta, theta / (theta + mean))
 

@@ -144,6 +144,20 @@ def test_autoencoder_recovers_the_simulated_dispersion(fitted):
     assert 1.5 < np.median(theta) < 2.7
 
 
+def test_encoded_cells_decode_to_their_type_means_and_counts(fitted, two_types):
+    """Encoding then decoding gives NB means near each type's simulated ones (programme genes 6x higher), and
+    ``decode_counts`` draws integers from them when called from user code, outside ``torch.no_grad``."""
+    X = two_types.X.tocsr()
+    codes = fitted._codes(X, fitted._device)
+    means = fitted.decode_means(codes)
+    t_cells = (two_types.obs["cell_type"] == "t_cell").to_numpy()
+    assert means[t_cells, :15].mean() > 3 * means[t_cells, 15:].mean()
+    assert means[~t_cells, 15:].mean() > 3 * means[~t_cells, :15].mean()
+    np.testing.assert_allclose(means.sum(axis=1), X.sum(axis=1).A1, rtol=0.35)
+    counts = fitted.decode_counts(codes, np.random.default_rng(0))
+    assert counts.shape == X.shape and (counts >= 0).all() and np.array_equal(counts, np.round(counts))
+
+
 def log_norm(X) -> np.ndarray:
     """Counts normalised to 10,000 per cell, log1p (for the nearest-centroid type checks)."""
     X = np.asarray(X.todense() if sp.issparse(X) else X, dtype=float)
