@@ -158,6 +158,22 @@ def test_encoded_cells_decode_to_their_type_means_and_counts(fitted, two_types):
     assert counts.shape == X.shape and (counts >= 0).all() and np.array_equal(counts, np.round(counts))
 
 
+def test_workstation_step_size_recovers_the_dispersion_within_the_step_floor(two_types):
+    """The workstation preset gives the dispersions the networks' step size (1e-3) because its step floor
+    leaves them enough steps: 1,500 reach the simulated inverse dispersion 2, where 320 leave it near 1."""
+    workstation = LatentFlow("workstation").params
+    assert workstation["dispersion_learning_rate"] == workstation["ae_learning_rate"] == 1e-3
+
+    def median_theta(steps: int) -> float:
+        params = TINY | {"epochs": 1, "ae_epochs": 1, "ae_min_steps": steps, "dispersion_learning_rate": 1e-3}
+        model = LatentFlow("demo", **params)
+        model.fit(two_types, label_key="cell_type", seed=0, device="cpu", progress=False)
+        return float(np.median(model._decoder.log_theta.exp().detach().numpy()))
+
+    assert 1.6 < median_theta(1500) < 2.6
+    assert median_theta(320) < 1.3
+
+
 def log_norm(X) -> np.ndarray:
     """Counts normalised to 10,000 per cell, log1p (for the nearest-centroid type checks)."""
     X = np.asarray(X.todense() if sp.issparse(X) else X, dtype=float)
