@@ -159,8 +159,8 @@ def test_encoded_cells_decode_to_their_type_means_and_counts(fitted, two_types):
 
 
 def test_workstation_step_size_recovers_the_dispersion_within_the_step_floor(two_types):
-    """The workstation preset gives the dispersions the networks' step size (1e-3) because its step floor
-    leaves them enough steps: 1,500 reach the simulated inverse dispersion 2, where 320 leave it near 1."""
+    """The workstation preset gives the dispersions the networks' step size (1e-3) under its step floor: on
+    simulated NB counts 1,500 steps reach the inverse dispersion 2, where 320 leave it near 1."""
     workstation = LatentFlow("workstation").params
     assert workstation["dispersion_learning_rate"] == workstation["ae_learning_rate"] == 1e-3
 
