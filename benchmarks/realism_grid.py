@@ -6,6 +6,8 @@
     python benchmarks/realism_grid.py curves --out benchmarks/results/realism/training_curves.png
     python benchmarks/realism_grid.py modern-table --results benchmarks/results/realism_modern \
         > benchmarks/results/realism_modern/TABLE.md    # runs made with ``run --modern``
+    python benchmarks/realism_grid.py ceiling --controls benchmarks/results/realism_ceiling \
+        > benchmarks/results/realism_ceiling/TABLE.md   # beside more real-control draws (seeds 1..)
 
 Each run writes ``<dataset>__<model>.json`` (the protocol's result) and ``<dataset>__<model>.tsv`` (the training
 log with the realism monitor). Existing results are skipped, so an interrupted grid resumes.
@@ -196,6 +198,97 @@ def modern_table(args) -> None:
     )
 
 
+def beyond_real_cells(
+    generators, draws: list[dict], directions: dict[str, str], *, model: str = "latentflow"
+) -> list[dict]:
+    """Per contested metric (scored for at least two generators): the real control's value in its first draw,
+    its range over ``draws``, the best generator and its value, ``beyond``: the best generator beats every
+    draw of the control, and ``as_real``: ``model`` is best or no worse than the control's worst draw.
+    ``generators``: a frame of metric values, one row per generator."""
+    import pandas as pd
+
+    from scsynth_core.leaderboard import badness
+
+    rows = []
+    for metric, direction in directions.items():
+        scored = pd.to_numeric(generators.get(metric), errors="coerce").dropna()
+        if len(scored) < 2:
+            continue
+        bad = badness(scored, direction)
+        winner = bad.idxmin()
+        control = pd.Series([d[metric] for d in draws], dtype=float)
+        as_real = winner == model or (model in bad.index and bad[model] <= badness(control, direction).max())
+        rows.append(
+            {
+                "metric": metric,
+                "direction": direction,
+                "control": control.iloc[0],
+                "control_min": control.min(),
+                "control_max": control.max(),
+                "winner": winner,
+                "value": scored[winner],
+                "beyond": bool((bad[winner] < badness(control, direction)).all()),
+                "as_real": bool(as_real),
+            }
+        )
+    return rows
+
+
+def ceiling(args) -> None:
+    """Markdown: where a generator scores better than real cells do. For every dataset and contested metric of
+    the modern table, the real control's values over its draws (seed 0 from ``--results``, more seeds from
+    ``--controls``: other held-out real cells, each with its own PCA fit) and the best generator's value
+    (:func:`beyond_real_cells`). A generator whose cells were distributed as the real ones would score as the
+    control does, so where the best generator is beyond every draw it would not be best: the leaderboard
+    target's ceiling (benchmarks/results/realism_ceiling/README.md)."""
+    sys.path.insert(0, str(ROOT))
+    import pandas as pd
+
+    from scsynth_core.metrics.modern import DIRECTIONS
+
+    def values(r: dict) -> dict:
+        return {"rf_auc_mean": r["rf_auc_mean"], "mmd": r["mmd"], **r["modern"]}
+
+    results = [json.loads(p.read_text()) for p in sorted(Path(args.results).glob("*.json"))]
+    results = [r for r in results if "modern" in r]
+    controls = [json.loads(p.read_text()) for p in sorted(Path(args.controls).glob("*.json"))]
+    directions = {"rf_auc_mean": "half", "mmd": "lower", **DIRECTIONS}
+    summary = []
+    for dataset in sorted({r["dataset"] for r in results}):
+        rows = {r["model"]: values(r) for r in results if r["dataset"] == dataset}
+        draws = [rows["real_control"]] + [values(c) for c in controls if c["dataset"] == dataset]
+        generators = pd.DataFrame({m: v for m, v in rows.items() if m not in REFERENCES}).T
+        print(f"\n### {dataset} ({len(draws)} real-control draws)\n")
+        print(
+            "| metric (best) | real control: seed 0 (min to max) | best generator | its value | beyond the real cells |"
+        )
+        print("|---|---|---|---|---|")
+        table = beyond_real_cells(generators, draws, directions)
+        for r in table:
+            print(
+                f"| {r['metric']} ({r['direction']}) | {r['control']:.3g} ({r['control_min']:.3g} to "
+                f"{r['control_max']:.3g}) | {r['winner']} | {r['value']:.3g} | {'yes' if r['beyond'] else ''} |"
+            )
+        summary.append((dataset, len(draws), table))
+    print("\n### Summary\n")
+    print(
+        "| dataset | control draws | beyond the real cells (winner) | of them won by another generator than "
+        "latentflow | latentflow best or within the real cells' range | latentflow short of the real cells on |"
+    )
+    print("|---|---|---|---|---|---|")
+    for dataset, n, table in summary:
+        beyond = [r for r in table if r["beyond"]]
+        names = ", ".join(f"{r['metric']} ({r['winner']})" for r in beyond) or "none"
+        short = ", ".join(r["metric"] for r in table if not r["as_real"]) or "none"
+        print(
+            f"| {dataset} | {n} | {names} | {sum(r['winner'] != 'latentflow' for r in beyond)} | "
+            f"{sum(r['as_real'] for r in table)} of {len(table)} | {short} |"
+        )
+    dates = sorted({r["date"] for r in [*results, *controls]})
+    commits = sorted({r["commit"] for r in [*results, *controls]})
+    print(f"\nDates {', '.join(dates)}; commits {', '.join(commits)}.")
+
+
 def curves(args) -> None:
     """Monitor AUC over training minutes for every run (and the preset-tuning runs' curves of the neural models,
     ``diagnoses/neural_monitor_curves.tsv``), one panel per dataset."""
@@ -249,10 +342,13 @@ def main(argv=None) -> None:
     sub.add_parser("table")
     p_modern = sub.add_parser("modern-table")
     p_modern.add_argument("--results", default=str(RESULTS.parent / "realism_modern"))
+    p_ceiling = sub.add_parser("ceiling")
+    p_ceiling.add_argument("--results", default=str(RESULTS.parent / "realism_modern"))
+    p_ceiling.add_argument("--controls", default=str(RESULTS.parent / "realism_ceiling"))
     p_curves = sub.add_parser("curves")
     p_curves.add_argument("--out", default=str(RESULTS / "training_curves.png"))
     args = parser.parse_args(argv)
-    {"run": run, "table": table, "curves": curves, "modern-table": modern_table}[args.command](args)
+    {"run": run, "table": table, "curves": curves, "modern-table": modern_table, "ceiling": ceiling}[args.command](args)
 
 
 if __name__ == "__main__":
