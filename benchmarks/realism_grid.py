@@ -101,8 +101,10 @@ def run(args) -> None:
             print(line, flush=True)
 
 
-def _results() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+def _results(folder: str | Path = RESULTS, *, modern: bool = False) -> list[dict]:
+    """The run JSONs of ``folder`` (``modern``: only those scored with today's panel)."""
+    results = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    return [r for r in results if "modern" in r] if modern else results
 
 
 def table(args) -> None:
@@ -141,6 +143,19 @@ def table(args) -> None:
 REFERENCES = ("real_control", "upsample")
 
 
+def _panel_directions() -> dict[str, str]:
+    """Every overall metric of the modern table with its direction: RF AUC, MMD and today's panel."""
+    sys.path.insert(0, str(ROOT))
+    from scsynth_core.metrics.modern import DIRECTIONS
+
+    return {"rf_auc_mean": "half", "mmd": "lower", **DIRECTIONS}
+
+
+def _panel_values(result: dict) -> dict[str, float]:
+    """One run's values of :func:`_panel_directions`' metrics."""
+    return {"rf_auc_mean": result["rf_auc_mean"], "mmd": result["mmd"], **result["modern"]}
+
+
 def modern_table(args) -> None:
     """Markdown, per dataset: every overall realism metric (RF AUC, MMD and today's panel) of every model, the
     best generator's value in bold (ranked by the metric's direction; the references unranked), and per model
@@ -149,18 +164,12 @@ def modern_table(args) -> None:
     import pandas as pd
 
     from scsynth_core.leaderboard import rank_columns
-    from scsynth_core.metrics.modern import DIRECTIONS
 
-    results = [json.loads(p.read_text()) for p in sorted(Path(args.results).glob("*.json"))]
-    results = [r for r in results if "modern" in r]
-    directions = {"rf_auc_mean": "half", "mmd": "lower", **DIRECTIONS}
+    results = _results(args.results, modern=True)
+    directions = _panel_directions()
     losses: dict[str, list[str]] = {}
     for dataset in sorted({r["dataset"] for r in results}):
-        rows = {
-            r["model"]: {"rf_auc_mean": r["rf_auc_mean"], "mmd": r["mmd"], **r["modern"]}
-            for r in results
-            if r["dataset"] == dataset
-        }
+        rows = {r["model"]: _panel_values(r) for r in results if r["dataset"] == dataset}
         models = [m for m in MODELS if m in rows]
         frame = pd.DataFrame(rows).T.loc[models, list(directions)]
         ranks = rank_columns(frame, directions, ranked=~frame.index.isin(REFERENCES))
@@ -217,7 +226,8 @@ def beyond_real_cells(
         bad = badness(scored, direction)
         winner = bad.idxmin()
         control = pd.Series([d[metric] for d in draws], dtype=float)
-        as_real = winner == model or (model in bad.index and bad[model] <= badness(control, direction).max())
+        control_bad = badness(control, direction)
+        as_real = winner == model or (model in bad.index and bad[model] <= control_bad.max())
         rows.append(
             {
                 "metric": metric,
@@ -227,7 +237,7 @@ def beyond_real_cells(
                 "control_max": control.max(),
                 "winner": winner,
                 "value": scored[winner],
-                "beyond": bool((bad[winner] < badness(control, direction)).all()),
+                "beyond": bool((bad[winner] < control_bad).all()),
                 "as_real": bool(as_real),
             }
         )
@@ -241,22 +251,15 @@ def ceiling(args) -> None:
     (:func:`beyond_real_cells`). A generator whose cells were distributed as the real ones would score as the
     control does, so where the best generator is beyond every draw it would not be best: the leaderboard
     target's ceiling (benchmarks/results/realism_ceiling/README.md)."""
-    sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from scsynth_core.metrics.modern import DIRECTIONS
-
-    def values(r: dict) -> dict:
-        return {"rf_auc_mean": r["rf_auc_mean"], "mmd": r["mmd"], **r["modern"]}
-
-    results = [json.loads(p.read_text()) for p in sorted(Path(args.results).glob("*.json"))]
-    results = [r for r in results if "modern" in r]
-    controls = [json.loads(p.read_text()) for p in sorted(Path(args.controls).glob("*.json"))]
-    directions = {"rf_auc_mean": "half", "mmd": "lower", **DIRECTIONS}
+    results = _results(args.results, modern=True)
+    controls = _results(args.controls)
+    directions = _panel_directions()
     summary = []
     for dataset in sorted({r["dataset"] for r in results}):
-        rows = {r["model"]: values(r) for r in results if r["dataset"] == dataset}
-        draws = [rows["real_control"]] + [values(c) for c in controls if c["dataset"] == dataset]
+        rows = {r["model"]: _panel_values(r) for r in results if r["dataset"] == dataset}
+        draws = [rows["real_control"]] + [_panel_values(c) for c in controls if c["dataset"] == dataset]
         generators = pd.DataFrame({m: v for m, v in rows.items() if m not in REFERENCES}).T
         print(f"\n### {dataset} ({len(draws)} real-control draws)\n")
         print(

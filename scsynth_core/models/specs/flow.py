@@ -51,8 +51,8 @@ PAPER: dict[str, Any] = LOOP_DEFAULTS | {
 #: AUC 0.66 -> 0.73); benchmarks/results/realism_minsteps/README.md. With that floor the dispersions take the
 #: networks' step size (1e-3): at 1e-2 and 3,000 steps those of pancreas ran to a median of 71 (near Poisson, the
 #: decoder's means absorbing the over-dispersion; pbmc3k: 0.7) and RF AUC rose there; at 1e-3 they stay near 1 on
-#: pancreas, which scores 0.64 (pbmc68k 0.51, 6 of 7 sets <= 0.65), and the pilot misses at 768 cells
-#: (benchmarks/results/realism_displr/README.md).
+#: pancreas, which scores 0.64 (pbmc68k 0.51, 6 of 7 sets <= 0.65; benchmarks/results/realism_displr/README.md),
+#: and on pilots of 768 and 1,152 cells it ties scVI posterior (benchmarks/results/pilot_copy/README.md).
 WORKSTATION: dict[str, Any] = PAPER | {
     "latent_dim": 16,
     "encoder_layers": [256],
